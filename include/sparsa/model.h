@@ -1,0 +1,160 @@
+// sparsa/model.h — decoder-only transformer models on the CPU: configuration, the one table
+// that maps Hugging Face tensor names to roles, weights, and the forward pass with named
+// observation points.
+//
+// Conventions: weights are fp32 row-major [out, in] like nn.Linear; activations are
+// [n_tokens, features]. A Model is immutable during forward() and may be shared by threads
+// that each own their ForwardBuffers; pruning code mutates Linear::weight between passes.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sparsa/tensor.h"
+
+namespace sparsa {
+
+// ---- configuration ----
+
+struct ModelConfig {
+  std::string model_type;        // "llama", "mistral", "qwen2" (HF) or "llama2c"
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;       // d_model
+  int64_t intermediate_size = 0; // d_ff
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;      // GQA: num_heads % num_kv_heads == 0
+  int64_t head_dim = 0;          // usually hidden_size / num_heads
+  int64_t max_position = 0;      // context length
+  float rms_norm_eps = 1e-6f;
+  float rope_theta = 10000.0f;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;   // q/k/v (and o when o_proj_bias) biases, Qwen2 style
+  bool o_proj_bias = false;
+  bool mlp_bias = false;
+  int32_t bos_token_id = 1;
+  int32_t eos_token_id = 2;
+
+  int64_t q_dim() const { return num_heads * head_dim; }
+  int64_t kv_dim() const { return num_kv_heads * head_dim; }
+};
+
+// Reads a Hugging Face config.json of the LLaMA family (llama, mistral, qwen2). Throws
+// Error(kBadInput) naming the file and field when a required field is missing or wrong,
+// or when model_type is not supported.
+ModelConfig load_hf_config(const std::filesystem::path& config_json);
+
+// ---- roles: the one table of tensor names ----
+
+enum class LinearRole : uint8_t { kQ, kK, kV, kO, kGate, kUp, kDown };
+inline constexpr int kNumLinearRoles = 7;
+
+// Where activations are observed: the input of a group of linears in one block.
+enum class ObsPoint : uint8_t { kAttnIn, kOIn, kMlpIn, kDownIn };
+inline constexpr int kNumObsPoints = 4;
+
+struct LinearRoleInfo {
+  LinearRole role;
+  std::string_view short_name;  // "q", "k", ..., "down"
+  std::string_view hf_module;   // "self_attn.q_proj" (relative to model.layers.{i})
+  ObsPoint input;               // the observation point that feeds it
+};
+const LinearRoleInfo& role_info(LinearRole r);
+std::string_view obs_point_name(ObsPoint p);  // "attn_in", "o_in", "mlp_in", "down_in"
+// "model.layers.3.mlp.down_proj" — the HF module name of a linear (append ".weight", ".mask").
+std::string hf_linear_name(int64_t layer, LinearRole r);
+
+// ---- weights ----
+
+struct Linear {
+  Tensor weight;  // [out, in]
+  Tensor bias;    // [out], empty when the layer has none
+  int64_t out_features() const { return weight.dim(0); }
+  int64_t in_features() const { return weight.dim(1); }
+};
+
+struct Block {
+  Tensor attn_norm;                              // [d_model] input_layernorm
+  Tensor mlp_norm;                               // [d_model] post_attention_layernorm
+  std::array<Linear, kNumLinearRoles> linears;   // indexed by LinearRole
+  Linear& linear(LinearRole r) { return linears[static_cast<size_t>(r)]; }
+  const Linear& linear(LinearRole r) const { return linears[static_cast<size_t>(r)]; }
+};
+
+struct Model {
+  ModelConfig config;
+  Tensor embed;       // [vocab, d_model]
+  std::vector<Block> blocks;
+  Tensor final_norm;  // [d_model]
+  Tensor lm_head;     // [vocab, d_model]; a copy of embed when the embeddings are tied
+  std::filesystem::path source;  // where it was loaded from
+};
+
+// Loads a Hugging Face folder (config.json + safetensors) or a llama2.c .bin checkpoint
+// (chosen by whether `path` is a folder). Weights are converted to fp32.
+Model load_model(const std::filesystem::path& path);
+Model load_hf_model(const std::filesystem::path& folder);
+Model load_llama2c_model(const std::filesystem::path& bin_file);
+
+// ---- forward pass ----
+
+// Called at every observation point with the activations about to enter that point's linears.
+// x: [n_tokens, dim], row-major, writable: an observer may change it in place (e.g. to zero
+// small activations), and the linears then see the changed values.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void observe(int64_t layer, ObsPoint point, float* x, int64_t n_tokens, int64_t dim) = 0;
+  // True when observe() may be called from several threads at once (each with its own x);
+  // perplexity() then evaluates windows in parallel.
+  virtual bool concurrent() const { return false; }
+};
+
+// Scratch buffers of one forward pass; reuse across calls to avoid reallocation.
+struct ForwardBuffers {
+  Tensor normed, q, k, v, attn, attn_out, gate, up, scores;
+};
+
+// x: [n_tokens, d_model] in/out: the hidden state entering block `layer`, replaced by its
+// output. Positions are 0..n_tokens-1 (one causal window).
+void block_forward(const Model& m, int64_t layer, Tensor& x, ForwardBuffers& buf, Observer* obs = nullptr);
+
+// tokens: [n_tokens] -> x: [n_tokens, d_model] (embedding lookup). Throws Error(kBadInput)
+// for a token id outside the vocabulary.
+void embed_tokens(const Model& m, const int32_t* tokens, int64_t n_tokens, Tensor& x);
+
+// x: [n_tokens, d_model] -> logits: [n_tokens, vocab] (final norm + lm_head).
+void lm_logits(const Model& m, const Tensor& x, Tensor& logits, ForwardBuffers& buf);
+
+// The whole window: tokens [n_tokens] -> logits [n_tokens, vocab].
+void forward(const Model& m, const int32_t* tokens, int64_t n_tokens, Tensor& logits,
+             ForwardBuffers& buf, Observer* obs = nullptr);
+
+// ---- perplexity ----
+
+struct PerplexityResult {
+  double ppl = 0;
+  double mean_nll = 0;
+  int64_t predicted_tokens = 0;  // windows * (seqlen - 1)
+  int64_t windows = 0;
+  double seconds = 0;
+};
+
+// Perplexity the reference way: each row of `windows` [n_windows, seqlen] is one causal window;
+// positions 1..seqlen-1 are predicted from the window's own prefix; ppl = exp(mean NLL).
+// `progress(done, total)` is called after each window when given.
+PerplexityResult perplexity(const Model& m, const TensorI32& windows, Observer* obs = nullptr,
+                            const std::function<void(int64_t, int64_t)>& progress = {});
+
+// Cuts a token stream into non-overlapping windows of `seqlen` (the tail that does not fill a
+// window is dropped) -> [n_windows, seqlen].
+TensorI32 make_windows(const std::vector<int32_t>& tokens, int64_t seqlen);
+
+}  // namespace sparsa

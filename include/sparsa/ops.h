@@ -1,0 +1,36 @@
+// sparsa/ops.h — the CPU reference ops of the forward pass. Each GPU op in src/cuda/ has the
+// same signature with a _cuda suffix (device pointers) and a test comparing the two.
+//
+// All buffers are fp32, row-major; shapes are given in the comments. Ops parallelise over
+// rows with OpenMP and are safe to call from one thread at a time per output buffer.
+#pragma once
+
+#include <cstdint>
+
+namespace sparsa {
+
+// y[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * weight[:]
+// x, y: [n_tokens, dim]; weight: [dim]. y may alias x.
+void rmsnorm(const float* x, const float* weight, float* y, int64_t n_tokens, int64_t dim, float eps);
+
+// out[t, i] = silu(gate[t, i]) * up[t, i];  gate, up, out: [n_tokens, dim]. out may alias gate.
+void silu_mul(const float* gate, const float* up, float* out, int64_t n_tokens, int64_t dim);
+
+// Rotary position embedding, HF "rotate_half" layout: for each head, the pair (i, i + head_dim/2)
+// is rotated by angle pos * theta^(-2i/head_dim).
+// x: [n_tokens, n_heads, head_dim], positions: [n_tokens]. In place.
+void rope(float* x, const int32_t* positions, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+          float theta);
+
+// Causal multi-head attention with grouped K/V heads (head h reads kv head h / (n_heads / n_kv_heads)):
+// out_h = softmax(q_h k_g^T / sqrt(head_dim), causal) v_g over one window (positions 0..n-1).
+// q, out: [n_tokens, n_heads * head_dim]; k, v: [n_tokens, n_kv_heads * head_dim].
+void causal_attention(const float* q, const float* k, const float* v, float* out, int64_t n_tokens,
+                      int64_t n_heads, int64_t n_kv_heads, int64_t head_dim);
+
+// y[t, o] = beta * y[t, o] + sum_i x[t, i] * w[o, i] (+ bias[o] when bias != nullptr).
+// x: [n_tokens, in]; w: [out, in] (nn.Linear layout); bias: [out] or nullptr; y: [n_tokens, out].
+void linear(const float* x, const float* w, const float* bias, float* y, int64_t n_tokens, int64_t in,
+            int64_t out, float beta);
+
+}  // namespace sparsa

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One-time set-up on a Debian 12 machine: system packages, the pinned DuckDB from npm,
+# then a Release build in build/. Safe to run again (everything is skipped when present).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates npm
+  libopenblas-openmp-dev libpcre2-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libzip-dev libcairo2-dev libcpp-httplib-dev
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+"$root/scripts/fetch-duckdb.sh"
+"$root/scripts/build.sh"

@@ -1,0 +1,133 @@
+// config.json of the Hugging Face LLaMA family (llama, mistral, qwen2).
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "sparsa/error.h"
+#include "sparsa/model.h"
+
+namespace sparsa {
+namespace {
+using json = nlohmann::json;
+
+class ConfigReader {
+ public:
+  ConfigReader(const std::filesystem::path& path, const json& j) : path_(path), j_(j) {}
+
+  int64_t required_int(const char* key) const {
+    const auto it = j_.find(key);
+    if (it == j_.end() || it->is_null()) bad_input("{}: missing required field '{}'", path_.string(), key);
+    return positive_int(key, *it);
+  }
+  int64_t optional_int(const char* key, int64_t fallback) const {
+    const auto it = j_.find(key);
+    return it == j_.end() || it->is_null() ? fallback : positive_int(key, *it);
+  }
+  double optional_number(const char* key, double fallback) const {
+    const auto it = j_.find(key);
+    if (it == j_.end() || it->is_null()) return fallback;
+    if (!it->is_number()) bad_input("{}: field '{}' must be a number", path_.string(), key);
+    return it->get<double>();
+  }
+  bool optional_bool(const char* key, bool fallback) const {
+    const auto it = j_.find(key);
+    if (it == j_.end() || it->is_null()) return fallback;
+    if (!it->is_boolean()) bad_input("{}: field '{}' must be true or false", path_.string(), key);
+    return it->get<bool>();
+  }
+  int32_t optional_token_id(const char* key, int32_t fallback) const {
+    const auto it = j_.find(key);
+    if (it == j_.end() || it->is_null()) return fallback;
+    if (it->is_array() && !it->empty() && (*it)[0].is_number_integer()) return (*it)[0].get<int32_t>();
+    if (!it->is_number_integer()) bad_input("{}: field '{}' must be a token id", path_.string(), key);
+    return it->get<int32_t>();
+  }
+
+ private:
+  int64_t positive_int(const char* key, const json& v) const {
+    if (!v.is_number_integer() || v.get<int64_t>() <= 0)
+      bad_input("{}: field '{}' must be a positive integer", path_.string(), key);
+    return v.get<int64_t>();
+  }
+  const std::filesystem::path& path_;
+  const json& j_;
+};
+
+// RoPE theta: `rope_theta` (most checkpoints) or `rope_parameters.rope_theta` (recent
+// transformers). Scaled RoPE variants are refused rather than computed wrongly.
+float read_rope_theta(const std::filesystem::path& path, const json& j) {
+  const auto params = j.find("rope_parameters");
+  if (params != j.end() && params->is_object()) {
+    const auto type = params->value("rope_type", std::string("default"));
+    if (type != "default") bad_input("{}: rope_parameters.rope_type '{}' is not supported (only 'default')", path.string(), type);
+    const auto theta = params->find("rope_theta");
+    if (theta != params->end()) {
+      if (!theta->is_number()) bad_input("{}: field 'rope_parameters.rope_theta' must be a number", path.string());
+      return theta->get<float>();
+    }
+  }
+  const auto scaling = j.find("rope_scaling");
+  if (scaling != j.end() && !scaling->is_null()) {
+    const auto type = scaling->is_object() ? scaling->value("rope_type", scaling->value("type", std::string())) : "";
+    if (type != "default") bad_input("{}: rope_scaling '{}' is not supported", path.string(), type);
+  }
+  const auto theta = j.find("rope_theta");
+  if (theta != j.end()) {
+    if (!theta->is_number()) bad_input("{}: field 'rope_theta' must be a number", path.string());
+    return theta->get<float>();
+  }
+  return 10000.0f;
+}
+
+}  // namespace
+
+ModelConfig load_hf_config(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) bad_input("{}: cannot open", path.string());
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::exception& e) {
+    bad_input("{}: not valid JSON: {}", path.string(), e.what());
+  }
+  if (!j.is_object()) bad_input("{}: not a JSON object", path.string());
+  const auto mt = j.find("model_type");
+  if (mt == j.end() || !mt->is_string()) bad_input("{}: missing required field 'model_type'", path.string());
+
+  ModelConfig c;
+  c.model_type = mt->get<std::string>();
+  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2")
+    bad_input("{}: model_type '{}' is not supported (supported: llama, mistral, qwen2)", path.string(), c.model_type);
+  const std::string act = j.value("hidden_act", std::string("silu"));
+  if (act != "silu") bad_input("{}: hidden_act '{}' is not supported (only 'silu')", path.string(), act);
+
+  const ConfigReader r(path, j);
+  c.vocab_size = r.required_int("vocab_size");
+  c.hidden_size = r.required_int("hidden_size");
+  c.intermediate_size = r.required_int("intermediate_size");
+  c.num_layers = r.required_int("num_hidden_layers");
+  c.num_heads = r.required_int("num_attention_heads");
+  c.num_kv_heads = r.optional_int("num_key_value_heads", c.num_heads);
+  c.head_dim = r.optional_int("head_dim", c.hidden_size / c.num_heads);
+  c.max_position = r.required_int("max_position_embeddings");
+  c.rms_norm_eps = static_cast<float>(r.optional_number("rms_norm_eps", 1e-6));
+  c.rope_theta = read_rope_theta(path, j);
+  c.tie_word_embeddings = r.optional_bool("tie_word_embeddings", false);
+  c.bos_token_id = r.optional_token_id("bos_token_id", 1);
+  c.eos_token_id = r.optional_token_id("eos_token_id", 2);
+  if (c.model_type == "qwen2") {
+    c.attention_bias = true;  // Qwen2 always has q/k/v biases and none on o_proj
+  } else {
+    c.attention_bias = r.optional_bool("attention_bias", false);
+    c.o_proj_bias = c.attention_bias;
+  }
+  c.mlp_bias = r.optional_bool("mlp_bias", false);
+
+  if (c.num_heads % c.num_kv_heads != 0)
+    bad_input("{}: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})", path.string(),
+              c.num_heads, c.num_kv_heads);
+  if (c.head_dim % 2 != 0) bad_input("{}: head_dim ({}) must be even for RoPE", path.string(), c.head_dim);
+  return c;
+}
+
+}  // namespace sparsa

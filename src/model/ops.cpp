@@ -1,0 +1,68 @@
+#include "sparsa/ops.h"
+
+#include <cblas.h>
+
+#include <cmath>
+#include <vector>
+
+namespace sparsa {
+
+void rmsnorm(const float* x, const float* weight, float* y, int64_t n_tokens, int64_t dim, float eps) {
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* xr = x + t * dim;
+    float* yr = y + t * dim;
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
+    const float scale = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+#pragma omp simd
+    for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * scale * weight[i];
+  }
+}
+
+void silu_mul(const float* gate, const float* up, float* out, int64_t n_tokens, int64_t dim) {
+  const int64_t n = n_tokens * dim;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void rope(float* x, const int32_t* positions, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+          float theta) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> inv_freq(static_cast<size_t>(half));  // [half]
+  for (int64_t i = 0; i < half; ++i)
+    inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float pos = static_cast<float>(positions[t]);
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = pos * inv_freq[i];
+      const float c = std::cos(angle), s = std::sin(angle);
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* v = x + (t * n_heads + h) * head_dim;
+        const float a = v[i], b = v[i + half];
+        v[i] = a * c - b * s;
+        v[i + half] = b * c + a * s;
+      }
+    }
+  }
+}
+
+void linear(const float* x, const float* w, const float* bias, float* y, int64_t n_tokens, int64_t in,
+            int64_t out, float beta) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tokens), static_cast<int>(out),
+              static_cast<int>(in), 1.0f, x, static_cast<int>(in), w, static_cast<int>(in), beta, y,
+              static_cast<int>(out));
+  if (bias) {
+#pragma omp parallel for schedule(static) if (n_tokens * out > 65536)
+    for (int64_t t = 0; t < n_tokens; ++t)
+#pragma omp simd
+      for (int64_t o = 0; o < out; ++o) y[t * out + o] += bias[o];
+  }
+}
+
+}  // namespace sparsa

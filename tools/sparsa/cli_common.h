@@ -1,0 +1,27 @@
+// Pieces shared by the CLI commands.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace sparsa::cli {
+
+// The bundled demo model (models/tiny-llama-15m in the source tree), used when --model is not given.
+std::filesystem::path default_model_path();
+
+// The tokenizer.json for `model`: `explicit_path` when given, else <model folder>/tokenizer.json.
+// Throws Error(kBadInput) when there is none (llama2.c .bin models need --tokenizer).
+std::filesystem::path tokenizer_path_for(const std::filesystem::path& model, const std::string& explicit_path);
+
+// Reads a whole text file; Error(kBadInput) naming it when it cannot be read.
+std::string read_text_file(const std::filesystem::path& p);
+
+// Prints `j` on stdout as one line.
+void print_json(const nlohmann::json& j);
+
+// Sets the number of CPU threads (0 = leave the default: all cores).
+void set_threads(int threads);
+
+}  // namespace sparsa::cli

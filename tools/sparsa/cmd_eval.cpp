@@ -1,0 +1,101 @@
+// sparsa eval: perplexity of a model on token windows or a text file.
+#include <cstdio>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "sparsa/error.h"
+#include "sparsa/model.h"
+#include "sparsa/progress.h"
+#include "sparsa/safetensors.h"
+#include "sparsa/tokenizer.h"
+
+namespace sparsa::cli {
+namespace {
+
+struct EvalArgs {
+  std::string model, tokenizer, tokens, key = "eval", text, device = "cpu";
+  int64_t seqlen = 0, limit = 0;
+  int threads = 0;
+  bool json = false;
+};
+
+// The evaluation windows [n, seqlen] from --tokens/--key or --text.
+TensorI32 eval_windows(const EvalArgs& a, const Model& m) {
+  std::vector<int32_t> stream;
+  int64_t seqlen = a.seqlen;
+  if (!a.tokens.empty()) {
+    const auto store = TensorStore::open(a.tokens);
+    const TensorI32 t = store->load_i32(a.key);
+    if (t.rank() != 1 && t.rank() != 2)
+      bad_input("{}: tensor '{}' has shape {}, expected [n_windows, seqlen] or [n_tokens]", a.tokens, a.key,
+                shape_string(t.shape));
+    if (seqlen == 0) seqlen = t.rank() == 2 ? t.dim(1) : m.config.max_position;
+    stream = t.data;
+  } else {
+    const auto text_path = a.text.empty() ? std::filesystem::path(SPARSA_SOURCE_DIR) / "data" / "persuasion.txt"
+                                          : std::filesystem::path(a.text);
+    const auto tok = HfTokenizer::load(tokenizer_path_for(a.model, a.tokenizer));
+    stream = tok->encode(read_text_file(text_path), /*add_bos=*/false);
+    if (seqlen == 0) seqlen = m.config.max_position;
+  }
+  if (seqlen > m.config.max_position)
+    bad_input("--seqlen {} is above the model's context length {}", seqlen, m.config.max_position);
+  if (seqlen < 2) bad_input("--seqlen must be at least 2");
+  TensorI32 windows = make_windows(stream, seqlen);
+  if (windows.dim(0) == 0) bad_input("the input has {} tokens, fewer than one window of {}", stream.size(), seqlen);
+  if (a.limit > 0 && a.limit < windows.dim(0)) {
+    windows.shape[0] = a.limit;
+    windows.data.resize(static_cast<size_t>(a.limit * seqlen));
+  }
+  return windows;
+}
+
+void run_eval(const EvalArgs& a) {
+  if (a.device != "cpu") runtime_failure("--device {}: only the CPU backend exists in this build (the CUDA forward pass is issue #4)", a.device);
+  set_threads(a.threads);
+  const Model m = load_model(a.model);
+  const TensorI32 windows = eval_windows(a, m);
+  Progress bar("eval", windows.dim(0));
+  const PerplexityResult r = perplexity(m, windows, nullptr, [&](int64_t done, int64_t) { bar.update(done); });
+  bar.finish();
+  const int64_t tokens = windows.dim(0) * windows.dim(1);
+  if (a.json) {
+    print_json({{"ppl", r.ppl},
+                {"tokens", tokens},
+                {"seconds", r.seconds},
+                {"predicted_tokens", r.predicted_tokens},
+                {"windows", r.windows},
+                {"seqlen", windows.dim(1)},
+                {"mean_nll", r.mean_nll},
+                {"tokens_per_second", static_cast<double>(tokens) / r.seconds},
+                {"model", m.source.string()},
+                {"device", a.device}});
+  } else {
+    std::printf("perplexity %.4f over %lld windows x %lld tokens (%.1f s, %.0f tokens/s)\n", r.ppl,
+                static_cast<long long>(r.windows), static_cast<long long>(windows.dim(1)), r.seconds,
+                static_cast<double>(tokens) / r.seconds);
+  }
+}
+
+}  // namespace
+
+void register_eval(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  args->model = default_model_path().string();
+  auto* cmd = app.add_subcommand("eval", "Perplexity of a model on held-out text (exp of the mean next-token NLL "
+                                         "over non-overlapping windows, no BOS, no sliding)");
+  cmd->add_option("--model", args->model, "HF checkpoint folder or llama2.c .bin")->capture_default_str();
+  cmd->add_option("--tokenizer", args->tokenizer, "tokenizer.json (default: the model folder's)");
+  auto* tokens = cmd->add_option("--tokens", args->tokens, "int32 safetensors of windows [n, seqlen]");
+  cmd->add_option("--key", args->key, "tensor in --tokens")->capture_default_str();
+  cmd->add_option("--text", args->text, "text file to tokenize and cut into windows (default: the bundled "
+                                        "data/persuasion.txt)")->excludes(tokens);
+  cmd->add_option("--seqlen", args->seqlen, "window length (default: the --tokens row length, or the model's context)");
+  cmd->add_option("--limit", args->limit, "evaluate only the first N windows");
+  cmd->add_option("--device", args->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
+  cmd->add_flag("--json", args->json, "print {\"ppl\", \"tokens\", \"seconds\", ...} as JSON on stdout");
+  cmd->callback([args] { run_eval(*args); });
+}
+
+}  // namespace sparsa::cli
