@@ -30,3 +30,12 @@ inline float fast_exp(float x) {
 }
 
 }  // namespace sparsa
+
+namespace sparsa {
+
+// Σ_j e^((x[j] - shift) * scale) over n entries; when `terms` is not null each term is stored
+// there too (it may alias x). Summed in 16 fixed lanes, so the result is bit-identical whatever
+// vector width the CPU offers (AVX2 or AVX-512). Requires (x[j] - shift) * scale <= 88.
+float sum_exp(const float* x, int64_t n, float shift, float scale, float* terms);
+
+}  // namespace sparsa

@@ -1,4 +1,4 @@
-#include "io/atomic_file.h"
+#include "sparsa/atomic_file.h"
 
 #include <unistd.h>
 

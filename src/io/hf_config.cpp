@@ -126,6 +126,9 @@ ModelConfig load_hf_config(const std::filesystem::path& path) {
   if (c.num_heads % c.num_kv_heads != 0)
     bad_input("{}: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})", path.string(),
               c.num_heads, c.num_kv_heads);
+  if (c.head_dim == 0)  // hidden_size < num_attention_heads and no head_dim given
+    bad_input("{}: hidden_size ({}) / num_attention_heads ({}) gives head_dim 0; set head_dim", path.string(),
+              c.hidden_size, c.num_heads);
   if (c.head_dim % 2 != 0) bad_input("{}: head_dim ({}) must be even for RoPE", path.string(), c.head_dim);
   return c;
 }

@@ -9,10 +9,11 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
-#include "io/atomic_file.h"
+#include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 
 namespace sparsa {
@@ -23,9 +24,20 @@ namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100u * 1024 * 1024;  // the format's own limit
 
+// A name from a file, safe to put in a one-line message: control characters become \xNN.
+std::string printable(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    else out += c;
+  }
+  return out;
+}
+
 // Parses one tensor entry of the header; `data_size` is the length of the data section.
-TensorInfo parse_entry(const fs::path& path, const std::string& name, const json& entry,
+TensorInfo parse_entry(const fs::path& path, const std::string& tensor_name, const json& entry,
                        const uint8_t* data_begin, uint64_t data_size) {
+  const std::string name = printable(tensor_name);  // for messages
   if (!entry.is_object()) bad_input("{}: tensor '{}': header entry is not an object", path.string(), name);
   const auto dt = entry.find("dtype");
   if (dt == entry.end() || !dt->is_string())
@@ -36,7 +48,7 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
   const auto sh = entry.find("shape");
   if (sh == entry.end() || !sh->is_array()) bad_input("{}: tensor '{}': missing shape", path.string(), name);
   TensorInfo info;
-  info.name = name;
+  info.name = tensor_name;
   info.dtype = *dtype;
   uint64_t numel = 1;
   for (const auto& d : *sh) {
@@ -53,7 +65,9 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
       !(*off)[1].is_number_unsigned())
     bad_input("{}: tensor '{}': data_offsets must be two non-negative integers", path.string(), name);
   const uint64_t begin = (*off)[0].get<uint64_t>(), end = (*off)[1].get<uint64_t>();
-  if (begin > end || end > data_size)
+  if (begin > end)
+    bad_input("{}: tensor '{}': data_offsets [{}, {}] end before they begin", path.string(), name, begin, end);
+  if (end > data_size)
     bad_input("{}: tensor '{}': data_offsets [{}, {}] leave the data section ({} bytes)", path.string(),
               name, begin, end, data_size);
   const uint64_t expected = numel * dtype_size(*dtype);
@@ -96,8 +110,12 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
   if (header_len > kMaxHeaderBytes) bad_input("{}: header length {} is over the 100 MB limit", path.string(), header_len);
 
   json header;
+  std::vector<std::string> key_order;  // the top-level keys as they appear (json objects sort them)
   try {
-    header = json::parse(bytes + 8, bytes + 8 + header_len);
+    header = json::parse(bytes + 8, bytes + 8 + header_len, [&](int depth, json::parse_event_t event, json& parsed) {
+      if (depth == 1 && event == json::parse_event_t::key) key_order.push_back(parsed.get<std::string>());
+      return true;
+    });
   } catch (const json::exception& e) {
     bad_input("{}: header is not valid JSON: {}", path.string(), e.what());
   }
@@ -105,11 +123,14 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
 
   const uint8_t* data_begin = bytes + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
-  for (auto it = header.begin(); it != header.end(); ++it) {
+  std::set<std::string> seen;
+  for (const std::string& key : key_order) {
+    if (!seen.insert(key).second) continue;  // a repeated key: the last value counts, at its first place
+    const auto it = header.find(key);
     if (it.key() == "__metadata__") {
       if (!it->is_object()) bad_input("{}: __metadata__ is not an object", path.string());
       for (auto m = it->begin(); m != it->end(); ++m) {
-        if (!m->is_string()) bad_input("{}: __metadata__ value '{}' is not a string", path.string(), m.key());
+        if (!m->is_string()) bad_input("{}: __metadata__ value '{}' is not a string", path.string(), printable(m.key()));
         f->metadata_[m.key()] = m->get<std::string>();
       }
       continue;
@@ -124,7 +145,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->data < b->data; });
   for (size_t i = 1; i < order.size(); ++i)
     if (order[i - 1]->data + order[i - 1]->nbytes > order[i]->data)
-      bad_input("{}: tensor '{}' overlaps tensor '{}'", path.string(), order[i]->name, order[i - 1]->name);
+      bad_input("{}: tensor '{}' overlaps tensor '{}'", path.string(), printable(order[i]->name),
+                printable(order[i - 1]->name));
 
   for (const auto& t : f->tensors_) f->by_name_[t.name] = &t;
   return f;
@@ -147,7 +169,6 @@ std::unique_ptr<TensorStore> TensorStore::open(const fs::path& path) {
   if (!fs::is_directory(path)) {
     auto file = SafetensorsFile::open(path);
     for (const auto& t : file->tensors()) s->weight_map_[t.name] = path.filename().string();
-    s->path_ = path.parent_path();
     s->shards_[path.filename().string()] = std::move(file);
     return s;
   }
@@ -163,12 +184,13 @@ std::unique_ptr<TensorStore> TensorStore::open(const fs::path& path) {
     const auto wm = j.find("weight_map");
     if (wm == j.end() || !wm->is_object()) bad_input("{}: missing 'weight_map'", index.string());
     for (auto it = wm->begin(); it != wm->end(); ++it) {
-      if (!it->is_string()) bad_input("{}: weight_map['{}'] is not a file name", index.string(), it.key());
+      if (!it->is_string()) bad_input("{}: weight_map['{}'] is not a file name", index.string(), printable(it.key()));
       const std::string file = it->get<std::string>();
       if (file.find('/') != std::string::npos || file == ".." || file.empty())
-        bad_input("{}: weight_map['{}'] names '{}', which is not a file in the folder", index.string(), it.key(), file);
+        bad_input("{}: weight_map['{}'] names '{}', which is not a file in the folder", index.string(),
+                  printable(it.key()), printable(file));
       if (!fs::exists(path / file))
-        bad_input("{}: shard '{}' (holding '{}') does not exist", index.string(), file, it.key());
+        bad_input("{}: shard '{}' (holding '{}') does not exist", index.string(), printable(file), printable(it.key()));
       s->weight_map_[it.key()] = file;
       if (!s->shards_.count(file)) s->shards_[file] = SafetensorsFile::open(path / file);
     }
@@ -241,7 +263,7 @@ TensorI32 TensorStore::load_i32(const std::string& name) const {
 
 void write_safetensors(const fs::path& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  json header = json::object();
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();  // tensors in the given order
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   std::vector<uint64_t> sizes;

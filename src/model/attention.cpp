@@ -23,13 +23,7 @@ void causal_softmax_rows(float* scores, int64_t rows, int64_t ld, int64_t r0, fl
     const int64_t visible = r0 + r + 1;
     float mx = -INFINITY;
     for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, s[j]);
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < visible; ++j) {
-      const float e = fast_exp((s[j] - mx) * scale);
-      s[j] = e;
-      sum += e;
-    }
+    const float sum = sum_exp(s, visible, mx, scale, s);
     const float inv = 1.0f / sum;
 #pragma omp simd
     for (int64_t j = 0; j < visible; ++j) s[j] *= inv;

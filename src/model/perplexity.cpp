@@ -21,9 +21,7 @@ double window_nll(const Tensor& logits, const int32_t* tokens, int64_t n) {
     const float* row = logits.ptr() + t * vocab;
     float mx = row[0];
     for (int64_t j = 1; j < vocab; ++j) mx = std::max(mx, row[j]);
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < vocab; ++j) sum += fast_exp(row[j] - mx);
+    const float sum = sum_exp(row, vocab, mx, 1.0f, nullptr);
     nll += static_cast<double>(mx) + std::log(static_cast<double>(sum)) - static_cast<double>(row[tokens[t + 1]]);
   }
   return nll;

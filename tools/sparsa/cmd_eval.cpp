@@ -22,27 +22,34 @@ struct EvalArgs {
 // The evaluation windows [n, seqlen] from --tokens/--key or --text.
 TensorI32 eval_windows(const EvalArgs& a, const Model& m) {
   std::vector<int32_t> stream;
+  std::string source;  // names the input in messages
   int64_t seqlen = a.seqlen;
   if (!a.tokens.empty()) {
     const auto store = TensorStore::open(a.tokens);
+    source = fmt::format("{}: tensor '{}'", a.tokens, a.key);
     const TensorI32 t = store->load_i32(a.key);
     if (t.rank() != 1 && t.rank() != 2)
       bad_input("{}: tensor '{}' has shape {}, expected [n_windows, seqlen] or [n_tokens]", a.tokens, a.key,
                 shape_string(t.shape));
     if (seqlen == 0) seqlen = t.rank() == 2 ? t.dim(1) : m.config.max_position;
+    for (size_t i = 0; i < t.data.size(); ++i)
+      if (t.data[i] < 0 || t.data[i] >= m.config.vocab_size)
+        bad_input("{}: tensor '{}' element {} is token id {}, outside the model's vocabulary (size {})", a.tokens,
+                  a.key, i, t.data[i], m.config.vocab_size);
     stream = t.data;
   } else {
     const auto text_path = a.text.empty() ? std::filesystem::path(SPARSA_SOURCE_DIR) / "data" / "persuasion.txt"
                                           : std::filesystem::path(a.text);
     const auto tok = HfTokenizer::load(tokenizer_path_for(a.model, a.tokenizer));
     stream = tok->encode(read_text_file(text_path), /*add_bos=*/false);
+    source = text_path.string();
     if (seqlen == 0) seqlen = m.config.max_position;
   }
   if (seqlen > m.config.max_position)
     bad_input("--seqlen {} is above the model's context length {}", seqlen, m.config.max_position);
   if (seqlen < 2) bad_input("--seqlen must be at least 2");
   TensorI32 windows = make_windows(stream, seqlen);
-  if (windows.dim(0) == 0) bad_input("the input has {} tokens, fewer than one window of {}", stream.size(), seqlen);
+  if (windows.dim(0) == 0) bad_input("{}: {} tokens, fewer than one window of {}", source, stream.size(), seqlen);
   if (a.limit > 0 && a.limit < windows.dim(0)) {
     windows.shape[0] = a.limit;
     windows.data.resize(static_cast<size_t>(a.limit * seqlen));
@@ -53,6 +60,7 @@ TensorI32 eval_windows(const EvalArgs& a, const Model& m) {
 void run_eval(const EvalArgs& a) {
   if (a.device != "cpu") runtime_failure("--device {}: only the CPU backend exists in this build (the CUDA forward pass is issue #4)", a.device);
   set_threads(a.threads);
+  if (a.limit < 0) bad_input("--limit must be >= 0 (0 = every window), got {}", a.limit);
   const Model m = load_model(a.model);
   const TensorI32 windows = eval_windows(a, m);
   Progress bar("eval", windows.dim(0));

@@ -10,5 +10,6 @@ namespace sparsa::cli {
 void register_eval(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_tokenize(CLI::App& app);
+void register_prune(CLI::App& app);
 
 }  // namespace sparsa::cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   sparsa::cli::register_eval(app);
   sparsa::cli::register_generate(app);
   sparsa::cli::register_tokenize(app);
+  sparsa::cli::register_prune(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,4 +1,4 @@
-// AtomicFile: write a file so that readers see either the old file or the complete new one.
+// sparsa/atomic_file.h — AtomicFile: write a file so that readers see either the old file or the complete new one.
 // Bytes go to "<path>.tmp-<pid>" in the same folder; commit() flushes, fsyncs and renames it
 // over `path`. Destroying an uncommitted AtomicFile removes the temporary file.
 // Errors throw sparsa::Error(kRuntime) naming the path.

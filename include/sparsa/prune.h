@@ -1,0 +1,109 @@
+// sparsa/prune.h — pruning: magnitude, Wanda and SparseGPT, unstructured and N:M, and the
+// sequential layer-by-layer calibration driver of the reference implementations.
+//
+// Conventions: weights are fp32 [out, in]; a Mask is [out, in] with 1 = pruned (set to zero).
+// "N:M" prunes N of every M consecutive input columns of each row. All selection functions
+// are deterministic (ties broken towards the lower column index) and thread-count independent.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sparsa/model.h"
+#include "sparsa/tensor.h"
+
+namespace sparsa {
+
+enum class PruneMethod : uint8_t { kMagnitude, kWanda, kSparseGPT };
+std::string_view prune_method_name(PruneMethod m);           // "magnitude", "wanda", "sparsegpt"
+PruneMethod parse_prune_method(std::string_view s);          // Error(kBadInput) when unknown
+
+// The target: unstructured `ratio` in (0, 1), or n:m (0 < n < m).
+struct SparsityTarget {
+  double ratio = 0.0;
+  int n = 0, m = 0;
+  bool is_nm() const { return m > 0; }
+  double fraction() const { return is_nm() ? static_cast<double>(n) / m : ratio; }
+  std::string label() const;  // "u50" for 50 % unstructured, "2-4" for 2:4 (the golden file names)
+};
+SparsityTarget parse_sparsity(std::string_view ratio);  // "0.5" -> unstructured; Error(kBadInput) outside (0, 1)
+SparsityTarget parse_nm(std::string_view nm);           // "2:4"; Error(kBadInput) unless 0 < n < m
+
+// Boolean matrix, 1 = pruned.
+struct Mask {
+  int64_t rows = 0, cols = 0;
+  std::vector<uint8_t> pruned;  // [rows, cols], 0 or 1
+  Mask() = default;
+  Mask(int64_t r, int64_t c) : rows(r), cols(c), pruned(static_cast<size_t>(r * c), 0) {}
+  int64_t count() const;  // number of pruned entries
+  bool at(int64_t r, int64_t c) const { return pruned[static_cast<size_t>(r * cols + c)] != 0; }
+};
+
+// numpy packbits(axis=-1) layout: [rows, ceil(cols / 8)], bit 7 of byte 0 is column 0.
+std::vector<uint8_t> pack_mask(const Mask& m);
+Mask unpack_mask(const uint8_t* packed, int64_t rows, int64_t cols);
+// Sets w to zero where the mask is 1. w: [rows, cols].
+void apply_mask(Tensor& w, const Mask& m);
+// True when every row has exactly n pruned in every group of m columns (a trailing partial
+// group is not checked).
+bool mask_is_nm(const Mask& mask, int n, int m);
+
+// ---- selection (CPU references) ----
+
+// Magnitude: unstructured prunes |w| <= the value at index floor(ratio * numel) of the sorted
+// |w| (one threshold per matrix, ties included, as the reference); N:M prunes the N smallest |w|
+// of each group. w: [out, in].
+Mask magnitude_mask(const Tensor& w, const SparsityTarget& t);
+
+// Wanda: score |w_ij| * sqrt(act_sqnorm_j); per output row, unstructured prunes the
+// floor(ratio * in) lowest scores (stable order), N:M the N lowest of each group.
+// w: [out, in]; act_sqnorm: [in].
+Mask wanda_mask(const Tensor& w, const std::vector<float>& act_sqnorm, const SparsityTarget& t);
+
+// SparseGPT (fasterprune): prunes and updates w in place. hessian [in, in] is the (2/n) Σ XᵀX
+// of the calibration inputs and is consumed (overwritten). Returns the mask.
+// Throws Error(kRuntime) if the dampened Hessian is not positive definite.
+Mask sparsegpt_prune(Tensor& w, Tensor& hessian, const SparsityTarget& t, int64_t blocksize, double percdamp);
+
+// ---- the sequential driver ----
+
+struct PruneOptions {
+  PruneMethod method = PruneMethod::kWanda;
+  SparsityTarget target;
+  int64_t blocksize = 128;  // SparseGPT lazy-update block
+  double percdamp = 0.01;   // SparseGPT dampening, fraction of mean(diag H)
+};
+
+struct LinearPruneResult {
+  int64_t layer = 0;
+  LinearRole role = LinearRole::kQ;
+  std::string name;  // HF module name, e.g. "model.layers.0.self_attn.q_proj"
+  Mask mask;
+  double seconds = 0;  // selection / update time
+};
+
+struct PruneTimings {
+  double forward = 0;   // calibration forward passes (statistics pass + pruned pass)
+  double stats = 0;     // accumulating norms / Hessians
+  double select = 0;    // scoring, selection and weight updates
+  double total = 0;
+};
+
+struct PruneResult {
+  std::vector<LinearPruneResult> linears;  // layer-major, role order within a layer
+  PruneTimings timings;
+};
+
+// Prunes every linear of every block of `m` in place. calib: [n_samples, seqlen] token ids
+// (ignored by magnitude). The reference procedure: block 0's inputs are the embeddings of the
+// samples; for each block, the dense block is run on every sample with observers collecting
+// statistics, its linears are pruned, then the pruned block is run again to produce the next
+// block's inputs. Results do not depend on the thread count.
+// `progress(stage, done, total)` reports blocks as they finish when given.
+PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& opt,
+                        const std::function<void(int64_t done, int64_t total)>& progress = {});
+
+}  // namespace sparsa

@@ -1,0 +1,206 @@
+// Writing a model back as a Hugging Face checkpoint folder: the source's side files, and one
+// model.safetensors with the source's tensor names, shapes and (by default) dtypes.
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+#include "sparsa/atomic_file.h"
+#include "sparsa/checkpoint.h"
+#include "sparsa/error.h"
+#include "sparsa/safetensors.h"
+
+namespace sparsa {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The files of an HF folder besides the weights that loaders look for; copied when present.
+constexpr std::string_view kSideFiles[] = {
+    "config.json",        "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "tokenizer.model",   "added_tokens.json", "vocab.json",
+    "merges.txt",
+};
+
+bool is_floating(DType t) { return t == DType::F64 || t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+// Every tensor the Model holds, under its HF name. lm_head is left out when the embeddings are
+// tied (the source then has no lm_head.weight, or one equal to the embeddings, handled by the
+// caller as an unmodelled tensor).
+std::map<std::string, const Tensor*> model_tensors_by_name(const Model& m) {
+  std::map<std::string, const Tensor*> by_name;
+  by_name["model.embed_tokens.weight"] = &m.embed;
+  by_name["model.norm.weight"] = &m.final_norm;
+  if (!m.config.tie_word_embeddings) by_name["lm_head.weight"] = &m.lm_head;
+  for (size_t l = 0; l < m.blocks.size(); ++l) {
+    const Block& b = m.blocks[l];
+    const std::string prefix = "model.layers." + std::to_string(l) + ".";
+    by_name[prefix + "input_layernorm.weight"] = &b.attn_norm;
+    by_name[prefix + "post_attention_layernorm.weight"] = &b.mlp_norm;
+    for (int r = 0; r < kNumLinearRoles; ++r) {
+      const auto role = static_cast<LinearRole>(r);
+      const Linear& lin = b.linear(role);
+      const std::string name = hf_linear_name(static_cast<int64_t>(l), role);
+      by_name[name + ".weight"] = &lin.weight;
+      if (lin.bias.numel() > 0) by_name[name + ".bias"] = &lin.bias;
+    }
+  }
+  return by_name;
+}
+
+// n fp32 values -> `to` (a floating dtype) as little-endian bytes.
+std::vector<uint8_t> encode_floats(const float* src, size_t n, DType to) {
+  std::vector<uint8_t> out(n * dtype_size(to));
+  switch (to) {
+    case DType::F32: std::memcpy(out.data(), src, n * sizeof(float)); break;
+    case DType::F64:
+      for (size_t i = 0; i < n; ++i) {
+        const double d = src[i];
+        std::memcpy(out.data() + 8 * i, &d, 8);
+      }
+      break;
+    case DType::BF16:
+    case DType::F16:
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t h = to == DType::BF16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
+        std::memcpy(out.data() + 2 * i, &h, 2);
+      }
+      break;
+    default: SPARSA_ASSERT(false && "encode_floats: not a floating dtype");
+  }
+  return out;
+}
+
+// The tensors of the new model.safetensors and the buffers their bytes live in.
+struct TensorPlan {
+  std::vector<TensorToWrite> tensors;
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> buffers;  // converted bytes, owned here
+  uint64_t bytes = 0;
+
+  void add(const TensorInfo& src, DType dtype, const void* data) {
+    tensors.push_back({src.name, dtype, src.shape, data});
+    bytes += src.numel() * dtype_size(dtype);
+  }
+  void add_encoded(const TensorInfo& src, DType dtype, const float* values) {
+    buffers.push_back(std::make_unique<std::vector<uint8_t>>(encode_floats(values, src.numel(), dtype)));
+    add(src, dtype, buffers.back()->data());
+  }
+};
+
+// Every source tensor, in the source's (sorted) name order: from the model when it holds it,
+// else the source's own values.
+TensorPlan plan_tensors(const Model& m, const TensorStore& source, std::optional<DType> weight_dtype) {
+  const auto from_model = model_tensors_by_name(m);
+  for (const auto& [name, t] : from_model)
+    if (!source.contains(name))
+      bad_input("{}: has no tensor '{}' that the model holds; is it the folder the model was loaded from?",
+                source.path().string(), name);
+  TensorPlan plan;
+  for (const std::string& name : source.names()) {
+    const TensorInfo& info = source.info(name);
+    const DType dtype = weight_dtype && is_floating(info.dtype) ? *weight_dtype : info.dtype;
+    const auto it = from_model.find(name);
+    if (it != from_model.end()) {
+      const Tensor& t = *it->second;
+      if (t.shape != info.shape)
+        bad_input("{}: tensor '{}' has shape {} but the model's is {}", source.path().string(), name,
+                  shape_string(info.shape), shape_string(t.shape));
+      if (!is_floating(info.dtype))
+        bad_input("{}: tensor '{}' has dtype {}, expected a floating type", source.path().string(), name,
+                  dtype_name(info.dtype));
+      if (dtype == DType::F32)
+        plan.add(info, dtype, t.ptr());
+      else
+        plan.add_encoded(info, dtype, t.ptr());
+    } else if (dtype == info.dtype) {
+      plan.add(info, dtype, info.data);
+    } else {
+      const Tensor values = source.load_f32(name);
+      plan.add_encoded(info, dtype, values.ptr());
+    }
+  }
+  return plan;
+}
+
+// config.json with "torch_dtype"/"dtype" set to `dtype` (key order and everything else kept).
+std::string config_with_dtype(const fs::path& config_json, DType dtype) {
+  nlohmann::ordered_json config;
+  try {
+    config = nlohmann::ordered_json::parse(std::ifstream(config_json));
+  } catch (const nlohmann::json::exception& e) {
+    bad_input("{}: not valid JSON: {}", config_json.string(), e.what());
+  }
+  const std::string name(torch_dtype_name(dtype));
+  bool updated = false;
+  for (const char* key : {"torch_dtype", "dtype"}) {
+    if (config.contains(key)) {
+      config[key] = name;
+      updated = true;
+    }
+  }
+  if (!updated) config["torch_dtype"] = name;
+  return config.dump(2) + "\n";
+}
+
+void copy_file_into(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) runtime_failure("{}: cannot copy to {}: {}", from.string(), to.string(), ec.message());
+}
+
+}  // namespace
+
+std::optional<DType> parse_weight_dtype(std::string_view s) {
+  if (s == "keep") return std::nullopt;
+  for (DType t : {DType::F32, DType::BF16, DType::F16})
+    if (torch_dtype_name(t) == s) return t;
+  bad_input("--dtype '{}' is not one of keep, float32, bfloat16, float16", s);
+}
+
+std::string_view torch_dtype_name(DType t) {
+  switch (t) {
+    case DType::F64: return "float64";
+    case DType::F32: return "float32";
+    case DType::F16: return "float16";
+    case DType::BF16: return "bfloat16";
+    default: SPARSA_ASSERT(false && "torch_dtype_name: not a floating dtype");
+  }
+  return {};
+}
+
+CheckpointWriteInfo save_pruned_checkpoint(const Model& pruned, const fs::path& source_folder, const fs::path& out_dir,
+                                           std::optional<DType> weight_dtype) {
+  if (!fs::is_directory(source_folder))
+    bad_input("{}: not a Hugging Face checkpoint folder (llama2.c .bin models cannot be written back as one)",
+              source_folder.string());
+  if (!fs::exists(source_folder / "config.json")) bad_input("{}: no config.json in the model folder", source_folder.string());
+  if (weight_dtype && !is_floating(*weight_dtype))
+    bad_input("weight dtype {} is not a floating type", dtype_name(*weight_dtype));
+
+  const auto source = TensorStore::open(source_folder);
+  const TensorPlan plan = plan_tensors(pruned, *source, weight_dtype);
+
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) runtime_failure("{}: cannot create the folder: {}", out_dir.string(), ec.message());
+
+  CheckpointWriteInfo info;
+  for (std::string_view file : kSideFiles) {
+    const fs::path from = source_folder / file;
+    if (!fs::exists(from)) continue;
+    if (file == "config.json" && weight_dtype)
+      write_file_atomic(out_dir / file, config_with_dtype(from, *weight_dtype));
+    else
+      copy_file_into(from, out_dir / file);
+    info.copied_files.emplace_back(file);
+  }
+  write_safetensors(out_dir / "model.safetensors", plan.tensors, {{"format", "pt"}});
+  info.tensors = static_cast<int64_t>(plan.tensors.size());
+  info.bytes = plan.bytes;
+  return info;
+}
+
+}  // namespace sparsa

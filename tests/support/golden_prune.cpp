@@ -1,0 +1,71 @@
+#include "golden_prune.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "sparsa/model.h"
+#include "sparsa/safetensors.h"
+#include "test_support.h"
+
+namespace sparsa::test {
+
+void check_golden_prune(const GoldenPruneCase& c) {
+  const auto golden_dir = shared_dir() / "golden";
+  const auto tokens = TensorStore::open(golden_dir / "tokens.safetensors");
+  const auto golden = TensorStore::open(golden_dir / c.golden_file);
+  Model m = load_model(repo_dir() / "models" / "tiny-llama-15m");
+  PruneOptions opt;
+  opt.method = c.method;
+  opt.target = c.target;
+  const PruneResult r = prune_model(m, tokens->load_i32("calib"), opt);
+  ASSERT_EQ(r.linears.size(), 6u * kNumLinearRoles);
+
+  double worst = 1.0;
+  for (const auto& l : r.linears) {
+    const TensorInfo& gi = golden->info(l.name + ".mask");
+    ASSERT_EQ(gi.dtype, DType::U8) << l.name;
+    const int64_t rows = l.mask.rows, cols = l.mask.cols;
+    ASSERT_EQ(gi.shape, (std::vector<int64_t>{rows, (cols + 7) / 8})) << l.name;
+    const Mask g = unpack_mask(gi.data, rows, cols);
+    int64_t same = 0;
+    for (size_t i = 0; i < g.pruned.size(); ++i) same += g.pruned[i] == l.mask.pruned[i];
+    const double agree = static_cast<double>(same) / static_cast<double>(g.pruned.size());
+    worst = std::min(worst, agree);
+    if (std::getenv("SPARSA_TEST_VERBOSE")) std::printf("  %-40s %.6f\n", l.name.c_str(), agree);
+    const double floor = l.layer == 0 ? c.min_agreement_block0 : c.min_agreement_later;
+    EXPECT_GE(agree, floor) << l.name << " mask agreement";
+    if (c.target.is_nm()) EXPECT_TRUE(mask_is_nm(l.mask, c.target.n, c.target.m)) << l.name;
+    // The packed bytes round-trip to the golden layout.
+    EXPECT_EQ(unpack_mask(pack_mask(l.mask).data(), rows, cols).pruned, l.mask.pruned);
+  }
+  std::printf("%s: worst per-matrix mask agreement %.5f\n", c.golden_file.c_str(), worst);
+
+  struct StoredWeight {
+    int64_t layer;
+    LinearRole role;
+    double max_error;
+  };
+  for (const StoredWeight s : {StoredWeight{0, LinearRole::kQ, 1e-3}, StoredWeight{5, LinearRole::kDown, c.max_deep_weight_error}}) {
+    const std::string name = hf_linear_name(s.layer, s.role) + ".weight";
+    if (!golden->contains(name)) continue;
+    const Tensor g = golden->load_f32(name);
+    const Tensor& w = m.blocks[static_cast<size_t>(s.layer)].linear(s.role).weight;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < g.numel(); ++i) {
+      num += (g.data[i] - w.data[i]) * (g.data[i] - w.data[i]);
+      den += g.data[i] * g.data[i];
+    }
+    const double rel = std::sqrt(num / den);
+    std::printf("%s %s: relative error %.2e\n", c.golden_file.c_str(), name.c_str(), rel);
+    EXPECT_LE(rel, s.max_error) << name;
+  }
+
+  const PerplexityResult p = perplexity(m, tokens->load_i32("eval"));
+  std::printf("%s: ppl %.4f (golden %.4f), prune %.1f s\n", c.golden_file.c_str(), p.ppl, c.golden_ppl, r.timings.total);
+  EXPECT_NEAR(p.ppl, c.golden_ppl, c.golden_ppl * 0.005);
+}
+
+}  // namespace sparsa::test

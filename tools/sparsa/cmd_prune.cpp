@@ -1,0 +1,449 @@
+// sparsa prune: magnitude / Wanda / SparseGPT pruning of a Hugging Face checkpoint, written as
+// a new checkpoint folder + masks.safetensors (the golden mask format) + summary.json.
+//
+// The output is assembled in a sibling folder "<out>.tmp-<pid>" and renamed into place at the
+// very end, so an interrupted or failed run never leaves a folder that looks complete.
+#include <omp.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <system_error>
+
+#include <fmt/ranges.h>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "sparsa/atomic_file.h"
+#include "sparsa/checkpoint.h"
+#include "sparsa/error.h"
+#include "sparsa/model.h"
+#include "sparsa/progress.h"
+#include "sparsa/prune.h"
+#include "sparsa/safetensors.h"
+#include "sparsa/tokenizer.h"
+
+namespace sparsa::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;  // summary.json keeps a readable key order
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct PruneArgs {
+  std::string model, method, sparsity, nm, calib, calib_key = "calib", device = "cpu", out, dtype = "keep";
+  std::vector<std::string> calib_text;
+  int64_t nsamples = 128, seqlen = 0, blocksize = 128;
+  double percdamp = 0.01;
+  uint64_t seed = 0;
+  int threads = 0;
+  bool nsamples_given = false, force = false, json = false;
+};
+
+// ---- flags ----
+
+SparsityTarget target_from_args(const PruneArgs& a) {
+  if (a.sparsity.empty() == a.nm.empty())
+    bad_input("pass exactly one of --sparsity F (unstructured, e.g. 0.5) or --nm N:M (e.g. 2:4)");
+  return a.nm.empty() ? parse_sparsity(a.sparsity) : parse_nm(a.nm);
+}
+
+void check_numeric_flags(const PruneArgs& a) {
+  if (a.nsamples < 1) bad_input("--nsamples must be at least 1, got {}", a.nsamples);
+  if (a.seqlen < 0) bad_input("--seqlen must be at least 1, got {}", a.seqlen);
+  if (a.blocksize < 1) bad_input("--blocksize must be at least 1, got {}", a.blocksize);
+  if (!std::isfinite(a.percdamp) || a.percdamp < 0) bad_input("--percdamp must be a number >= 0, got {}", a.percdamp);
+}
+
+bool needs_calibration(PruneMethod m) { return m != PruneMethod::kMagnitude; }
+
+void check_calibration_flags(const PruneArgs& a, PruneMethod method) {
+  if (!a.calib.empty() && !a.calib_text.empty()) bad_input("--calib and --calib-text are alternatives; pass one");
+  if (needs_calibration(method) && a.calib.empty() && a.calib_text.empty())
+    bad_input("--method {} needs calibration data: pass --calib FILE.safetensors [--calib-key calib] or "
+              "--calib-text FILES...", prune_method_name(method));
+}
+
+// The HF folder to prune; a llama2.c .bin is refused (its output could not carry HF names).
+fs::path hf_model_folder(const std::string& model) {
+  if (!fs::exists(model)) bad_input("--model {}: no such folder", model);
+  if (!fs::is_directory(model))
+    bad_input("--model {}: a llama2.c checkpoint cannot be pruned; prune needs a Hugging Face folder "
+              "(config.json + safetensors) so the output keeps the HF tensor names", model);
+  if (!fs::exists(fs::path(model) / "config.json")) bad_input("--model {}: no config.json in the folder", model);
+  return model;
+}
+
+// ---- the output folder ----
+
+// Absolute, normalised, without a trailing separator (so ".tmp-<pid>" lands beside it).
+fs::path normalized_dir(const std::string& dir) {
+  if (dir.empty()) bad_input("--out must name a folder");
+  fs::path p = fs::absolute(dir).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();
+  return p;
+}
+
+bool is_within(const fs::path& inner, const fs::path& outer) {
+  const fs::path a = fs::weakly_canonical(inner), b = fs::weakly_canonical(outer);
+  return std::mismatch(b.begin(), b.end(), a.begin(), a.end()).first == b.end();
+}
+
+bool is_nonempty_dir(const fs::path& p) { return fs::is_directory(p) && !fs::is_empty(p); }
+
+void check_out_dir(const fs::path& out, const fs::path& model, bool force) {
+  if (is_within(fs::current_path(), out))
+    bad_input("--out {}: is the current folder or one above it; name a new folder for the pruned checkpoint", out.string());
+  if (fs::exists(out) && !fs::is_directory(out)) bad_input("--out {}: exists and is not a folder", out.string());
+  if (is_nonempty_dir(out) && !force)
+    bad_input("--out {}: the folder exists and is not empty (pass --force to replace it)", out.string());
+  if (is_within(model, out)) bad_input("--out {}: would replace the model folder {} itself", out.string(), model.string());
+}
+
+// Removes "<out>.tmp-<pid>" folders left by runs that were killed (their pid no longer exists).
+void remove_stale_staging(const fs::path& out) {
+  const std::string prefix = out.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(out.parent_path(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || !e.is_directory()) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) {
+      std::error_code rm;
+      fs::remove_all(e.path(), rm);
+    }
+  }
+}
+
+// "<out>.tmp-<pid>": created empty; removed on destruction unless commit() renamed it to <out>.
+// Creating it first removes the stale staging folders of killed runs.
+class StagingDir {
+ public:
+  explicit StagingDir(fs::path out) : out_(std::move(out)) {
+    tmp_ = out_;
+    tmp_ += ".tmp-" + std::to_string(getpid());
+    std::error_code ec;
+    fs::create_directories(out_.parent_path(), ec);
+    remove_stale_staging(out_);
+    fs::remove_all(tmp_, ec);
+    fs::create_directories(tmp_, ec);
+    if (ec) runtime_failure("{}: cannot create the output folder: {}", tmp_.string(), ec.message());
+  }
+  ~StagingDir() {
+    if (keep_) return;
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);
+  }
+  StagingDir(const StagingDir&) = delete;
+  StagingDir& operator=(const StagingDir&) = delete;
+
+  const fs::path& path() const { return tmp_; }
+
+  // Moves the finished folder to <out>, replacing an old folder only now (a non-empty one only
+  // with `force`). When that fails the finished folder is kept where it is and named.
+  void commit(bool force) {
+    if (is_nonempty_dir(out_) && !force) keep_and_fail("the folder was filled by another process while pruning");
+    std::error_code ec;
+    fs::remove_all(out_, ec);
+    if (!ec) fs::rename(tmp_, out_, ec);
+    if (ec) keep_and_fail(fmt::format("cannot move the finished folder into place: {}", ec.message()));
+    keep_ = true;
+  }
+
+ private:
+  [[noreturn]] void keep_and_fail(const std::string& why) {
+    keep_ = true;
+    runtime_failure("--out {}: {}; the result is left in {}", out_.string(), why, tmp_.string());
+  }
+
+  fs::path out_, tmp_;
+  bool keep_ = false;  // renamed into place, or left for the user after a failed commit
+};
+
+// ---- calibration ----
+
+struct Calibration {
+  TensorI32 tokens;  // [nsamples, seqlen]
+  json description;  // for summary.json
+};
+
+// FNV-1a 64 over the little-endian bytes of the int32 ids.
+uint64_t fnv1a64(const std::vector<int32_t>& ids) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (int32_t id : ids) {
+    const auto u = static_cast<uint32_t>(id);
+    for (int b = 0; b < 4; ++b) {
+      h ^= (u >> (8 * b)) & 0xffu;
+      h *= 0x100000001b3ull;
+    }
+  }
+  return h;
+}
+
+// A uniform integer in [0, n) by rejection, the same on every standard library
+// (std::uniform_int_distribution's algorithm is implementation-defined).
+uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
+  const uint64_t max = std::numeric_limits<uint64_t>::max();
+  const uint64_t limit = max - max % n;  // a multiple of n
+  uint64_t x = rng();
+  while (x >= limit) x = rng();
+  return x % n;
+}
+
+// The first `seqlen` tokens of the first `nsamples` rows of --calib / --calib-key.
+Calibration calibration_from_tokens(const PruneArgs& a, const Model& m) {
+  const auto store = TensorStore::open(a.calib);
+  if (!store->contains(a.calib_key))
+    bad_input("{}: no tensor '{}' (--calib-key); it holds: {}", a.calib, a.calib_key, fmt::join(store->names(), ", "));
+  const TensorI32 all = store->load_i32(a.calib_key);
+  if (all.rank() != 2 || all.dim(0) == 0 || all.dim(1) == 0)
+    bad_input("{}: tensor '{}' has shape {}, expected [n_samples, seqlen]", a.calib, a.calib_key, shape_string(all.shape));
+  const int64_t rows = all.dim(0), cols = all.dim(1);
+  const int64_t seqlen = a.seqlen > 0 ? a.seqlen : cols;
+  if (seqlen > cols)
+    bad_input("--seqlen {} is longer than the rows of {}: tensor '{}' ({} tokens)", seqlen, a.calib, a.calib_key, cols);
+  if (a.nsamples_given && a.nsamples > rows)
+    bad_input("--nsamples {}: {}: tensor '{}' has only {} rows", a.nsamples, a.calib, a.calib_key, rows);
+  const int64_t n = std::min(a.nsamples, rows);
+
+  Calibration c;
+  c.tokens = TensorI32({n, seqlen});
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t j = 0; j < seqlen; ++j) {
+      const int32_t id = all.data[static_cast<size_t>(r * cols + j)];
+      if (id < 0 || id >= m.config.vocab_size)
+        bad_input("{}: tensor '{}' row {} column {} is token id {}, outside the model's vocabulary (size {})", a.calib,
+                  a.calib_key, r, j, id, m.config.vocab_size);
+      c.tokens.data[static_cast<size_t>(r * seqlen + j)] = id;
+    }
+  }
+  c.description = {{"kind", "tokens"}, {"file", fs::absolute(a.calib).string()}, {"key", a.calib_key},
+                   {"file_rows", rows}};  // the first nsamples rows are used
+  return c;
+}
+
+// --nsamples windows of --seqlen tokens at uniformly drawn offsets of the concatenated,
+// tokenized --calib-text files (no BOS).
+Calibration calibration_from_text(const PruneArgs& a, const Model& m) {
+  const auto tok = HfTokenizer::load(tokenizer_path_for(a.model, ""));
+  std::vector<int32_t> stream;
+  std::vector<std::string> files;
+  for (const std::string& f : a.calib_text) {
+    const std::vector<int32_t> ids = tok->encode(read_text_file(f), /*add_bos=*/false);
+    stream.insert(stream.end(), ids.begin(), ids.end());
+    files.push_back(fs::absolute(f).string());
+  }
+  for (size_t i = 0; i < stream.size(); ++i)
+    if (stream[i] < 0 || stream[i] >= m.config.vocab_size)
+      bad_input("--calib-text {}: token {} has id {}, outside the model's vocabulary (size {}); does the tokenizer "
+                "match the model?", fmt::join(a.calib_text, " "), i, stream[i], m.config.vocab_size);
+  const int64_t seqlen = a.seqlen > 0 ? a.seqlen : m.config.max_position;
+  const auto total = static_cast<int64_t>(stream.size());
+  if (total < seqlen)
+    bad_input("--calib-text {}: {} tokens, fewer than one window of --seqlen {}", fmt::join(a.calib_text, " "), total, seqlen);
+
+  Calibration c;
+  c.tokens = TensorI32({a.nsamples, seqlen});
+  std::mt19937_64 rng(a.seed);
+  std::vector<int64_t> offsets;
+  for (int64_t r = 0; r < a.nsamples; ++r) {
+    const auto off = static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(total - seqlen + 1)));
+    std::copy_n(stream.begin() + off, seqlen, c.tokens.data.begin() + r * seqlen);
+    offsets.push_back(off);
+  }
+  c.description = {{"kind", "text"}, {"files", files}, {"stream_tokens", total}, {"seed", a.seed}, {"offsets", offsets}};
+  return c;
+}
+
+Calibration load_calibration(const PruneArgs& a, const Model& m) {
+  Calibration c = a.calib.empty() ? calibration_from_text(a, m) : calibration_from_tokens(a, m);
+  c.description["nsamples"] = c.tokens.dim(0);
+  c.description["seqlen"] = c.tokens.dim(1);
+  c.description["tokens_fnv1a64"] = fmt::format("{:016x}", fnv1a64(c.tokens.data));
+  return c;
+}
+
+// ---- outputs ----
+
+json target_json(const SparsityTarget& t) {
+  if (t.is_nm()) return {{"type", "n:m"}, {"n", t.n}, {"m", t.m}, {"sparsity", t.fraction()}, {"label", t.label()}};
+  return {{"type", "unstructured"}, {"sparsity", t.ratio}, {"label", t.label()}};
+}
+
+std::string target_text(const SparsityTarget& t) {
+  return t.is_nm() ? fmt::format("{}:{}", t.n, t.m) : fmt::format("{:g} unstructured", t.ratio);
+}
+
+double overall_sparsity(const PruneResult& r) {
+  double pruned = 0, total = 0;
+  for (const auto& l : r.linears) {
+    pruned += static_cast<double>(l.mask.count());
+    total += static_cast<double>(l.mask.pruned.size());
+  }
+  return total > 0 ? pruned / total : 0.0;
+}
+
+json matrices_json(const PruneResult& r) {
+  json rows = json::array();
+  for (const auto& l : r.linears) {
+    const int64_t pruned = l.mask.count();
+    rows.push_back({{"name", l.name},
+                    {"layer", l.layer},
+                    {"role", role_info(l.role).short_name},
+                    {"shape", {l.mask.rows, l.mask.cols}},
+                    {"pruned", pruned},
+                    {"sparsity", static_cast<double>(pruned) / static_cast<double>(l.mask.pruned.size())},
+                    {"seconds", l.seconds}});
+  }
+  return rows;
+}
+
+// For every linear, "<hf name>.mask": U8 [rows, ceil(cols / 8)], 1 = pruned, packbits MSB first.
+void write_masks(const fs::path& file, const PruneResult& r, const PruneMethod method, const SparsityTarget& t) {
+  std::vector<std::vector<uint8_t>> packed;
+  packed.reserve(r.linears.size());
+  std::vector<TensorToWrite> tensors;
+  for (const auto& l : r.linears) {
+    packed.push_back(pack_mask(l.mask));
+    tensors.push_back({l.name + ".mask", DType::U8, {l.mask.rows, (l.mask.cols + 7) / 8}, packed.back().data()});
+  }
+  write_safetensors(file, tensors,
+                    {{"format", "pt"}, {"method", std::string(prune_method_name(method))}, {"target", t.label()},
+                     {"tool", "sparsa " SPARSA_VERSION}});
+}
+
+json timings_json(const PruneTimings& t, double load, double save) {
+  return {{"load", load}, {"forward", t.forward}, {"stats", t.stats}, {"select", t.select}, {"total", t.total}, {"save", save}};
+}
+
+void run_prune(const PruneArgs& a) {
+  if (a.device != "cpu") runtime_failure("--device {}: only the CPU backend exists in this build (the CUDA backend is issue #4)", a.device);
+  set_threads(a.threads);
+  PruneOptions opt;
+  opt.method = parse_prune_method(a.method);
+  opt.target = target_from_args(a);
+  opt.blocksize = a.blocksize;
+  opt.percdamp = a.percdamp;
+  check_numeric_flags(a);
+  check_calibration_flags(a, opt.method);
+  const std::optional<DType> weight_dtype = parse_weight_dtype(a.dtype);
+  const fs::path model_dir = hf_model_folder(a.model);
+  const fs::path out = normalized_dir(a.out);
+  check_out_dir(out, model_dir, a.force);
+  StagingDir staging(out);
+
+  const auto t_load = Clock::now();
+  Model m = load_hf_model(model_dir);
+  if (a.seqlen > m.config.max_position)
+    bad_input("--seqlen {} is above the model's context length {}", a.seqlen, m.config.max_position);
+  const bool calibrated = needs_calibration(opt.method);
+  const Calibration calib = calibrated ? load_calibration(a, m) : Calibration{};
+  const double load_seconds = since(t_load);
+
+  PruneResult result;
+  {
+    Progress bar(fmt::format("prune {} {}", prune_method_name(opt.method), opt.target.label()), m.config.num_layers);
+    result = prune_model(m, calib.tokens, opt, [&](int64_t done, int64_t) { bar.update(done); });
+  }
+
+  const auto t_save = Clock::now();
+  const CheckpointWriteInfo written = save_pruned_checkpoint(m, model_dir, staging.path(), weight_dtype);
+  write_masks(staging.path() / "masks.safetensors", result, opt.method, opt.target);
+  const double save_seconds = since(t_save);
+  const double sparsity = overall_sparsity(result);
+  const json timings = timings_json(result.timings, load_seconds, save_seconds);
+  const json summary = {
+      {"tool", "sparsa"},
+      {"version", SPARSA_VERSION},
+      {"model", fs::absolute(model_dir).lexically_normal().string()},
+      {"method", prune_method_name(opt.method)},
+      {"target", target_json(opt.target)},
+      {"overall_sparsity", sparsity},
+      {"matrices", matrices_json(result)},
+      {"timings", timings},
+      {"calibration", calibrated ? calib.description : json(nullptr)},
+      {"blocksize", a.blocksize},
+      {"percdamp", a.percdamp},
+      {"dtype", a.dtype},
+      {"device", a.device},
+      {"threads", omp_get_max_threads()},
+      {"checkpoint", {{"tensors", written.tensors}, {"bytes", written.bytes}, {"copied_files", written.copied_files}}},
+  };
+  write_file_atomic(staging.path() / "summary.json", summary.dump(2) + "\n");
+  staging.commit(a.force);
+
+  if (a.json) {
+    const json compact = {{"method", prune_method_name(opt.method)},
+                          {"target", target_json(opt.target)},
+                          {"sparsity", sparsity},
+                          {"matrices", result.linears.size()},
+                          {"timings", timings},
+                          {"out", out.string()}};
+    print_json(nlohmann::json(compact));
+  } else {
+    std::printf("pruned %zu matrices with %s %s: overall sparsity %.4f (prune %.1f s, save %.1f s) -> %s\n",
+                result.linears.size(), std::string(prune_method_name(opt.method)).c_str(),
+                target_text(opt.target).c_str(), sparsity, result.timings.total, save_seconds, out.string().c_str());
+  }
+}
+
+}  // namespace
+
+void register_prune(CLI::App& app) {
+  auto args = std::make_shared<PruneArgs>();
+  args->model = default_model_path().string();
+  auto* cmd = app.add_subcommand(
+      "prune", "Prune every linear of every decoder block with magnitude, Wanda or SparseGPT (unstructured or N:M), "
+               "block by block on calibration data as the reference implementations do, and write DIR/ = a loadable "
+               "HF checkpoint + masks.safetensors (1 = pruned, packbits along input columns) + summary.json");
+  cmd->footer(
+      "Examples:\n"
+      "  sparsa prune --method magnitude --sparsity 0.5 --out pruned-mag\n"
+      "  sparsa prune --method wanda --nm 2:4 --calib tokens.safetensors --calib-key calib --out pruned-wanda\n"
+      "  sparsa prune --method sparsegpt --sparsity 0.5 --calib-text a.txt b.txt --nsamples 64 --seqlen 256 "
+      "--dtype float32 --out pruned-sgpt");
+  cmd->add_option("--model", args->model, "HF checkpoint folder to prune")->capture_default_str();
+  cmd->add_option("--method", args->method, "pruning method")
+      ->required()
+      ->check(CLI::IsMember({"magnitude", "wanda", "sparsegpt"}));
+  cmd->add_option("--sparsity", args->sparsity, "unstructured target: fraction of each matrix to prune, in (0, 1)");
+  cmd->add_option("--nm", args->nm, "N:M target: prune N of every M consecutive input columns (0 < N < M), e.g. 2:4");
+  cmd->add_option("--calib", args->calib, "calibration tokens: int32 safetensors [n_samples, seqlen] (Wanda, SparseGPT)");
+  cmd->add_option("--calib-key", args->calib_key, "tensor in --calib")->capture_default_str();
+  cmd->add_option("--calib-text", args->calib_text,
+                  "calibration text files: tokenized with the model's tokenizer, concatenated, and cut into --nsamples "
+                  "windows at random offsets (recorded in summary.json)");
+  auto* nsamples = cmd->add_option("--nsamples", args->nsamples,
+                                   "calibration samples (with --calib: its first N rows)")->capture_default_str();
+  cmd->add_option("--seqlen", args->seqlen,
+                  "tokens per sample, at most the model's context (default: the --calib row length, or the context)");
+  cmd->add_option("--seed", args->seed, "random seed of the --calib-text window offsets")->capture_default_str();
+  cmd->add_option("--blocksize", args->blocksize, "SparseGPT lazy-update block (columns)")->capture_default_str();
+  cmd->add_option("--percdamp", args->percdamp, "SparseGPT dampening, fraction of mean(diag H)")->capture_default_str();
+  cmd->add_option("--device", args->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_option("--out", args->out, "output folder (written as <out>.tmp-<pid>, renamed at the end)")->required();
+  cmd->add_flag("--force", args->force, "replace --out if it exists and is not empty");
+  cmd->add_option("--dtype", args->dtype,
+                  "weight dtype of the written checkpoint: keep (the source's), float32 (keeps SparseGPT's updated "
+                  "weights exactly), bfloat16, float16")
+      ->check(CLI::IsMember({"keep", "float32", "bfloat16", "float16"}))
+      ->capture_default_str();
+  cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
+  cmd->add_flag("--json", args->json,
+                "print {\"method\", \"target\", \"sparsity\", \"timings\", \"out\", ...} as JSON on stdout");
+  cmd->callback([args, nsamples] {
+    args->nsamples_given = nsamples->count() > 0;
+    run_prune(*args);
+  });
+}
+
+}  // namespace sparsa::cli
