@@ -19,7 +19,6 @@ using test::shared_available;
 using test::shared_dir;
 using test::TempDir;
 
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
 
 fs::path golden_tokens() { return shared_dir() / "golden" / "tokens.safetensors"; }
 
@@ -34,7 +33,7 @@ fs::path small_tokens(const TempDir& tmp, int64_t rows, int64_t cols) {
 
 void expect_usage_error(const test::CommandResult& r, const std::string& what) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << "stderr is not one line: " << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << "stderr is not one line: " << r.err;
   EXPECT_NE(r.err.find(what), std::string::npos) << "stderr does not mention '" << what << "': " << r.err;
   EXPECT_EQ(r.out, "");
 }
@@ -78,7 +77,7 @@ TEST(Cli, UnknownSubcommandIsAUsageError) {
 TEST(Cli, NoSubcommandIsAUsageError) {
   const auto r = run_sparsa({});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
 }
 
 TEST(Cli, UnknownFlagIsAUsageError) {
@@ -141,7 +140,7 @@ TEST(Cli, EvalJsonOnTwoGoldenWindows) {
   if (!shared_available()) GTEST_SKIP() << "../shared not present";
   const auto r = run_sparsa({"eval", "--json", "--limit", "2", "--tokens", golden_tokens().string(), "--key", "eval"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(one_line(r.out)) << "stdout is not one line: " << r.out;
+  ASSERT_TRUE(test::one_line(r.out)) << "stdout is not one line: " << r.out;
   nlohmann::json j;
   ASSERT_NO_THROW(j = nlohmann::json::parse(r.out)) << r.out;
   ASSERT_TRUE(j.is_object()) << r.out;
@@ -164,7 +163,7 @@ TEST(Cli, EvalJsonWithShorterSeqlen) {
   const auto tokens = small_tokens(tmp, 2, 64);
   const auto r = run_sparsa({"eval", "--json", "--tokens", tokens.string(), "--key", "eval", "--seqlen", "32", "--limit", "3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(one_line(r.out)) << r.out;
+  ASSERT_TRUE(test::one_line(r.out)) << r.out;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["tokens"].get<int64_t>(), 3 * 32);
   EXPECT_TRUE(std::isfinite(j["ppl"].get<double>()));

@@ -25,7 +25,6 @@ using test::write_file;
 fs::path demo_model_dir() { return repo_dir() / "models" / "tiny-llama-15m"; }
 json demo_config() { return json::parse(read_file(demo_model_dir() / "config.json")); }
 
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
 
 // Writes `j` as config.json in `tmp` and loads it.
 ModelConfig load(const TempDir& tmp, const json& j) {
@@ -325,7 +324,7 @@ fs::path model_with_config(const TempDir& tmp, const std::string& config_text) {
 void expect_eval_fails_naming_config(const fs::path& dir, const std::string& what) {
   const auto r = run_sparsa({"eval", "--model", dir.string()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << "stderr is not one line: " << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << "stderr is not one line: " << r.err;
   EXPECT_NE(r.err.find((dir / "config.json").string()), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
   EXPECT_EQ(r.out, "");
@@ -365,7 +364,7 @@ TEST(HfConfigCli, ConfigThatDoesNotMatchTheWeightsExitsTwo) {
   const fs::path dir = model_with_config(tmp, j.dump(2));
   const auto r = run_sparsa({"eval", "--model", dir.string()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("mlp"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(dir.string()), std::string::npos) << r.err;
 }
@@ -376,7 +375,7 @@ TEST(HfConfigCli, FolderWithoutConfigExitsTwo) {
   fs::remove(dir / "config.json");
   const auto r = run_sparsa({"eval", "--model", dir.string()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("config.json"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(dir.string()), std::string::npos) << r.err;
 }

@@ -30,7 +30,6 @@ fs::path stories_bin() { return shared_dir() / "models" / "stories260K" / "stori
 fs::path stories_tok() { return shared_dir() / "models" / "stories260K" / "tok512.bin"; }
 constexpr uint64_t kStoriesBytes = 1056540;
 
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
 
 std::string header_bytes(const Header& h) { return std::string(reinterpret_cast<const char*>(h.data()), sizeof(h)); }
 
@@ -76,7 +75,7 @@ std::string load_error(const fs::path& path) {
 void expect_cli_bad_input(const std::vector<std::string>& args, const fs::path& file, const std::string& what) {
   const auto r = run_sparsa(args);
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << "stderr is not one line: " << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << "stderr is not one line: " << r.err;
   EXPECT_NE(r.err.find(file.string()), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(what), std::string::npos) << "stderr does not say '" << what << "': " << r.err;
   EXPECT_EQ(r.out, "");
@@ -305,7 +304,7 @@ TEST(Llama2c, HugeDimensionsAreBadInputNotACrash) {
     load_error(path);
     const auto r = run_sparsa({"generate", "--model", path.string(), "--tokenizer", "/nonexistent/tok.bin", "--prompt", "hi"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
-    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_TRUE(test::one_line(r.err)) << r.err;
   }
 }
 

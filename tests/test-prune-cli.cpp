@@ -34,7 +34,6 @@ fs::path golden_dir() { return test::shared_dir() / "golden"; }
 fs::path golden_tokens() { return golden_dir() / "tokens.safetensors"; }
 fs::path persuasion() { return test::repo_dir() / "data" / "persuasion.txt"; }
 
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
 
 json read_json(const fs::path& p) { return json::parse(test::read_file(p)); }
 
@@ -72,7 +71,7 @@ void expect_prune_ok(const fs::path& out, const std::vector<std::string>& args) 
 void expect_bad_input(const fs::path& out, const std::vector<std::string>& args, const std::string& what) {
   const CommandResult r = prune(out, args);
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << "stderr is not one line: " << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << "stderr is not one line: " << r.err;
   EXPECT_NE(r.err.find(what), std::string::npos) << "stderr does not mention '" << what << "': " << r.err;
   EXPECT_EQ(r.out, "");
   EXPECT_FALSE(fs::exists(out)) << out;
@@ -152,7 +151,7 @@ TEST(PruneCli, MagnitudeWritesACompleteFolder) {
 TEST(PruneCli, JsonPrintsACompactSummary) {
   const MagnitudeRun& run = magnitude_u50();
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
-  ASSERT_TRUE(one_line(run.result.out)) << run.result.out;
+  ASSERT_TRUE(test::one_line(run.result.out)) << run.result.out;
   const json j = json::parse(run.result.out);
   EXPECT_EQ(j["method"], "magnitude");
   EXPECT_EQ(j["target"]["label"], "u50");
@@ -345,7 +344,7 @@ TEST_F(PruneCliBadInput, CalibrationIdOutsideTheVocabulary) {
   const std::vector<std::string> args{"--method", "wanda", "--sparsity", "0.5", "--calib", calib.string()};
   const CommandResult r = prune(out, args);
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
   for (const std::string what : {calib.string(), std::string("'calib'"), std::string("9000")})
     EXPECT_NE(r.err.find(what), std::string::npos) << what << " not in: " << r.err;
   EXPECT_FALSE(fs::exists(out));
@@ -367,7 +366,7 @@ TEST_F(PruneCliBadInput, Llama2cModel) {
 TEST_F(PruneCliBadInput, CudaDeviceIsARuntimeFailure) {
   const CommandResult r = prune(out, magnitude({"--sparsity", "0.5", "--device", "cuda"}));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("#4"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out));
 }
@@ -384,7 +383,7 @@ TEST_F(PruneCliBadInput, OutThatWouldReplaceTheModelOrTheWorkingFolder) {
     const CommandResult r = run_sparsa(
         {"prune", "--model", model.string(), "--method", "magnitude", "--sparsity", "0.5", "--force", "--out", dir});
     EXPECT_EQ(r.exit_code, 2) << dir << ": " << r.err;
-    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_TRUE(test::one_line(r.err)) << r.err;
     EXPECT_NE(r.err.find("--out"), std::string::npos) << r.err;
   }
   fs::current_path(cwd);
@@ -396,7 +395,7 @@ TEST_F(PruneCliBadInput, NonEmptyOutNeedsForce) {
   test::write_file(out / "old.txt", "old");
   const CommandResult r = prune(out, magnitude({"--sparsity", "0.5"}));
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("--force"), std::string::npos) << r.err;
   EXPECT_TRUE(fs::exists(out / "old.txt"));
   EXPECT_FALSE(fs::exists(out / "summary.json"));

@@ -1,11 +1,15 @@
 // Unit tests of the pruning building blocks against straightforward references.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
 #include <random>
 
 #include "sparsa/error.h"
+#include "sparsa/model.h"
 #include "sparsa/prune.h"
+#include "test_support.h"
 
 namespace sparsa {
 namespace {
@@ -179,6 +183,35 @@ TEST(SparseGPT, NonPositiveDefiniteIsARuntimeError) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kRuntime);
     EXPECT_NE(std::string(e.what()).find("percdamp"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace sparsa
+
+namespace sparsa {
+namespace {
+
+// The driver merges per-sample statistics in sample order: one thread or two give bit-identical
+// masks and weights.
+TEST(Driver, ResultsDoNotDependOnThreadCount) {
+  const Model dense = load_model(test::repo_dir() / "models" / "tiny-llama-15m");
+  TensorI32 calib({3, 40});
+  for (size_t i = 0; i < calib.numel(); ++i) calib.data[i] = static_cast<int32_t>((i * 2654435761u) % 8192);
+  for (auto method : {PruneMethod::kWanda, PruneMethod::kSparseGPT}) {
+    PruneOptions opt;
+    opt.method = method;
+    opt.target = parse_nm("2:4");
+    Model one = dense, two = dense;
+    omp_set_num_threads(1);
+    const PruneResult r1 = prune_model(one, calib, opt);
+    omp_set_num_threads(2);
+    const PruneResult r2 = prune_model(two, calib, opt);
+    ASSERT_EQ(r1.linears.size(), r2.linears.size());
+    for (size_t i = 0; i < r1.linears.size(); ++i) EXPECT_EQ(r1.linears[i].mask.pruned, r2.linears[i].mask.pruned) << r1.linears[i].name;
+    for (size_t l = 0; l < one.blocks.size(); ++l)
+      for (int r = 0; r < kNumLinearRoles; ++r)
+        EXPECT_EQ(one.blocks[l].linears[r].weight.data, two.blocks[l].linears[r].weight.data) << prune_method_name(method);
   }
 }
 

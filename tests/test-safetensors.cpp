@@ -51,7 +51,6 @@ std::string raw_bytes(const std::vector<T>& v) {
 }
 
 // True when `s` is exactly one line: one '\n', at the end.
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
 
 // Runs `f`, expects Error(kBadInput) and returns its message ("" and a failure otherwise).
 template <typename F>
@@ -531,7 +530,7 @@ TEST(SafetensorsSharded, IndexNamingAMissingShardIsBadInput) {
 
   const auto r = run_sparsa({"eval", "--model", dir.string()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find(shard), std::string::npos) << r.err;
   EXPECT_EQ(r.out, "");
 }
@@ -548,7 +547,7 @@ TEST(SafetensorsSharded, CorruptShardIsBadInputNamingTheShard) {
 
   const auto r = run_sparsa({"eval", "--model", dir.string()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find((dir / shard).string()), std::string::npos) << r.err;
 }
 
@@ -672,7 +671,7 @@ TEST_P(MalformedSafetensors, EvalExitsTwoWithOneLineNamingTheFile) {
   write_file(path, c.bytes);
   const auto r = run_sparsa({"eval", "--tokens", path.string(), "--key", "eval"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << "stderr is not one line: " << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << "stderr is not one line: " << r.err;
   EXPECT_NE(r.err.find(path.string()), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(c.expected), std::string::npos) << r.err;
   EXPECT_EQ(r.out, "");
@@ -701,7 +700,7 @@ TEST(SafetensorsCli, MissingKeyNamesTheKeyAndTheFile) {
 
   const auto r = run_sparsa({"eval", "--tokens", path.string(), "--key", "nosuchkey"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("nosuchkey"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("tokens.safetensors"), std::string::npos) << r.err;
 }
@@ -711,7 +710,7 @@ TEST(SafetensorsCli, TokensFileThatDoesNotExist) {
   const auto path = tmp / "nope.safetensors";
   const auto r = run_sparsa({"eval", "--tokens", path.string(), "--key", "eval"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find(path.string()), std::string::npos) << r.err;
 }
 
@@ -726,7 +725,7 @@ TEST(SafetensorsCli, TokensOfTheWrongDtypeOrRank) {
     const auto path = tmp / name;
     const auto r = run_sparsa({"eval", "--tokens", path.string(), "--key", "eval"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
-    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_TRUE(test::one_line(r.err)) << r.err;
     EXPECT_NE(r.err.find(path.string()), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("eval"), std::string::npos) << r.err;
   }
@@ -742,7 +741,7 @@ TEST(SafetensorsCli, TokenIdsOutsideTheVocabulary) {
     write_safetensors(path, {{"eval", DType::I32, {2, 16}, ids.data()}});
     const auto r = run_sparsa({"eval", "--tokens", path.string(), "--key", "eval"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
-    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_TRUE(test::one_line(r.err)) << r.err;
     EXPECT_NE(r.err.find(path.string()), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(std::to_string(bad)), std::string::npos) << r.err;
   }

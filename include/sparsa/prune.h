@@ -82,7 +82,7 @@ struct LinearPruneResult {
   LinearRole role = LinearRole::kQ;
   std::string name;  // HF module name, e.g. "model.layers.0.self_attn.q_proj"
   Mask mask;
-  double seconds = 0;  // selection / update time
+  double seconds = 0;  // selection / update time (linears of a block run concurrently)
 };
 
 struct PruneTimings {

@@ -43,6 +43,10 @@ PerplexityResult perplexity(const Model& m, const TensorI32& windows, Observer* 
   const int64_t n_windows = windows.dim(0), seqlen = windows.dim(1);
   if (seqlen > m.config.max_position)
     bad_input("seqlen {} is above the model's context length {}", seqlen, m.config.max_position);
+  for (size_t i = 0; i < windows.numel(); ++i)  // checked here: forward() may not throw inside the parallel loop
+    if (windows.data[i] < 0 || windows.data[i] >= m.config.vocab_size)
+      bad_input("token id {} at window {}, position {} is outside the vocabulary (size {})", windows.data[i],
+                static_cast<int64_t>(i) / seqlen, static_cast<int64_t>(i) % seqlen, m.config.vocab_size);
   const auto start = std::chrono::steady_clock::now();
 
   std::vector<double> nll(static_cast<size_t>(n_windows));

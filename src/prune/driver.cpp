@@ -4,7 +4,7 @@
 #include <omp.h>
 
 #include <chrono>
-#include <optional>
+#include <exception>
 
 #include "prune/input_stats.h"
 #include "sparsa/error.h"
@@ -97,13 +97,21 @@ PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& op
       result.timings.stats += since(t0);  // includes the dense forward the statistics ride on
     }
     Block& b = m.blocks[static_cast<size_t>(l)];
-    std::array<std::vector<float>, kNumObsPoints> sqnorms;
-    for (int r = 0; r < kNumLinearRoles; ++r) {
+    std::array<std::vector<float>, kNumObsPoints> sqnorms;  // Wanda's per-point input norms
+    if (opt.method == PruneMethod::kWanda)
+      for (int p = 0; p < kNumObsPoints; ++p) sqnorms[static_cast<size_t>(p)] = stats[static_cast<size_t>(p)].mean_sqnorm();
+    // The block's linears are pruned concurrently, each with single-threaded kernels: their
+    // BLAS/LAPACK calls then round the same way whatever the thread count.
+    std::array<LinearPruneResult, kNumLinearRoles> done;
+    std::array<std::exception_ptr, kNumLinearRoles> failed;  // exceptions may not leave an OpenMP loop
+    const auto t_select = Clock::now();
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int r = 0; r < kNumLinearRoles; ++r) try {
       const auto role = static_cast<LinearRole>(r);
       const auto p = static_cast<size_t>(role_info(role).input);
       const auto t0 = Clock::now();
       Tensor& w = b.linear(role).weight;
-      LinearPruneResult lr;
+      LinearPruneResult& lr = done[static_cast<size_t>(r)];
       lr.layer = l;
       lr.role = role;
       lr.name = hf_linear_name(l, role);
@@ -113,7 +121,6 @@ PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& op
           apply_mask(w, lr.mask);
           break;
         case PruneMethod::kWanda:
-          if (sqnorms[p].empty()) sqnorms[p] = stats[p].mean_sqnorm();
           lr.mask = wanda_mask(w, sqnorms[p], t);
           apply_mask(w, lr.mask);
           break;
@@ -124,9 +131,13 @@ PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& op
         }
       }
       lr.seconds = since(t0);
-      result.timings.select += lr.seconds;
-      result.linears.push_back(std::move(lr));
+    } catch (...) {
+      failed[static_cast<size_t>(r)] = std::current_exception();
     }
+    for (const auto& e : failed)
+      if (e) std::rethrow_exception(e);
+    result.timings.select += since(t_select);
+    for (auto& lr : done) result.linears.push_back(std::move(lr));
     if (needs_data) {
       const auto t0 = Clock::now();
       run_block(m, l, xs, /*update=*/true, nullptr, cfg);

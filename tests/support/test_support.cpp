@@ -23,6 +23,8 @@ std::filesystem::path shared_dir() {
 
 bool shared_available() { return std::filesystem::exists(shared_dir() / "golden" / "README.md"); }
 
+bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+
 std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + p.string());

@@ -34,6 +34,9 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// True when s is exactly one line ending in '\n' (how errors must reach stderr).
+bool one_line(const std::string& s);
+
 std::string read_file(const std::filesystem::path& p);
 void write_file(const std::filesystem::path& p, const std::string& bytes);
 

@@ -1,6 +1,7 @@
 // sparsa — native toolkit for studying sparsity in transformer language models.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -17,6 +18,19 @@ int main(int argc, char** argv) {
   sparsa::cli::register_tokenize(app);
   sparsa::cli::register_prune(app);
   try {
+    // CLI11 reports a mistyped command only as "a subcommand is required": name it instead.
+    const auto subcommands = app.get_subcommands([](const CLI::App*) { return true; });
+    const auto is_command = [&](const char* name) {
+      for (const auto* sub : subcommands)
+        if (sub->get_name() == name) return true;
+      return false;
+    };
+    if (argc > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
+      std::string known;
+      for (const auto* sub : subcommands) known += (known.empty() ? "" : ", ") + sub->get_name();
+      std::fprintf(stderr, "sparsa: unknown command '%s' (commands: %s; see --help)\n", argv[1], known.c_str());
+      return 2;
+    }
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
