@@ -70,8 +70,8 @@ TEST(Cli, NegativeLimitIsBadInput) {
 // (CLI11 reports "A subcommand is required" here, without the unknown name: exit code and one
 // line are the contract; the wording is main.cpp's business.)
 TEST(Cli, UnknownSubcommandIsAUsageError) {
-  expect_usage_error(run_sparsa({"frobnicate"}), "subcommand");
-  expect_usage_error(run_sparsa({"frobnicate", "--model", "x"}), "");
+  expect_usage_error(run_sparsa({"frobnicate"}), "unknown command 'frobnicate'");
+  expect_usage_error(run_sparsa({"frobnicate", "--model", "x"}), "unknown command 'frobnicate'");
 }
 
 TEST(Cli, NoSubcommandIsAUsageError) {
@@ -122,6 +122,12 @@ TEST(Cli, VersionExitsZero) {
 TEST(Cli, NonexistentModelIsBadInputNamingIt) {
   expect_usage_error(run_sparsa({"eval", "--model", "/nonexistent"}), "/nonexistent");
   expect_usage_error(run_sparsa({"generate", "--model", "/nonexistent", "--prompt", "hi"}), "/nonexistent");
+}
+
+TEST(Cli, ASafetensorsFileAsModelAsksForTheFolder) {
+  TempDir tmp;
+  const auto tokens = small_tokens(tmp, 1, 8);
+  expect_usage_error(run_sparsa({"eval", "--model", tokens.string()}), "checkpoint folder");
 }
 
 TEST(Cli, EmptyModelFolderIsBadInputNamingIt) {

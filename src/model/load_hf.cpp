@@ -73,6 +73,8 @@ Model load_hf_model(const std::filesystem::path& folder) {
 Model load_model(const std::filesystem::path& path) {
   if (std::filesystem::is_directory(path)) return load_hf_model(path);
   if (!std::filesystem::exists(path)) bad_input("{}: no such model file or folder", path.string());
+  if (path.extension() == ".safetensors")
+    bad_input("{}: pass the checkpoint folder (with config.json), not one of its .safetensors files", path.string());
   return load_llama2c_model(path);
 }
 
