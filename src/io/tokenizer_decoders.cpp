@@ -77,21 +77,7 @@ class ReplaceDecoder final : public Decoder {
   ReplaceDecoder(Regex pattern, std::string content)
       : pattern_(std::move(pattern)), content_(std::move(content)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
-    std::vector<Match> matches;
-    for (std::string& token : tokens) {
-      matches.clear();
-      pattern_.find_all(token, matches);
-      if (matches.empty()) continue;
-      std::string out;
-      size_t last = 0;
-      for (const Match& m : matches) {
-        out.append(token, last, m.begin - last);
-        out += content_;
-        last = m.end;
-      }
-      out.append(token, last, std::string::npos);
-      token = std::move(out);
-    }
+    for (std::string& token : tokens) replace_all(pattern_, token, content_);
   }
 
  private:

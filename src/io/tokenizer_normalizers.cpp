@@ -38,21 +38,7 @@ class ReplaceNormalizer final : public Normalizer {
  public:
   ReplaceNormalizer(Regex pattern, std::string content)
       : pattern_(std::move(pattern)), content_(std::move(content)) {}
-  void normalize(std::string& text) const override {
-    std::vector<Match> matches;
-    pattern_.find_all(text, matches);
-    if (matches.empty()) return;
-    std::string out;
-    out.reserve(text.size());
-    size_t last = 0;
-    for (const Match& m : matches) {
-      out.append(text, last, m.begin - last);
-      out += content_;
-      last = m.end;
-    }
-    out.append(text, last, std::string::npos);
-    text = std::move(out);
-  }
+  void normalize(std::string& text) const override { replace_all(pattern_, text, content_); }
 
  private:
   Regex pattern_;

@@ -131,4 +131,21 @@ void Regex::find_all(std::string_view subject, std::vector<Match>& out) const {
   pcre2_match_data_free(md);
 }
 
+bool replace_all(const Regex& pattern, std::string& text, const std::string& content) {
+  std::vector<Match> matches;
+  pattern.find_all(text, matches);
+  if (matches.empty()) return false;
+  std::string out;
+  out.reserve(text.size());
+  size_t last = 0;
+  for (const Match& m : matches) {
+    out.append(text, last, m.begin - last);
+    out += content;
+    last = m.end;
+  }
+  out.append(text, last, std::string::npos);
+  text = std::move(out);
+  return true;
+}
+
 }  // namespace sparsa

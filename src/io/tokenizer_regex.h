@@ -38,6 +38,10 @@ class Regex {
   std::shared_ptr<const Code> code_;
 };
 
+// Replaces every match of `pattern` in `text` with `content` (verbatim, no group references).
+// Returns false and leaves `text` alone when nothing matches.
+bool replace_all(const Regex& pattern, std::string& text, const std::string& content);
+
 // Rewrites Oniguruma-only spellings (\w, \W) into PCRE2 equivalents.
 std::string oniguruma_to_pcre2(std::string_view pattern);
 
