@@ -34,3 +34,10 @@ add_library(sparsa::pcre2 INTERFACE IMPORTED)
 target_link_libraries(sparsa::pcre2 INTERFACE ${SPARSA_PCRE2_LIB})
 target_include_directories(sparsa::pcre2 INTERFACE ${SPARSA_PCRE2_INCLUDE})
 target_compile_definitions(sparsa::pcre2 INTERFACE PCRE2_CODE_UNIT_WIDTH=8)
+
+# libzip reads torch .pt archives; cairo draws the PNG figures.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SPARSA_LIBZIP REQUIRED IMPORTED_TARGET libzip)
+pkg_check_modules(SPARSA_CAIRO REQUIRED IMPORTED_TARGET cairo)
+add_library(sparsa::zip ALIAS PkgConfig::SPARSA_LIBZIP)
+add_library(sparsa::cairo ALIAS PkgConfig::SPARSA_CAIRO)
