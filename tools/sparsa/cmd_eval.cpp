@@ -105,5 +105,6 @@ void register_eval(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print {\"ppl\", \"tokens\", \"seconds\", ...} as JSON on stdout");
   cmd->callback([args] { run_eval(*args); });
 }
+SPARSA_COMMAND(20, register_eval);
 
 }  // namespace sparsa::cli

@@ -70,5 +70,6 @@ void register_generate(CLI::App& app) {
     else generate_hf(*args, m);
   });
 }
+SPARSA_COMMAND(30, register_generate);
 
 }  // namespace sparsa::cli

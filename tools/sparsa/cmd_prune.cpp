@@ -445,5 +445,6 @@ void register_prune(CLI::App& app) {
     run_prune(*args);
   });
 }
+SPARSA_COMMAND(50, register_prune);
 
 }  // namespace sparsa::cli

@@ -190,5 +190,6 @@ void register_tokenize(CLI::App& app) {
     }
   });
 }
+SPARSA_COMMAND(40, register_tokenize);
 
 }  // namespace sparsa::cli

@@ -1,15 +1,34 @@
-// The sparsa CLI: one register_* per subcommand, each in its own cmd_<name>.cpp.
-// A command's callback throws sparsa::Error for expected failures; main() turns that into
-// one line on stderr and the exit code (2 bad input / usage, 1 runtime failure).
+// The sparsa CLI: each subcommand lives in its own cmd_<name>.cpp and registers itself with
+// SPARSA_COMMAND(order, register_fn); main() adds them to the app sorted by `order` (the
+// order --help lists them in). A command's callback throws sparsa::Error for expected
+// failures; main() turns that into one line on stderr and the exit code (2 bad input / usage,
+// 1 runtime failure).
 #pragma once
+
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 namespace sparsa::cli {
 
-void register_eval(CLI::App& app);
-void register_generate(CLI::App& app);
-void register_tokenize(CLI::App& app);
-void register_prune(CLI::App& app);
+using RegisterFn = void (*)(CLI::App& app);
+
+struct CommandEntry {
+  int order;
+  RegisterFn add;
+};
+
+// Every command registered so far (static initialisation of the cmd_*.cpp files).
+std::vector<CommandEntry>& command_registry();
+
+struct CommandRegistration {
+  CommandRegistration(int order, RegisterFn fn) { command_registry().push_back({order, fn}); }
+};
 
 }  // namespace sparsa::cli
+
+#define SPARSA_COMMAND_CAT2(a, b) a##b
+#define SPARSA_COMMAND_CAT(a, b) SPARSA_COMMAND_CAT2(a, b)
+// Registers `fn` as a subcommand; use once at namespace scope in a cmd_<name>.cpp.
+#define SPARSA_COMMAND(order, fn) \
+  static const ::sparsa::cli::CommandRegistration SPARSA_COMMAND_CAT(sparsa_command_, __LINE__){order, fn}

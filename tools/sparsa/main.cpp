@@ -1,4 +1,5 @@
 // sparsa — native toolkit for studying sparsity in transformer language models.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -8,15 +9,22 @@
 #include "commands.h"
 #include "sparsa/error.h"
 
+namespace sparsa::cli {
+std::vector<CommandEntry>& command_registry() {
+  static std::vector<CommandEntry> registry;
+  return registry;
+}
+}  // namespace sparsa::cli
+
 int main(int argc, char** argv) {
   CLI::App app{"sparsa " SPARSA_VERSION
                " — prune, evaluate and analyse sparsity in transformer language models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sparsa " SPARSA_VERSION);
-  sparsa::cli::register_eval(app);
-  sparsa::cli::register_generate(app);
-  sparsa::cli::register_tokenize(app);
-  sparsa::cli::register_prune(app);
+  auto commands = sparsa::cli::command_registry();
+  std::stable_sort(commands.begin(), commands.end(),
+                   [](const auto& a, const auto& b) { return a.order < b.order; });
+  for (const auto& c : commands) c.add(app);
   try {
     // CLI11 reports a mistyped command only as "a subcommand is required": name it instead.
     const auto subcommands = app.get_subcommands([](const CLI::App*) { return true; });
