@@ -6,7 +6,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libopenblas-openmp-dev libpcre2-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libzip-dev libcairo2-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libzip-dev libcairo2-dev fonts-dejavu-core libcpp-httplib-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
