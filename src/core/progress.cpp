@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 
 namespace sparsa {
 
@@ -15,7 +16,11 @@ Progress::Progress(std::string label, int64_t total)
   interactive_ = !quiet_ && ((env && std::strcmp(env, "1") == 0) || isatty(STDERR_FILENO));
 }
 
-Progress::~Progress() { finish(); }
+// A bar destroyed while an exception unwinds belongs to failed work: no "done" line, so the
+// error stays the only line on stderr.
+Progress::~Progress() {
+  if (std::uncaught_exceptions() == 0) finish();
+}
 
 void Progress::update(int64_t done) {
   done_ = done;

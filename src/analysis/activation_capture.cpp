@@ -1,0 +1,118 @@
+// Running the blocks over calibration windows with observers that know their window, and the
+// calibration pass that fills one histogram per (layer, point).
+#include <memory>
+#include <mutex>
+
+#include "sparsa/activations.h"
+#include "sparsa/error.h"
+
+namespace sparsa {
+namespace {
+
+// Forwards the model's Observer calls of one window to a WindowObserver.
+class WindowAdapter : public Observer {
+ public:
+  WindowAdapter(WindowObserver& target, int64_t window) : target_(target), window_(window) {}
+  void observe(int64_t layer, ObsPoint point, float* x, int64_t n_tokens, int64_t dim) override {
+    target_.observe(window_, layer, point, x, n_tokens, dim);
+  }
+
+ private:
+  WindowObserver& target_;
+  int64_t window_;
+};
+
+void check_windows(const Model& m, const TensorI32& windows, int64_t n_layers) {
+  if (windows.rank() != 2 || windows.dim(0) == 0 || windows.dim(1) == 0)
+    bad_input("activation capture needs token windows [n_windows, seqlen], got {}", shape_string(windows.shape));
+  if (windows.dim(1) > m.config.max_position)
+    bad_input("seqlen {} is above the model's context length {}", windows.dim(1), m.config.max_position);
+  SPARSA_ASSERT(n_layers >= 0 && n_layers <= m.config.num_layers);
+  for (size_t i = 0; i < windows.numel(); ++i)  // checked here: nothing may throw inside the parallel loop
+    if (windows.data[i] < 0 || windows.data[i] >= m.config.vocab_size)
+      bad_input("token id {} at window {}, position {} is outside the vocabulary (size {})", windows.data[i],
+                static_cast<int64_t>(i) / windows.dim(1), static_cast<int64_t>(i) % windows.dim(1),
+                m.config.vocab_size);
+}
+
+// One histogram per (layer, point), accumulated into per-thread copies: a thread borrows a
+// free copy for the duration of one observe() call, so any threading works and at most
+// (concurrent callers) copies exist.
+class HistogramCollector : public WindowObserver {
+ public:
+  explicit HistogramCollector(int64_t n_layers) : n_layers_(n_layers) {}
+
+  void observe(int64_t, int64_t layer, ObsPoint point, const float* x, int64_t n_tokens, int64_t dim) override {
+    Histograms* h = borrow();
+    (*h)[static_cast<size_t>(layer * kNumObsPoints + static_cast<int>(point))].add(x, n_tokens * dim);
+    give_back(h);
+  }
+
+  ActivationProfile merged(int64_t tokens) const {
+    ActivationProfile p;
+    p.n_layers = n_layers_;
+    p.tokens = tokens;
+    p.hist.resize(static_cast<size_t>(n_layers_ * kNumObsPoints));
+    for (const auto& copy : all_)
+      for (size_t i = 0; i < p.hist.size(); ++i) p.hist[i].merge((*copy)[i]);
+    return p;
+  }
+
+ private:
+  using Histograms = std::vector<ActivationHistogram>;  // [n_layers * 4]
+
+  Histograms* borrow() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.empty()) {
+      all_.push_back(std::make_unique<Histograms>(static_cast<size_t>(n_layers_ * kNumObsPoints)));
+      return all_.back().get();
+    }
+    Histograms* h = free_.back();
+    free_.pop_back();
+    return h;
+  }
+  void give_back(Histograms* h) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_.push_back(h);
+  }
+
+  int64_t n_layers_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Histograms>> all_;
+  std::vector<Histograms*> free_;
+};
+
+}  // namespace
+
+void run_windows(const Model& m, const TensorI32& windows, int64_t n_layers, WindowObserver& obs,
+                 const std::function<void(int64_t, int64_t)>& progress) {
+  check_windows(m, windows, n_layers);
+  const int64_t n_windows = windows.dim(0), seqlen = windows.dim(1);
+  std::mutex progress_mutex;
+  int64_t done = 0;
+  // Whole windows per thread with single-threaded kernels (nested regions stay serial), as perplexity() does.
+#pragma omp parallel
+  {
+    ForwardBuffers buf;
+    Tensor x;  // [seqlen, d_model]
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t w = 0; w < n_windows; ++w) {
+      WindowAdapter adapter(obs, w);
+      embed_tokens(m, windows.ptr() + w * seqlen, seqlen, x);
+      for (int64_t l = 0; l < n_layers; ++l) block_forward(m, l, x, buf, &adapter);
+      if (progress) {
+        std::lock_guard<std::mutex> lock(progress_mutex);
+        progress(++done, n_windows);
+      }
+    }
+  }
+}
+
+ActivationProfile capture_activation_profile(const Model& m, const TensorI32& windows,
+                                             const std::function<void(int64_t, int64_t)>& progress) {
+  HistogramCollector collector(m.config.num_layers);
+  run_windows(m, windows, m.config.num_layers, collector, progress);
+  return collector.merged(static_cast<int64_t>(windows.numel()));
+}
+
+}  // namespace sparsa

@@ -1,0 +1,269 @@
+// sparsa acts: activation sparsity the TEAL way. One calibration pass fills a histogram per
+// (block, observation point); thresholds for the target sparsities come from them; perplexity
+// is then measured with every activation |x| <= t zeroed; optionally the binary activation
+// matrices |x| > t of chosen (layer, point, sparsity) are written as packed bits.
+#include <charconv>
+#include <chrono>
+#include <map>
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "sparsa/activations.h"
+#include "sparsa/error.h"
+#include "sparsa/model.h"
+#include "sparsa/progress.h"
+#include "sparsa/mask_compare.h"
+#include "sparsa/safetensors.h"
+#include "sparsa/tokenizer.h"
+
+namespace sparsa::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+struct ActsArgs {
+  std::string model, tokenizer, tokens, key = "calib", text, eval_key, eval_text, bits_out;
+  std::vector<std::string> sparsities{"0.25", "0.4", "0.5", "0.7", "0.9"}, bits;
+  int64_t seqlen = 0, nsamples = 0, eval_limit = 0;
+  int threads = 0;
+  bool dense = false, json = false;
+};
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// "0.5" as the golden file spells sparsities.
+std::string sparsity_key(double s) { return fmt::format("{:g}", s); }
+
+double parse_fraction(const std::string& s, std::string_view flag) {
+  double v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || !(v > 0.0 && v < 1.0))
+    bad_input("{} '{}' must be a number in (0, 1)", flag, s);
+  return v;
+}
+
+// The first `limit` rows (all when 0) of `t`, which is [n, seqlen].
+TensorI32 first_rows(TensorI32 t, int64_t limit) {
+  if (limit > 0 && limit < t.dim(0)) {
+    t.shape[0] = limit;
+    t.data.resize(static_cast<size_t>(limit * t.dim(1)));
+  }
+  return t;
+}
+
+// Windows [n, seqlen] from tensor `key` of FILE (rows cut to --seqlen when given), or from a text
+// file tokenized with the model's tokenizer and cut into --seqlen windows (default: the context).
+TensorI32 load_windows(const ActsArgs& a, const std::string& file, const std::string& key, const std::string& text,
+                       const Model& m, int64_t limit) {
+  TensorI32 w;
+  if (!file.empty()) {
+    const TensorI32 t = TensorStore::open(file)->load_i32(key);
+    if (t.rank() != 2 || t.dim(0) == 0 || t.dim(1) < 2)
+      bad_input("{}: tensor '{}' has shape {}, expected token windows [n_windows, seqlen]", file, key,
+                shape_string(t.shape));
+    const int64_t seqlen = a.seqlen > 0 ? a.seqlen : t.dim(1);
+    if (seqlen > t.dim(1)) bad_input("--seqlen {} is longer than the rows of {}: tensor '{}'", seqlen, file, key);
+    w = TensorI32({t.dim(0), seqlen});
+    for (int64_t r = 0; r < t.dim(0); ++r)
+      std::copy_n(t.ptr() + r * t.dim(1), seqlen, w.ptr() + r * seqlen);
+  } else {
+    const auto tok = HfTokenizer::load(tokenizer_path_for(a.model, a.tokenizer));
+    const int64_t seqlen = a.seqlen > 0 ? a.seqlen : m.config.max_position;
+    w = make_windows(tok->encode(read_text_file(text), /*add_bos=*/false), seqlen);
+    if (w.dim(0) == 0) bad_input("{}: fewer tokens than one window of {}", text, seqlen);
+  }
+  return first_rows(std::move(w), limit);
+}
+
+// --bits LAYER:POINT:S -> the request (threshold filled in later) and its sparsity.
+struct BitsSpec {
+  int64_t layer = 0;
+  ObsPoint point = ObsPoint::kAttnIn;
+  double sparsity = 0;
+};
+
+BitsSpec parse_bits(const std::string& s, int64_t n_layers) {
+  const auto c1 = s.find(':'), c2 = s.rfind(':');
+  if (c1 == std::string::npos || c1 == c2)
+    bad_input("--bits '{}' must be LAYER:POINT:SPARSITY, e.g. 0:down_in:0.5", s);
+  BitsSpec b;
+  try {
+    size_t used = 0;
+    b.layer = std::stoll(s.substr(0, c1), &used);
+    if (used != c1) throw std::invalid_argument("layer");
+  } catch (const std::exception&) {
+    bad_input("--bits '{}': the layer must be an integer", s);
+  }
+  if (b.layer < 0 || b.layer >= n_layers) bad_input("--bits '{}': layer {} is outside 0..{}", s, b.layer, n_layers - 1);
+  const std::string point = s.substr(c1 + 1, c2 - c1 - 1);
+  bool found = false;
+  for (int p = 0; p < kNumObsPoints; ++p)
+    if (obs_point_name(static_cast<ObsPoint>(p)) == point) {
+      b.point = static_cast<ObsPoint>(p);
+      found = true;
+    }
+  if (!found) bad_input("--bits '{}': point '{}' is not one of attn_in, o_in, mlp_in, down_in", s, point);
+  b.sparsity = parse_fraction(s.substr(c2 + 1), "--bits sparsity");
+  return b;
+}
+
+// Writes each bitset as U8 [features, ceil(tokens / 8)], numpy packbits MSB first, 1 = |x| > t,
+// under the key "layers.{l}.{point}.s{sparsity}" with the threshold in the metadata.
+void write_bits(const fs::path& file, const std::vector<BitsSpec>& specs, const std::vector<BitsetRequest>& reqs,
+                const std::vector<BitMatrix>& bits) {
+  std::vector<std::vector<uint8_t>> packed(bits.size());
+  std::vector<TensorToWrite> tensors;
+  std::map<std::string, std::string> meta{{"format", "packbits MSB first, 1 = |x| > threshold, [features, tokens]"}};
+  for (size_t i = 0; i < bits.size(); ++i) {
+    const BitMatrix& b = bits[i];
+    packed[i] = packed_from_bits(b);
+    const std::string key = fmt::format("layers.{}.{}.s{}", specs[i].layer, obs_point_name(specs[i].point),
+                                        sparsity_key(specs[i].sparsity));
+    tensors.push_back({key, DType::U8, {b.rows(), (b.cols() + 7) / 8}, packed[i].data()});
+    meta[key + ".threshold"] = fmt::format("{:.9g}", reqs[i].threshold);
+  }
+  write_safetensors(file, tensors, meta);
+}
+
+json thresholds_json(const std::vector<ActivationThresholds>& ts) {
+  json out = json::object();
+  for (const ActivationThresholds& t : ts) {
+    json layers = json::object();
+    for (size_t l = 0; l < t.t.size(); ++l) {
+      json points = json::object();
+      for (int p = 0; p < kNumObsPoints; ++p) points[std::string(obs_point_name(static_cast<ObsPoint>(p)))] = t.t[l][p];
+      layers[std::to_string(l)] = std::move(points);
+    }
+    out[sparsity_key(t.sparsity)] = std::move(layers);
+  }
+  return out;
+}
+
+void print_text(const std::vector<ActivationThresholds>& ts, const json& ppl) {
+  for (const ActivationThresholds& t : ts) {
+    std::printf("sparsity %s%s\n%6s %10s %10s %10s %10s\n", sparsity_key(t.sparsity).c_str(),
+                ppl.contains(sparsity_key(t.sparsity))
+                    ? fmt::format(": perplexity {:.4f}", ppl[sparsity_key(t.sparsity)].get<double>()).c_str()
+                    : "",
+                "layer", "attn_in", "o_in", "mlp_in", "down_in");
+    for (size_t l = 0; l < t.t.size(); ++l)
+      std::printf("%6zu %10.5f %10.5f %10.5f %10.5f\n", l, t.t[l][0], t.t[l][1], t.t[l][2], t.t[l][3]);
+  }
+}
+
+PerplexityResult eval_ppl(const Model& m, const TensorI32& windows, Observer* obs, const std::string& label) {
+  Progress bar(label, windows.dim(0));
+  PerplexityResult r = perplexity(m, windows, obs, [&](int64_t done, int64_t) { bar.update(done); });
+  bar.finish();
+  return r;
+}
+
+void run_acts(const ActsArgs& a) {
+  set_threads(a.threads);
+  if (a.nsamples < 0 || a.eval_limit < 0 || a.seqlen < 0) bad_input("--nsamples, --eval-limit and --seqlen must be >= 0");
+  if (!a.eval_key.empty() && a.tokens.empty()) bad_input("--eval-key needs --tokens (the file that holds it)");
+  if (!a.bits.empty() && a.bits_out.empty()) bad_input("--bits needs --bits-out FILE.safetensors");
+  if (a.tokens.empty() && a.text.empty()) bad_input("pass the calibration windows: --tokens FILE [--key calib] or --text FILE");
+  std::vector<double> sparsities;
+  for (const std::string& s : a.sparsities) sparsities.push_back(parse_fraction(s, "--sparsities"));
+  const Model m = load_model(a.model);
+  if (a.seqlen > m.config.max_position) bad_input("--seqlen {} is above the model's context length {}", a.seqlen, m.config.max_position);
+  std::vector<BitsSpec> bit_specs;
+  for (const std::string& b : a.bits) bit_specs.push_back(parse_bits(b, m.config.num_layers));
+  const TensorI32 calib = load_windows(a, a.tokens, a.key, a.text, m, a.nsamples);
+  const bool eval = !a.eval_key.empty() || !a.eval_text.empty();
+  const TensorI32 eval_windows = eval ? load_windows(a, a.eval_key.empty() ? "" : a.tokens, a.eval_key, a.eval_text, m, a.eval_limit)
+                                      : TensorI32{};
+
+  json seconds = json::object();
+  auto t0 = Clock::now();
+  ActivationProfile profile;
+  {
+    Progress bar("acts calibration", calib.dim(0));
+    profile = capture_activation_profile(m, calib, [&](int64_t done, int64_t) { bar.update(done); });
+  }
+  seconds["calibration"] = since(t0);
+  std::vector<ActivationThresholds> thresholds;
+  for (double s : sparsities) thresholds.push_back(profile.thresholds(s));
+
+  json ppl = json::object(), ppl_seconds = json::object();
+  json out = {{"thresholds", thresholds_json(thresholds)}};
+  if (eval && a.dense) {
+    const PerplexityResult r = eval_ppl(m, eval_windows, nullptr, "acts dense");
+    out["ppl_dense"] = r.ppl;
+    ppl_seconds["dense"] = r.seconds;
+  }
+  for (const ActivationThresholds& t : thresholds) {
+    if (!eval) break;
+    ActivationSparsifier sparsifier(t);
+    const PerplexityResult r = eval_ppl(m, eval_windows, &sparsifier, "acts ppl @" + sparsity_key(t.sparsity));
+    ppl[sparsity_key(t.sparsity)] = r.ppl;
+    ppl_seconds[sparsity_key(t.sparsity)] = r.seconds;
+  }
+  if (eval) {
+    out["ppl"] = ppl;
+    seconds["ppl"] = ppl_seconds;
+  }
+  if (!bit_specs.empty()) {
+    t0 = Clock::now();
+    std::vector<BitsetRequest> reqs;
+    for (const BitsSpec& b : bit_specs) reqs.push_back({b.layer, b.point, profile.at(b.layer, b.point).threshold(b.sparsity)});
+    Progress bar("acts bitsets", calib.dim(0));
+    const std::vector<BitMatrix> bits = capture_activation_bits(m, calib, reqs, [&](int64_t done, int64_t) { bar.update(done); });
+    bar.finish();
+    write_bits(a.bits_out, bit_specs, reqs, bits);
+    seconds["bitsets"] = since(t0);
+  }
+  out["calib"] = {{"windows", calib.dim(0)}, {"seqlen", calib.dim(1)}};
+  if (eval) out["eval"] = {{"windows", eval_windows.dim(0)}, {"seqlen", eval_windows.dim(1)}};
+  out["seconds"] = seconds;
+  if (a.json) print_json(nlohmann::json(out));
+  else print_text(thresholds, ppl);
+}
+
+}  // namespace
+
+void register_acts(CLI::App& app) {
+  auto args = std::make_shared<ActsArgs>();
+  args->model = default_model_path().string();
+  auto* cmd = app.add_subcommand(
+      "acts", "Activation sparsity: per-block thresholds at attn_in (q/k/v input), o_in, mlp_in (gate/up input) and "
+              "down_in for target sparsities (t = the |x| below which a fraction s of the calibration activations "
+              "falls), perplexity with every |x| <= t zeroed, and binary activation matrices |x| > t");
+  cmd->add_option("--model", args->model, "HF checkpoint folder or llama2.c .bin")->capture_default_str();
+  cmd->add_option("--tokenizer", args->tokenizer, "tokenizer.json for --text / --eval-text (default: the model folder's)");
+  auto* tokens = cmd->add_option("--tokens", args->tokens, "int32 safetensors of calibration windows [n, seqlen]");
+  cmd->add_option("--key", args->key, "calibration tensor in --tokens")->capture_default_str();
+  cmd->add_option("--text", args->text, "calibration text file, tokenized and cut into --seqlen windows")
+      ->excludes(tokens);
+  cmd->add_option("--seqlen", args->seqlen, "window length (default: the row length of --tokens, or the model's context)");
+  cmd->add_option("--nsamples", args->nsamples, "use only the first N calibration windows (default: all)");
+  cmd->add_option("--sparsities", args->sparsities, "target activation sparsities in (0, 1)")
+      ->delimiter(',')
+      ->capture_default_str();
+  auto* eval_key = cmd->add_option("--eval-key", args->eval_key,
+                                   "tensor of --tokens with evaluation windows: measure perplexity with activations "
+                                   "sparsified at each target (e.g. eval)");
+  cmd->add_option("--eval-text", args->eval_text, "evaluation text file instead of --eval-key")->excludes(eval_key);
+  cmd->add_option("--eval-limit", args->eval_limit, "evaluate only the first N windows (default: all)");
+  cmd->add_flag("--dense", args->dense, "also measure the dense model's perplexity (\"ppl_dense\")");
+  cmd->add_option("--bits", args->bits,
+                  "LAYER:POINT:SPARSITY (repeatable, e.g. 0:down_in:0.5): capture the binary activation matrix "
+                  "|x| > t [features, tokens] of the calibration windows");
+  cmd->add_option("--bits-out", args->bits_out,
+                  "safetensors file for --bits: U8 [features, ceil(tokens / 8)], packbits MSB first, 1 = active, "
+                  "keys layers.{l}.{point}.s{sparsity}");
+  cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
+  cmd->add_flag("--json", args->json,
+                "print {\"thresholds\": {s: {layer: {point: t}}}, \"ppl\": {s: ppl}, ...} as JSON on stdout");
+  cmd->callback([args] { run_acts(*args); });
+}
+SPARSA_COMMAND(70, register_acts);
+
+}  // namespace sparsa::cli
