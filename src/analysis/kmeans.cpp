@@ -1,0 +1,347 @@
+// k-means on bit-packed 0/1 rows. The assignment step needs x . c for every row x and centroid c;
+// with x binary that is a sum of centroid entries over x's set bits, so the centroids are stored
+// column-major ([cols, k], small enough for L2) and a row's k dot products are one 16-float vector
+// add per set bit. The update step keeps integer column counts per cluster and adjusts them only
+// for the rows whose label changed, and Hamerly's distance bounds spare the assignment step the
+// rows that cannot change cluster.
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+
+#include "analysis/coactivation_common.h"
+#include "core/multiversion.h"
+#include "sparsa/coactivation.h"
+
+namespace sparsa {
+namespace {
+
+constexpr int64_t kLanes = 16;  // clusters are padded to a multiple of this many floats
+
+// The centroids column-major, padded with zeros to kp clusters. [cols, kp]
+std::vector<float> column_major(const std::vector<float>& centroids, int64_t k, int64_t cols, int64_t kp) {
+  std::vector<float> ct(static_cast<size_t>(cols * kp), 0.0f);
+  for (int64_t c = 0; c < k; ++c)
+    for (int64_t j = 0; j < cols; ++j) ct[j * kp + c] = centroids[c * cols + j];
+  return ct;
+}
+
+// 16 floats as one GCC vector (one zmm register, or two ymm on AVX2).
+using Lanes = float __attribute__((vector_size(kLanes * sizeof(float))));
+inline void add_lanes(Lanes& acc, const float* p) {
+  Lanes v;
+  std::memcpy(&v, p, sizeof v);
+  acc += v;
+}
+
+// out[c] = x . centroid c for row x, c < kp. `set` is scratch for the row's set columns
+// ([cols] at least). Four interleaved partial sums per lane, combined in a fixed order.
+SPARSA_MULTIVERSION void row_dots(const BitMatrix& m, int64_t row, const float* ct, int64_t kp, int32_t* set, float* out) {
+  int64_t n = 0;
+  const uint64_t* words = m.row(row);
+  for (int64_t w = 0; w < m.words_per_row(); ++w)
+    for (uint64_t bits = words[w]; bits; bits &= bits - 1) set[n++] = static_cast<int32_t>(w * 64 + std::countr_zero(bits));
+  for (int64_t c0 = 0; c0 < kp; c0 += kLanes) {
+    Lanes a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    const float* base = ct + c0;
+    int64_t t = 0;
+    for (; t + 4 <= n; t += 4) {
+      add_lanes(a0, base + set[t] * kp);
+      add_lanes(a1, base + set[t + 1] * kp);
+      add_lanes(a2, base + set[t + 2] * kp);
+      add_lanes(a3, base + set[t + 3] * kp);
+    }
+    for (; t < n; ++t) add_lanes(a0, base + set[t] * kp);
+    const Lanes sum = (a0 + a1) + (a2 + a3);
+    std::memcpy(out + c0, &sum, sizeof sum);
+  }
+}
+
+// Hamerly's bounds (Hamerly 2010) in Euclidean distance: upper[i] >= distance from row i to its own
+// centroid, lower[i] <= distance to every other centroid. A row with upper <= max(lower, half the
+// gap from its centroid to the nearest other centroid) provably keeps its label and is skipped.
+struct Bounds {
+  std::vector<double> upper, lower;  // [rows]
+};
+
+// Finds, for the listed rows, the nearest centroid (ties: lowest index) and resets their bounds to
+// the nearest and second-nearest distances, widened by a float rounding margin.
+void search(const BitMatrix& m, const std::vector<float>& centroids, int64_t k, const std::vector<int64_t>& rows,
+            std::vector<int32_t>& labels, Bounds& bounds) {
+  if (rows.empty()) return;
+  const int64_t cols = m.cols(), kp = (k + kLanes - 1) / kLanes * kLanes;
+  const std::vector<float> ct = column_major(centroids, k, cols, kp);  // [cols, kp]
+  std::vector<double> cnorm(static_cast<size_t>(k), 0.0);
+  for (int64_t c = 0; c < k; ++c)
+    for (int64_t j = 0; j < cols; ++j) cnorm[c] += double(centroids[c * cols + j]) * centroids[c * cols + j];
+  const double cnorm_max = *std::max_element(cnorm.begin(), cnorm.end());
+#pragma omp parallel
+  {
+    std::vector<int32_t> set(static_cast<size_t>(cols));  // the row's set columns
+    std::vector<float> dots(static_cast<size_t>(kp));     // [kp]
+#pragma omp for schedule(dynamic, 64)
+    for (size_t t = 0; t < rows.size(); ++t) {
+      const int64_t i = rows[t];
+      row_dots(m, i, ct.data(), kp, set.data(), dots.data());
+      int32_t best = 0;
+      double first = std::numeric_limits<double>::infinity(), second = first;
+      for (int64_t c = 0; c < k; ++c) {
+        const double d = cnorm[c] - 2.0 * dots[c];
+        if (d < first) second = first, first = d, best = static_cast<int32_t>(c);
+        else if (d < second) second = d;
+      }
+      const double bits = static_cast<double>(m.row_count(i)), margin = 1e-5 * (bits + cnorm_max);
+      labels[i] = best;
+      bounds.upper[i] = std::sqrt(std::max(0.0, first + bits + margin));
+      bounds.lower[i] = std::sqrt(std::max(0.0, second + bits - margin));
+    }
+  }
+}
+
+// Half the distance from each centroid to its nearest other centroid (+inf when k = 1). [k]
+std::vector<double> half_gaps(const std::vector<float>& centroids, int64_t k, int64_t cols) {
+  std::vector<double> gap(static_cast<size_t>(k), std::numeric_limits<double>::infinity());
+  for (int64_t a = 0; a < k; ++a)
+    for (int64_t b = a + 1; b < k; ++b) {
+      double d2 = 0;
+      for (int64_t j = 0; j < cols; ++j) d2 += std::pow(double(centroids[a * cols + j]) - centroids[b * cols + j], 2);
+      gap[a] = std::min(gap[a], std::sqrt(d2) / 2);
+      gap[b] = std::min(gap[b], std::sqrt(d2) / 2);
+    }
+  return gap;
+}
+
+// The labels after one assignment step: searches only the rows whose bounds allow a change.
+std::vector<int32_t> reassign(const BitMatrix& m, const std::vector<float>& centroids, int64_t k,
+                              std::vector<int32_t> labels, Bounds& bounds) {
+  const std::vector<double> gap = half_gaps(centroids, k, m.cols());
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < m.rows(); ++i)
+    if (labels[i] < 0 || bounds.upper[i] > std::max(gap[labels[i]], bounds.lower[i])) rows.push_back(i);
+  search(m, centroids, k, rows, labels, bounds);
+  return labels;
+}
+
+// After the centroids moved by delta[c]: every upper bound grows by its centroid's move, every
+// lower bound shrinks by the largest move of another centroid.
+void move_bounds(Bounds& bounds, const std::vector<int32_t>& labels, const std::vector<double>& delta) {
+  int64_t top = 0;
+  for (size_t c = 1; c < delta.size(); ++c)
+    if (delta[c] > delta[top]) top = static_cast<int64_t>(c);
+  double runner_up = 0;
+  for (size_t c = 0; c < delta.size(); ++c)
+    if (static_cast<int64_t>(c) != top) runner_up = std::max(runner_up, delta[c]);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    bounds.upper[i] += delta[labels[i]];
+    bounds.lower[i] -= labels[i] == top ? runner_up : delta[top];
+  }
+}
+
+// Per-cluster column counts and sizes, kept in step with the labels.
+struct ClusterCounts {
+  int64_t k = 0, cols = 0;
+  std::vector<int32_t> count;  // [k, cols] rows of the cluster with the column set
+  std::vector<int64_t> size;   // [k]
+
+  ClusterCounts(int64_t k_, int64_t cols_)
+      : k(k_), cols(cols_), count(static_cast<size_t>(k_ * cols_), 0), size(static_cast<size_t>(k_), 0) {}
+
+  // Moves rows[i] from cluster from[i] (-1: none) to cluster to[i].
+  void move(const BitMatrix& m, const std::vector<int64_t>& rows, const std::vector<int32_t>& from,
+            const std::vector<int32_t>& to) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (from[i] >= 0) --size[from[i]];
+      ++size[to[i]];
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t w = 0; w < m.words_per_row(); ++w)
+      for (size_t i = 0; i < rows.size(); ++i)
+        for (uint64_t bits = m.row(rows[i])[w]; bits; bits &= bits - 1) {
+          const int64_t col = w * 64 + std::countr_zero(bits);
+          if (from[i] >= 0) --count[from[i] * cols + col];
+          ++count[to[i] * cols + col];
+        }
+  }
+
+  std::vector<float> means() const {  // [k, cols]
+    std::vector<float> c(count.size(), 0.0f);
+    for (int64_t l = 0; l < k; ++l)
+      if (size[l] > 0)
+        for (int64_t j = 0; j < cols; ++j)
+          c[l * cols + j] = static_cast<float>(static_cast<double>(count[l * cols + j]) / static_cast<double>(size[l]));
+    return c;
+  }
+
+  // sum_i ||x_i - c_{label_i}||^2 in double, exact up to rounding of the centroid values.
+  double objective(const std::vector<double>& members_bits, const std::vector<float>& centroids) const {
+    double total = 0;
+    for (int64_t l = 0; l < k; ++l) {
+      double dot = 0, norm = 0;
+      for (int64_t j = 0; j < cols; ++j) {
+        const double c = centroids[l * cols + j];
+        dot += count[l * cols + j] * c;
+        norm += c * c;
+      }
+      total += members_bits[l] - 2.0 * dot + static_cast<double>(size[l]) * norm;
+    }
+    return total;
+  }
+};
+
+// Relabels rows so that `next` holds; returns how many rows changed.
+int64_t apply_labels(const BitMatrix& m, ClusterCounts& counts, std::vector<int32_t>& labels,
+                     const std::vector<int32_t>& next) {
+  std::vector<int64_t> rows;
+  std::vector<int32_t> from, to;
+  for (int64_t i = 0; i < m.rows(); ++i)
+    if (labels[i] != next[i]) rows.push_back(i), from.push_back(labels[i]), to.push_back(next[i]);
+  counts.move(m, rows, from, to);
+  labels = next;
+  return static_cast<int64_t>(rows.size());
+}
+
+// Gives each empty cluster the row with the largest upper bound on the distance to its centroid,
+// taken from a cluster of 2 or more (lowest index on ties); that row's bounds are then unknown.
+void fill_empty_clusters(const BitMatrix& m, ClusterCounts& counts, std::vector<int32_t>& labels, Bounds& bounds) {
+  for (int64_t c = 0; c < counts.k; ++c) {
+    if (counts.size[c] > 0) continue;
+    int64_t far = -1;
+    for (int64_t i = 0; i < m.rows(); ++i)
+      if (counts.size[labels[i]] > 1 && std::isfinite(bounds.upper[i]) && (far < 0 || bounds.upper[i] > bounds.upper[far]))
+        far = i;
+    SPARSA_ASSERT(far >= 0);  // k <= rows guarantees a cluster with two rows while one is empty
+    counts.move(m, {far}, {labels[far]}, {static_cast<int32_t>(c)});
+    labels[far] = static_cast<int32_t>(c);
+    bounds.upper[far] = std::numeric_limits<double>::infinity();
+    bounds.lower[far] = 0;
+  }
+}
+
+void check_kmeans_args(const BitMatrix& m, int64_t k, const char* what) {
+  coact::check_matrix(m, what);
+  if (k < 1 || k > m.rows()) bad_input("{}: k = {} must be between 1 and the number of features ({})", what, k, m.rows());
+}
+
+}  // namespace
+
+std::vector<float> kmeans_plus_plus(const BitMatrix& m, int k, uint64_t seed, int64_t first_center) {
+  check_kmeans_args(m, k, "k-means++");
+  const int64_t n = m.rows(), cols = m.cols();
+  coact::Rng rng(seed);
+  int64_t first = first_center;
+  if (first_center >= 0) coact::check_feature(m, first_center, "k-means++: first centre");
+  else first = rng.below(n);
+  std::vector<int64_t> chosen{first};
+  std::vector<int32_t> closest = hamming_from(m, first);  // squared distance to the nearest centre
+  const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+  std::vector<int64_t> cumulative(static_cast<size_t>(n));
+  while (static_cast<int64_t>(chosen.size()) < k) {
+    std::partial_sum(closest.begin(), closest.end(), cumulative.begin(),
+                     [](int64_t a, int64_t b) { return a + b; });
+    const int64_t potential = cumulative.back();
+    std::vector<int64_t> candidates(static_cast<size_t>(trials));
+    for (int64_t& cand : candidates) {
+      if (potential == 0) {  // every row coincides with a centre: any row will do
+        cand = rng.below(n);
+        continue;
+      }
+      const int64_t target = std::min(potential - 1, static_cast<int64_t>(rng.uniform() * static_cast<double>(potential)));
+      cand = std::upper_bound(cumulative.begin(), cumulative.end(), target) - cumulative.begin();
+    }
+    const std::vector<int32_t> d = hamming_to(m, candidates);  // [trials, rows]
+    int64_t best = 0, best_pot = std::numeric_limits<int64_t>::max();
+    for (int t = 0; t < trials; ++t) {
+      int64_t pot = 0;
+      for (int64_t i = 0; i < n; ++i) pot += std::min(d[t * n + i], closest[i]);
+      if (pot < best_pot) best_pot = pot, best = t;
+    }
+    const int32_t* best_d = d.data() + best * n;
+    for (int64_t i = 0; i < n; ++i) closest[i] = std::min(closest[i], best_d[i]);
+    chosen.push_back(candidates[best]);
+  }
+  std::vector<float> centroids(static_cast<size_t>(k * cols), 0.0f);  // [k, cols]
+  for (int64_t c = 0; c < k; ++c)
+    for (int64_t j = 0; j < cols; ++j) centroids[c * cols + j] = m.get(chosen[c], j) ? 1.0f : 0.0f;
+  return centroids;
+}
+
+KMeansResult kmeans_from(const BitMatrix& m, std::span<const float> initial_centroids, const KMeansOptions& options) {
+  coact::check_matrix(m, "k-means");
+  const int64_t n = m.rows(), cols = m.cols();
+  if (initial_centroids.empty() || initial_centroids.size() % cols != 0)
+    bad_input("k-means: {} initial centroid values is not a whole number of {}-column rows", initial_centroids.size(), cols);
+  const int64_t k = static_cast<int64_t>(initial_centroids.size()) / cols;
+  check_kmeans_args(m, k, "k-means");
+  if (options.max_iter < 1) bad_input("k-means: max_iter = {} must be at least 1", options.max_iter);
+  if (!(options.tol >= 0)) bad_input("k-means: tol = {} must be >= 0", options.tol);
+
+  std::vector<float> centroids(initial_centroids.begin(), initial_centroids.end());
+  ClusterCounts counts(k, cols);
+  std::vector<int32_t> labels(static_cast<size_t>(n), -1);
+  Bounds bounds{std::vector<double>(static_cast<size_t>(n), std::numeric_limits<double>::infinity()),
+                std::vector<double>(static_cast<size_t>(n), 0.0)};
+  double tol_abs = 0;
+  int iter = 0;
+  bool strict = false;
+  for (; iter < options.max_iter; ++iter) {
+    if (apply_labels(m, counts, labels, reassign(m, centroids, k, labels, bounds)) == 0) {
+      strict = true;
+      ++iter;
+      break;
+    }
+    if (iter == 0) {  // scikit-learn's tolerance: tol * mean column variance
+      double var = 0;
+      for (int64_t j = 0; j < cols; ++j) {
+        int64_t set = 0;
+        for (int64_t c = 0; c < k; ++c) set += counts.count[c * cols + j];
+        const double p = static_cast<double>(set) / static_cast<double>(n);
+        var += p * (1 - p);
+      }
+      tol_abs = options.tol * var / static_cast<double>(cols);
+    }
+    fill_empty_clusters(m, counts, labels, bounds);
+    std::vector<float> next = counts.means();
+    std::vector<double> delta(static_cast<size_t>(k), 0.0);
+    double shift = 0;
+    for (int64_t c = 0; c < k; ++c) {
+      for (int64_t j = 0; j < cols; ++j) delta[c] += std::pow(double(next[c * cols + j]) - centroids[c * cols + j], 2);
+      shift += delta[c];
+      delta[c] = std::sqrt(delta[c]);
+    }
+    centroids = std::move(next);
+    move_bounds(bounds, labels, delta);
+    if (shift <= tol_abs) {
+      ++iter;
+      break;
+    }
+  }
+  if (!strict) apply_labels(m, counts, labels, reassign(m, centroids, k, labels, bounds));
+
+  std::vector<double> member_bits(static_cast<size_t>(k), 0.0);  // sum of |x_i| per cluster
+  for (int64_t i = 0; i < n; ++i) member_bits[labels[i]] += static_cast<double>(m.row_count(i));
+  KMeansResult r;
+  r.objective = counts.objective(member_bits, centroids);
+  r.labels = std::move(labels);
+  r.centroids = std::move(centroids);
+  r.iterations = iter;
+  return r;
+}
+
+KMeansResult kmeans(const BitMatrix& m, const KMeansOptions& options) {
+  check_kmeans_args(m, options.k, "k-means");
+  if (options.n_init < 1) bad_input("k-means: n_init = {} must be at least 1", options.n_init);
+  KMeansResult best;
+  for (int r = 0; r < options.n_init; ++r) {
+    const uint64_t seed = options.seed + static_cast<uint64_t>(r);
+    KMeansResult run = kmeans_from(m, kmeans_plus_plus(m, options.k, seed, options.first_center), options);
+    run.seed = seed;
+    if (r == 0 || run.objective < best.objective) best = std::move(run);
+  }
+  return best;
+}
+
+}  // namespace sparsa
