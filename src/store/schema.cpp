@@ -1,0 +1,239 @@
+#include "store/schema.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "sparsa/error.h"
+#include "sparsa/store.h"
+
+namespace sparsa::store {
+namespace {
+
+// Version 1: the first schema. Bulk tables (feature_metrics, act_histograms, tsne, clusters)
+// keep one foreign key, to their owner, since DuckDB checks each key per appended row.
+constexpr std::string_view kSchemaV1 = R"sql(
+CREATE TABLE IF NOT EXISTS sparsa_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE SEQUENCE run_id_seq START 1;
+CREATE SEQUENCE analysis_id_seq START 1;
+CREATE TABLE runs (
+  run_id BIGINT PRIMARY KEY,
+  run_key VARCHAR NOT NULL,
+  kind VARCHAR NOT NULL CHECK (kind IN ('dense', 'prune', 'acts', 'compare', 'analysis', 'bench')),
+  model_name VARCHAR,
+  model_path VARCHAR,
+  architecture VARCHAR,
+  method VARCHAR,
+  sparsity DOUBLE,
+  nm_n INTEGER,
+  nm_m INTEGER,
+  structure VARCHAR,
+  calib_description VARCHAR,
+  calib_hash VARCHAR,
+  nsamples BIGINT,
+  seqlen BIGINT,
+  device VARCHAR,
+  options VARCHAR,
+  seconds_total DOUBLE,
+  seconds_forward DOUBLE,
+  seconds_stats DOUBLE,
+  seconds_select DOUBLE,
+  seconds_eval DOUBLE,
+  tool_version VARCHAR NOT NULL,
+  started_at TIMESTAMP NOT NULL,
+  finished_at TIMESTAMP,
+  status VARCHAR NOT NULL CHECK (status IN ('running', 'complete'))
+);
+CREATE TABLE matrices (
+  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  hf_name VARCHAR NOT NULL,
+  layer INTEGER NOT NULL,
+  component VARCHAR NOT NULL,
+  rows BIGINT NOT NULL,
+  cols BIGINT NOT NULL,
+  sparsity DOUBLE NOT NULL,
+  seconds DOUBLE,
+  PRIMARY KEY (run_id, hf_name)
+);
+CREATE TABLE perplexities (
+  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  dataset VARCHAR NOT NULL,
+  kind VARCHAR NOT NULL CHECK (kind IN ('dense', 'pruned', 'act-sparsified')),
+  act_sparsity DOUBLE,
+  ppl DOUBLE NOT NULL,
+  tokens BIGINT NOT NULL,
+  seconds DOUBLE
+);
+CREATE TABLE feature_metrics (
+  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  mask_run_id BIGINT NOT NULL,
+  hf_name VARCHAR NOT NULL,
+  axis VARCHAR NOT NULL CHECK (axis IN ('row', 'col')),
+  feature INTEGER NOT NULL,
+  pruned BIGINT NOT NULL,
+  kept_fraction DOUBLE NOT NULL,
+  other_run_id BIGINT,
+  jaccard DOUBLE,
+  hamming DOUBLE,
+  cosine DOUBLE
+);
+CREATE TABLE comparisons (
+  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  run_a BIGINT NOT NULL REFERENCES runs (run_id),
+  run_b BIGINT NOT NULL REFERENCES runs (run_id),
+  hf_name VARCHAR NOT NULL,
+  layer INTEGER NOT NULL,
+  component VARCHAR NOT NULL,
+  jaccard DOUBLE NOT NULL,
+  hamming DOUBLE NOT NULL,
+  cosine DOUBLE,
+  sparsity_a DOUBLE NOT NULL,
+  sparsity_b DOUBLE NOT NULL
+);
+CREATE TABLE act_thresholds (
+  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  layer INTEGER NOT NULL,
+  point VARCHAR NOT NULL CHECK (point IN ('attn_in', 'o_in', 'mlp_in', 'down_in')),
+  target_sparsity DOUBLE NOT NULL,
+  threshold DOUBLE NOT NULL
+);
+CREATE TABLE act_histograms (
+  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  layer INTEGER NOT NULL,
+  point VARCHAR NOT NULL CHECK (point IN ('attn_in', 'o_in', 'mlp_in', 'down_in')),
+  bin INTEGER NOT NULL,
+  lo DOUBLE NOT NULL,
+  hi DOUBLE NOT NULL,
+  count BIGINT NOT NULL
+);
+CREATE TABLE cluster_summary (
+  analysis_id BIGINT PRIMARY KEY,
+  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  source VARCHAR NOT NULL,
+  hf_name VARCHAR,
+  k INTEGER NOT NULL,
+  seed UBIGINT NOT NULL,
+  objective DOUBLE NOT NULL,
+  within_distance DOUBLE NOT NULL,
+  between_distance DOUBLE NOT NULL,
+  separation_ratio DOUBLE NOT NULL,
+  ari DOUBLE,
+  reference_run_id BIGINT REFERENCES runs (run_id)
+);
+CREATE TABLE clusters (
+  analysis_id BIGINT NOT NULL REFERENCES cluster_summary (analysis_id),
+  feature INTEGER NOT NULL,
+  cluster INTEGER NOT NULL
+);
+CREATE TABLE tsne (
+  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  source VARCHAR NOT NULL,
+  feature INTEGER NOT NULL,
+  x DOUBLE NOT NULL,
+  y DOUBLE NOT NULL
+);
+CREATE TABLE coherence (
+  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  source VARCHAR NOT NULL,
+  ordering VARCHAR NOT NULL CHECK (ordering IN ('natural', 'cluster')),
+  analysis_id BIGINT REFERENCES cluster_summary (analysis_id),
+  block_size INTEGER NOT NULL,
+  fraction DOUBLE NOT NULL
+);
+CREATE TABLE benchmarks (
+  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  name VARCHAR NOT NULL,
+  shape VARCHAR NOT NULL,
+  dtype VARCHAR NOT NULL,
+  sparsity DOUBLE NOT NULL,
+  microseconds DOUBLE NOT NULL,
+  baseline_microseconds DOUBLE,
+  machine VARCHAR NOT NULL
+);
+CREATE VIEW cluster_sizes AS
+  SELECT analysis_id, cluster, count(*) AS size FROM clusters GROUP BY analysis_id, cluster;
+)sql";
+
+// kMigrations[v] brings version v to v + 1.
+constexpr std::string_view kMigrations[] = {kSchemaV1};
+static_assert(std::size(kMigrations) == kStoreSchemaVersion, "one migration per schema version");
+
+// Lower-case letters, digits and '_' only (a view name needs no quoting then).
+std::string identifier_part(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    const bool keep = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    out += keep ? c : (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : '_';
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::string_view>& schema_tables() {
+  static const std::vector<std::string_view> tables = {
+      "sparsa_meta",    "runs",     "matrices", "perplexities", "feature_metrics", "comparisons",
+      "act_thresholds", "act_histograms", "cluster_summary", "clusters", "tsne", "coherence", "benchmarks"};
+  return tables;
+}
+
+int read_schema_version(Connection& con) {
+  Result has = con.query(
+      "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+      "AND schema_name = 'main' AND table_name = 'sparsa_meta'");
+  if (!has.ok()) runtime_failure("{}: reading the table list: {}", con.path(), has.error());
+  if (has.scalar_int().value_or(0) == 0) return 0;
+  Result r = con.query("SELECT value FROM sparsa_meta WHERE key = 'schema_version'");
+  if (!r.ok()) bad_input("{}: unreadable sparsa_meta table: {}", con.path(), r.error());
+  const std::string text = r.scalar_string().value_or("0");
+  int version = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), version);
+  if (ec != std::errc() || end != text.data() + text.size() || version < 0)
+    bad_input("{}: sparsa_meta.schema_version is '{}', not a version number", con.path(), text);
+  return version;
+}
+
+void migrate_schema(Connection& con, int from) {
+  SPARSA_ASSERT(from >= 0 && from < kStoreSchemaVersion);
+  con.exec("BEGIN TRANSACTION", "starting the schema migration");
+  for (int v = from; v < kStoreSchemaVersion; ++v) {
+    Result r = con.query(kMigrations[v]);
+    if (!r.ok()) {
+      const std::string message = r.error();
+      con.query("ROLLBACK");
+      bad_input("{}: cannot bring the sparsa schema from version {} to {}: {}", con.path(), v, v + 1, message);
+    }
+  }
+  con.exec(fmt::format("INSERT OR REPLACE INTO sparsa_meta VALUES ('schema_version', '{}'), "
+                       "('tool_version', {})",
+                       kStoreSchemaVersion, sql_literal(SPARSA_VERSION)),
+           "recording the schema version");
+  con.exec("COMMIT", "committing the schema migration");
+}
+
+std::string feature_view_name(std::string_view method, const SparsityTarget& target, std::string_view component) {
+  const std::string level = target.is_nm() ? fmt::format("{}_{}", target.n, target.m)
+                                           : fmt::format("{:g}", target.ratio);
+  const size_t dot = component.rfind('.');
+  const std::string_view short_component = dot == std::string_view::npos ? component : component.substr(dot + 1);
+  return identifier_part(fmt::format("{}_{}_{}", method, level, short_component));
+}
+
+void create_feature_views(Connection& con, std::string_view method, const SparsityTarget& target,
+                           const std::vector<std::string>& components) {
+  for (const std::string& component : components) {
+    con.exec(fmt::format(
+                 "CREATE VIEW IF NOT EXISTS {} AS\n"
+                 "SELECT f.mask_run_id AS run_id, m.layer, f.hf_name, m.component, f.axis, f.feature,\n"
+                 "       f.pruned, f.kept_fraction, f.other_run_id, f.jaccard, f.hamming, f.cosine\n"
+                 "FROM feature_metrics f JOIN matrices m ON m.run_id = f.mask_run_id AND m.hf_name = f.hf_name\n"
+                 "WHERE m.component = {} AND f.mask_run_id = (\n"
+                 "  SELECT max(run_id) FROM runs\n"
+                 "  WHERE kind = 'prune' AND status = 'complete' AND method = {} AND structure = {})",
+                 sql_identifier(feature_view_name(method, target, component)), sql_literal(component),
+                 sql_literal(method), sql_literal(target.label())),
+             "creating a per-feature view");
+  }
+}
+
+}  // namespace sparsa::store

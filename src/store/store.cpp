@@ -1,0 +1,105 @@
+// Store: opening (modes, schema version checks, migration), run identity and lookup.
+#include <fmt/format.h>
+
+#include <cctype>
+#include <charconv>
+#include <system_error>
+
+#include "sparsa/calibration.h"
+#include "sparsa/error.h"
+#include "sparsa/mask_compare.h"
+#include "sparsa/store.h"
+#include "store/schema.h"
+#include "store/store_impl.h"
+
+namespace sparsa {
+
+std::string_view run_kind_name(RunKind k) {
+  switch (k) {
+    case RunKind::kDense: return "dense";
+    case RunKind::kPrune: return "prune";
+    case RunKind::kActs: return "acts";
+    case RunKind::kCompare: return "compare";
+    case RunKind::kAnalysis: return "analysis";
+    case RunKind::kBench: return "bench";
+  }
+  SPARSA_ASSERT(false);
+  return {};
+}
+
+std::string run_key(const RunInfo& info) {
+  std::string model;
+  if (!info.model_path.empty()) {
+    std::error_code ec;
+    const auto canonical = std::filesystem::weakly_canonical(info.model_path, ec);
+    model = ec ? info.model_path : canonical.string();
+  }
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", run_kind_name(info.kind), model, info.method,
+                     info.target ? info.target->label() : "", info.calib_hash, info.nsamples, info.seqlen,
+                     info.options);
+}
+
+std::string token_hash(std::span<const int32_t> tokens) { return fmt::format("fnv1a64:{:016x}", fnv1a64(tokens)); }
+
+MatrixName parse_matrix_name(std::string_view hf_name) {
+  ModuleName m = parse_module_name(hf_name);
+  if (m.layer < 0 || m.component.empty())
+    bad_input("'{}' is not the name of a layer's linear (expected '...layers.N.component')", hf_name);
+  return {m.layer, std::move(m.component)};
+}
+
+// ---- Store ----
+
+namespace {
+
+std::vector<std::pair<std::string, std::string>> duckdb_settings(Store::Mode mode) {
+  switch (mode) {
+    case Store::Mode::kReadWrite: return {};
+    case Store::Mode::kReadOnly: return {{"access_mode", "READ_ONLY"}};
+    case Store::Mode::kSandboxed:
+      return {{"access_mode", "READ_ONLY"},
+              {"enable_external_access", "false"},
+              {"autoinstall_known_extensions", "false"},
+              {"autoload_known_extensions", "false"},
+              {"lock_configuration", "true"}};
+  }
+  SPARSA_ASSERT(false);
+  return {};
+}
+
+}  // namespace
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+std::unique_ptr<Store> Store::open(const std::filesystem::path& path, Mode mode) {
+  if (mode != Mode::kReadWrite && !std::filesystem::exists(path))
+    bad_input("{}: no such database file", path.string());
+  auto impl = std::make_unique<Impl>(path, mode, duckdb_settings(mode));
+  store::Connection con(impl->db);
+  const int version = store::read_schema_version(con);
+  if (version > kStoreSchemaVersion)
+    bad_input("{}: schema version {} is newer than this sparsa understands ({}); use a newer sparsa",
+              path.string(), version, kStoreSchemaVersion);
+  if (version < kStoreSchemaVersion) {
+    if (mode != Mode::kReadWrite)
+      bad_input("{}: schema version {} is older than {}; open it read-write once (e.g. sparsa study --db) to "
+                "migrate it", path.string(), version, kStoreSchemaVersion);
+    store::migrate_schema(con, version);
+  }
+  impl->version = kStoreSchemaVersion;
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+const std::filesystem::path& Store::path() const { return impl_->path; }
+Store::Mode Store::mode() const { return impl_->mode; }
+int Store::schema_version() const { return impl_->version; }
+
+std::optional<int64_t> Store::find_run(const RunInfo& info) const {
+  store::Connection con(impl_->db);
+  store::Prepared find(con, "SELECT max(run_id) FROM runs WHERE run_key = $1 AND status = 'complete'");
+  find.bind(1, std::string_view(run_key(info)));
+  return find.run("looking up a finished run").scalar_int();
+}
+
+}  // namespace sparsa

@@ -1,0 +1,650 @@
+// The DuckDB store: schema and version handling, bad files, transactions (including a writer
+// killed with SIGKILL), views, read-only and sandboxed modes, query limits, Parquet export.
+// Expected values come from the test's own inputs; the database is inspected through a raw
+// DuckDB connection where the store's own query path would be checking itself.
+#include "test_support.h"
+
+#include <duckdb.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "sparsa/error.h"
+#include "sparsa/store.h"
+
+namespace sparsa {
+namespace {
+
+namespace fs = std::filesystem;
+using Mode = Store::Mode;
+
+// ---- a raw DuckDB connection, independent of src/store ----
+
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    EXPECT_EQ(duckdb_open(path.c_str(), &db_), DuckDBSuccess) << path;
+    EXPECT_EQ(duckdb_connect(db_, &con_), DuckDBSuccess);
+  }
+  ~RawDb() {
+    duckdb_disconnect(&con_);
+    duckdb_close(&db_);
+  }
+  void exec(const std::string& sql) {
+    duckdb_result r;
+    const bool ok = duckdb_query(con_, sql.c_str(), &r) == DuckDBSuccess;
+    EXPECT_TRUE(ok) << sql << ": " << duckdb_result_error(&r);
+    duckdb_destroy_result(&r);
+  }
+  // The first column of every row, as text (NULL as "NULL").
+  std::vector<std::string> column(const std::string& sql) {
+    duckdb_result r;
+    std::vector<std::string> out;
+    if (duckdb_query(con_, sql.c_str(), &r) != DuckDBSuccess) {
+      ADD_FAILURE() << sql << ": " << duckdb_result_error(&r);
+    } else {
+      for (idx_t i = 0; i < duckdb_row_count(&r); ++i) {
+        char* v = duckdb_value_varchar(&r, 0, i);
+        out.emplace_back(v ? v : "NULL");
+        duckdb_free(v);
+      }
+    }
+    duckdb_destroy_result(&r);
+    return out;
+  }
+  std::string scalar(const std::string& sql) {
+    const auto c = column(sql);
+    return c.empty() ? "<no row>" : c[0];
+  }
+
+ private:
+  duckdb_database db_ = nullptr;
+  duckdb_connection con_ = nullptr;
+};
+
+// Runs `statements` on the database file `db` (creating it) with a raw connection.
+void raw_exec(const fs::path& db, std::initializer_list<std::string> statements) {
+  RawDb raw(db.string());
+  for (const std::string& sql : statements) raw.exec(sql);
+}
+
+// ---- fixtures ----
+
+RunInfo prune_info(const std::string& method, SparsityTarget target, const std::string& calib_hash = "fnv1a64:1") {
+  RunInfo info;
+  info.kind = RunKind::kPrune;
+  info.model_name = "tiny-llama-15m";
+  info.model_path = "/models/tiny-llama-15m";
+  info.architecture = "llama";
+  info.method = method;
+  info.target = target;
+  info.calib_description = "tokens.safetensors:calib [128, 512]";
+  info.calib_hash = calib_hash;
+  info.nsamples = 128;
+  info.seqlen = 512;
+  return info;
+}
+SparsityTarget unstructured(double r) { return SparsityTarget{r, 0, 0}; }
+SparsityTarget nm(int n, int m) { return SparsityTarget{0.0, n, m}; }
+
+const std::vector<std::string> kComponents = {"mlp.down_proj", "mlp.up_proj"};
+
+std::string hf(int layer, const std::string& component) {
+  return "model.layers." + std::to_string(layer) + "." + component;
+}
+
+// A prune run over 2 layers x kComponents; row feature f of every matrix has `base + f`
+// pruned weights out of 10. Returns the run id.
+int64_t write_prune_run(Store& store, const RunInfo& info, int64_t base, int64_t features = 4) {
+  RunWriter run = store.begin_run(info);
+  for (int layer = 0; layer < 2; ++layer) {
+    for (const std::string& c : kComponents) {
+      run.add_matrix({hf(layer, c), features, 10, 0.5, 0.01});
+      std::vector<FeatureMetric> rows;
+      for (int64_t f = 0; f < features; ++f) rows.push_back({f, base + f, 1.0 - (base + f) / 10.0});
+      run.add_feature_metrics({hf(layer, c), FeatureAxis::kRow}, rows);
+    }
+  }
+  run.add_perplexity({"persuasion", PplKind::kPruned, std::nullopt, 100.0 + base, 125952, 3.5});
+  run.set_timings({.total = 2.0, .forward = 1.0});
+  run.commit();
+  return run.run_id();
+}
+
+int64_t count_rows(Store& store, const std::string& table) {
+  return store.query_json("SELECT count(*) FROM " + table)["rows"][0][0].get<int64_t>();
+}
+
+// Runs `f`, expecting Error of `kind`; returns its message.
+template <typename F>
+std::string error_of(F&& f, ErrorKind kind) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "no sparsa::Error thrown";
+  return {};
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+const std::vector<std::string> kTables = {
+    "act_histograms", "act_thresholds", "benchmarks", "cluster_summary", "clusters", "coherence", "comparisons",
+    "feature_metrics", "matrices", "perplexities", "runs", "sparsa_meta", "tsne"};
+
+// ---- schema, version, bad files ----
+
+TEST(Store, CreatesTheDocumentedSchema) {
+  test::TempDir dir;
+  const fs::path db = dir / "study.duckdb";
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    EXPECT_EQ(store->schema_version(), kStoreSchemaVersion);
+  }
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.column("SELECT table_name FROM duckdb_tables() ORDER BY 1"), kTables);
+  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(raw.column("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"),
+            std::vector<std::string>{"cluster_sizes"});
+}
+
+TEST(Store, ReopensWithRunsIntact) {
+  test::TempDir dir;
+  const fs::path db = dir / "study.duckdb";
+  const RunInfo info = prune_info("wanda", unstructured(0.5));
+  int64_t id = 0;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    id = write_prune_run(*store, info, 1);
+  }
+  for (Mode mode : {Mode::kReadWrite, Mode::kReadOnly, Mode::kSandboxed}) {
+    auto store = Store::open(db, mode);
+    EXPECT_EQ(store->find_run(info), id);
+    EXPECT_EQ(count_rows(*store, "matrices"), 4);
+    EXPECT_EQ(count_rows(*store, "feature_metrics"), 16);
+  }
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.scalar("SELECT status || ' ' || structure || ' ' || method || ' ' || sparsity || ' ' || "
+                       "seconds_total || ' ' || (seconds_select IS NULL) FROM runs"),
+            "complete u50 wanda 0.5 2.0 true");
+  EXPECT_EQ(raw.scalar("SELECT finished_at >= started_at FROM runs"), "true");
+}
+
+TEST(Store, RefusesAFileThatIsNotDuckDB) {
+  test::TempDir dir;
+  const fs::path db = dir / "garbage.duckdb";
+  std::string garbage;
+  for (int i = 0; i < 8192; ++i) garbage += static_cast<char>('A' + (i * 7) % 26);
+  test::write_file(db, garbage);
+  for (Mode mode : {Mode::kReadWrite, Mode::kReadOnly}) {
+    const std::string m = error_of([&] { Store::open(db, mode); }, ErrorKind::kBadInput);
+    EXPECT_TRUE(contains(m, db.string())) << m;
+  }
+  EXPECT_EQ(test::read_file(db), garbage);
+  const std::string missing = error_of([&] { Store::open(dir / "absent.duckdb", Mode::kReadOnly); },
+                                       ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(missing, "absent.duckdb")) << missing;
+  EXPECT_FALSE(fs::exists(dir / "absent.duckdb"));
+}
+
+TEST(Store, RefusesANewerSchemaVersion) {
+  test::TempDir dir;
+  const fs::path db = dir / "study.duckdb";
+  Store::open(db, Mode::kReadWrite);
+  raw_exec(db, {"UPDATE sparsa_meta SET value = '2' WHERE key = 'schema_version'"});
+  for (Mode mode : {Mode::kReadWrite, Mode::kReadOnly}) {
+    const std::string m = error_of([&] { Store::open(db, mode); }, ErrorKind::kBadInput);
+    EXPECT_TRUE(contains(m, "schema version 2 is newer")) << m;
+  }
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), "2");
+}
+
+// Version 0: a DuckDB file without the sparsa tables (sparsa_meta saying 0, other tables of
+// the user's): read-only refuses it, read-write migrates it and keeps the user's data.
+TEST(Store, MigratesAnOlderSchemaVersion) {
+  test::TempDir dir;
+  const fs::path db = dir / "old.duckdb";
+  raw_exec(db, {"CREATE TABLE sparsa_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+                "INSERT INTO sparsa_meta VALUES ('schema_version', '0'), ('note', 'made by hand')",
+                "CREATE TABLE notes (id INTEGER, text VARCHAR)",
+                "INSERT INTO notes VALUES (1, 'keep me'), (2, 'me too')"});
+  const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(m, "schema version 0 is older")) << m;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    EXPECT_EQ(store->schema_version(), kStoreSchemaVersion);
+    write_prune_run(*store, prune_info("magnitude", nm(2, 4)), 0);
+  }
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'note'"), "made by hand");
+  EXPECT_EQ(raw.column("SELECT text FROM notes ORDER BY id"), (std::vector<std::string>{"keep me", "me too"}));
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM runs"), "1");
+}
+
+TEST(Store, RefusesADatabaseWithClashingTables) {
+  test::TempDir dir;
+  const fs::path db = dir / "other.duckdb";
+  raw_exec(db, {"CREATE TABLE runs (x INTEGER)"});
+  const std::string m = error_of([&] { Store::open(db, Mode::kReadWrite); }, ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(m, "runs")) << m;
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.column("SELECT table_name FROM duckdb_tables()"), std::vector<std::string>{"runs"});
+}
+
+// ---- transactions ----
+
+TEST(Store, AnUncommittedRunLeavesNoRows) {
+  test::TempDir dir;
+  auto store = Store::open(dir / "study.duckdb", Mode::kReadWrite);
+  const RunInfo info = prune_info("sparsegpt", unstructured(0.5));
+  {
+    RunWriter run = store->begin_run(info);
+    run.add_matrix({hf(0, "mlp.down_proj"), 4, 10, 0.5, 0.01});
+    const std::vector<FeatureMetric> fm = {{0, 5, 0.5}, {1, 4, 0.6}};
+    run.add_feature_metrics({hf(0, "mlp.down_proj"), FeatureAxis::kCol}, fm);
+    run.add_perplexity({"persuasion", PplKind::kDense, std::nullopt, 89.67, 125952, 2.0});
+    const std::vector<ActThresholdRow> thresholds = {{0, ObsPoint::kMlpIn, 0.5, 0.125}};
+    run.add_act_thresholds(thresholds);
+    const std::vector<double> edges = {0, 1, 2};
+    const std::vector<int64_t> counts = {3, 4};
+    run.add_act_histogram(0, ObsPoint::kDownIn, edges, counts);
+    const std::vector<int32_t> assignment = {0, 1, 1, 0};
+    const int64_t analysis = run.add_clustering({"rows", "", 2, 7, 1.0, 0.5, 2.0, 4.0}, assignment);
+    const std::vector<TsnePoint> points = {{0, 0.5, -0.5}};
+    run.add_tsne("rows", points);
+    const std::vector<CoherenceRow> coherence = {{"rows", CoherenceOrdering::kCluster, analysis, 16, 0.25}};
+    run.add_coherence(coherence);
+    const std::vector<BenchmarkRow> bench = {{"gemv", "384x1024", "f32", 0.5, 12.5, 20.0, "cpu"}};
+    run.add_benchmarks(bench);
+  }  // destroyed without commit()
+  for (const std::string& table : kTables)
+    if (table != "sparsa_meta") EXPECT_EQ(count_rows(*store, table), 0) << table;
+  EXPECT_FALSE(store->find_run(info).has_value());
+}
+
+TEST(Store, AFailedCommitRollsTheRunBack) {
+  test::TempDir dir;
+  auto store = Store::open(dir / "study.duckdb", Mode::kReadWrite);
+  const RunInfo info{.kind = RunKind::kCompare, .model_path = "/m"};
+  {
+    RunWriter run = store->begin_run(info);
+    const std::vector<ComparisonRow> rows = {{run.run_id(), 999, hf(0, "mlp.up_proj"), 0.5, 0.1, 0.6, 0.5, 0.5}};
+    run.add_comparisons(rows);  // run 999 does not exist: the foreign key fails at commit
+    const std::string m = error_of([&] { run.commit(); }, ErrorKind::kRuntime);
+    EXPECT_TRUE(contains(m, "foreign key")) << m;
+  }
+  EXPECT_EQ(count_rows(*store, "runs"), 0);
+  EXPECT_EQ(count_rows(*store, "comparisons"), 0);
+  EXPECT_FALSE(store->find_run(info).has_value());
+}
+
+TEST(Store, RefusesMetricsOfAnUnknownRun) {
+  test::TempDir dir;
+  auto store = Store::open(dir / "study.duckdb", Mode::kReadWrite);
+  RunWriter run = store->begin_run({.kind = RunKind::kCompare});
+  const std::vector<FeatureMetric> fm = {{0, 1, 0.9}};
+  const std::string m = error_of(
+      [&] { run.add_feature_metrics({hf(0, "mlp.up_proj"), FeatureAxis::kRow, 12345, std::nullopt}, fm); },
+      ErrorKind::kRuntime);
+  EXPECT_TRUE(contains(m, "12345")) << m;
+}
+
+// A child process commits run A, starts run B, appends rows until told to die, and is killed
+// with SIGKILL mid-run. The database must open with run A whole and nothing of run B; a rerun
+// of B then completes without duplicating A.
+TEST(Store, AWriterKilledMidRunLeavesNoHalfRun) {
+  test::TempDir dir;
+  const fs::path db = dir / "study.duckdb";
+  const RunInfo a = prune_info("wanda", unstructured(0.5));
+  const RunInfo b = prune_info("sparsegpt", unstructured(0.5));
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(ready[0]);
+    try {
+      auto store = Store::open(db, Mode::kReadWrite);
+      write_prune_run(*store, a, 1);
+      RunWriter run = store->begin_run(b);
+      run.add_matrix({hf(0, "mlp.down_proj"), 1 << 30, 10, 0.5, 0.01});
+      std::vector<FeatureMetric> rows(10000);
+      for (size_t f = 0; f < rows.size(); ++f) rows[f] = {static_cast<int64_t>(f), 5, 0.5};
+      for (int batch = 0;; ++batch) {
+        run.add_feature_metrics({hf(0, "mlp.down_proj"), FeatureAxis::kRow}, rows);
+        if (batch == 30 && write(ready[1], "x", 1) != 1) _exit(3);  // 310,000 rows appended
+      }
+    } catch (...) {
+      _exit(2);
+    }
+  }
+  close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1) << "the child failed before writing run B";
+  close(ready[0]);
+  usleep(100 * 1000);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
+
+  auto store = Store::open(db, Mode::kReadWrite);
+  EXPECT_EQ(count_rows(*store, "runs"), 1);
+  EXPECT_EQ(count_rows(*store, "matrices"), 4);
+  EXPECT_EQ(count_rows(*store, "feature_metrics"), 16);
+  const auto id_a = store->find_run(a);
+  ASSERT_TRUE(id_a.has_value());
+  EXPECT_FALSE(store->find_run(b).has_value());
+
+  // The rerun: A is found and skipped, B is written.
+  for (const RunInfo* info : {&a, &b})
+    if (!store->find_run(*info)) write_prune_run(*store, *info, 2);
+  EXPECT_EQ(store->find_run(a), id_a);
+  EXPECT_TRUE(store->find_run(b).has_value());
+  EXPECT_EQ(count_rows(*store, "runs"), 2);
+  EXPECT_EQ(count_rows(*store, "feature_metrics"), 32);
+}
+
+// ---- bulk rows ----
+
+TEST(Store, AppendsAMillionFeatureRows) {
+  test::TempDir dir;
+  auto store = Store::open(dir / "study.duckdb", Mode::kReadWrite);
+  constexpr int kMatrices = 100, kFeatures = 10000;
+  std::vector<FeatureMetric> rows(kFeatures);
+  const auto start = std::chrono::steady_clock::now();
+  const std::clock_t cpu_start = std::clock();
+  RunWriter run = store->begin_run(prune_info("wanda", unstructured(0.5)));
+  int64_t expected_pruned = 0;
+  for (int m = 0; m < kMatrices; ++m) {
+    for (int f = 0; f < kFeatures; ++f) {
+      rows[f] = {f, (f * 31 + m) % 97, 1.0 - ((f * 31 + m) % 97) / 97.0};
+      if (f % 3 == 0) rows[f].jaccard = 0.25;
+      expected_pruned += rows[f].pruned;
+    }
+    run.add_feature_metrics({hf(m, "mlp.down_proj"), FeatureAxis::kCol}, rows);
+  }
+  run.commit();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+  std::printf("[ figure   ] 1,000,000 feature rows appended and committed in %.2f s wall, %.2f s CPU (%.0f rows/s)\n",
+              seconds, cpu, 1e6 / seconds);
+
+  const auto r = store->query_json(
+      "SELECT count(*), sum(pruned), count(jaccard), count(DISTINCT hf_name), max(feature) FROM feature_metrics");
+  EXPECT_EQ(r["rows"][0][0], 1000000);
+  EXPECT_EQ(r["rows"][0][1].get<int64_t>(), expected_pruned);
+  EXPECT_EQ(r["rows"][0][2], kMatrices * ((kFeatures + 2) / 3));
+  EXPECT_EQ(r["rows"][0][3], kMatrices);
+  EXPECT_EQ(r["rows"][0][4], kFeatures - 1);
+  const auto one = store->query_json(
+      "SELECT pruned, kept_fraction, axis FROM feature_metrics WHERE hf_name = 'model.layers.42.mlp.down_proj' "
+      "AND feature = 1234");
+  EXPECT_EQ(one["rows"][0][0], (1234 * 31 + 42) % 97);
+  EXPECT_DOUBLE_EQ(one["rows"][0][1].get<double>(), 1.0 - ((1234 * 31 + 42) % 97) / 97.0);
+  EXPECT_EQ(one["rows"][0][2], "col");
+}
+
+TEST(Store, WritersOfSeveralRunsMayBeOpenAtOnce) {
+  test::TempDir dir;
+  auto store = Store::open(dir / "study.duckdb", Mode::kReadWrite);
+  RunWriter a = store->begin_run(prune_info("wanda", unstructured(0.5)));
+  RunWriter b = store->begin_run(prune_info("sparsegpt", unstructured(0.5)));
+  EXPECT_NE(a.run_id(), b.run_id());
+  a.add_matrix({hf(0, "mlp.up_proj"), 4, 10, 0.5, 0.01});
+  b.add_matrix({hf(0, "mlp.up_proj"), 4, 10, 0.4, 0.01});
+  b.add_matrix({hf(1, "mlp.up_proj"), 4, 10, 0.4, 0.01});
+  EXPECT_EQ(count_rows(*store, "matrices"), 0);  // neither is visible before its commit
+  b.commit();
+  EXPECT_EQ(count_rows(*store, "matrices"), 2);
+  a.commit();
+  EXPECT_EQ(count_rows(*store, "matrices"), 3);
+  EXPECT_EQ(count_rows(*store, "runs"), 2);
+}
+
+// ---- views ----
+
+TEST(Store, ViewsShowTheLatestRunOfEachMethodAndSparsity) {
+  test::TempDir dir;
+  const fs::path db = dir / "study.duckdb";
+  int64_t wanda_new = 0;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    write_prune_run(*store, prune_info("wanda", unstructured(0.5), "fnv1a64:old"), 1);
+    write_prune_run(*store, prune_info("sparsegpt", unstructured(0.5)), 3);
+    write_prune_run(*store, prune_info("wanda", nm(2, 4)), 4);
+    wanda_new = write_prune_run(*store, prune_info("wanda", unstructured(0.5), "fnv1a64:new"), 2);
+  }
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.column("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"),
+            (std::vector<std::string>{"cluster_sizes", "sparsegpt_0_5_down_proj", "sparsegpt_0_5_up_proj",
+                                      "wanda_0_5_down_proj", "wanda_0_5_up_proj", "wanda_2_4_down_proj",
+                                      "wanda_2_4_up_proj"}));
+  // Latest wanda u50 run (base 2): rows of layers 0 and 1, down_proj only, pruned = 2 + feature.
+  EXPECT_EQ(raw.column("SELECT DISTINCT run_id FROM wanda_0_5_down_proj"),
+            std::vector<std::string>{std::to_string(wanda_new)});
+  EXPECT_EQ(raw.column("SELECT layer || ':' || feature || ':' || pruned FROM wanda_0_5_down_proj "
+                       "ORDER BY layer, feature"),
+            (std::vector<std::string>{"0:0:2", "0:1:3", "0:2:4", "0:3:5", "1:0:2", "1:1:3", "1:2:4", "1:3:5"}));
+  EXPECT_EQ(raw.column("SELECT DISTINCT hf_name FROM sparsegpt_0_5_up_proj ORDER BY 1"),
+            (std::vector<std::string>{"model.layers.0.mlp.up_proj", "model.layers.1.mlp.up_proj"}));
+  EXPECT_EQ(raw.scalar("SELECT sum(pruned) FROM sparsegpt_0_5_up_proj"), std::to_string(2 * (3 + 4 + 5 + 6)));
+  EXPECT_EQ(raw.scalar("SELECT min(pruned) FROM wanda_2_4_down_proj"), "4");
+}
+
+TEST(Store, FindsRunsByTheirIdentity) {
+  test::TempDir dir;
+  auto store = Store::open(dir / "study.duckdb", Mode::kReadWrite);
+  const RunInfo base = prune_info("wanda", unstructured(0.5));
+  const int64_t first = write_prune_run(*store, base, 1);
+  EXPECT_EQ(store->find_run(base), first);
+  RunInfo other = base;
+  other.calib_hash = "fnv1a64:2";
+  EXPECT_FALSE(store->find_run(other).has_value());
+  other = base;
+  other.target = nm(2, 4);
+  EXPECT_FALSE(store->find_run(other).has_value());
+  other = base;
+  other.calib_description = "described differently";  // not part of the identity
+  EXPECT_EQ(store->find_run(other), first);
+  const int64_t second = write_prune_run(*store, base, 1);
+  EXPECT_EQ(store->find_run(base), second);
+}
+
+// ---- read-only modes ----
+
+TEST(Store, ReadOnlyModesChangeNothing) {
+  test::TempDir dir;
+  const fs::path db = dir / "study.duckdb";
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    write_prune_run(*store, prune_info("wanda", unstructured(0.5)), 1);
+  }
+  const std::string before = test::read_file(db);
+  const std::vector<std::string> writes = {
+      "INSERT INTO runs (run_id) VALUES (99)",
+      "DROP TABLE feature_metrics",
+      "UPDATE runs SET status = 'running'",
+      "DELETE FROM perplexities",
+      "CREATE TABLE t (x INTEGER)",
+      "COPY runs TO '" + (dir / "copied.csv").string() + "'",
+      "ATTACH '" + (dir / "other.duckdb").string() + "' AS other",
+      "INSTALL json",
+      "LOAD parquet",
+      "SET memory_limit = '1GB'",
+      "PRAGMA disable_checkpoint_on_shutdown",
+      "CHECKPOINT",
+      "SELECT 1; DROP TABLE runs",
+  };
+  for (Mode mode : {Mode::kReadOnly, Mode::kSandboxed}) {
+    auto store = Store::open(db, mode);
+    for (const std::string& sql : writes) error_of([&] { store->query_json(sql); }, ErrorKind::kBadInput);
+    // Beneath the statement filter, DuckDB itself refuses a SELECT that writes.
+    const std::string seq = error_of([&] { store->query_json("SELECT nextval('run_id_seq')"); }, ErrorKind::kBadInput);
+    EXPECT_TRUE(contains(seq, "read-only")) << seq;
+    error_of([&] { store->begin_run(prune_info("magnitude", unstructured(0.5))); }, ErrorKind::kBadInput);
+    EXPECT_EQ(store->query_json("SELECT count(*) FROM runs")["rows"][0][0], 1);
+  }
+  {
+    auto store = Store::open(db, Mode::kSandboxed);
+    const std::string m = error_of([&] { store->query_json("SELECT * FROM read_csv('/etc/hostname')"); },
+                                   ErrorKind::kBadInput);
+    EXPECT_TRUE(contains(m, "disabled")) << m;
+    error_of([&] { store->export_parquet(dir / "export"); }, ErrorKind::kBadInput);
+  }
+  EXPECT_FALSE(fs::exists(dir / "copied.csv"));
+  EXPECT_FALSE(fs::exists(dir / "other.duckdb"));
+  EXPECT_FALSE(fs::exists(dir / "export"));
+  EXPECT_EQ(test::read_file(db), before);
+  EXPECT_FALSE(fs::exists(db.string() + ".wal"));
+}
+
+// ---- query_json ----
+
+TEST(Store, QueryJsonConvertsTypesAndHonoursLimits) {
+  test::TempDir dir;
+  auto store = Store::open(dir / "study.duckdb", Mode::kReadWrite);
+  const auto r = store->query_json(
+      "SELECT 1::TINYINT AS a, 0.25 AS b, 'x''y' AS c, NULL AS d, DATE '2024-01-02' AS e, "
+      "TIMESTAMP '2024-01-02 03:04:05.5' AS f, true AS g, 12345678901234::HUGEINT AS h, 2.5::FLOAT AS i, "
+      "'nan'::DOUBLE AS j, 'b'::ENUM('a', 'b') AS k");
+  EXPECT_EQ(r["columns"], nlohmann::json({"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"}));
+  EXPECT_EQ(r["types"][1], "DECIMAL");
+  EXPECT_EQ(r["rows"][0][0], 1);
+  EXPECT_DOUBLE_EQ(r["rows"][0][1].get<double>(), 0.25);
+  EXPECT_EQ(r["rows"][0][2], "x'y");
+  EXPECT_TRUE(r["rows"][0][3].is_null());
+  EXPECT_EQ(r["rows"][0][4], "2024-01-02");
+  EXPECT_EQ(r["rows"][0][5], "2024-01-02T03:04:05.500000");
+  EXPECT_EQ(r["rows"][0][6], true);
+  EXPECT_EQ(r["rows"][0][7], 12345678901234LL);
+  EXPECT_EQ(r["rows"][0][8], 2.5);
+  EXPECT_EQ(r.dump().find("NaN"), std::string::npos);
+  EXPECT_EQ(r["rows"][0][10], "b");
+  EXPECT_EQ(r["truncated"], false);
+
+  const auto many = store->query_json("SELECT range AS i FROM range(5000)", {.max_rows = 2500});
+  EXPECT_EQ(many["rows"].size(), 2500u);
+  EXPECT_EQ(many["rows"][2499][0], 2499);
+  EXPECT_EQ(many["truncated"], true);
+
+  const std::string list = error_of([&] { store->query_json("SELECT [1, 2] AS sizes"); }, ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(list, "sizes::VARCHAR")) << list;
+  const std::string bad = error_of([&] { store->query_json("SELECT * FROM no_such_table"); }, ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(bad, "no_such_table")) << bad;
+
+  const auto start = std::chrono::steady_clock::now();
+  const std::string slow = error_of(
+      [&] { store->query_json("SELECT sum(i * i) FROM range(100000000000) t(i)", {.max_seconds = 0.3}); },
+      ErrorKind::kBadInput);
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(contains(slow, "time limit")) << slow;
+  EXPECT_LT(waited, 10.0);
+}
+
+// ---- Parquet export ----
+
+TEST(Store, ExportsEveryTableToParquet) {
+  test::TempDir dir;
+  const fs::path db = dir / "study.duckdb";
+  const fs::path out = dir / "export";
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    const int64_t id = write_prune_run(*store, prune_info("wanda", unstructured(0.5)), 1);
+    RunWriter run = store->begin_run({.kind = RunKind::kAnalysis});
+    const std::vector<int32_t> assignment = {0, 1, 1, 2, 2, 2};
+    run.add_clustering({"wanda u50 rows", hf(0, "mlp.up_proj"), 3, 42, 5.0, 1.0, 3.0, 3.0, 0.75, id}, assignment);
+    run.commit();
+  }
+  auto store = Store::open(db, Mode::kReadOnly);
+  EXPECT_EQ(store->query_json("SELECT cluster, size FROM cluster_sizes ORDER BY cluster")["rows"],
+            nlohmann::json::parse("[[0, 1], [1, 2], [2, 3]]"));
+  const auto counts = store->export_parquet(out);
+  EXPECT_EQ(counts.size(), kTables.size());
+  const auto manifest = nlohmann::json::parse(test::read_file(out / "manifest.json"));
+  EXPECT_EQ(manifest["schema_version"], kStoreSchemaVersion);
+  EXPECT_EQ(manifest["tables"]["feature_metrics"], 16);
+  EXPECT_EQ(manifest["tables"]["clusters"], 6);
+  EXPECT_EQ(manifest["tables"]["runs"], 2);
+
+  RawDb mem(":memory:");
+  auto parquet = [&](const std::string& table) { return "read_parquet('" + (out / (table + ".parquet")).string() + "')"; };
+  for (const std::string& table : kTables)
+    EXPECT_EQ(mem.scalar("SELECT count(*) FROM " + parquet(table)), manifest["tables"][table].dump()) << table;
+  EXPECT_EQ(mem.scalar("SELECT ppl FROM " + parquet("perplexities")), "101.0");
+  EXPECT_EQ(mem.scalar("SELECT sum(pruned) FROM " + parquet("feature_metrics")), std::to_string(4 * (1 + 2 + 3 + 4)));
+  EXPECT_EQ(mem.column("SELECT cluster FROM " + parquet("clusters") + " ORDER BY feature"),
+            (std::vector<std::string>{"0", "1", "1", "2", "2", "2"}));
+  EXPECT_EQ(mem.scalar("SELECT method || ' ' || structure FROM " + parquet("runs") + " WHERE kind = 'prune'"),
+            "wanda u50");
+
+  // A second export replaces the first; a folder with other files in it is refused untouched.
+  EXPECT_EQ(store->export_parquet(out).size(), kTables.size());
+  for (const auto& entry : fs::directory_iterator(dir.path()))
+    EXPECT_FALSE(contains(entry.path().filename().string(), ".tmp-")) << entry.path();
+  test::write_file(out / "mine.txt", "precious");
+  const std::string m = error_of([&] { store->export_parquet(out); }, ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(m, "mine.txt")) << m;
+  EXPECT_EQ(test::read_file(out / "mine.txt"), "precious");
+}
+
+TEST(Store, ExportCommandWritesParquetAndRejectsBadFiles) {
+  test::TempDir dir;
+  const fs::path db = dir / "study.duckdb";
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    write_prune_run(*store, prune_info("wanda", unstructured(0.5)), 1);
+  }
+  const auto ok = test::run_sparsa({"export", "--db", db.string(), "--parquet", (dir / "out").string(), "--json"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  const auto j = nlohmann::json::parse(ok.out);
+  EXPECT_EQ(j["tables"]["matrices"], 4);
+  EXPECT_EQ(j["tables"].size(), kTables.size());
+  EXPECT_TRUE(fs::exists(dir / "out" / "feature_metrics.parquet"));
+
+  test::write_file(dir / "garbage.duckdb", std::string(4096, 'x'));
+  const auto bad = test::run_sparsa({"export", "--db", (dir / "garbage.duckdb").string(), "--parquet",
+                                     (dir / "out2").string()});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(test::one_line(bad.err)) << bad.err;
+  EXPECT_TRUE(contains(bad.err, "garbage.duckdb")) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "out2"));
+}
+
+// ---- helpers ----
+
+TEST(Store, ParsesMatrixNames) {
+  const MatrixName a = parse_matrix_name("model.layers.3.mlp.down_proj");
+  EXPECT_EQ(a.layer, 3);
+  EXPECT_EQ(a.component, "mlp.down_proj");
+  const MatrixName b = parse_matrix_name("model.decoder.layers.11.fc1");
+  EXPECT_EQ(b.layer, 11);
+  EXPECT_EQ(b.component, "fc1");
+  for (const char* bad : {"lm_head", "model.layers.x.mlp", "model.layers.3", "model.layers.3.", "model.mylayers.3.fc1"})
+    error_of([&] { parse_matrix_name(bad); }, ErrorKind::kBadInput);
+}
+
+TEST(Store, HashesTokensWithFnv1a) {
+  // Reference values: FNV-1a 64 of the little-endian bytes, computed with Python.
+  EXPECT_EQ(token_hash({}), "fnv1a64:cbf29ce484222325");
+  const std::vector<int32_t> abcd = {0x64636261};  // the bytes "abcd"
+  EXPECT_EQ(token_hash(abcd), "fnv1a64:fc179f83ee0724dd");
+  const std::vector<int32_t> mixed = {1, -2, 70000};
+  EXPECT_EQ(token_hash(mixed), "fnv1a64:c5e4aecd8c1d4a3f");
+}
+
+}  // namespace
+}  // namespace sparsa
