@@ -10,9 +10,10 @@ if(NOT SPARSA_CUDA STREQUAL "OFF")
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
     set(SPARSA_WITH_CUDA ON)
-    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "52")
-      set(CMAKE_CUDA_ARCHITECTURES 90)
-    endif()
+    # Hopper (H100/H200) by default; nvcc's own default (75 for nvcc 13) lacks thread-block
+    # clusters. The normal variable shadows the cache entry that enable_language() created.
+    set(SPARSA_CUDA_ARCHITECTURES "90" CACHE STRING "CUDA architectures to build for (CMAKE_CUDA_ARCHITECTURES syntax)")
+    set(CMAKE_CUDA_ARCHITECTURES ${SPARSA_CUDA_ARCHITECTURES})
     # CMake < 3.26 does not know nvcc's C++20 flag.
     if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
       set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")

@@ -1,0 +1,25 @@
+// The CPU-only build's stand-ins for the sparse GEMV kernel (sparsa/sparse_gemv.h): plans can be
+// made (no validation), but running or tuning throws "built without CUDA".
+#ifndef SPARSA_WITH_CUDA
+
+#include "sparsa/error.h"
+#include "sparsa/sparse_gemv.h"
+
+namespace sparsa {
+
+SparseGemvCuda::SparseGemvCuda(const GemvShape& shape, const GemvConfig& config) : shape_(shape), config_(config) {}
+
+SparseGemvCuda::SparseGemvCuda(const GemvShape& shape, float expected_sparsity, const GemvTuneTable& table)
+    : SparseGemvCuda(shape, table.lookup({shape, gemv_sparsity_bin(expected_sparsity)})) {}
+
+void SparseGemvCuda::run(const void*, const float*, float*, float, void*) const {
+  runtime_failure("sparse_gemv_cuda: sparsa was built without CUDA");
+}
+
+GemvConfig tune_sparse_gemv(const GemvShape&, float, GemvTuneTable&, int) {
+  runtime_failure("tune_sparse_gemv: sparsa was built without CUDA");
+}
+
+}  // namespace sparsa
+
+#endif  // SPARSA_WITH_CUDA
