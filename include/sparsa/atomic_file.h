@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
+#include <string>
 #include <string_view>
 
 namespace sparsa {
@@ -29,5 +30,8 @@ class AtomicFile {
 
 // Writes `contents` to `path` atomically.
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents);
+
+// The whole file as bytes. Error(kBadInput) naming the file when it cannot be read.
+std::string read_file_contents(const std::filesystem::path& path);
 
 }  // namespace sparsa

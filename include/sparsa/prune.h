@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -105,5 +106,11 @@ struct PruneResult {
 // `progress(stage, done, total)` reports blocks as they finish when given.
 PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& opt,
                         const std::function<void(int64_t done, int64_t total)>& progress = {});
+
+// Writes the masks of `r` in the golden mask format, atomically: for every linear
+// "<hf name>.mask": U8 [rows, ceil(cols / 8)], 1 = pruned, packbits MSB first; the metadata
+// names the method, the target label and the tool. Error(kRuntime) on I/O failure.
+void write_mask_file(const std::filesystem::path& file, const PruneResult& r, PruneMethod method,
+                     const SparsityTarget& t);
 
 }  // namespace sparsa

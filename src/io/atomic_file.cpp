@@ -4,6 +4,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "sparsa/error.h"
 
@@ -47,6 +49,15 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
   AtomicFile f(path);
   f.write(contents);
   f.commit();
+}
+
+std::string read_file_contents(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in || std::filesystem::is_directory(path)) bad_input("{}: cannot read", path.string());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) bad_input("{}: cannot read", path.string());
+  return ss.str();
 }
 
 }  // namespace sparsa

@@ -3,9 +3,8 @@
 #include <omp.h>
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
+#include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 
 namespace sparsa::cli {
@@ -23,13 +22,7 @@ std::filesystem::path tokenizer_path_for(const std::filesystem::path& model, con
   return p;
 }
 
-std::string read_text_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) bad_input("{}: cannot read", p.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_text_file(const std::filesystem::path& p) { return read_file_contents(p); }
 
 void print_json(const nlohmann::json& j) {
   const std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

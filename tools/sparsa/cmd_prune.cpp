@@ -12,8 +12,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <limits>
-#include <random>
 #include <system_error>
 
 #include <fmt/ranges.h>
@@ -21,6 +19,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "sparsa/atomic_file.h"
+#include "sparsa/calibration.h"
 #include "sparsa/checkpoint.h"
 #include "sparsa/error.h"
 #include "sparsa/model.h"
@@ -171,105 +170,17 @@ class StagingDir {
 
 // ---- calibration ----
 
-struct Calibration {
-  TensorI32 tokens;  // [nsamples, seqlen]
-  json description;  // for summary.json
-};
-
-// FNV-1a 64 over the little-endian bytes of the int32 ids.
-uint64_t fnv1a64(const std::vector<int32_t>& ids) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (int32_t id : ids) {
-    const auto u = static_cast<uint32_t>(id);
-    for (int b = 0; b < 4; ++b) {
-      h ^= (u >> (8 * b)) & 0xffu;
-      h *= 0x100000001b3ull;
-    }
-  }
-  return h;
-}
-
-// A uniform integer in [0, n) by rejection, the same on every standard library
-// (std::uniform_int_distribution's algorithm is implementation-defined).
-uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
-  const uint64_t max = std::numeric_limits<uint64_t>::max();
-  const uint64_t limit = max - max % n;  // a multiple of n
-  uint64_t x = rng();
-  while (x >= limit) x = rng();
-  return x % n;
-}
-
-// The first `seqlen` tokens of the first `nsamples` rows of --calib / --calib-key.
-Calibration calibration_from_tokens(const PruneArgs& a, const Model& m) {
-  const auto store = TensorStore::open(a.calib);
-  if (!store->contains(a.calib_key))
-    bad_input("{}: no tensor '{}' (--calib-key); it holds: {}", a.calib, a.calib_key, fmt::join(store->names(), ", "));
-  const TensorI32 all = store->load_i32(a.calib_key);
-  if (all.rank() != 2 || all.dim(0) == 0 || all.dim(1) == 0)
-    bad_input("{}: tensor '{}' has shape {}, expected [n_samples, seqlen]", a.calib, a.calib_key, shape_string(all.shape));
-  const int64_t rows = all.dim(0), cols = all.dim(1);
-  const int64_t seqlen = a.seqlen > 0 ? a.seqlen : cols;
-  if (seqlen > cols)
-    bad_input("--seqlen {} is longer than the rows of {}: tensor '{}' ({} tokens)", seqlen, a.calib, a.calib_key, cols);
-  if (a.nsamples_given && a.nsamples > rows)
-    bad_input("--nsamples {}: {}: tensor '{}' has only {} rows", a.nsamples, a.calib, a.calib_key, rows);
-  const int64_t n = std::min(a.nsamples, rows);
-
-  Calibration c;
-  c.tokens = TensorI32({n, seqlen});
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t j = 0; j < seqlen; ++j) {
-      const int32_t id = all.data[static_cast<size_t>(r * cols + j)];
-      if (id < 0 || id >= m.config.vocab_size)
-        bad_input("{}: tensor '{}' row {} column {} is token id {}, outside the model's vocabulary (size {})", a.calib,
-                  a.calib_key, r, j, id, m.config.vocab_size);
-      c.tokens.data[static_cast<size_t>(r * seqlen + j)] = id;
-    }
-  }
-  c.description = {{"kind", "tokens"}, {"file", fs::absolute(a.calib).string()}, {"key", a.calib_key},
-                   {"file_rows", rows}};  // the first nsamples rows are used
-  return c;
-}
-
-// --nsamples windows of --seqlen tokens at uniformly drawn offsets of the concatenated,
-// tokenized --calib-text files (no BOS).
-Calibration calibration_from_text(const PruneArgs& a, const Model& m) {
-  const auto tok = HfTokenizer::load(tokenizer_path_for(a.model, ""));
-  std::vector<int32_t> stream;
-  std::vector<std::string> files;
-  for (const std::string& f : a.calib_text) {
-    const std::vector<int32_t> ids = tok->encode(read_text_file(f), /*add_bos=*/false);
-    stream.insert(stream.end(), ids.begin(), ids.end());
-    files.push_back(fs::absolute(f).string());
-  }
-  for (size_t i = 0; i < stream.size(); ++i)
-    if (stream[i] < 0 || stream[i] >= m.config.vocab_size)
-      bad_input("--calib-text {}: token {} has id {}, outside the model's vocabulary (size {}); does the tokenizer "
-                "match the model?", fmt::join(a.calib_text, " "), i, stream[i], m.config.vocab_size);
-  const int64_t seqlen = a.seqlen > 0 ? a.seqlen : m.config.max_position;
-  const auto total = static_cast<int64_t>(stream.size());
-  if (total < seqlen)
-    bad_input("--calib-text {}: {} tokens, fewer than one window of --seqlen {}", fmt::join(a.calib_text, " "), total, seqlen);
-
-  Calibration c;
-  c.tokens = TensorI32({a.nsamples, seqlen});
-  std::mt19937_64 rng(a.seed);
-  std::vector<int64_t> offsets;
-  for (int64_t r = 0; r < a.nsamples; ++r) {
-    const auto off = static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(total - seqlen + 1)));
-    std::copy_n(stream.begin() + off, seqlen, c.tokens.data.begin() + r * seqlen);
-    offsets.push_back(off);
-  }
-  c.description = {{"kind", "text"}, {"files", files}, {"stream_tokens", total}, {"seed", a.seed}, {"offsets", offsets}};
-  return c;
-}
-
-Calibration load_calibration(const PruneArgs& a, const Model& m) {
-  Calibration c = a.calib.empty() ? calibration_from_text(a, m) : calibration_from_tokens(a, m);
-  c.description["nsamples"] = c.tokens.dim(0);
-  c.description["seqlen"] = c.tokens.dim(1);
-  c.description["tokens_fnv1a64"] = fmt::format("{:016x}", fnv1a64(c.tokens.data));
-  return c;
+Calibration load_calibration_for(const PruneArgs& a, const Model& m) {
+  CalibrationSpec spec;
+  spec.tokens_file = a.calib;
+  spec.key = a.calib_key;
+  spec.text_files.assign(a.calib_text.begin(), a.calib_text.end());
+  if (!a.calib_text.empty()) spec.tokenizer = tokenizer_path_for(a.model, "");
+  spec.nsamples = a.nsamples;
+  spec.nsamples_given = a.nsamples_given;
+  spec.seqlen = a.seqlen;
+  spec.seed = a.seed;
+  return load_calibration(spec, m.config);
 }
 
 // ---- outputs ----
@@ -307,20 +218,6 @@ json matrices_json(const PruneResult& r) {
   return rows;
 }
 
-// For every linear, "<hf name>.mask": U8 [rows, ceil(cols / 8)], 1 = pruned, packbits MSB first.
-void write_masks(const fs::path& file, const PruneResult& r, const PruneMethod method, const SparsityTarget& t) {
-  std::vector<std::vector<uint8_t>> packed;
-  packed.reserve(r.linears.size());
-  std::vector<TensorToWrite> tensors;
-  for (const auto& l : r.linears) {
-    packed.push_back(pack_mask(l.mask));
-    tensors.push_back({l.name + ".mask", DType::U8, {l.mask.rows, (l.mask.cols + 7) / 8}, packed.back().data()});
-  }
-  write_safetensors(file, tensors,
-                    {{"format", "pt"}, {"method", std::string(prune_method_name(method))}, {"target", t.label()},
-                     {"tool", "sparsa " SPARSA_VERSION}});
-}
-
 json timings_json(const PruneTimings& t, double load, double save) {
   return {{"load", load}, {"forward", t.forward}, {"stats", t.stats}, {"select", t.select}, {"total", t.total}, {"save", save}};
 }
@@ -346,7 +243,7 @@ void run_prune(const PruneArgs& a) {
   if (a.seqlen > m.config.max_position)
     bad_input("--seqlen {} is above the model's context length {}", a.seqlen, m.config.max_position);
   const bool calibrated = needs_calibration(opt.method);
-  const Calibration calib = calibrated ? load_calibration(a, m) : Calibration{};
+  const Calibration calib = calibrated ? load_calibration_for(a, m) : Calibration{};
   const double load_seconds = since(t_load);
 
   PruneResult result;
@@ -357,7 +254,7 @@ void run_prune(const PruneArgs& a) {
 
   const auto t_save = Clock::now();
   const CheckpointWriteInfo written = save_pruned_checkpoint(m, model_dir, staging.path(), weight_dtype);
-  write_masks(staging.path() / "masks.safetensors", result, opt.method, opt.target);
+  write_mask_file(staging.path() / "masks.safetensors", result, opt.method, opt.target);
   const double save_seconds = since(t_save);
   const double sparsity = overall_sparsity(result);
   const json timings = timings_json(result.timings, load_seconds, save_seconds);

@@ -1,0 +1,88 @@
+// sparsa/study.h — the main job: a whole sparsity study of one model, end to end.
+//
+// run_study() evaluates the dense model, prunes it with every method × target (evaluating
+// each), compares the masks of the methods, captures activations (thresholds, histograms,
+// activation-sparsified perplexity), analyses how features co-activate (k-means, separation
+// ratio, stability, t-SNE, block coherence) on pruning masks and on activation bitsets, and
+// writes everything to one DuckDB file (sparsa/store.h), the figures (PNG) and REPORT.md.
+//
+// Layout of `out_dir`:
+//   study.duckdb                       every number (docs/schema.md), unless `db` says otherwise
+//   masks/<method>_<label>.safetensors the masks of each pruning run (golden mask format)
+//   figures/*.png                      the figures REPORT.md shows
+//   REPORT.md                          the findings, generated from the database
+//
+// Resumable: each step is one run in the database, committed in one transaction after its
+// outputs (mask files) are written atomically. A rerun over the same out_dir skips every run
+// that is already committed with the same settings (the store's run_key) and whose files are
+// present, so a study killed half-way completes without recomputing finished work and without
+// duplicating rows.
+// Not thread-safe: one study per out_dir at a time (DuckDB's file lock refuses a second writer).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sparsa/calibration.h"
+#include "sparsa/prune.h"
+#include "sparsa/store.h"
+
+namespace sparsa {
+
+struct StudyOptions {
+  std::filesystem::path model;    // Hugging Face folder (llama / mistral / qwen2 / opt)
+  std::filesystem::path out_dir;  // created when absent
+  std::filesystem::path db;       // empty: out_dir / "study.duckdb"
+
+  std::vector<PruneMethod> methods{PruneMethod::kMagnitude, PruneMethod::kWanda, PruneMethod::kSparseGPT};
+  std::vector<SparsityTarget> targets;  // empty: 50 % unstructured, 2:4, 4:8
+  CalibrationSpec calib;                // pruning calibration (and activation thresholds)
+  int64_t blocksize = 128;              // SparseGPT
+  double percdamp = 0.01;               // SparseGPT
+
+  std::filesystem::path eval_text;      // held-out text, tokenized without BOS ...
+  std::filesystem::path eval_tokens;    // ... or int32 safetensors windows [n, seqlen] ...
+  std::string eval_key = "eval";        // ... under this key
+  int64_t eval_seqlen = 0;              // window length for eval_text; 0 = the model's context
+  int64_t eval_windows = 0;             // evaluate only the first N windows; 0 = all
+
+  std::vector<double> act_sparsities{0.25, 0.4, 0.5, 0.7, 0.9};
+  int64_t act_bitset_windows = 32;      // calibration windows in the activation bitsets
+  double act_bitset_sparsity = 0.5;     // the target whose thresholds make the bitsets
+
+  int64_t analysis_layer = -1;          // the block analysed in depth; -1 = the middle one
+  std::vector<int> ks{4, 8, 16};        // k-means cluster counts
+  int kmeans_runs = 5;                  // repeated k-means runs (seeds) for stability
+  uint64_t seed = 0;                    // k-means / t-SNE seed
+  bool figures = true;
+};
+
+// The defaults above with the study's standard targets (50 % unstructured, 2:4, 4:8).
+std::vector<SparsityTarget> default_study_targets();
+
+struct StudyResult {
+  std::filesystem::path db, report, figures_dir;
+  int64_t runs_computed = 0, runs_reused = 0;
+  double seconds = 0;
+  nlohmann::json summary;  // perplexities per run and the headline comparisons (the --json output)
+};
+
+// Runs (or resumes) the study. `log(line)` receives one line per finished step (for stderr).
+// Throws Error(kBadInput) for bad options or inputs, Error(kRuntime) for failures on the way;
+// runs committed before the failure stay in the database.
+StudyResult run_study(const StudyOptions& options, const std::function<void(const std::string&)>& log = {});
+
+// Writes `report_path` (REPORT.md) from the study database: perplexity tables, mask overlap
+// between methods, activation sparsity, clustering and coherence findings, with sentences
+// generated from the numbers (the newest run of each kind and setting is reported). Figures in
+// `figures_dir` are shown (relative links from the report's folder) where they exist. Atomic
+// write. Error(kBadInput) when the database holds no study (no dense run).
+void write_study_report(const Store& store, const std::filesystem::path& figures_dir,
+                        const std::filesystem::path& report_path);
+
+}  // namespace sparsa

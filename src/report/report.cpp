@@ -1,0 +1,342 @@
+// REPORT.md of a study, generated from the database: every sentence is computed from the
+// numbers (which method wins, by how much, where the methods disagree most, ...).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "sparsa/atomic_file.h"
+#include "sparsa/error.h"
+#include "sparsa/study.h"
+
+namespace sparsa {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// Rows of a query as JSON arrays.
+json rows(const Store& store, const std::string& sql) { return store.query_json(sql, {1000000, 60.0})["rows"]; }
+
+double num(const json& v) { return v.is_number() ? v.get<double>() : std::nan(""); }
+std::string str(const json& v) { return v.is_string() ? v.get<std::string>() : std::string(); }
+
+// Free text inside a Markdown table cell: '|' would end the cell.
+std::string cell(std::string s) {
+  for (size_t i = 0; (i = s.find('|', i)) != std::string::npos; i += 2) s.replace(i, 1, "\\|");
+  return s;
+}
+
+std::string pct(double x) { return fmt::format("{:+.1f} %", 100.0 * x); }
+
+std::string method_title(const std::string& m) {
+  if (m == "sparsegpt") return "SparseGPT";
+  if (m == "wanda") return "Wanda";
+  if (m == "magnitude") return "Magnitude";
+  return m;
+}
+
+std::string structure_title(const std::string& s) {
+  if (!s.empty() && s[0] == 'u') return s.substr(1) + " % unstructured";
+  std::string t = s;
+  std::replace(t.begin(), t.end(), '-', ':');
+  return t;
+}
+
+class Report {
+ public:
+  Report(const Store& store, fs::path figures, fs::path report_dir)
+      : store_(store), figures_(std::move(figures)), dir_(std::move(report_dir)) {}
+
+  std::string build() {
+    header();
+    perplexity();
+    overlap();
+    activations();
+    coactivation();
+    runs_table();
+    return out_;
+  }
+
+ private:
+  void line(const std::string& s = "") { out_ += s + "\n"; }
+
+  void figure(const std::string& file, const std::string& caption) {
+    const fs::path p = figures_ / file;
+    if (!fs::exists(p)) return;
+    line(fmt::format("![{}]({})", caption, p.lexically_relative(dir_).generic_string()));
+    line();
+  }
+
+  void header() {
+    const json dense = rows(store_,
+                            "SELECT r.model_name, r.model_path, r.architecture, p.ppl, p.dataset, p.tokens, r.run_id "
+                            "FROM runs r JOIN perplexities p USING (run_id) WHERE r.kind = 'dense' ORDER BY r.run_id DESC LIMIT 1");
+    if (dense.empty()) bad_input("{}: no dense evaluation run: not a study database", store_.path().string());
+    model_ = str(dense[0][0]);
+    dense_ppl_ = num(dense[0][3]);
+    dataset_ = str(dense[0][4]);
+    const std::time_t now = std::time(nullptr);
+    char date[32];
+    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+    line(fmt::format("# Sparsity study of `{}`", model_));
+    line();
+    line(fmt::format("Model `{}` ({}), evaluated on `{}` ({} predicted tokens). Written by sparsa {} on {} from "
+                     "`{}`; every number below is in that database (schema: `docs/schema.md`).",
+                     str(dense[0][1]), str(dense[0][2]), dataset_, static_cast<int64_t>(num(dense[0][5])), SPARSA_VERSION,
+                     date, store_.path().filename().string()));
+    line();
+  }
+
+  void perplexity() {
+    const json r = rows(store_,
+                        "SELECT r.method, r.structure, r.sparsity, p.ppl, r.seconds_total, r.run_id FROM runs r "
+                        "JOIN perplexities p USING (run_id) WHERE r.kind = 'prune' AND p.kind = 'pruned' AND r.run_id IN "
+                        "(SELECT max(run_id) FROM runs WHERE kind = 'prune' GROUP BY method, structure) "
+                        "ORDER BY r.nm_m NULLS FIRST, r.sparsity, r.structure, r.method");
+    line("## Perplexity after pruning");
+    line();
+    line(fmt::format("Dense perplexity: **{:.4f}**.", dense_ppl_));
+    line();
+    if (r.empty()) return;
+    line("| method | structure | perplexity | vs dense | run time |");
+    line("| --- | --- | ---: | ---: | ---: |");
+    std::map<std::string, std::vector<std::pair<double, std::string>>> by_structure;  // structure -> (ppl, method)
+    std::vector<std::string> structures;
+    for (const auto& row : r) {
+      const std::string m = str(row[0]), s = str(row[1]);
+      const double ppl = num(row[3]);
+      line(fmt::format("| {} | {} | {:.4f} | {} | {:.1f} s |", method_title(m), structure_title(s), ppl,
+                       pct(ppl / dense_ppl_ - 1), num(row[4])));
+      if (!by_structure.count(s)) structures.push_back(s);
+      by_structure[s].emplace_back(ppl, m);
+    }
+    line();
+    std::map<std::string, int> wins;
+    for (const auto& s : structures) {
+      auto v = by_structure[s];
+      std::sort(v.begin(), v.end());
+      ++wins[v.front().second];
+      std::string sentence = fmt::format("At {}, {} is best ({:.2f}, {} over dense)", structure_title(s),
+                                         method_title(v.front().second), v.front().first,
+                                         pct(v.front().first / dense_ppl_ - 1));
+      if (v.size() > 1)
+        sentence += fmt::format("; {} is worst ({:.2f}, {})", method_title(v.back().second), v.back().first,
+                                pct(v.back().first / dense_ppl_ - 1));
+      line(sentence + ".");
+    }
+    if (structures.size() > 1) {
+      const auto best = std::max_element(wins.begin(), wins.end(), [](auto& a, auto& b) { return a.second < b.second; });
+      line(fmt::format("{} wins at {} of {} structures.", method_title(best->first), best->second, structures.size()));
+    }
+    line();
+    figure("ppl_by_structure.png", "perplexity per method and structure");
+    figure("ppl_vs_sparsity.png", "perplexity against sparsity");
+  }
+
+  void overlap() {
+    const json r = rows(store_,
+                        "SELECT ru.method, ru.structure, avg(c.jaccard), avg(c.hamming), min(c.jaccard), max(c.jaccard), "
+                        "arg_min(c.hf_name, c.jaccard), arg_max(c.hf_name, c.jaccard), count(*), avg(c.sparsity_a), "
+                        "avg(c.sparsity_b) FROM comparisons c "
+                        "JOIN runs ru ON ru.run_id = c.run_id WHERE c.run_id IN "
+                        "(SELECT max(run_id) FROM runs WHERE kind = 'compare' GROUP BY method, structure) "
+                        "GROUP BY ru.method, ru.structure ORDER BY ru.structure, ru.method");
+    if (r.empty()) return;
+    line("## Which weights do the methods keep?");
+    line();
+    line("Jaccard index of the kept weights (1 = the same weights kept) and Hamming distance (fraction of positions "
+         "where the masks differ), averaged over the matrices.");
+    line();
+    line("| methods | structure | mean Jaccard | mean Hamming | least alike | most alike |");
+    line("| --- | --- | ---: | ---: | --- | --- |");
+    std::string lowest_pair;
+    double lowest = 2, random = 0;
+    for (const auto& row : r) {
+      std::string pair = str(row[0]);
+      const auto vs = pair.find("-vs-");
+      if (vs != std::string::npos) pair = method_title(pair.substr(0, vs)) + " vs " + method_title(pair.substr(vs + 4));
+      line(fmt::format("| {} | {} | {:.4f} | {:.4f} | `{}` ({:.3f}) | `{}` ({:.3f}) |", pair, structure_title(str(row[1])),
+                       num(row[2]), num(row[3]), str(row[6]), num(row[4]), str(row[7]), num(row[5])));
+      if (num(row[2]) < lowest) {
+        lowest = num(row[2]);
+        lowest_pair = fmt::format("{} at {}", pair, structure_title(str(row[1])));
+        const double ka = 1 - num(row[9]), kb = 1 - num(row[10]);  // kept fractions
+        random = ka * kb / (ka + kb - ka * kb);  // expected Jaccard of independent random masks
+      }
+    }
+    line();
+    line(fmt::format("The two masks that differ most are {} (mean Jaccard {:.3f}); two independent random masks of "
+                     "the same sparsities would give {:.3f}.", lowest_pair, lowest, random));
+    const json comp = rows(store_,
+                           "SELECT c.component, avg(c.jaccard) FROM comparisons c JOIN runs ru ON ru.run_id = c.run_id "
+                           "WHERE ru.method = 'wanda-vs-sparsegpt' AND c.run_id = (SELECT max(run_id) FROM runs WHERE "
+                           "kind = 'compare' AND method = 'wanda-vs-sparsegpt' AND nm_m IS NULL) GROUP BY c.component "
+                           "ORDER BY 2");
+    if (comp.size() >= 2)
+      line(fmt::format("Between Wanda and SparseGPT (unstructured), `{}` is where they disagree most (mean Jaccard "
+                       "{:.3f}) and `{}` where they agree most ({:.3f}).",
+                       str(comp[0][0]), num(comp[0][1]), str(comp.back()[0]), num(comp.back()[1])));
+    line();
+    figure("jaccard_wanda_sparsegpt.png", "Jaccard of kept weights, Wanda vs SparseGPT, per layer and component");
+    figure("spy_wanda.png", "a Wanda mask");
+    figure("spy_sparsegpt.png", "a SparseGPT mask");
+    figure("hamming_hist.png", "Hamming distances between mask rows");
+  }
+
+  void activations() {
+    const json r = rows(store_,
+                        "SELECT act_sparsity, ppl FROM perplexities WHERE kind = 'act-sparsified' AND run_id = "
+                        "(SELECT max(run_id) FROM runs WHERE kind = 'acts') ORDER BY act_sparsity");
+    if (r.empty()) return;
+    line("## Activation sparsity");
+    line();
+    line("Each block's linears see their input with every activation |x| ≤ t set to zero; t is the threshold that "
+         "zeroes the target fraction of the calibration activations at that point (TEAL).");
+    line();
+    line("| activations zeroed | perplexity | vs dense |");
+    line("| ---: | ---: | ---: |");
+    double tolerable = 0;
+    for (const auto& row : r) {
+      line(fmt::format("| {:.0f} % | {:.4f} | {} |", 100 * num(row[0]), num(row[1]), pct(num(row[1]) / dense_ppl_ - 1)));
+      if (num(row[1]) <= 1.05 * dense_ppl_) tolerable = std::max(tolerable, num(row[0]));
+    }
+    line();
+    const json& last = r.back();
+    if (tolerable > 0)
+      line(fmt::format("Up to {:.0f} % of the activations can be zeroed for at most 5 % more perplexity; at {:.0f} % "
+                       "perplexity is {:.1f}× the dense model's.",
+                       100 * tolerable, 100 * num(last[0]), num(last[1]) / dense_ppl_));
+    else
+      line(fmt::format("Even the smallest target costs more than 5 % perplexity; at {:.0f} % perplexity is {:.1f}× the "
+                       "dense model's.", 100 * num(last[0]), num(last[1]) / dense_ppl_));
+    const json t = rows(store_,
+                        "SELECT point, avg(threshold), min(threshold), max(threshold) FROM act_thresholds WHERE run_id = "
+                        "(SELECT max(run_id) FROM runs WHERE kind = 'acts') AND abs(target_sparsity - 0.5) < 1e-9 "
+                        "GROUP BY point ORDER BY 2");
+    if (!t.empty()) {
+      line();
+      line("Thresholds at 50 % activation sparsity, over the blocks:");
+      line();
+      line("| point | mean t | min t | max t |");
+      line("| --- | ---: | ---: | ---: |");
+      for (const auto& row : t)
+        line(fmt::format("| `{}` | {:.4g} | {:.4g} | {:.4g} |", str(row[0]), num(row[1]), num(row[2]), num(row[3])));
+    }
+    line();
+    figure("ppl_vs_act_sparsity.png", "perplexity against activation sparsity");
+    for (const auto& entry : sorted_figures("act_hist_")) figure(entry, "activation histogram with thresholds");
+  }
+
+  void coactivation() {
+    const json r = rows(store_,
+                        "SELECT source, k, separation_ratio, within_distance, between_distance, ari FROM cluster_summary "
+                        "WHERE run_id = (SELECT max(run_id) FROM runs WHERE kind = 'analysis') ORDER BY source, k");
+    if (r.empty()) return;
+    line("## Co-activation and clustering");
+    line();
+    line("k-means on binary feature vectors (k-means++ seeding, best of several seeds). Separation ratio = mean "
+         "distance between clusters / mean distance within clusters (Hamming, as a fraction of the vector); "
+         "ARI = adjusted Rand index between repeated runs with different seeds (1 = the same clusters every time).");
+    line();
+    line("| features | k | separation ratio | within | between | ARI across runs |");
+    line("| --- | ---: | ---: | ---: | ---: | ---: |");
+    std::map<std::string, std::vector<std::pair<int, double>>> ratio;  // source -> (k, ratio)
+    for (const auto& row : r) {
+      line(fmt::format("| {} | {} | {:.3f} | {:.4f} | {:.4f} | {:.3f} |", cell(str(row[0])), static_cast<int>(num(row[1])),
+                       num(row[2]), num(row[3]), num(row[4]), num(row[5])));
+      ratio[str(row[0])].emplace_back(static_cast<int>(num(row[1])), num(row[2]));
+    }
+    line();
+    for (const auto& [source, v] : ratio) {
+      const auto best = std::max_element(v.begin(), v.end(), [](auto& a, auto& b) { return a.second < b.second; });
+      std::string sentence = fmt::format("{}: the best separation ratio is {:.3f} (k = {})", source, best->second, best->first);
+      if (best->second < 1.1)
+        sentence += ", so the clusters are barely more alike inside than across: these features have little cluster "
+                    "structure";
+      else if (best->second > 1.5)
+        sentence += ", a clear cluster structure";
+      line(sentence + ".");
+    }
+    const json coh = rows(store_,
+                          "SELECT block_size, max(CASE WHEN ordering = 'natural' THEN fraction END), "
+                          "max(CASE WHEN ordering = 'cluster' THEN fraction END) FROM coherence WHERE run_id = "
+                          "(SELECT max(run_id) FROM runs WHERE kind = 'analysis') GROUP BY block_size ORDER BY block_size");
+    if (!coh.empty()) {
+      line();
+      line("Block coherence of the activation bitset: the fraction of (token, block of B features) cells in which every "
+           "feature of the block is zero, i.e. the share of a block-sparse kernel's work that could be skipped.");
+      line();
+      line("| B | natural order | cluster order | gain |");
+      line("| ---: | ---: | ---: | ---: |");
+      double best_gain = -1;
+      int64_t best_b = 0;
+      for (const auto& row : coh) {
+        const double gain = num(row[2]) - num(row[1]);
+        line(fmt::format("| {} | {:.4f} | {:.4f} | {:+.4f} |", static_cast<int64_t>(num(row[0])), num(row[1]),
+                         num(row[2]), gain));
+        if (gain > best_gain) {
+          best_gain = gain;
+          best_b = static_cast<int64_t>(num(row[0]));
+        }
+      }
+      line();
+      line(best_gain > 0
+               ? fmt::format("Grouping co-activating features raises the skippable share most at B = {} (by {:.1f} "
+                             "percentage points).", best_b, 100 * best_gain)
+               : "Grouping the features by cluster does not raise the skippable share at any block size.");
+    }
+    line();
+    figure("separation_ratio.png", "separation ratio against k");
+    figure("cluster_sizes.png", "cluster sizes");
+    for (const auto& f : sorted_figures("gradient_spy_")) figure(f, "co-activation gradient");
+    for (const auto& f : sorted_figures("clusters_")) figure(f, "clustered spy plot");
+    for (const auto& f : sorted_figures("tsne_")) figure(f, "t-SNE of the features");
+  }
+
+  void runs_table() {
+    const json r = rows(store_,
+                        "SELECT run_id, kind, coalesce(method, ''), coalesce(structure, ''), seconds_total, "
+                        "CAST(finished_at AS VARCHAR) FROM runs ORDER BY run_id");
+    line("## Runs");
+    line();
+    line("| run | kind | method | structure | seconds | finished (UTC) |");
+    line("| ---: | --- | --- | --- | ---: | --- |");
+    for (const auto& row : r)
+      line(fmt::format("| {} | {} | {} | {} | {:.1f} | {} |", static_cast<int64_t>(num(row[0])), str(row[1]), str(row[2]),
+                       str(row[3]), num(row[4]), str(row[5])));
+    line();
+  }
+
+  std::vector<std::string> sorted_figures(const std::string& prefix) const {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(figures_, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(prefix, 0) == 0 && e.path().extension() == ".png") out.push_back(name);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  const Store& store_;
+  fs::path figures_, dir_;
+  std::string out_, model_, dataset_;
+  double dense_ppl_ = 0;
+};
+
+}  // namespace
+
+void write_study_report(const Store& store, const std::filesystem::path& figures_dir,
+                        const std::filesystem::path& report_path) {
+  const fs::path dir = fs::absolute(report_path).parent_path();
+  Report r(store, fs::absolute(figures_dir), dir);
+  write_file_atomic(report_path, r.build());
+}
+
+}  // namespace sparsa

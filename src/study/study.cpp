@@ -1,0 +1,164 @@
+// run_study(): the main job, step by step (see sparsa/study.h).
+#include "sparsa/study.h"
+
+#include <chrono>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "sparsa/atomic_file.h"
+#include "sparsa/error.h"
+#include "sparsa/safetensors.h"
+#include "sparsa/tokenizer.h"
+#include "study_context.h"
+
+namespace sparsa {
+
+std::vector<SparsityTarget> default_study_targets() {
+  return {parse_sparsity("0.5"), parse_nm("2:4"), parse_nm("4:8")};
+}
+
+namespace study {
+
+namespace fs = std::filesystem;
+
+RunInfo Context::run_info(RunKind kind) const {
+  RunInfo i;
+  i.kind = kind;
+  i.model_name = model_name;
+  i.model_path = fs::weakly_canonical(opt.model).string();
+  i.architecture = dense.config.model_type;
+  i.calib_description = fmt::format("{} [{}, {}]", calib.description.value("file", std::string("text")),
+                                    calib.tokens.dim(0), calib.tokens.dim(1));
+  i.calib_hash = calib_hash;
+  i.nsamples = calib.tokens.dim(0);
+  i.seqlen = calib.tokens.dim(1);
+  i.options = fmt::format("eval={}:{:016x}:{}x{}", eval_name, fnv1a64(eval.data), eval.dim(0), eval.dim(1));
+  return i;
+}
+
+std::optional<double> Context::query_number(const std::string& sql) const {
+  const auto j = store.query_json(sql);
+  if (j["rows"].empty() || j["rows"][0].empty() || !j["rows"][0][0].is_number()) return std::nullopt;
+  return j["rows"][0][0].get<double>();
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void check_options(const StudyOptions& o) {
+  if (o.model.empty()) bad_input("--model: no model given");
+  if (!fs::is_directory(o.model) || !fs::exists(o.model / "config.json"))
+    bad_input("--model {}: not a Hugging Face folder (config.json + safetensors)", o.model.string());
+  if (o.out_dir.empty()) bad_input("--out: no output folder given");
+  if (o.eval_text.empty() == o.eval_tokens.empty()) bad_input("pass exactly one of --eval-text FILE or --eval-tokens FILE");
+  if (o.methods.empty()) bad_input("--methods: no pruning method given");
+  for (double s : o.act_sparsities)
+    if (!(s > 0 && s < 1)) bad_input("--act-sparsities: {} is not in (0, 1)", s);
+  if (!(o.act_bitset_sparsity > 0 && o.act_bitset_sparsity < 1))
+    bad_input("--bitset-sparsity: {} is not in (0, 1)", o.act_bitset_sparsity);
+  if (o.act_bitset_windows < 1) bad_input("--bitset-windows must be at least 1, got {}", o.act_bitset_windows);
+  if (o.ks.empty()) bad_input("--ks: no cluster count given");
+  for (int k : o.ks)
+    if (k < 2) bad_input("--ks: k = {} is too small (at least 2 clusters)", k);
+  if (o.kmeans_runs < 1) bad_input("--kmeans-runs must be at least 1, got {}", o.kmeans_runs);
+  if (o.eval_windows < 0) bad_input("--eval-windows must be >= 0, got {}", o.eval_windows);
+}
+
+TensorI32 eval_windows(const StudyOptions& o, const Model& m, std::string& name) {
+  TensorI32 w;
+  if (!o.eval_tokens.empty()) {
+    const auto store = TensorStore::open(o.eval_tokens);
+    if (!store->contains(o.eval_key)) bad_input("{}: no tensor '{}' (--eval-key)", o.eval_tokens.string(), o.eval_key);
+    w = store->load_i32(o.eval_key);
+    if (w.rank() != 2 || w.dim(0) == 0 || w.dim(1) < 2)
+      bad_input("{}: tensor '{}' has shape {}, expected [n_windows, seqlen]", o.eval_tokens.string(), o.eval_key,
+                shape_string(w.shape));
+    name = o.eval_tokens.stem().string() + ":" + o.eval_key;
+  } else {
+    const auto tok = HfTokenizer::load(o.model / "tokenizer.json");
+    const int64_t seqlen = o.eval_seqlen > 0 ? o.eval_seqlen : m.config.max_position;
+    w = make_windows(tok->encode(read_file_contents(o.eval_text), /*add_bos=*/false), seqlen);
+    if (w.dim(0) == 0) bad_input("--eval-text {}: shorter than one window of {} tokens", o.eval_text.string(), seqlen);
+    name = o.eval_text.stem().string();
+  }
+  if (o.eval_windows > 0 && o.eval_windows < w.dim(0)) {
+    TensorI32 first({o.eval_windows, w.dim(1)});
+    std::copy_n(w.data.begin(), first.data.size(), first.data.begin());
+    w = std::move(first);
+  }
+  return w;
+}
+
+nlohmann::json summary_json(const Context& ctx, const std::vector<PruneRun>& runs) {
+  nlohmann::json j;
+  j["model"] = ctx.model_name;
+  j["dense_ppl"] = ctx.dense_ppl;
+  j["runs"] = nlohmann::json::array();
+  for (const auto& r : runs)
+    j["runs"].push_back({{"method", prune_method_name(r.method)}, {"structure", r.target.label()},
+                         {"run_id", r.run_id}, {"ppl", r.ppl}, {"masks", r.mask_file.string()}});
+  const auto acts = ctx.store.query_json(fmt::format(
+      "SELECT act_sparsity, ppl FROM perplexities WHERE kind = 'act-sparsified' AND run_id = {} ORDER BY act_sparsity",
+      ctx.acts_run));
+  for (const auto& row : acts["rows"]) j["act_ppl"][fmt::format("{:g}", row[0].get<double>())] = row[1];
+  return j;
+}
+
+}  // namespace
+}  // namespace study
+
+StudyResult run_study(const StudyOptions& options, const std::function<void(const std::string&)>& log) {
+  namespace fs = std::filesystem;
+  const auto t0 = std::chrono::steady_clock::now();
+  StudyOptions opt = options;
+  study::check_options(opt);
+  if (opt.targets.empty()) opt.targets = default_study_targets();
+  if (std::find(opt.act_sparsities.begin(), opt.act_sparsities.end(), opt.act_bitset_sparsity) == opt.act_sparsities.end())
+    opt.act_sparsities.push_back(opt.act_bitset_sparsity);
+  std::sort(opt.act_sparsities.begin(), opt.act_sparsities.end());
+
+  std::error_code ec;
+  fs::create_directories(opt.out_dir / "masks", ec);
+  fs::create_directories(opt.out_dir / "figures", ec);
+  if (ec) runtime_failure("--out {}: cannot create the folder: {}", opt.out_dir.string(), ec.message());
+  StudyResult result;
+  result.db = opt.db.empty() ? opt.out_dir / "study.duckdb" : opt.db;
+  result.figures_dir = opt.out_dir / "figures";
+  result.report = opt.out_dir / "REPORT.md";
+
+  const auto store = Store::open(result.db, Store::Mode::kReadWrite);
+  Model model = load_hf_model(opt.model);
+  study::Context ctx{opt, *store, std::move(model)};
+  ctx.model_name = fs::weakly_canonical(opt.model).filename().string();
+  ctx.calib = load_calibration(opt.calib, ctx.dense.config);
+  ctx.calib_hash = token_hash(ctx.calib.tokens.data);
+  ctx.eval = study::eval_windows(opt, ctx.dense, ctx.eval_name);
+  ctx.masks_dir = opt.out_dir / "masks";
+  ctx.figures_dir = result.figures_dir;
+  ctx.analysis_layer = opt.analysis_layer >= 0 ? opt.analysis_layer : ctx.dense.config.num_layers / 2;
+  if (ctx.analysis_layer >= ctx.dense.config.num_layers)
+    bad_input("--analysis-layer {}: the model has {} blocks", ctx.analysis_layer, ctx.dense.config.num_layers);
+  ctx.log = log;
+
+  study::dense_step(ctx);
+  std::vector<study::PruneRun> runs;
+  for (const SparsityTarget& t : opt.targets)
+    for (PruneMethod m : opt.methods) runs.push_back(study::prune_step(ctx, m, t));
+  for (size_t i = 0; i < runs.size(); ++i)
+    for (size_t j = i + 1; j < runs.size(); ++j)
+      if (runs[i].target.label() == runs[j].target.label()) study::compare_step(ctx, runs[i], runs[j]);
+  const ActivationThresholds thresholds = study::acts_step(ctx);
+  study::coactivation_step(ctx, runs, thresholds);
+  if (opt.figures) study::summary_figures(ctx, runs);
+
+  write_study_report(*store, result.figures_dir, result.report);
+  result.runs_computed = ctx.computed;
+  result.runs_reused = ctx.reused;
+  result.summary = study::summary_json(ctx, runs);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return result;
+}
+
+}  // namespace sparsa

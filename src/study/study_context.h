@@ -1,0 +1,76 @@
+// Internal to the study: what every step of run_study() shares.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sparsa/activations.h"
+#include "sparsa/calibration.h"
+#include "sparsa/model.h"
+#include "sparsa/prune.h"
+#include "sparsa/store.h"
+#include "sparsa/study.h"
+
+namespace sparsa::study {
+
+// A pruning run of the study (computed now or found in the database).
+struct PruneRun {
+  PruneMethod method;
+  SparsityTarget target;
+  int64_t run_id = 0;
+  std::filesystem::path mask_file;  // masks/<method>_<label>.safetensors
+  double ppl = 0;
+};
+
+struct Context {
+  const StudyOptions& opt;
+  Store& store;
+  Model dense;                      // the loaded model; never modified (pruning works on copies)
+  std::string model_name;           // the folder's name, e.g. "tiny-llama-15m"
+  Calibration calib;                // [nsamples, seqlen]
+  std::string calib_hash;           // store.h token_hash
+  TensorI32 eval;                   // [n_windows, seqlen]
+  std::string eval_name;            // dataset name in the perplexities table
+  std::filesystem::path masks_dir, figures_dir;
+  int64_t analysis_layer = 0;
+  std::function<void(const std::string&)> log;
+  int64_t computed = 0, reused = 0;
+  double dense_ppl = 0;             // set by dense_step
+  int64_t acts_run = 0;             // set by acts_step
+
+  // Fields shared by every run of the study; kind and method/target are filled by the step.
+  RunInfo run_info(RunKind kind) const;
+  void note(const std::string& line) const {
+    if (log) log(line);
+  }
+  // The (single) numeric value of a one-row query, or nullopt when it returns no row.
+  std::optional<double> query_number(const std::string& sql) const;
+};
+
+// ---- the steps (one file each) ----
+
+// study_prune.cpp
+double dense_step(Context& ctx);
+PruneRun prune_step(Context& ctx, PruneMethod method, const SparsityTarget& target);
+void compare_step(Context& ctx, const PruneRun& a, const PruneRun& b);
+
+// study_acts.cpp: thresholds, histograms and activation-sparsified perplexity; returns the
+// thresholds at opt.act_bitset_sparsity for the analysis step.
+ActivationThresholds acts_step(Context& ctx);
+
+// study_coactivation.cpp: clustering, t-SNE and coherence of pruning masks (rows of the
+// analysis layer's up projection, for Wanda and SparseGPT at the first unstructured target)
+// and of the analysis layer's down_in activation bitset.
+void coactivation_step(Context& ctx, const std::vector<PruneRun>& runs, const ActivationThresholds& thresholds);
+
+// study_figures.cpp: the figures drawn from the database alone (perplexity charts, the
+// Jaccard heatmap).
+void summary_figures(Context& ctx, const std::vector<PruneRun>& runs);
+
+}  // namespace sparsa::study

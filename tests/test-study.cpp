@@ -1,0 +1,238 @@
+// sparsa study end to end on the bundled demo model (small settings): the database, the
+// figures, REPORT.md, agreement with `sparsa eval` / `sparsa prune`, resuming after a finished
+// and after a killed run, and bad input.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "sparsa/mask_compare.h"
+#include "sparsa/store.h"
+#include "test_support.h"
+
+namespace sparsa {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using test::run_sparsa;
+using test::TempDir;
+
+// Small but complete: two methods at one target, two activation targets, k = 4 and 8.
+std::vector<std::string> study_args(const fs::path& out) {
+  return {"study", "--out", out.string(), "--methods", "wanda,sparsegpt", "--sparsities", "0.5", "--nsamples", "8",
+          "--eval-windows", "4", "--act-sparsities", "0.25,0.5", "--bitset-windows", "2", "--ks", "4,8",
+          "--kmeans-runs", "2", "--json"};
+}
+
+constexpr int64_t kRunsPerStudy = 6;  // dense, wanda, sparsegpt, their comparison, activations, analysis
+
+int64_t count(const Store& s, const std::string& sql) {
+  const json j = s.query_json(sql);
+  return j["rows"][0][0].get<int64_t>();
+}
+
+// The study run once for the whole suite (the expensive part).
+class StudyTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = std::make_unique<TempDir>();
+    result_ = run_sparsa(study_args(dir_->path() / "s"));
+  }
+  static void TearDownTestSuite() { dir_.reset(); }
+  static fs::path out() { return dir_->path() / "s"; }
+  static json summary() { return json::parse(result_.out); }
+
+  static std::unique_ptr<TempDir> dir_;
+  static test::CommandResult result_;
+};
+std::unique_ptr<TempDir> StudyTest::dir_;
+test::CommandResult StudyTest::result_;
+
+TEST_F(StudyTest, FinishesAndSummarises) {
+  ASSERT_EQ(result_.exit_code, 0) << result_.err;
+  const json j = summary();
+  EXPECT_EQ(j["runs_computed"], kRunsPerStudy);
+  EXPECT_EQ(j["runs_reused"], 0);
+  ASSERT_EQ(j["runs"].size(), 2u);
+  EXPECT_GT(j["dense_ppl"].get<double>(), 1.0);
+  for (const auto& r : j["runs"]) EXPECT_GT(r["ppl"].get<double>(), j["dense_ppl"].get<double>()) << r.dump();
+  EXPECT_EQ(j["act_ppl"].size(), 2u);
+}
+
+TEST_F(StudyTest, DensePerplexityEqualsSparsaEval) {
+  ASSERT_EQ(result_.exit_code, 0) << result_.err;
+  const auto ev = run_sparsa({"eval", "--limit", "4", "--json"});
+  ASSERT_EQ(ev.exit_code, 0) << ev.err;
+  EXPECT_NEAR(summary()["dense_ppl"].get<double>(), json::parse(ev.out)["ppl"].get<double>(), 1e-9);
+}
+
+TEST_F(StudyTest, MasksEqualSparsaPrune) {
+  ASSERT_EQ(result_.exit_code, 0) << result_.err;
+  TempDir d;
+  const auto pr = run_sparsa({"prune", "--method", "wanda", "--sparsity", "0.5", "--calib",
+                              (test::repo_dir() / "data" / "calib-tokens.safetensors").string(), "--nsamples", "8",
+                              "--out", (d / "p").string()});
+  ASSERT_EQ(pr.exit_code, 0) << pr.err;
+  const MaskSet mine = MaskSet::open(out() / "masks" / "wanda_u50.safetensors");
+  const MaskSet theirs = MaskSet::open(d / "p" / "masks.safetensors");
+  ASSERT_EQ(mine.matrices().size(), 6u * 7u);
+  ASSERT_EQ(mine.matrices().size(), theirs.matrices().size());
+  for (const MaskInfo& m : mine.matrices()) {
+    const MaskInfo* t = theirs.find(m.name);
+    ASSERT_NE(t, nullptr) << m.name;
+    EXPECT_EQ(mine.load_pruned(m).words(), theirs.load_pruned(*t).words()) << m.name;
+  }
+}
+
+TEST_F(StudyTest, DatabaseHoldsEveryStep) {
+  ASSERT_EQ(result_.exit_code, 0) << result_.err;
+  const auto s = Store::open(out() / "study.duckdb", Store::Mode::kReadOnly);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM runs"), kRunsPerStudy);
+  for (const char* kind : {"dense", "acts", "compare", "analysis"})
+    EXPECT_EQ(count(*s, std::string("SELECT count(*) FROM runs WHERE kind = '") + kind + "'"), 1) << kind;
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM runs WHERE kind = 'prune'"), 2);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM matrices"), 2 * 6 * 7);   // 2 runs x 6 blocks x 7 linears
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM comparisons"), 6 * 7);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM act_thresholds"), 2 * 6 * 4);  // 2 targets x 6 blocks x 4 points
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM perplexities WHERE kind = 'act-sparsified'"), 2);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_summary"), 3 * 2);  // 3 sources x k in {4, 8}
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM clusters"), 3 * 2 * 1024);  // 1024 features each
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM coherence WHERE ordering = 'cluster'"), 4);
+  EXPECT_EQ(count(*s, "SELECT count(DISTINCT source) FROM tsne"), 2);
+  // The Python study's view names, with the per-feature rows of the newest run.
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM wanda_0_5_down_proj WHERE axis = 'row' AND other_run_id IS NULL"), 6 * 384);
+  EXPECT_GT(count(*s, "SELECT count(*) FROM sparsegpt_0_5_up_proj"), 0);
+  // Achieved sparsity: Wanda prunes exactly half of every row; SparseGPT, as the reference, prunes
+  // |w|²/d² <= the value at index floor(0.5 n) of each 128-column block, so one weight or so more.
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM matrices JOIN runs USING (run_id) WHERE method = 'wanda' AND "
+                      "abs(matrices.sparsity - 0.5) > 1e-9"), 0);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM matrices JOIN runs USING (run_id) WHERE method = 'sparsegpt' AND "
+                      "(matrices.sparsity < 0.5 OR matrices.sparsity > 0.51)"), 0);
+}
+
+TEST_F(StudyTest, FiguresAreRealPngs) {
+  ASSERT_EQ(result_.exit_code, 0) << result_.err;
+  for (const char* name : {"ppl_by_structure", "ppl_vs_act_sparsity", "jaccard_wanda_sparsegpt", "spy_wanda",
+                           "gradient_spy_activations", "clusters_activations_k8", "separation_ratio", "cluster_sizes",
+                           "hamming_hist", "tsne_activations", "act_hist_layer3_down_in"}) {
+    const fs::path p = out() / "figures" / (std::string(name) + ".png");
+    ASSERT_TRUE(fs::exists(p)) << p;
+    const std::string bytes = test::read_file(p);
+    EXPECT_GT(bytes.size(), 10000u) << p;
+    EXPECT_EQ(bytes.substr(1, 3), "PNG") << p;
+  }
+}
+
+TEST_F(StudyTest, ReportStatesTheNumbers) {
+  ASSERT_EQ(result_.exit_code, 0) << result_.err;
+  const std::string report = test::read_file(out() / "REPORT.md");
+  char dense[32];
+  std::snprintf(dense, sizeof dense, "%.4f", summary()["dense_ppl"].get<double>());
+  EXPECT_NE(report.find(dense), std::string::npos);
+  for (const char* heading : {"## Perplexity after pruning", "## Which weights do the methods keep?",
+                              "## Activation sparsity", "## Co-activation and clustering", "## Runs"})
+    EXPECT_NE(report.find(heading), std::string::npos) << heading;
+  EXPECT_NE(report.find("](figures/separation_ratio.png)"), std::string::npos);
+  EXPECT_EQ(report.find("nan"), std::string::npos);
+
+  // `sparsa report` regenerates it from the database alone.
+  fs::remove(out() / "REPORT.md");
+  const auto r = run_sparsa({"report", "--db", (out() / "study.duckdb").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(test::read_file(out() / "REPORT.md").find(dense), std::string::npos);
+}
+
+TEST_F(StudyTest, RerunReusesEveryRun) {
+  ASSERT_EQ(result_.exit_code, 0) << result_.err;
+  const auto again = run_sparsa(study_args(out()));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const json j = json::parse(again.out);
+  EXPECT_EQ(j["runs_computed"], 0);
+  EXPECT_EQ(j["runs_reused"], kRunsPerStudy);
+  EXPECT_EQ(j["dense_ppl"], summary()["dense_ppl"]);
+  const auto s = Store::open(out() / "study.duckdb", Store::Mode::kReadOnly);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM runs"), kRunsPerStudy);
+}
+
+// Starts `sparsa args...`, SIGKILLs it once its stderr has a line starting with `line_prefix`,
+// and returns whether that happened before the process ended by itself.
+bool kill_after_line(const std::vector<std::string>& args, const std::string& line_prefix) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return false;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], STDERR_FILENO);
+    const int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDOUT_FILENO);
+    close(pipefd[0]);
+    std::vector<char*> argv{const_cast<char*>(SPARSA_BINARY)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(SPARSA_BINARY, argv.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  std::string buf;
+  bool killed = false;
+  char chunk[4096];
+  for (ssize_t n; (n = read(pipefd[0], chunk, sizeof chunk)) > 0;) {
+    buf.append(chunk, static_cast<size_t>(n));
+    if (buf.find("\n" + line_prefix) != std::string::npos || buf.rfind(line_prefix, 0) == 0) {
+      kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+  }
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return killed && WIFSIGNALED(status);
+}
+
+TEST(StudyResume, KilledStudyCompletesWithoutRecomputingOrDuplicating) {
+  TempDir d;
+  const fs::path out = d / "s";
+  ASSERT_TRUE(kill_after_line(study_args(out), "study: wanda u50: perplexity"));
+  const auto again = run_sparsa(study_args(out));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const json j = json::parse(again.out);
+  EXPECT_GE(j["runs_reused"].get<int64_t>(), 2);  // dense and wanda were committed before the kill
+  EXPECT_EQ(j["runs_reused"].get<int64_t>() + j["runs_computed"].get<int64_t>(), kRunsPerStudy);
+  const auto s = Store::open(out / "study.duckdb", Store::Mode::kReadOnly);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM runs"), kRunsPerStudy);
+  EXPECT_EQ(count(*s, "SELECT count(DISTINCT run_key) FROM runs"), kRunsPerStudy);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM runs WHERE status <> 'complete'"), 0);
+}
+
+TEST(StudyBadInput, ClearErrorsAndExitTwo) {
+  TempDir d;
+  const std::vector<std::vector<std::string>> cases{
+      {"study", "--out", (d / "a").string(), "--sparsities", "1.5"},
+      {"study", "--out", (d / "b").string(), "--model", (d / "no-such-model").string()},
+      {"study", "--out", (d / "c").string(), "--ks", "1"},
+      {"study", "--out", (d / "d").string(), "--methods", "random"},
+      {"study", "--out", (d / "e").string(), "--act-sparsities", "0.5,x"},
+  };
+  for (const auto& args : cases) {
+    const auto r = run_sparsa(args);
+    EXPECT_EQ(r.exit_code, 2) << args[4] << ": " << r.err;
+    EXPECT_TRUE(test::one_line(r.err)) << r.err;
+  }
+  test::write_file(d / "garbage.duckdb", std::string(4096, 'x'));
+  const auto r = run_sparsa({"study", "--out", (d / "f").string(), "--db", (d / "garbage.duckdb").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
+}
+
+}  // namespace
+}  // namespace sparsa
