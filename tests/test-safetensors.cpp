@@ -25,6 +25,8 @@
 namespace sparsa {
 namespace {
 
+using test::bad_input_message;
+
 namespace fs = std::filesystem;
 using test::read_file;
 using test::repo_dir;
@@ -52,22 +54,6 @@ std::string raw_bytes(const std::vector<T>& v) {
 
 // True when `s` is exactly one line: one '\n', at the end.
 
-// Runs `f`, expects Error(kBadInput) and returns its message ("" and a failure otherwise).
-template <typename F>
-std::string bad_input_message(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::kBadInput) << e.what();
-    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "message is not one line: " << e.what();
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw something other than sparsa::Error: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "no error was thrown";
-  return {};
-}
 
 std::vector<std::string> dir_entries(const fs::path& dir) {
   std::vector<std::string> out;

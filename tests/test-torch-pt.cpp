@@ -25,6 +25,8 @@
 namespace sparsa {
 namespace {
 
+using test::bad_input_message;
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace std::string_literals;  // pickles hold NUL bytes
@@ -40,18 +42,6 @@ fs::path fixture_dir() { return test::repo_dir() / "tests" / "data" / "pt"; }
 
 json expected_json() { return json::parse(read_file(fixture_dir() / "expected.json")); }
 
-// Runs `f`, expects Error(kBadInput) and returns its message ("" and a failure otherwise).
-template <typename F>
-std::string bad_input_message(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::kBadInput) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
 
 // ---- zip archives built in memory with libzip (stored records, as torch writes them) ----
 

@@ -1,9 +1,14 @@
 // Helpers shared by the tests: where the repo and ../shared are, and running the CLI.
 #pragma once
 
+#include <exception>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
+
+#include "sparsa/error.h"
 
 namespace sparsa::test {
 
@@ -38,6 +43,24 @@ class TempDir {
 bool one_line(const std::string& s);
 
 std::string read_file(const std::filesystem::path& p);
+
+// Runs `f`, expects sparsa::Error(kBadInput) with a one-line message and returns the message
+// ("" and a test failure otherwise).
+template <typename F>
+std::string bad_input_message(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kBadInput) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "message is not one line: " << e.what();
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "threw something other than sparsa::Error: " << e.what();
+    return {};
+  }
+  ADD_FAILURE() << "no error was thrown";
+  return {};
+}
 void write_file(const std::filesystem::path& p, const std::string& bytes);
 
 }  // namespace sparsa::test
