@@ -63,7 +63,7 @@ TEST(HfConfig, DemoConfig) {
   EXPECT_EQ(c.num_kv_heads, 2);
   EXPECT_EQ(c.head_dim, 64);
   EXPECT_EQ(c.max_position, 512);
-  EXPECT_FLOAT_EQ(c.rms_norm_eps, 1e-5f);
+  EXPECT_FLOAT_EQ(c.norm_eps, 1e-5f);
   EXPECT_FLOAT_EQ(c.rope_theta, 10000.0f);
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_FALSE(c.attention_bias);
@@ -134,7 +134,7 @@ TEST(HfConfig, OptionalFieldsHaveTheirDefaults) {
   const ModelConfig c = load(tmp, j);
   EXPECT_EQ(c.num_kv_heads, 6);  // no GQA unless stated
   EXPECT_EQ(c.head_dim, 64);     // hidden_size / num_attention_heads
-  EXPECT_FLOAT_EQ(c.rms_norm_eps, 1e-6f);
+  EXPECT_FLOAT_EQ(c.norm_eps, 1e-6f);
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_FALSE(c.attention_bias);
   EXPECT_EQ(c.bos_token_id, 1);
