@@ -34,6 +34,13 @@ void expect_biases_unchanged(const Model& dense, const Model& pruned) {
 std::filesystem::path llama_demo_model() { return repo_dir() / "models" / "tiny-llama-15m"; }
 std::filesystem::path opt_demo_model() { return shared_dir() / "models" / "tiny-opt-14m"; }
 
+GoldenPruneCase opt_golden_case(PruneMethod method, SparsityTarget target, std::string golden_file, double golden_ppl) {
+  const double floor = method == PruneMethod::kSparseGPT ? 0.99 : 0.999;
+  GoldenPruneCase c{method, target, std::move(golden_file), golden_ppl, floor, floor};
+  c.model = opt_demo_model();
+  return c;
+}
+
 void check_golden_prune(const GoldenPruneCase& c) {
   const auto golden_dir = shared_dir() / "golden";
   const auto tokens = TensorStore::open(golden_dir / "tokens.safetensors");

@@ -32,6 +32,11 @@ struct GoldenPruneCase {
 std::filesystem::path llama_demo_model();  // models/tiny-llama-15m (in the repository)
 std::filesystem::path opt_demo_model();    // ../shared/models/tiny-opt-14m (fp16, sharded)
 
+// A case on the OPT demo model with the floors for every block: 99.9 % of each mask
+// for magnitude and Wanda, 99 % for SparseGPT (whose updates amplify rounding differences
+// between our CPU and the reference GPU).
+GoldenPruneCase opt_golden_case(PruneMethod method, SparsityTarget target, std::string golden_file, double golden_ppl);
+
 // Prunes the case's model with the golden calibration set, then checks every matrix's mask
 // against the golden (keys "<hf linear name>.mask", so the family's own names), N:M exactness,
 // that no bias changed, the SparseGPT weights stored in the golden (if any), and perplexity on

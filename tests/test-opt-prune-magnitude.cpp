@@ -1,6 +1,7 @@
-// `sparsa prune` on an OPT checkpoint (fp16, sharded): the output is a complete HF folder with
-// the source's tensor names, dtypes and shapes, masks under the OPT names of the golden,
-// untouched biases, and it loads back in `sparsa eval`.
+// Magnitude pruning of the OPT family: the golden (masks and pruned perplexity), and
+// `sparsa prune` on the fp16 sharded checkpoint: the output is a complete HF folder with the
+// source's tensor names, dtypes and shapes, masks under the OPT names of the golden, untouched
+// biases, and it loads back in `sparsa eval`.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -47,6 +48,12 @@ std::vector<std::string> golden_linears() {
 bool packed_bit(const TensorInfo& mask, int64_t r, int64_t c) {
   const int64_t row_bytes = mask.shape[1];
   return (mask.data[r * row_bytes + c / 8] >> (7 - c % 8)) & 1;
+}
+
+TEST(OptMagnitudeGolden, Unstructured50) {
+  if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
+  test::check_golden_prune(
+      test::opt_golden_case(PruneMethod::kMagnitude, parse_sparsity("0.5"), "opt_magnitude_u50.safetensors", 99.1520));
 }
 
 TEST(OptPruneCli, WritesACompleteFolderWithTheGoldensMasks) {
