@@ -109,7 +109,8 @@ std::string hf_linear_name(Arch a, int64_t layer, LinearRole r) {
 
 namespace {
 
-// Lists every tensor of `m` (a Model or const Model) into `out` (HfTensor or HfConstTensor).
+// Every tensor of `m` (a Model or a const Model) as Entry (HfTensor or HfConstTensor):
+// model-level tensors, then block by block.
 template <class ModelT, class Entry>
 std::vector<Entry> list_tensors(ModelT& m) {
   const ModelConfig& c = m.config;
