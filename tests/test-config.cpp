@@ -1,5 +1,5 @@
 // load_hf_config: the demo config, the spellings real checkpoints use (rope_theta at the top level
-// or under rope_parameters; llama, mistral, qwen2), and bad configs: Error(kBadInput) with one line
+// or under rope_parameters; llama, mistral, qwen2; opt), and bad configs: Error(kBadInput) with one line
 // naming the file and the field, and through the CLI exit code 2 with one line on stderr.
 #include <gtest/gtest.h>
 
@@ -63,7 +63,7 @@ TEST(HfConfig, DemoConfig) {
   EXPECT_EQ(c.num_kv_heads, 2);
   EXPECT_EQ(c.head_dim, 64);
   EXPECT_EQ(c.max_position, 512);
-  EXPECT_FLOAT_EQ(c.rms_norm_eps, 1e-5f);
+  EXPECT_FLOAT_EQ(c.norm_eps, 1e-5f);
   EXPECT_FLOAT_EQ(c.rope_theta, 10000.0f);
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_FALSE(c.attention_bias);
@@ -134,7 +134,7 @@ TEST(HfConfig, OptionalFieldsHaveTheirDefaults) {
   const ModelConfig c = load(tmp, j);
   EXPECT_EQ(c.num_kv_heads, 6);  // no GQA unless stated
   EXPECT_EQ(c.head_dim, 64);     // hidden_size / num_attention_heads
-  EXPECT_FLOAT_EQ(c.rms_norm_eps, 1e-6f);
+  EXPECT_FLOAT_EQ(c.norm_eps, 1e-6f);
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_FALSE(c.attention_bias);
   EXPECT_EQ(c.bos_token_id, 1);
@@ -378,6 +378,63 @@ TEST(HfConfigCli, FolderWithoutConfigExitsTwo) {
   EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("config.json"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(dir.string()), std::string::npos) << r.err;
+}
+
+// The fields of facebook/opt-125m's config.json that sparsa reads, OPT-350m's projections added.
+json opt_config() {
+  return json::parse(R"({"model_type": "opt", "vocab_size": 50272, "hidden_size": 768, "ffn_dim": 3072,
+    "num_hidden_layers": 12, "num_attention_heads": 12, "max_position_embeddings": 2048,
+    "word_embed_proj_dim": 512, "activation_function": "relu", "do_layer_norm_before": true,
+    "enable_bias": true, "bos_token_id": 2, "eos_token_id": 2})");
+}
+
+TEST(HfConfig, Opt) {
+  TempDir tmp;
+  const ModelConfig c = load(tmp, opt_config());
+  EXPECT_EQ(c.arch, Arch::kOpt);
+  EXPECT_EQ(c.intermediate_size, 3072);
+  EXPECT_EQ(c.num_kv_heads, 12);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.embed_dim, 512);
+  EXPECT_TRUE(c.has_projections());
+  EXPECT_TRUE(c.tie_word_embeddings);  // OPT's default
+  EXPECT_TRUE(c.attention_bias && c.o_proj_bias && c.mlp_bias && c.norm_bias);
+  EXPECT_FLOAT_EQ(c.norm_eps, 1e-5f);
+  EXPECT_EQ(c.bos_token_id, 2);
+}
+
+TEST(HfConfig, OptDefaultsAndWithoutBias) {
+  TempDir tmp;
+  json j = opt_config();
+  for (const char* k : {"word_embed_proj_dim", "activation_function", "do_layer_norm_before"}) j.erase(k);
+  j["enable_bias"] = false;
+  const ModelConfig c = load(tmp, j);
+  EXPECT_EQ(c.embed_dim, 768);
+  EXPECT_FALSE(c.has_projections());
+  EXPECT_FALSE(c.attention_bias || c.o_proj_bias || c.mlp_bias || c.norm_bias);
+}
+
+TEST(HfConfig, OptBadConfigsNameTheField) {
+  const std::vector<std::pair<std::string, json>> cases = {
+      {"ffn_dim", nullptr},
+      {"num_attention_heads", 7},  // 768 % 7 != 0
+      {"do_layer_norm_before", false},
+      {"_remove_final_layer_norm", true},
+      {"layer_norm_elementwise_affine", false},
+      {"activation_function", "gelu"},
+      {"enable_bias", "yes"},
+  };
+  for (const auto& [field, value] : cases) {
+    SCOPED_TRACE(field + " = " + value.dump());
+    TempDir tmp;
+    json j = opt_config();
+    if (value.is_null())
+      j.erase(field);
+    else
+      j[field] = value;
+    const std::string msg = bad_config_message(tmp, j.dump());
+    EXPECT_NE(msg.find(field), std::string::npos) << msg;
+  }
 }
 
 }  // namespace

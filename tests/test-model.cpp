@@ -35,7 +35,7 @@ TEST(Model, DemoConfigAsDocumented) {
   EXPECT_FLOAT_EQ(c.rope_theta, 10000.0f);  // read from rope_parameters.rope_theta
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_EQ(demo_model().blocks[5].linear(LinearRole::kDown).weight.shape, (std::vector<int64_t>{384, 1024}));
-  EXPECT_EQ(hf_linear_name(5, LinearRole::kDown), "model.layers.5.mlp.down_proj");
+  EXPECT_EQ(hf_linear_name(Arch::kLlama, 5, LinearRole::kDown), "model.layers.5.mlp.down_proj");
 }
 
 TEST(Model, DensePerplexityMatchesReference) {
@@ -144,6 +144,37 @@ TEST(Ops, CausalAttentionMatchesNaive) {
     }
   }
   EXPECT_LT(max_err, 1e-5);
+}
+
+// torch.nn.LayerNorm by its definition, in double: rows with an offset far from zero (where a
+// one-pass variance would lose digits), with and without a bias, and in place.
+TEST(Ops, LayerNormMatchesDefinition) {
+  const int64_t n = 5, d = 96;
+  std::vector<float> x(n * d), w(d), b(d);
+  for (int64_t i = 0; i < n * d; ++i) x[i] = 100.0f * static_cast<float>(i / d) + std::sin(0.37f * i);
+  for (int64_t i = 0; i < d; ++i) {
+    w[i] = 0.5f + 0.01f * i;
+    b[i] = 0.1f * std::cos(0.2f * i);
+  }
+  for (const bool with_bias : {true, false}) {
+    std::vector<float> y(x);
+    layernorm(y.data(), w.data(), with_bias ? b.data() : nullptr, y.data(), n, d, 1e-5f);
+    for (int64_t t = 0; t < n; ++t) {
+      double mean = 0, var = 0;
+      for (int64_t i = 0; i < d; ++i) mean += x[t * d + i] / static_cast<double>(d);
+      for (int64_t i = 0; i < d; ++i) var += (x[t * d + i] - mean) * (x[t * d + i] - mean) / static_cast<double>(d);
+      for (int64_t i = 0; i < d; ++i) {
+        const double want = (x[t * d + i] - mean) / std::sqrt(var + 1e-5) * w[i] + (with_bias ? b[i] : 0.0);
+        ASSERT_NEAR(y[t * d + i], want, 1e-4) << "row " << t << " col " << i << (with_bias ? " with bias" : "");
+      }
+    }
+  }
+}
+
+TEST(Ops, Relu) {
+  std::vector<float> x{-2.0f, -0.0f, 0.0f, 1e-30f, 3.5f};
+  relu(x.data(), static_cast<int64_t>(x.size()));
+  EXPECT_EQ(x, (std::vector<float>{0.0f, 0.0f, 0.0f, 1e-30f, 3.5f}));
 }
 
 }  // namespace

@@ -41,7 +41,7 @@ json read_json(const fs::path& p) { return json::parse(test::read_file(p)); }
 std::vector<std::string> linear_names() {
   std::vector<std::string> names;
   for (int64_t l = 0; l < kLayers; ++l)
-    for (int r = 0; r < kNumLinearRoles; ++r) names.push_back(hf_linear_name(l, static_cast<LinearRole>(r)));
+    for (int r = 0; r < kNumLinearRoles; ++r) names.push_back(hf_linear_name(Arch::kLlama, l, static_cast<LinearRole>(r)));
   return names;
 }
 
@@ -216,7 +216,7 @@ TEST(PruneCli, Float32DtypeWritesF32AndUpdatesTheConfig) {
   // bf16 -> fp32 is exact, so the values equal the default (bf16) run's.
   const MagnitudeRun& run = magnitude_u50();
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
-  const std::string name = hf_linear_name(3, LinearRole::kDown) + ".weight";
+  const std::string name = hf_linear_name(Arch::kLlama, 3, LinearRole::kDown) + ".weight";
   EXPECT_EQ(pruned->load_f32(name).data, TensorStore::open(run.out)->load_f32(name).data);
 }
 

@@ -3,8 +3,10 @@
 // The written folder loads in `transformers` and in `sparsa eval`: it holds the source's
 // config.json, generation config and tokenizer files, and one `model.safetensors` with every
 // tensor of the source checkpoint under the source's tensor names and shapes. Tensors the
-// Model holds (embeddings, norms, linear weights and biases, lm_head unless tied) come from the
-// Model; any other source tensor (e.g. a stored rotary inv_freq buffer) is copied unchanged.
+// Model holds (hf_tensors(): embeddings, learned positions, norms and their biases, linear
+// weights and biases, projections, lm_head unless tied) come from the Model, under the names of
+// its family's row of the architecture table; any other source tensor (e.g. a stored rotary
+// inv_freq buffer) is copied unchanged.
 // Only Hugging Face folders can be a source: a llama2.c .bin has no HF tensor names.
 #pragma once
 

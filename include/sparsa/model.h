@@ -23,53 +23,91 @@ namespace sparsa {
 
 // ---- configuration ----
 
+// The model families sparsa runs. Everything that differs between them is in one table
+// (ArchInfo, below): tensor names, the norm, the positions and the MLP.
+enum class Arch : uint8_t { kLlama, kOpt };
+
 struct ModelConfig {
-  std::string model_type;        // "llama", "mistral", "qwen2" (HF) or "llama2c"
+  Arch arch = Arch::kLlama;
+  std::string model_type;        // "llama", "mistral", "qwen2", "opt" (HF) or "llama2c"
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;       // d_model
-  int64_t intermediate_size = 0; // d_ff
+  int64_t intermediate_size = 0; // d_ff (OPT: ffn_dim)
   int64_t num_layers = 0;
   int64_t num_heads = 0;
   int64_t num_kv_heads = 0;      // GQA: num_heads % num_kv_heads == 0
   int64_t head_dim = 0;          // usually hidden_size / num_heads
   int64_t max_position = 0;      // context length
-  float rms_norm_eps = 1e-6f;
+  int64_t embed_dim = 0;         // width of the token embeddings and lm_head (OPT: word_embed_proj_dim;
+                                 // project_in / project_out map it to d_model when it differs)
+  float norm_eps = 1e-6f;        // eps of every RMSNorm / LayerNorm
   float rope_theta = 10000.0f;
   bool tie_word_embeddings = false;
   bool attention_bias = false;   // q/k/v (and o when o_proj_bias) biases, Qwen2 style
   bool o_proj_bias = false;
-  bool mlp_bias = false;
+  bool mlp_bias = false;         // biases on the MLP linears (OPT: fc1/fc2)
+  bool norm_bias = false;        // LayerNorm biases (OPT)
   int32_t bos_token_id = 1;
   int32_t eos_token_id = 2;
 
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
+  bool has_projections() const { return embed_dim != hidden_size; }
 };
 
-// Reads a Hugging Face config.json of the LLaMA family (llama, mistral, qwen2). Throws
-// Error(kBadInput) naming the file and field when a required field is missing or wrong,
-// or when model_type is not supported.
+// Reads a Hugging Face config.json: the LLaMA family (llama, mistral, qwen2) or OPT (pre-LN
+// only: do_layer_norm_before false is refused). Throws Error(kBadInput) naming the file and
+// field when a required field is missing or wrong, or when model_type is not supported.
 ModelConfig load_hf_config(const std::filesystem::path& config_json);
 
-// ---- roles: the one table of tensor names ----
+// ---- roles and the architecture table ----
 
+// The linears of a block by what they do; a family maps each role it has to its HF module
+// (OPT: kO = out_proj, kUp = fc1, kDown = fc2, and no kGate).
 enum class LinearRole : uint8_t { kQ, kK, kV, kO, kGate, kUp, kDown };
 inline constexpr int kNumLinearRoles = 7;
 
 // Where activations are observed: the input of a group of linears in one block.
+// kAttnIn: q/k/v; kOIn: o_proj / out_proj; kMlpIn: gate/up or fc1; kDownIn: down_proj or fc2.
 enum class ObsPoint : uint8_t { kAttnIn, kOIn, kMlpIn, kDownIn };
 inline constexpr int kNumObsPoints = 4;
 
 struct LinearRoleInfo {
   LinearRole role;
-  std::string_view short_name;  // "q", "k", ..., "down"
-  std::string_view hf_module;   // "self_attn.q_proj" (relative to model.layers.{i})
+  std::string_view short_name;  // "q", "k", ..., "down" (the role, the same in every family)
   ObsPoint input;               // the observation point that feeds it
 };
 const LinearRoleInfo& role_info(LinearRole r);
 std::string_view obs_point_name(ObsPoint p);  // "attn_in", "o_in", "mlp_in", "down_in"
-// "model.layers.3.mlp.down_proj" — the HF module name of a linear (append ".weight", ".mask").
-std::string hf_linear_name(int64_t layer, LinearRole r);
+
+enum class NormKind : uint8_t { kRMSNorm, kLayerNorm };     // LayerNorm: weight and (optional) bias
+enum class PositionKind : uint8_t { kRope, kLearned };      // learned: a table added to the embeddings
+enum class MlpKind : uint8_t { kGatedSilu, kRelu };         // down(silu(gate(x)) * up(x)) or down(relu(up(x)))
+
+// One row of the architecture table: everything that differs between families. Tensor names
+// are "<decoder>.<name>" for model-level tensors and "<decoder>.layers.{i}.<name>" for block ones.
+struct ArchInfo {
+  Arch arch;
+  std::string_view name;                 // "llama", "opt"
+  std::string_view decoder;              // "model", "model.decoder"
+  NormKind norm;
+  PositionKind positions;
+  int64_t position_offset;               // learned positions: position p reads row p + offset (OPT: 2)
+  MlpKind mlp;
+  std::string_view embed_tokens;         // "embed_tokens"
+  std::string_view embed_positions;      // "embed_positions"; empty without learned positions
+  std::string_view final_norm;           // "norm", "final_layer_norm"
+  std::string_view project_in;           // "project_in" (used when embed_dim != d_model); empty if never
+  std::string_view project_out;
+  std::string_view attn_norm;            // per block: "input_layernorm", "self_attn_layer_norm"
+  std::string_view mlp_norm;             // per block: "post_attention_layernorm", "final_layer_norm"
+  std::array<std::string_view, kNumLinearRoles> linear_module;  // by role; empty = the family has none
+  std::vector<LinearRole> roles;         // the roles it has, in LinearRole order
+};
+const ArchInfo& arch_info(Arch a);
+// "model.decoder.layers.3.fc2" — the HF module name of a linear (append ".weight", ".mask").
+// SPARSA_ASSERT when the family has no such linear.
+std::string hf_linear_name(Arch a, int64_t layer, LinearRole r);
 
 // ---- weights ----
 
@@ -81,21 +119,44 @@ struct Linear {
 };
 
 struct Block {
-  Tensor attn_norm;                              // [d_model] input_layernorm
-  Tensor mlp_norm;                               // [d_model] post_attention_layernorm
-  std::array<Linear, kNumLinearRoles> linears;   // indexed by LinearRole
+  Tensor attn_norm;                              // [d_model] input_layernorm / self_attn_layer_norm
+  Tensor attn_norm_bias;                         // [d_model] LayerNorm bias; empty for RMSNorm
+  Tensor mlp_norm;                               // [d_model] post_attention_layernorm / final_layer_norm
+  Tensor mlp_norm_bias;                          // [d_model]; empty for RMSNorm
+  std::array<Linear, kNumLinearRoles> linears;   // indexed by LinearRole; empty for roles the family lacks
   Linear& linear(LinearRole r) { return linears[static_cast<size_t>(r)]; }
   const Linear& linear(LinearRole r) const { return linears[static_cast<size_t>(r)]; }
 };
 
 struct Model {
   ModelConfig config;
-  Tensor embed;       // [vocab, d_model]
+  Tensor embed;            // [vocab, embed_dim]
+  Tensor pos_embed;        // [max_position + position_offset, d_model] learned positions; empty for RoPE
+  Tensor project_in;       // [d_model, embed_dim]; empty unless config.has_projections()
   std::vector<Block> blocks;
-  Tensor final_norm;  // [d_model]
-  Tensor lm_head;     // [vocab, d_model]; a copy of embed when the embeddings are tied
+  Tensor final_norm;       // [d_model]
+  Tensor final_norm_bias;  // [d_model]; empty for RMSNorm
+  Tensor project_out;      // [embed_dim, d_model]; empty unless config.has_projections()
+  Tensor lm_head;          // [vocab, embed_dim]; a copy of embed when the embeddings are tied
   std::filesystem::path source;  // where it was loaded from
 };
+
+// Every tensor a Model holds under its Hugging Face name, with the shape its config implies
+// (`tensor` points into `m`; m.blocks must already have config.num_layers entries). The tied
+// lm_head is left out (it is the embeddings). One list serves the loader and the checkpoint
+// writer, so the two cannot disagree on names.
+struct HfTensor {
+  std::string name;              // "model.decoder.layers.0.fc1.bias"
+  std::vector<int64_t> shape;
+  Tensor* tensor;
+};
+struct HfConstTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  const Tensor* tensor;
+};
+std::vector<HfTensor> hf_tensors(Model& m);
+std::vector<HfConstTensor> hf_tensors(const Model& m);
 
 // Loads a Hugging Face folder (config.json + safetensors) or a llama2.c .bin checkpoint
 // (chosen by whether `path` is a folder). Weights are converted to fp32.
@@ -126,11 +187,12 @@ struct ForwardBuffers {
 // output. Positions are 0..n_tokens-1 (one causal window).
 void block_forward(const Model& m, int64_t layer, Tensor& x, ForwardBuffers& buf, Observer* obs = nullptr);
 
-// tokens: [n_tokens] -> x: [n_tokens, d_model] (embedding lookup). Throws Error(kBadInput)
-// for a token id outside the vocabulary.
+// tokens: [n_tokens] -> x: [n_tokens, d_model]: embedding lookup (then project_in, plus the
+// learned positions 0..n_tokens-1 where the family has them). Throws Error(kBadInput) for a
+// token id outside the vocabulary.
 void embed_tokens(const Model& m, const int32_t* tokens, int64_t n_tokens, Tensor& x);
 
-// x: [n_tokens, d_model] -> logits: [n_tokens, vocab] (final norm + lm_head).
+// x: [n_tokens, d_model] -> logits: [n_tokens, vocab] (final norm, project_out, lm_head).
 void lm_logits(const Model& m, const Tensor& x, Tensor& logits, ForwardBuffers& buf);
 
 // The whole window: tokens [n_tokens] -> logits [n_tokens, vocab].

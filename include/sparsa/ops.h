@@ -13,7 +13,16 @@ namespace sparsa {
 // x, y: [n_tokens, dim]; weight: [dim]. y may alias x.
 void rmsnorm(const float* x, const float* weight, float* y, int64_t n_tokens, int64_t dim, float eps);
 
-// out[t, i] = silu(gate[t, i]) * up[t, i];  gate, up, out: [n_tokens, dim]. out may alias gate.
+// y[t, :] = (x[t, :] - mean) / sqrt(var + eps) * weight[:] + bias[:] (torch.nn.LayerNorm: biased
+// variance over the row). x, y: [n_tokens, dim]; weight: [dim]; bias: [dim] or nullptr (no bias).
+// y may alias x.
+void layernorm(const float* x, const float* weight, const float* bias, float* y, int64_t n_tokens, int64_t dim,
+               float eps);
+
+// x[i] = max(x[i], 0) for i < n. In place.
+void relu(float* x, int64_t n);
+
+// out[t, i] = silu(gate[t, i]) * up[t, i];  gate, up, out: [n_tokens, dim]. out may alias gate or up.
 void silu_mul(const float* gate, const float* up, float* out, int64_t n_tokens, int64_t dim);
 
 // Rotary position embedding, HF "rotate_half" layout: for each head, the pair (i, i + head_dim/2)

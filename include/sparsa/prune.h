@@ -81,7 +81,7 @@ struct PruneOptions {
 struct LinearPruneResult {
   int64_t layer = 0;
   LinearRole role = LinearRole::kQ;
-  std::string name;  // HF module name, e.g. "model.layers.0.self_attn.q_proj"
+  std::string name;  // HF module name, e.g. "model.layers.0.self_attn.q_proj", "model.decoder.layers.0.fc1"
   Mask mask;
   double seconds = 0;  // selection / update time (linears of a block run concurrently)
 };
@@ -94,13 +94,14 @@ struct PruneTimings {
 };
 
 struct PruneResult {
-  std::vector<LinearPruneResult> linears;  // layer-major, role order within a layer
+  std::vector<LinearPruneResult> linears;  // layer-major, arch_info(arch).roles order within a layer
   PruneTimings timings;
 };
 
-// Prunes every linear of every block of `m` in place. calib: [n_samples, seqlen] token ids
-// (ignored by magnitude). The reference procedure: block 0's inputs are the embeddings of the
-// samples; for each block, the dense block is run on every sample with observers collecting
+// Prunes every linear of every block of `m` in place (weights only: biases are never pruned).
+// calib: [n_samples, seqlen] token ids (ignored by magnitude). The reference procedure: block
+// 0's inputs are the embeddings of the samples (with learned positions where the family has
+// them); for each block, the dense block is run on every sample with observers collecting
 // statistics, its linears are pruned, then the pruned block is run again to produce the next
 // block's inputs. Results do not depend on the thread count.
 // `progress(stage, done, total)` reports blocks as they finish when given.

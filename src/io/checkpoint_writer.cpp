@@ -27,27 +27,12 @@ constexpr std::string_view kSideFiles[] = {
 
 bool is_floating(DType t) { return t == DType::F64 || t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
-// Every tensor the Model holds, under its HF name. lm_head is left out when the embeddings are
-// tied (the source then has no lm_head.weight, or one equal to the embeddings, handled by the
-// caller as an unmodelled tensor).
+// Every tensor the Model holds, under its HF name (the architecture table's names). lm_head is
+// left out when the embeddings are tied (the source then has no lm_head.weight, or one equal to
+// the embeddings, handled by the caller as an unmodelled tensor).
 std::map<std::string, const Tensor*> model_tensors_by_name(const Model& m) {
   std::map<std::string, const Tensor*> by_name;
-  by_name["model.embed_tokens.weight"] = &m.embed;
-  by_name["model.norm.weight"] = &m.final_norm;
-  if (!m.config.tie_word_embeddings) by_name["lm_head.weight"] = &m.lm_head;
-  for (size_t l = 0; l < m.blocks.size(); ++l) {
-    const Block& b = m.blocks[l];
-    const std::string prefix = "model.layers." + std::to_string(l) + ".";
-    by_name[prefix + "input_layernorm.weight"] = &b.attn_norm;
-    by_name[prefix + "post_attention_layernorm.weight"] = &b.mlp_norm;
-    for (int r = 0; r < kNumLinearRoles; ++r) {
-      const auto role = static_cast<LinearRole>(r);
-      const Linear& lin = b.linear(role);
-      const std::string name = hf_linear_name(static_cast<int64_t>(l), role);
-      by_name[name + ".weight"] = &lin.weight;
-      if (lin.bias.numel() > 0) by_name[name + ".bias"] = &lin.bias;
-    }
-  }
+  for (const HfConstTensor& t : hf_tensors(m)) by_name[t.name] = t.tensor;
   return by_name;
 }
 

@@ -1,4 +1,4 @@
-// config.json of the Hugging Face LLaMA family (llama, mistral, qwen2).
+// config.json of the Hugging Face families sparsa runs: LLaMA (llama, mistral, qwen2) and OPT.
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -79,6 +79,60 @@ float read_rope_theta(const std::filesystem::path& path, const json& j) {
   return 10000.0f;
 }
 
+// The LLaMA family: RMSNorm, RoPE, gated SiLU MLP.
+void read_llama(const std::filesystem::path& path, const json& j, const ConfigReader& r, ModelConfig& c) {
+  const std::string act = j.value("hidden_act", std::string("silu"));
+  if (act != "silu") bad_input("{}: hidden_act '{}' is not supported (only 'silu')", path.string(), act);
+  c.arch = Arch::kLlama;
+  c.intermediate_size = r.required_int("intermediate_size");
+  c.num_kv_heads = r.optional_int("num_key_value_heads", c.num_heads);
+  c.head_dim = r.optional_int("head_dim", c.hidden_size / c.num_heads);
+  c.norm_eps = static_cast<float>(r.optional_number("rms_norm_eps", 1e-6));
+  c.rope_theta = read_rope_theta(path, j);
+  c.tie_word_embeddings = r.optional_bool("tie_word_embeddings", false);
+  if (c.model_type == "qwen2") {
+    c.attention_bias = true;  // Qwen2 always has q/k/v biases and none on o_proj
+  } else {
+    c.attention_bias = r.optional_bool("attention_bias", false);
+    c.o_proj_bias = c.attention_bias;
+  }
+  c.mlp_bias = r.optional_bool("mlp_bias", false);
+
+  if (c.num_heads % c.num_kv_heads != 0)
+    bad_input("{}: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})", path.string(),
+              c.num_heads, c.num_kv_heads);
+  if (c.head_dim == 0)  // hidden_size < num_attention_heads and no head_dim given
+    bad_input("{}: hidden_size ({}) / num_attention_heads ({}) gives head_dim 0; set head_dim", path.string(),
+              c.hidden_size, c.num_heads);
+  if (c.head_dim % 2 != 0) bad_input("{}: head_dim ({}) must be even for RoPE", path.string(), c.head_dim);
+}
+
+// OPT (transformers' OPTForCausalLM): pre-LayerNorm with biases, learned positions, ReLU
+// fc1/fc2, optional project_in/project_out. Post-LN checkpoints (OPT-350m) are refused.
+void read_opt(const std::filesystem::path& path, const json& j, const ConfigReader& r, ModelConfig& c) {
+  const std::string act = j.value("activation_function", std::string("relu"));
+  if (act != "relu") bad_input("{}: activation_function '{}' is not supported (only 'relu')", path.string(), act);
+  if (!r.optional_bool("do_layer_norm_before", true))
+    bad_input("{}: do_layer_norm_before is false (post-LayerNorm OPT, e.g. opt-350m); only pre-LayerNorm OPT is "
+              "supported", path.string());
+  if (r.optional_bool("_remove_final_layer_norm", false))
+    bad_input("{}: _remove_final_layer_norm is true; OPT without the final layer norm is not supported", path.string());
+  if (!r.optional_bool("layer_norm_elementwise_affine", true))
+    bad_input("{}: layer_norm_elementwise_affine is false; OPT without LayerNorm weights is not supported", path.string());
+  c.arch = Arch::kOpt;
+  c.intermediate_size = r.required_int("ffn_dim");
+  c.num_kv_heads = c.num_heads;
+  if (c.hidden_size % c.num_heads != 0)
+    bad_input("{}: hidden_size ({}) is not divisible by num_attention_heads ({})", path.string(), c.hidden_size,
+              c.num_heads);
+  c.head_dim = c.hidden_size / c.num_heads;
+  c.embed_dim = r.optional_int("word_embed_proj_dim", c.hidden_size);
+  c.norm_eps = 1e-5f;  // torch.nn.LayerNorm's default, which OPT uses
+  c.tie_word_embeddings = r.optional_bool("tie_word_embeddings", true);
+  const bool bias = r.optional_bool("enable_bias", true);
+  c.attention_bias = c.o_proj_bias = c.mlp_bias = c.norm_bias = bias;
+}
+
 }  // namespace
 
 ModelConfig load_hf_config(const std::filesystem::path& path) {
@@ -96,40 +150,24 @@ ModelConfig load_hf_config(const std::filesystem::path& path) {
 
   ModelConfig c;
   c.model_type = mt->get<std::string>();
-  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2")
-    bad_input("{}: model_type '{}' is not supported (supported: llama, mistral, qwen2)", path.string(), c.model_type);
-  const std::string act = j.value("hidden_act", std::string("silu"));
-  if (act != "silu") bad_input("{}: hidden_act '{}' is not supported (only 'silu')", path.string(), act);
+  const bool llama = c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2";
+  if (!llama && c.model_type != "opt")
+    bad_input("{}: model_type '{}' is not supported (supported: llama, mistral, qwen2, opt)", path.string(),
+              c.model_type);
 
   const ConfigReader r(path, j);
   c.vocab_size = r.required_int("vocab_size");
   c.hidden_size = r.required_int("hidden_size");
-  c.intermediate_size = r.required_int("intermediate_size");
   c.num_layers = r.required_int("num_hidden_layers");
   c.num_heads = r.required_int("num_attention_heads");
-  c.num_kv_heads = r.optional_int("num_key_value_heads", c.num_heads);
-  c.head_dim = r.optional_int("head_dim", c.hidden_size / c.num_heads);
   c.max_position = r.required_int("max_position_embeddings");
-  c.rms_norm_eps = static_cast<float>(r.optional_number("rms_norm_eps", 1e-6));
-  c.rope_theta = read_rope_theta(path, j);
-  c.tie_word_embeddings = r.optional_bool("tie_word_embeddings", false);
   c.bos_token_id = r.optional_token_id("bos_token_id", 1);
   c.eos_token_id = r.optional_token_id("eos_token_id", 2);
-  if (c.model_type == "qwen2") {
-    c.attention_bias = true;  // Qwen2 always has q/k/v biases and none on o_proj
-  } else {
-    c.attention_bias = r.optional_bool("attention_bias", false);
-    c.o_proj_bias = c.attention_bias;
-  }
-  c.mlp_bias = r.optional_bool("mlp_bias", false);
-
-  if (c.num_heads % c.num_kv_heads != 0)
-    bad_input("{}: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})", path.string(),
-              c.num_heads, c.num_kv_heads);
-  if (c.head_dim == 0)  // hidden_size < num_attention_heads and no head_dim given
-    bad_input("{}: hidden_size ({}) / num_attention_heads ({}) gives head_dim 0; set head_dim", path.string(),
-              c.hidden_size, c.num_heads);
-  if (c.head_dim % 2 != 0) bad_input("{}: head_dim ({}) must be even for RoPE", path.string(), c.head_dim);
+  c.embed_dim = c.hidden_size;
+  if (llama)
+    read_llama(path, j, r, c);
+  else
+    read_opt(path, j, r, c);
   return c;
 }
 

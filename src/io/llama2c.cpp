@@ -76,7 +76,8 @@ Model load_llama2c_model(const std::filesystem::path& path) {
   c.num_kv_heads = h.n_kv_heads;
   c.head_dim = h.dim / h.n_heads;
   c.max_position = h.seq_len;
-  c.rms_norm_eps = 1e-5f;
+  c.norm_eps = 1e-5f;
+  c.embed_dim = h.dim;
   c.rope_theta = 10000.0f;
 
   const uint64_t d = c.hidden_size, f = c.intermediate_size, L = c.num_layers, V = c.vocab_size;

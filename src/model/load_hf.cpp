@@ -1,4 +1,4 @@
-// Loading a Hugging Face LLaMA-family checkpoint folder into fp32 weights.
+// Loading a Hugging Face checkpoint folder (any family of the architecture table) into fp32 weights.
 #include <filesystem>
 
 #include "sparsa/error.h"
@@ -8,29 +8,17 @@
 namespace sparsa {
 namespace {
 
-// [out, in] of each role's weight.
-std::vector<int64_t> linear_shape(const ModelConfig& c, LinearRole r) {
-  switch (r) {
-    case LinearRole::kQ: return {c.q_dim(), c.hidden_size};
-    case LinearRole::kK:
-    case LinearRole::kV: return {c.kv_dim(), c.hidden_size};
-    case LinearRole::kO: return {c.hidden_size, c.q_dim()};
-    case LinearRole::kGate:
-    case LinearRole::kUp: return {c.intermediate_size, c.hidden_size};
-    case LinearRole::kDown: return {c.hidden_size, c.intermediate_size};
-  }
-  SPARSA_ASSERT(false);
-  return {};
-}
-
-bool has_bias(const ModelConfig& c, LinearRole r) {
-  switch (r) {
-    case LinearRole::kQ:
-    case LinearRole::kK:
-    case LinearRole::kV: return c.attention_bias;
-    case LinearRole::kO: return c.o_proj_bias;
-    default: return c.mlp_bias;
-  }
+// A learned position table must have max_position_embeddings + offset rows; a mismatch is the
+// config's fault (or the checkpoint's), so say which numbers disagree.
+void check_position_rows(const std::filesystem::path& folder, const TensorStore& store, const ModelConfig& c) {
+  const ArchInfo& a = arch_info(c.arch);
+  if (a.positions != PositionKind::kLearned) return;
+  const std::string name = std::string(a.decoder) + "." + std::string(a.embed_positions) + ".weight";
+  if (!store.contains(name)) return;  // load_f32 names the missing tensor
+  const TensorInfo& info = store.info(name);
+  if (info.shape.size() == 2 && info.shape[0] != c.max_position + a.position_offset)
+    bad_input("{}: {} has {} rows but max_position_embeddings + {} = {}; config.json does not match the weights",
+              folder.string(), name, info.shape[0], a.position_offset, c.max_position + a.position_offset);
 }
 
 }  // namespace
@@ -43,30 +31,14 @@ Model load_hf_model(const std::filesystem::path& folder) {
   m.config = load_hf_config(config_path);
   const ModelConfig& c = m.config;
   const auto store = TensorStore::open(folder);
+  check_position_rows(folder, *store, c);
 
-  m.embed = store->load_f32("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
-  m.final_norm = store->load_f32("model.norm.weight", {c.hidden_size});
-  if (c.tie_word_embeddings || !store->contains("lm_head.weight")) {
-    if (!c.tie_word_embeddings) bad_input("{}: no lm_head.weight and tie_word_embeddings is false", folder.string());
-    m.lm_head = m.embed;
-  } else {
-    m.lm_head = store->load_f32("lm_head.weight", {c.vocab_size, c.hidden_size});
-  }
-
+  const bool has_lm_head = store->contains("lm_head.weight");
+  if (!c.tie_word_embeddings && !has_lm_head)
+    bad_input("{}: no lm_head.weight and tie_word_embeddings is false", folder.string());
   m.blocks.resize(static_cast<size_t>(c.num_layers));
-  for (int64_t l = 0; l < c.num_layers; ++l) {
-    Block& b = m.blocks[static_cast<size_t>(l)];
-    const std::string prefix = "model.layers." + std::to_string(l) + ".";
-    b.attn_norm = store->load_f32(prefix + "input_layernorm.weight", {c.hidden_size});
-    b.mlp_norm = store->load_f32(prefix + "post_attention_layernorm.weight", {c.hidden_size});
-    for (int r = 0; r < kNumLinearRoles; ++r) {
-      const auto role = static_cast<LinearRole>(r);
-      const auto shape = linear_shape(c, role);
-      const std::string name = hf_linear_name(l, role);
-      b.linear(role).weight = store->load_f32(name + ".weight", shape);
-      if (has_bias(c, role)) b.linear(role).bias = store->load_f32(name + ".bias", {shape[0]});
-    }
-  }
+  for (const HfTensor& t : hf_tensors(m)) *t.tensor = store->load_f32(t.name, t.shape);
+  if (c.tie_word_embeddings) m.lm_head = m.embed;
   return m;
 }
 

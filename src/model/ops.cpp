@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -19,6 +20,30 @@ void rmsnorm(const float* x, const float* weight, float* y, int64_t n_tokens, in
 #pragma omp simd
     for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * scale * weight[i];
   }
+}
+
+void layernorm(const float* x, const float* weight, const float* bias, float* y, int64_t n_tokens, int64_t dim,
+               float eps) {
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* xr = x + t * dim;
+    float* yr = y + t * dim;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < dim; ++i) sum += xr[i];
+    const float mean = sum / static_cast<float>(dim);
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t i = 0; i < dim; ++i) ss += (xr[i] - mean) * (xr[i] - mean);
+    const float scale = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+#pragma omp simd
+    for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] - mean) * scale * weight[i] + (bias ? bias[i] : 0.0f);
+  }
+}
+
+void relu(float* x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) x[i] = std::max(x[i], 0.0f);
 }
 
 void silu_mul(const float* gate, const float* up, float* out, int64_t n_tokens, int64_t dim) {

@@ -102,19 +102,21 @@ PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& op
       for (int p = 0; p < kNumObsPoints; ++p) sqnorms[static_cast<size_t>(p)] = stats[static_cast<size_t>(p)].mean_sqnorm();
     // The block's linears are pruned concurrently, each with single-threaded kernels: their
     // BLAS/LAPACK calls then round the same way whatever the thread count.
-    std::array<LinearPruneResult, kNumLinearRoles> done;
-    std::array<std::exception_ptr, kNumLinearRoles> failed;  // exceptions may not leave an OpenMP loop
+    const std::vector<LinearRole>& roles = arch_info(c.arch).roles;
+    const auto n_roles = static_cast<int64_t>(roles.size());
+    std::vector<LinearPruneResult> done(roles.size());
+    std::vector<std::exception_ptr> failed(roles.size());  // exceptions may not leave an OpenMP loop
     const auto t_select = Clock::now();
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int r = 0; r < kNumLinearRoles; ++r) try {
-      const auto role = static_cast<LinearRole>(r);
+    for (int64_t i = 0; i < n_roles; ++i) try {
+      const LinearRole role = roles[static_cast<size_t>(i)];
       const auto p = static_cast<size_t>(role_info(role).input);
       const auto t0 = Clock::now();
       Tensor& w = b.linear(role).weight;
-      LinearPruneResult& lr = done[static_cast<size_t>(r)];
+      LinearPruneResult& lr = done[static_cast<size_t>(i)];
       lr.layer = l;
       lr.role = role;
-      lr.name = hf_linear_name(l, role);
+      lr.name = hf_linear_name(c.arch, l, role);
       switch (opt.method) {
         case PruneMethod::kMagnitude:
           lr.mask = magnitude_mask(w, t);
@@ -132,7 +134,7 @@ PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& op
       }
       lr.seconds = since(t0);
     } catch (...) {
-      failed[static_cast<size_t>(r)] = std::current_exception();
+      failed[static_cast<size_t>(i)] = std::current_exception();
     }
     for (const auto& e : failed)
       if (e) std::rethrow_exception(e);

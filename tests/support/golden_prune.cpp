@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,16 +13,52 @@
 
 namespace sparsa::test {
 
+namespace {
+
+// Every bias of `pruned` equals the dense model's: pruning touches weights only.
+void expect_biases_unchanged(const Model& dense, const Model& pruned) {
+  int64_t biases = 0;
+  for (size_t l = 0; l < dense.blocks.size(); ++l)
+    for (const LinearRole role : arch_info(dense.config.arch).roles) {
+      const Tensor& before = dense.blocks[l].linear(role).bias;
+      if (before.numel() == 0) continue;
+      ++biases;
+      EXPECT_EQ(pruned.blocks[l].linear(role).bias.data, before.data)
+          << hf_linear_name(dense.config.arch, static_cast<int64_t>(l), role) << ".bias changed";
+    }
+  if (dense.config.mlp_bias) EXPECT_GT(biases, 0);
+}
+
+}  // namespace
+
+std::filesystem::path llama_demo_model() { return repo_dir() / "models" / "tiny-llama-15m"; }
+std::filesystem::path opt_demo_model() { return shared_dir() / "models" / "tiny-opt-14m"; }
+
+GoldenPruneCase opt_golden_case(PruneMethod method, SparsityTarget target, std::string golden_file, double golden_ppl) {
+  const double floor = method == PruneMethod::kSparseGPT ? 0.99 : 0.999;
+  GoldenPruneCase c{method, target, std::move(golden_file), golden_ppl, floor, floor};
+  c.model = opt_demo_model();
+  return c;
+}
+
 void check_golden_prune(const GoldenPruneCase& c) {
   const auto golden_dir = shared_dir() / "golden";
   const auto tokens = TensorStore::open(golden_dir / "tokens.safetensors");
   const auto golden = TensorStore::open(golden_dir / c.golden_file);
-  Model m = load_model(repo_dir() / "models" / "tiny-llama-15m");
+  Model m = load_model(c.model.empty() ? llama_demo_model() : c.model);
+  const Model dense = m;
   PruneOptions opt;
   opt.method = c.method;
   opt.target = c.target;
   const PruneResult r = prune_model(m, tokens->load_i32("calib"), opt);
-  ASSERT_EQ(r.linears.size(), 6u * kNumLinearRoles);
+  const std::vector<LinearRole>& roles = arch_info(m.config.arch).roles;
+  ASSERT_EQ(r.linears.size(), static_cast<size_t>(m.config.num_layers) * roles.size());
+  expect_biases_unchanged(dense, m);
+  // The golden holds one mask per linear: ours must cover all of them, none left over.
+  const auto golden_names = golden->names();
+  const auto golden_masks = std::count_if(golden_names.begin(), golden_names.end(),
+                                          [](const std::string& n) { return n.ends_with(".mask"); });
+  ASSERT_EQ(static_cast<size_t>(golden_masks), r.linears.size());
 
   double worst = 1.0;
   for (const auto& l : r.linears) {
@@ -49,7 +86,7 @@ void check_golden_prune(const GoldenPruneCase& c) {
     double max_error;
   };
   for (const StoredWeight s : {StoredWeight{0, LinearRole::kQ, 1e-3}, StoredWeight{5, LinearRole::kDown, c.max_deep_weight_error}}) {
-    const std::string name = hf_linear_name(s.layer, s.role) + ".weight";
+    const std::string name = hf_linear_name(m.config.arch, s.layer, s.role) + ".weight";
     if (!golden->contains(name)) continue;
     const Tensor g = golden->load_f32(name);
     const Tensor& w = m.blocks[static_cast<size_t>(s.layer)].linear(s.role).weight;

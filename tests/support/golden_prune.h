@@ -2,6 +2,7 @@
 // SparseGPT code (see ../shared/golden/README.md).
 #pragma once
 
+#include <filesystem>
 #include <string>
 
 #include "sparsa/prune.h"
@@ -24,11 +25,22 @@ struct GoldenPruneCase {
   // Relative Frobenius error allowed on the golden's model.layers.5.mlp.down_proj weights (the
   // end of that cascade); model.layers.0.self_attn.q_proj must always be within 1e-3.
   double max_deep_weight_error = 1e-3;
+  // The checkpoint the golden was made from; empty: the LLaMA demo model (llama_demo_model()).
+  std::filesystem::path model = {};
 };
 
-// Prunes the demo model with the golden calibration set, then checks every matrix's mask
-// against the golden, N:M exactness, the SparseGPT weights stored in the golden (if any),
-// and perplexity on golden eval within 0.5 %. Uses gtest assertions.
+std::filesystem::path llama_demo_model();  // models/tiny-llama-15m (in the repository)
+std::filesystem::path opt_demo_model();    // ../shared/models/tiny-opt-14m (fp16, sharded)
+
+// A case on the OPT demo model with the floors for every block: 99.9 % of each mask
+// for magnitude and Wanda, 99 % for SparseGPT (whose updates amplify rounding differences
+// between our CPU and the reference GPU).
+GoldenPruneCase opt_golden_case(PruneMethod method, SparsityTarget target, std::string golden_file, double golden_ppl);
+
+// Prunes the case's model with the golden calibration set, then checks every matrix's mask
+// against the golden (keys "<hf linear name>.mask", so the family's own names), N:M exactness,
+// that no bias changed, the SparseGPT weights stored in the golden (if any), and perplexity on
+// golden eval within 0.5 %. Uses gtest assertions.
 void check_golden_prune(const GoldenPruneCase& c);
 
 }  // namespace sparsa::test
