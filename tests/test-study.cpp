@@ -31,7 +31,7 @@ using test::TempDir;
 std::vector<std::string> study_args(const fs::path& out) {
   return {"study", "--out", out.string(), "--methods", "wanda,sparsegpt", "--sparsities", "0.5", "--nsamples", "8",
           "--eval-windows", "4", "--act-sparsities", "0.25,0.5", "--bitset-windows", "2", "--ks", "4,8",
-          "--kmeans-runs", "2", "--json"};
+          "--kmeans-runs", "2", "--tsne-iterations", "300", "--json"};
 }
 
 constexpr int64_t kRunsPerStudy = 6;  // dense, wanda, sparsegpt, their comparison, activations, analysis

@@ -63,6 +63,7 @@ void check_options(const StudyOptions& o) {
   for (int k : o.ks)
     if (k < 2) bad_input("--ks: k = {} is too small (at least 2 clusters)", k);
   if (o.kmeans_runs < 1) bad_input("--kmeans-runs must be at least 1, got {}", o.kmeans_runs);
+  if (o.tsne_iterations < 1) bad_input("--tsne-iterations must be at least 1, got {}", o.tsne_iterations);
   if (o.eval_windows < 0) bad_input("--eval-windows must be >= 0, got {}", o.eval_windows);
 }
 
@@ -130,7 +131,7 @@ StudyResult run_study(const StudyOptions& options, const std::function<void(cons
 
   const auto store = Store::open(result.db, Store::Mode::kReadWrite);
   Model model = load_hf_model(opt.model);
-  study::Context ctx{opt, *store, std::move(model)};
+  study::Context ctx(opt, *store, std::move(model));
   ctx.model_name = fs::weakly_canonical(opt.model).filename().string();
   ctx.calib = load_calibration(opt.calib, ctx.dense.config);
   ctx.calib_hash = token_hash(ctx.calib.tokens.data);

@@ -94,9 +94,10 @@ std::vector<CoherenceRow> coherence_rows(const Source& s, const Clustering& c) {
   return rows;
 }
 
-std::vector<TsnePoint> tsne_points(const BitMatrix& bits, uint64_t seed) {
+std::vector<TsnePoint> tsne_points(const BitMatrix& bits, const StudyOptions& opt) {
   TsneOptions o;
-  o.seed = seed;
+  o.seed = opt.seed;
+  o.iterations = opt.tsne_iterations;
   const std::vector<double> xy = tsne_2d(bits, o);  // [rows, 2]
   std::vector<TsnePoint> pts(static_cast<size_t>(bits.rows()));
   for (size_t i = 0; i < pts.size(); ++i) pts[i] = {static_cast<int64_t>(i), xy[2 * i], xy[2 * i + 1]};
@@ -202,7 +203,7 @@ void draw_tsne(const Context& ctx, const Source& s, const std::vector<TsnePoint>
       .save(ctx.figures_dir / fmt::format("tsne_{}.png", s.label));
 }
 
-// The masks of the analysis layer's up projection (rows = its output features) for the Wanda
+// The masks of the analysis layer's up projection (OPT: fc1; rows = its output features) for the Wanda
 // and SparseGPT runs at the first unstructured target (else the first target).
 std::vector<Source> mask_sources(const Context& ctx, const std::vector<PruneRun>& runs) {
   const PruneRun* first = nullptr;
@@ -210,7 +211,7 @@ std::vector<Source> mask_sources(const Context& ctx, const std::vector<PruneRun>
     if (!first || (!r.target.is_nm() && first->target.is_nm())) first = &r;
   std::vector<Source> out;
   if (!first) return out;
-  const std::string name = hf_linear_name(ctx.analysis_layer, LinearRole::kUp);
+  const std::string name = hf_linear_name(ctx.dense.config.arch, ctx.analysis_layer, LinearRole::kUp);
   for (const auto& r : runs) {
     if (r.method == PruneMethod::kMagnitude || r.target.label() != first->target.label()) continue;
     const MaskSet set = MaskSet::open(r.mask_file, ctx.opt.model);
@@ -248,8 +249,9 @@ Source activation_source(const Context& ctx, const ActivationThresholds& t) {
 std::string analysis_options(const StudyOptions& o, int64_t layer) {
   std::string ks;
   for (int k : o.ks) ks += fmt::format("{}{}", ks.empty() ? "" : ",", k);
-  return fmt::format("layer={} ks={} runs={} inits={} seed={} bitset_windows={} bitset_sparsity={:g}", layer, ks,
-                     o.kmeans_runs, kKMeansInits, o.seed, o.act_bitset_windows, o.act_bitset_sparsity);
+  return fmt::format("layer={} ks={} runs={} inits={} seed={} bitset_windows={} bitset_sparsity={:g} tsne_iterations={}",
+                     layer, ks, o.kmeans_runs, kKMeansInits, o.seed, o.act_bitset_windows, o.act_bitset_sparsity,
+                     o.tsne_iterations);
 }
 
 }  // namespace
@@ -278,7 +280,7 @@ void coactivation_step(Context& ctx, const std::vector<PruneRun>& runs, const Ac
     const auto shown = std::find_if(cs.begin(), cs.end(), [](const Clustering& c) { return c.k == kTsneClusters; });
     const bool embed = s.activations || &s == &sources.front();
     if (embed && s.bits.rows() >= 2) {
-      const std::vector<TsnePoint> pts = tsne_points(s.bits, ctx.opt.seed);
+      const std::vector<TsnePoint> pts = tsne_points(s.bits, ctx.opt);
       w.add_tsne(s.source, pts);
       if (ctx.opt.figures && shown != cs.end()) draw_tsne(ctx, s, pts, *shown);
     }

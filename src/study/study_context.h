@@ -29,6 +29,8 @@ struct PruneRun {
 };
 
 struct Context {
+  Context(const StudyOptions& o, Store& s, Model m) : opt(o), store(s), dense(std::move(m)) {}
+
   const StudyOptions& opt;
   Store& store;
   Model dense;                      // the loaded model; never modified (pruning works on copies)

@@ -88,12 +88,10 @@ void jaccard_heatmap(const Context& ctx, const std::vector<PruneRun>& runs) {
       "SELECT layer, component, jaccard FROM comparisons WHERE run_a = {} AND run_b = {} ORDER BY layer, hf_name",
       wanda->run_id, sgpt->run_id));
   std::map<int64_t, std::map<std::string, double>> cells;
-  std::vector<std::string> components;
-  for (const auto& row : j["rows"]) {
-    const std::string comp = row[1].get<std::string>();
-    if (std::find(components.begin(), components.end(), comp) == components.end()) components.push_back(comp);
-    cells[row[0].get<int64_t>()][comp] = row[2].get<double>();
-  }
+  for (const auto& row : j["rows"]) cells[row[0].get<int64_t>()][row[1].get<std::string>()] = row[2].get<double>();
+  std::vector<std::string> components;  // in the architecture's role order (q, k, v, o, gate, up, down)
+  const ArchInfo& arch = arch_info(ctx.dense.config.arch);
+  for (LinearRole r : arch.roles) components.emplace_back(arch.linear_module[static_cast<size_t>(r)]);
   if (cells.empty()) return;
   std::vector<double> values;
   std::vector<std::string> layers;
