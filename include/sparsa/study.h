@@ -58,6 +58,7 @@ struct StudyOptions {
   int64_t analysis_layer = -1;          // the block analysed in depth; -1 = the middle one
   std::vector<int> ks{4, 8, 16};        // k-means cluster counts
   int kmeans_runs = 5;                  // repeated k-means runs (seeds) for stability
+  int tsne_iterations = 1000;           // t-SNE gradient steps (the first 250 exaggerated)
   uint64_t seed = 0;                    // k-means / t-SNE seed
   bool figures = true;
 };

@@ -23,7 +23,7 @@ struct StudyArgs {
   std::string act_sparsities = "0.25,0.4,0.5,0.7,0.9", ks = "4,8,16";
   int64_t nsamples = 128, seqlen = 0, eval_windows = 0, bitset_windows = 32, analysis_layer = -1;
   double bitset_sparsity = 0.5;
-  int kmeans_runs = 5, threads = 0;
+  int kmeans_runs = 5, tsne_iterations = 1000, threads = 0;
   uint64_t seed = 0;
   bool nsamples_given = false, calib_given = false, no_figures = false, json = false;
 };
@@ -89,6 +89,7 @@ StudyOptions options_from(const StudyArgs& a) {
     o.ks.push_back(static_cast<int>(k));
   }
   o.kmeans_runs = a.kmeans_runs;
+  o.tsne_iterations = a.tsne_iterations;
   o.seed = a.seed;
   o.figures = !a.no_figures;
   return o;
@@ -172,6 +173,7 @@ void register_study(CLI::App& app) {
   cmd->add_option("--ks", a->ks, "k-means cluster counts, comma-separated")->capture_default_str();
   cmd->add_option("--kmeans-runs", a->kmeans_runs, "repeated k-means runs (seeds) for the stability (ARI)")
       ->capture_default_str();
+  cmd->add_option("--tsne-iterations", a->tsne_iterations, "t-SNE gradient steps")->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed of k-means, t-SNE and --calib-text windows")->capture_default_str();
   cmd->add_flag("--no-figures", a->no_figures, "skip the PNG figures");
   cmd->add_option("--threads", a->threads, "CPU threads (default: all cores)");
