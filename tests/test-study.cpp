@@ -29,7 +29,7 @@ using test::TempDir;
 
 // Small but complete: two methods at one target, two activation targets, k = 4 and 8.
 std::vector<std::string> study_args(const fs::path& out) {
-  return {"study", "--out", out.string(), "--methods", "wanda,sparsegpt", "--sparsities", "0.5", "--nsamples", "8",
+  return {"study", "--out", out.string(), "--methods", "wanda,sparsegpt", "--sparsities", "0.5", "--sweep", "none", "--nsamples", "8",
           "--eval-windows", "4", "--act-sparsities", "0.25,0.5", "--bitset-windows", "2", "--ks", "4,8",
           "--kmeans-runs", "2", "--tsne-iterations", "300", "--json"};
 }

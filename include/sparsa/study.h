@@ -41,6 +41,7 @@ struct StudyOptions {
 
   std::vector<PruneMethod> methods{PruneMethod::kMagnitude, PruneMethod::kWanda, PruneMethod::kSparseGPT};
   std::vector<SparsityTarget> targets;  // empty: 50 % unstructured, 2:4, 4:8
+  std::vector<double> sweep{0.3, 0.7};  // more unstructured sparsities, for perplexity against sparsity
   CalibrationSpec calib;                // pruning calibration (and activation thresholds)
   int64_t blocksize = 128;              // SparseGPT
   double percdamp = 0.01;               // SparseGPT

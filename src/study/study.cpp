@@ -1,6 +1,7 @@
 // run_study(): the main job, step by step (see sparsa/study.h).
 #include "sparsa/study.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -116,6 +117,12 @@ StudyResult run_study(const StudyOptions& options, const std::function<void(cons
   StudyOptions opt = options;
   study::check_options(opt);
   if (opt.targets.empty()) opt.targets = default_study_targets();
+  for (double s : opt.sweep) {
+    const SparsityTarget t = parse_sparsity(fmt::format("{:g}", s));
+    const bool present = std::any_of(opt.targets.begin(), opt.targets.end(),
+                                     [&](const SparsityTarget& x) { return x.label() == t.label(); });
+    if (!present) opt.targets.push_back(t);
+  }
   if (std::find(opt.act_sparsities.begin(), opt.act_sparsities.end(), opt.act_bitset_sparsity) == opt.act_sparsities.end())
     opt.act_sparsities.push_back(opt.act_bitset_sparsity);
   std::sort(opt.act_sparsities.begin(), opt.act_sparsities.end());

@@ -20,7 +20,7 @@ struct StudyArgs {
   std::string model, out = "study", db, methods = "magnitude,wanda,sparsegpt", sparsities = "0.5,2:4,4:8";
   std::string calib, calib_key = "calib", eval_text, eval_tokens, eval_key = "eval";
   std::vector<std::string> calib_text;
-  std::string act_sparsities = "0.25,0.4,0.5,0.7,0.9", ks = "4,8,16";
+  std::string act_sparsities = "0.25,0.4,0.5,0.7,0.9", ks = "4,8,16", sweep = "0.3,0.7";
   int64_t nsamples = 128, seqlen = 0, eval_windows = 0, bitset_windows = 32, analysis_layer = -1;
   double bitset_sparsity = 0.5;
   int kmeans_runs = 5, tsne_iterations = 1000, threads = 0;
@@ -78,6 +78,7 @@ StudyOptions options_from(const StudyArgs& a) {
   } else {
     o.eval_text = a.eval_text;
   }
+  o.sweep = a.sweep == "none" ? std::vector<double>{} : number_list(a.sweep, "--sweep");
   o.eval_windows = a.eval_windows;
   o.act_sparsities = number_list(a.act_sparsities, "--act-sparsities");
   o.act_bitset_windows = a.bitset_windows;
@@ -149,6 +150,10 @@ void register_study(CLI::App& app) {
   cmd->add_option("--db", a->db, "DuckDB file (default: <out>/study.duckdb)");
   cmd->add_option("--methods", a->methods, "pruning methods, comma-separated")->capture_default_str();
   cmd->add_option("--sparsities", a->sparsities, "pruning targets, comma-separated: 0.5 = 50 % unstructured, 2:4 = N:M")
+      ->capture_default_str();
+  cmd->add_option("--sweep", a->sweep,
+                  "more unstructured sparsities pruned with every method for the perplexity-against-sparsity "
+                  "curve, comma-separated, or 'none'")
       ->capture_default_str();
   cmd->add_option("--calib", a->calib, "calibration tokens: int32 safetensors [n_samples, seqlen]")
       ->capture_default_str()
