@@ -46,8 +46,6 @@ std::optional<double> Context::query_number(const std::string& sql) const {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 void check_options(const StudyOptions& o) {
   if (o.model.empty()) bad_input("--model: no model given");
   if (!fs::is_directory(o.model) || !fs::exists(o.model / "config.json"))

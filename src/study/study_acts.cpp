@@ -13,10 +13,6 @@ namespace sparsa::study {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 constexpr int64_t kHistogramBins = 120;   // coarse bins stored per (layer, point)
 constexpr double kHistogramRange = 0.999;  // the bins span ±(this quantile of |x|); the tails fold in
 

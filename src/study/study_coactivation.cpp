@@ -17,10 +17,6 @@ namespace sparsa::study {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 constexpr int kKMeansInits = 4;                        // k-means++ seedings per run
 constexpr std::array<int64_t, 4> kCoherenceBlocks{4, 8, 16, 32};  // features per block
 constexpr int kTsneClusters = 8;                       // the clustering that colours the t-SNE plot

@@ -1,6 +1,7 @@
 // Internal to the study: what every step of run_study() shares.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -18,6 +19,11 @@
 #include "sparsa/study.h"
 
 namespace sparsa::study {
+
+using Clock = std::chrono::steady_clock;
+
+// Seconds elapsed since `t`.
+inline double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // A pruning run of the study (computed now or found in the database).
 struct PruneRun {

@@ -12,10 +12,6 @@ namespace sparsa::study {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 std::string ppl_query(int64_t run_id, std::string_view kind) {
   return fmt::format("SELECT ppl FROM perplexities WHERE run_id = {} AND kind = '{}'", run_id, kind);
 }
