@@ -1,73 +1,119 @@
 #!/usr/bin/env bash
-# The sparse GEMV's GPU check: the CUDA tests, once under compute-sanitizer, and the benchmark.
+# The GPU check: every CUDA test program, compute-sanitizer on the kernels' tests, the GPU
+# pruning and sparse GEMV benchmarks, and `sparsa prune/eval --device cuda` end to end.
 #
 # The device machine has the CUDA toolkit but not the library's C++ dependencies, so the
 # programs are built here and carried:
-#   scripts/gpu-check.sh pack [BUILD_DIR]   here: build test-sparse-gemv, test-cuda-ops and
-#                                           bench-sparse-gemv (CUDA on, sm_90) and copy them, with
-#                                           the shared libraries they need that are not CUDA's or
-#                                           the C library's (xz), to .carry/gemv/
-#   scripts/gpu-check.sh run                on the device (the `device` tool, carry
-#                                           [".carry/gemv"]): logs, CSVs and tuning tables go
-#                                           to $OUT/gemv-logs.tgz (or ./out)
-# `run` steps: nvidia-smi; both test programs; bench-sparse-gemv for bf16 and fp16 at batch 1
-# (and bf16 at batch 4), tuning first (tables kept in the logs as tune-*.json); test-sparse-gemv
-# under compute-sanitizer memcheck and racecheck.
+#   scripts/gpu-check.sh pack [BUILD_DIR]   here: build the CUDA tests, the GPU benchmarks and the
+#                                           CLI (CUDA on, sm_90), strip them, and pack them with the
+#                                           shared libraries they need that are not CUDA's or the C
+#                                           library's, and the goldens the tests read, into
+#                                           .carry/gpu/gpu.txz (git-ignored)
+#   scripts/gpu-check.sh run [STEPS]        on the device (the `device` tool, carry [".carry/gpu"]):
+#                                           STEPS is a comma list of tests, sanitizer, prune-bench,
+#                                           big-model, gemv-bench, cli (default: all). Logs go to
+#                                           $OUT/gpu-logs.tgz (or ./out).
+# The binaries have this checkout's path (SPARSA_SOURCE_DIR) built in; `run` links it, and
+# ../shared, to the device's copy when they are absent there.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-pack_dir="$root/.carry/gemv"
+pack_dir="$root/.carry/gpu"
+PROGRAMS=(tests/test-sparse-gemv tests/test-cuda-ops tests/test-gpu-model bench/bench-sparse-gemv
+  bench/bench-gpu-prune sparsa)
+GOLDENS=(README.md tokens.safetensors wanda_u50.safetensors wanda_2-4.safetensors sparsegpt_u50.safetensors
+  sparsegpt_2-4.safetensors)
 
 pack() {
-  local build=${1:-$root/build-gemv}
-  cmake -S "$root" -B "$build" -DSPARSA_CUDA=ON -DSPARSA_BUILD_BENCH=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+  local build=${1:-$root/build-gpu}
+  cmake -S "$root" -B "$build" -G Ninja -DSPARSA_CUDA=ON -DSPARSA_BUILD_BENCH=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed >/dev/null || exit 1
-  cmake --build "$build" --target test-sparse-gemv test-cuda-ops bench-sparse-gemv -j "$(nproc)" || exit 1
-  rm -rf "$pack_dir" && mkdir -p "$pack_dir/lib"
-  local progs=("$build/tests/test-sparse-gemv" "$build/tests/test-cuda-ops" "$build/bench/bench-sparse-gemv")
-  cp "${progs[@]}" "$pack_dir/"
-  ldd "${progs[@]}" | awk '/=> \// {print $3}' | sort -u |
-    grep -Ev '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+|ld-linux[^/]*|libcuda|libcudart|libcublas[^/]*)\.so' |
-    xargs -r cp -L -t "$pack_dir/lib/"
-  tar -C "$pack_dir" -cf - lib | xz -9 -T0 >"$pack_dir/lib.txz" && rm -rf "$pack_dir/lib"  # libduckdb alone is 62 MB
+  local targets=()
+  for p in "${PROGRAMS[@]}"; do targets+=("$(basename "$p")"); done
+  cmake --build "$build" --target "${targets[@]}" -j "$(nproc)" || exit 1
+  local stage; stage=$(mktemp -d)
+  mkdir -p "$stage/bin" "$stage/lib" "$stage/shared/golden"
+  for p in "${PROGRAMS[@]}"; do cp "$build/$p" "$stage/bin/"; done
+  strip -s "$stage"/bin/*
+  ldd "$stage"/bin/* | awk '/=> \// {print $3}' | sort -u |
+    grep -Ev '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+|ld-linux[^/]*|libcuda|libcudart|libcublas[^/]*|libcusolver[^/]*|libcusparse[^/]*|libnvJitLink[^/]*)\.so' |
+    xargs -r cp -L -t "$stage/lib/"
+  for g in "${GOLDENS[@]}"; do cp "$root/../shared/golden/$g" "$stage/shared/golden/"; done
+  rm -rf "$pack_dir" && mkdir -p "$pack_dir"
+  tar -C "$stage" -cf - bin lib shared | xz -6 -T0 >"$pack_dir/gpu.txz"
+  rm -rf "$stage"
   du -sh "$pack_dir"
 }
 
 run() {
-  local out=${OUT:-$root/out} bin=$pack_dir
-  local logs="$out/gemv-logs"  # packed into one file at the end: few files come back from $OUT
-  mkdir -p "$logs"
-  mkdir -p /tmp/gemv && tar -C /tmp/gemv -xJf "$bin/lib.txz"
-  export LD_LIBRARY_PATH="/tmp/gemv/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+  local steps=",${1:-tests,sanitizer,prune-bench,big-model,gemv-bench,cli},"
+  local out=${OUT:-$root/out} logs status=0 rc
+  logs="$out/gpu-logs"  # packed into one file at the end: few files come back from $OUT
+  mkdir -p "$logs" /tmp/gpu
+  tar -C /tmp/gpu -xJf "$pack_dir/gpu.txz" || exit 1
+  local bin=/tmp/gpu/bin
+  export LD_LIBRARY_PATH="/tmp/gpu/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
   export PATH="/usr/local/cuda/bin:$PATH"
-  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$logs/gpu.txt"
+  local built_root; built_root=$(strings "$bin/sparsa" | grep -m1 -E '^/.*/models/tiny-llama-15m$' | sed 's|/models/tiny-llama-15m$||')
+  if [[ -n "$built_root" && ! -e "$built_root" ]]; then mkdir -p "$(dirname "$built_root")" && ln -s "$root" "$built_root"; fi
+  [[ -e "$root/../shared" ]] || ln -s /tmp/gpu/shared "$root/../shared"
+  [[ -n "$built_root" && ! -e "$built_root/../shared" ]] && ln -s /tmp/gpu/shared "$built_root/../shared"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$logs/gpu.txt"
   date -u | tee -a "$logs/gpu.txt"
-  local status=0 rc
-  for t in test-sparse-gemv test-cuda-ops; do
-    "$bin/$t" >"$logs/$t.log" 2>&1; rc=$?
-    echo "$t: exit $rc; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$logs/$t.log" | tr '\n' ' ')"
-    grep -E '^\[  FAILED  \]|Failure|error' "$logs/$t.log" | head -20
+  if [[ $steps == *,tests,* ]]; then
+    for t in test-cuda-ops test-sparse-gemv test-gpu-model; do
+      "$bin/$t" >"$logs/$t.log" 2>&1; rc=$?
+      echo "$t: exit $rc; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$logs/$t.log" | tr '\n' ' ')"
+      grep -E '^\[  FAILED  \]|Failure|error|perplexity:|agreement|ppl ' "$logs/$t.log" | head -40
+      [[ $rc == 0 ]] || status=1
+    done
+  fi
+  if [[ $steps == *,sanitizer,* ]]; then  # every kernel runs far slower under it: small cases only
+    for tool in memcheck racecheck; do
+      timeout 240 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin/test-gpu-model" \
+        --gtest_filter='GpuHessian.*:GpuWanda.*:GpuSparseGpt.*:GpuPerplexity.Refuses*' >"$logs/sanitizer-gpu-$tool.log" 2>&1; rc=$?
+      echo "compute-sanitizer $tool test-gpu-model: exit $rc; $(grep 'ERROR SUMMARY' "$logs/sanitizer-gpu-$tool.log" | tail -1)"
+      [[ $rc == 0 ]] || status=1
+    done
+  fi
+  if [[ $steps == *,prune-bench,* ]]; then
+    timeout 420 "$bin/bench-gpu-prune" 2>&1 | tee "$logs/bench-gpu-prune.md"; rc=${PIPESTATUS[0]}
     [[ $rc == 0 ]] || status=1
-  done
-  for spec in "bf16 1" "f16 1" "bf16 4"; do
-    set -- $spec
-    timeout 300 "$bin/bench-sparse-gemv" --type "$1" --batch "$2" --tune-file "$logs/tune-$1.json" \
-      --csv "$logs/bench-$1-b$2.csv" 2>"$logs/bench-$1-b$2.err" >"$logs/bench-$1-b$2.md" || status=1
-    cat "$logs/bench-$1-b$2.md"; tail -2 "$logs/bench-$1-b$2.err"
-  done
-  # Under the sanitizer every kernel runs far slower: a few odd sizes, every config.
-  for tool in memcheck racecheck; do
-    timeout 200 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin/test-sparse-gemv" \
-      --gtest_filter='*BF16_b1_in127_*:*BF16_b3_in4097_out264*:*F32_b2_in3_*:*BitIdentical*' \
-      >"$logs/sanitizer-$tool.log" 2>&1; rc=$?
-    echo "compute-sanitizer $tool: exit $rc; $(grep 'ERROR SUMMARY' "$logs/sanitizer-$tool.log" | tail -1)"
-    [[ $rc == 0 ]] || status=1
-  done
-  tar -C "$out" -czf "$out/gemv-logs.tgz" gemv-logs && rm -rf "$logs"
+  fi
+  if [[ $steps == *,big-model,* ]]; then  # larger than the GPU: a few 70B-shaped blocks, one resident at a time
+    timeout 300 "$bin/bench-gpu-prune" --skip-matrix --preset 70b --layers 4 2>&1 | tee "$logs/bench-gpu-prune-70b.md"
+    rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || status=1
+  fi
+  if [[ $steps == *,gemv-bench,* ]]; then
+    for spec in "bf16 1" "f16 1"; do
+      set -- $spec
+      timeout 300 "$bin/bench-sparse-gemv" --type "$1" --batch "$2" --tune-file "$logs/tune-$1.json" \
+        --csv "$logs/bench-$1-b$2.csv" 2>"$logs/bench-$1-b$2.err" >"$logs/bench-$1-b$2.md" || status=1
+      cat "$logs/bench-$1-b$2.md"
+    done
+  fi
+  if [[ $steps == *,cli,* ]]; then  # the CLI end to end on a synthetic 7B checkpoint on disk
+    local work=/tmp/gpu-cli
+    rm -rf "$work" && mkdir -p "$work"
+    /usr/bin/time -v "$bin/sparsa" synth --preset 7b --out "$work/synth-7b" 2>"$logs/cli-synth.time" | tee -a "$logs/cli.txt"
+    for method in wanda sparsegpt; do
+      /usr/bin/time -v "$bin/sparsa" prune --device cuda --gpu-precision bf16 --model "$work/synth-7b" --method "$method" \
+        --sparsity 0.5 --calib "$work/synth-7b/calib-tokens.safetensors" --out "$work/pruned-$method" --json \
+        2>"$logs/cli-$method.time" | tee -a "$logs/cli.txt"; rc=${PIPESTATUS[0]}
+      grep -E 'Elapsed|Maximum resident' "$logs/cli-$method.time"
+      [[ $rc == 0 ]] || status=1
+      cp "$work/pruned-$method/summary.json" "$logs/summary-$method.json" 2>/dev/null
+      rm -rf "$work/pruned-$method"
+    done
+    "$bin/sparsa" eval --device cuda --json | tee -a "$logs/cli.txt"
+    "$bin/sparsa" eval --device cuda --gpu-precision bf16 --json | tee -a "$logs/cli.txt"
+    "$bin/sparsa" eval --json | tee -a "$logs/cli.txt"
+  fi
+  tar -C "$out" -czf "$out/gpu-logs.tgz" gpu-logs && rm -rf "$logs"
   return $status
 }
 
 case "${1:-}" in
   pack) shift; pack "$@" ;;
   run) shift; run "$@" ;;
-  *) echo "usage: scripts/gpu-check.sh pack [BUILD_DIR] | run" >&2; exit 2 ;;
+  *) echo "usage: scripts/gpu-check.sh pack [BUILD_DIR] | run [STEPS]" >&2; exit 2 ;;
 esac

@@ -5,6 +5,11 @@
 #include "cuda/cuda_check.h"
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
+#include "sparsa/gpu.h"
+
+#include <algorithm>
+#include <mutex>
+#include <unordered_map>
 
 namespace sparsa {
 namespace cuda {
@@ -44,15 +49,65 @@ std::string cuda_device_name(int device) {
 
 void cuda_synchronize() { SPARSA_CUDA_CHECK(cudaDeviceSynchronize()); }
 
+namespace {
+
+// What sparsa's own allocations hold now and held at most (gpu_peak_allocated).
+struct AllocationLedger {
+  std::mutex mutex;
+  std::unordered_map<void*, size_t> sizes;
+  int64_t current = 0, peak = 0;
+};
+AllocationLedger& ledger() {
+  static AllocationLedger l;
+  return l;
+}
+
+double mib(size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+}  // namespace
+
 void* device_alloc(size_t bytes) {
   if (bytes == 0) return nullptr;
   void* ptr = nullptr;
-  SPARSA_CUDA_CHECK(cudaMalloc(&ptr, bytes));
+  const cudaError_t status = cudaMalloc(&ptr, bytes);
+  if (status == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    size_t free = 0, total = 0;
+    cudaMemGetInfo(&free, &total);
+    runtime_failure("GPU out of memory: asked for {:.1f} MiB with {:.1f} MiB free of {:.1f} MiB (sparsa holds {:.1f} MiB); "
+                    "lower --nsamples or --chunk-tokens, or use a smaller --seqlen",
+                    mib(bytes), mib(free), mib(total), mib(static_cast<size_t>(ledger().current)));
+  }
+  SPARSA_CUDA_CHECK(status);
+  AllocationLedger& l = ledger();
+  std::lock_guard<std::mutex> lock(l.mutex);
+  l.sizes[ptr] = bytes;
+  l.current += static_cast<int64_t>(bytes);
+  l.peak = std::max(l.peak, l.current);
   return ptr;
 }
 
 void device_free(void* ptr) noexcept {
-  if (ptr != nullptr && cudaFree(ptr) != cudaSuccess) cudaGetLastError();
+  if (ptr == nullptr) return;
+  {
+    AllocationLedger& l = ledger();
+    std::lock_guard<std::mutex> lock(l.mutex);
+    if (auto it = l.sizes.find(ptr); it != l.sizes.end()) {
+      l.current -= static_cast<int64_t>(it->second);
+      l.sizes.erase(it);
+    }
+  }
+  if (cudaFree(ptr) != cudaSuccess) cudaGetLastError();
+}
+
+int64_t gpu_peak_allocated() {
+  std::lock_guard<std::mutex> lock(ledger().mutex);
+  return ledger().peak;
+}
+
+void gpu_reset_peak_allocated() {
+  std::lock_guard<std::mutex> lock(ledger().mutex);
+  ledger().peak = ledger().current;
 }
 
 void copy_to_device(void* dst, const void* src, size_t bytes) {

@@ -84,8 +84,10 @@ Mask unpack_mask(const uint8_t* packed, int64_t rows, int64_t cols) {
 
 void apply_mask(Tensor& w, const Mask& m) {
   SPARSA_ASSERT(w.numel() == m.pruned.size());
-  for (size_t i = 0; i < w.numel(); ++i)
-    if (m.pruned[i]) w.data[i] = 0.0f;
+  const auto n = static_cast<int64_t>(w.numel());
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i)
+    if (m.pruned[static_cast<size_t>(i)]) w.data[static_cast<size_t>(i)] = 0.0f;
 }
 
 bool mask_is_nm(const Mask& mask, int n, int m) {

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "sparsa/atomic_file.h"
+#include "sparsa/cuda.h"
 #include "sparsa/error.h"
 
 namespace sparsa::cli {
@@ -33,6 +34,40 @@ void print_json(const nlohmann::json& j) {
 void set_threads(int threads) {
   if (threads < 0) bad_input("--threads must be >= 0");
   if (threads > 0) omp_set_num_threads(threads);
+}
+
+}  // namespace sparsa::cli
+
+namespace sparsa::cli {
+
+GpuOptions DeviceArgs::gpu() const {
+  GpuOptions g;
+  g.precision = parse_gpu_precision(precision);
+  if (chunk_tokens < 1) bad_input("--chunk-tokens must be at least 1, got {}", chunk_tokens);
+  g.chunk_tokens = chunk_tokens;
+  if (cuda() && cuda_device_count() == 0) runtime_failure("--device cuda: no CUDA device is available on this machine");
+  return g;
+}
+
+nlohmann::json DeviceArgs::describe() const {
+  if (!cuda()) return {{"device", device}};
+  return {{"device", device},
+          {"gpu", {{"name", cuda_device_name(0)}, {"precision", precision}, {"chunk_tokens", chunk_tokens},
+                   {"peak_allocated_bytes", gpu_peak_allocated()}}}};
+}
+
+void add_device_options(CLI::App* cmd, DeviceArgs& args) {
+  cmd->add_option("--device", args.device, "cpu, or cuda (the LLaMA family on the first GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--gpu-precision", args.precision,
+                  "with --device cuda: fp32 (weights and GEMMs in fp32, TF32 off: closest to the CPU path) or "
+                  "bf16 / fp16 (weights stored and linear inputs rounded to it, fp32 accumulation: the fast mode)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+      ->capture_default_str();
+  cmd->add_option("--chunk-tokens", args.chunk_tokens,
+                  "with --device cuda: tokens per forward chunk (whole windows); bounds the activation memory")
+      ->capture_default_str();
 }
 
 }  // namespace sparsa::cli

@@ -4,7 +4,10 @@
 #include <filesystem>
 #include <string>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
+#include "sparsa/gpu.h"
 
 namespace sparsa::cli {
 
@@ -23,5 +26,18 @@ void print_json(const nlohmann::json& j);
 
 // Sets the number of CPU threads (0 = leave the default: all cores).
 void set_threads(int threads);
+
+// --device cpu|cuda with the GPU settings (--gpu-precision, --chunk-tokens).
+struct DeviceArgs {
+  std::string device = "cpu";
+  std::string precision = "fp32";
+  int64_t chunk_tokens = GpuOptions{}.chunk_tokens;
+  bool cuda() const { return device == "cuda"; }
+  // The GPU options; with --device cuda, Error(kRuntime) when this machine has no CUDA device.
+  GpuOptions gpu() const;
+  // {"device", "gpu": {"name", "precision", "chunk_tokens", "peak_allocated_bytes"}} for summaries.
+  nlohmann::json describe() const;
+};
+void add_device_options(CLI::App* cmd, DeviceArgs& args);
 
 }  // namespace sparsa::cli

@@ -13,7 +13,8 @@ namespace sparsa::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, tokenizer, tokens, key = "eval", text, device = "cpu";
+  std::string model, tokenizer, tokens, key = "eval", text;
+  DeviceArgs device;
   int64_t seqlen = 0, limit = 0;
   int threads = 0;
   bool json = false;
@@ -58,17 +59,19 @@ TensorI32 eval_windows(const EvalArgs& a, const Model& m) {
 }
 
 void run_eval(const EvalArgs& a) {
-  if (a.device != "cpu") runtime_failure("--device {}: only the CPU backend exists in this build (the CUDA forward pass is issue #4)", a.device);
+  const GpuOptions gpu = a.device.gpu();
   set_threads(a.threads);
   if (a.limit < 0) bad_input("--limit must be >= 0 (0 = every window), got {}", a.limit);
   const Model m = load_model(a.model);
   const TensorI32 windows = eval_windows(a, m);
   Progress bar("eval", windows.dim(0));
-  const PerplexityResult r = perplexity(m, windows, nullptr, [&](int64_t done, int64_t) { bar.update(done); });
+  const auto on_window = [&](int64_t done, int64_t) { bar.update(done); };
+  const PerplexityResult r = a.device.cuda() ? perplexity_cuda(m, windows, gpu, on_window)
+                                             : perplexity(m, windows, nullptr, on_window);
   bar.finish();
   const int64_t tokens = windows.dim(0) * windows.dim(1);
   if (a.json) {
-    print_json({{"ppl", r.ppl},
+    nlohmann::json out = {{"ppl", r.ppl},
                 {"tokens", tokens},
                 {"seconds", r.seconds},
                 {"predicted_tokens", r.predicted_tokens},
@@ -76,8 +79,9 @@ void run_eval(const EvalArgs& a) {
                 {"seqlen", windows.dim(1)},
                 {"mean_nll", r.mean_nll},
                 {"tokens_per_second", static_cast<double>(tokens) / r.seconds},
-                {"model", m.source.string()},
-                {"device", a.device}});
+                {"model", m.source.string()}};
+    out.update(a.device.describe());
+    print_json(out);
   } else {
     std::printf("perplexity %.4f over %lld windows x %lld tokens (%.1f s, %.0f tokens/s)\n", r.ppl,
                 static_cast<long long>(r.windows), static_cast<long long>(windows.dim(1)), r.seconds,
@@ -100,7 +104,7 @@ void register_eval(CLI::App& app) {
                                         "data/persuasion.txt)")->excludes(tokens);
   cmd->add_option("--seqlen", args->seqlen, "window length (default: the --tokens row length, or the model's context)");
   cmd->add_option("--limit", args->limit, "evaluate only the first N windows");
-  cmd->add_option("--device", args->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  add_device_options(cmd, args->device);
   cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
   cmd->add_flag("--json", args->json, "print {\"ppl\", \"tokens\", \"seconds\", ...} as JSON on stdout");
   cmd->callback([args] { run_eval(*args); });

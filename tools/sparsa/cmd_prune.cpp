@@ -38,7 +38,8 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct PruneArgs {
-  std::string model, method, sparsity, nm, calib, calib_key = "calib", device = "cpu", out, dtype = "keep";
+  std::string model, method, sparsity, nm, calib, calib_key = "calib", out, dtype = "keep";
+  DeviceArgs device;
   std::vector<std::string> calib_text;
   int64_t nsamples = 128, seqlen = 0, blocksize = 128;
   double percdamp = 0.01;
@@ -223,7 +224,7 @@ json timings_json(const PruneTimings& t, double load, double save) {
 }
 
 void run_prune(const PruneArgs& a) {
-  if (a.device != "cpu") runtime_failure("--device {}: only the CPU backend exists in this build (the CUDA backend is issue #4)", a.device);
+  const GpuOptions gpu = a.device.gpu();
   set_threads(a.threads);
   PruneOptions opt;
   opt.method = parse_prune_method(a.method);
@@ -249,7 +250,9 @@ void run_prune(const PruneArgs& a) {
   PruneResult result;
   {
     Progress bar(fmt::format("prune {} {}", prune_method_name(opt.method), opt.target.label()), m.config.num_layers);
-    result = prune_model(m, calib.tokens, opt, [&](int64_t done, int64_t) { bar.update(done); });
+    const auto on_block = [&](int64_t done, int64_t) { bar.update(done); };
+    result = a.device.cuda() ? prune_model_cuda(m, calib.tokens, opt, gpu, on_block)
+                             : prune_model(m, calib.tokens, opt, on_block);
   }
 
   const auto t_save = Clock::now();
@@ -258,7 +261,7 @@ void run_prune(const PruneArgs& a) {
   const double save_seconds = since(t_save);
   const double sparsity = overall_sparsity(result);
   const json timings = timings_json(result.timings, load_seconds, save_seconds);
-  const json summary = {
+  json summary = {
       {"tool", "sparsa"},
       {"version", SPARSA_VERSION},
       {"model", fs::absolute(model_dir).lexically_normal().string()},
@@ -271,10 +274,10 @@ void run_prune(const PruneArgs& a) {
       {"blocksize", a.blocksize},
       {"percdamp", a.percdamp},
       {"dtype", a.dtype},
-      {"device", a.device},
       {"threads", omp_get_max_threads()},
       {"checkpoint", {{"tensors", written.tensors}, {"bytes", written.bytes}, {"copied_files", written.copied_files}}},
   };
+  summary.update(a.device.describe());
   write_file_atomic(staging.path() / "summary.json", summary.dump(2) + "\n");
   staging.commit(a.force);
 
@@ -326,7 +329,7 @@ void register_prune(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "random seed of the --calib-text window offsets")->capture_default_str();
   cmd->add_option("--blocksize", args->blocksize, "SparseGPT lazy-update block (columns)")->capture_default_str();
   cmd->add_option("--percdamp", args->percdamp, "SparseGPT dampening, fraction of mean(diag H)")->capture_default_str();
-  cmd->add_option("--device", args->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  add_device_options(cmd, args->device);
   cmd->add_option("--out", args->out, "output folder (written as <out>.tmp-<pid>, renamed at the end)")->required();
   cmd->add_flag("--force", args->force, "replace --out if it exists and is not empty");
   cmd->add_option("--dtype", args->dtype,

@@ -1,0 +1,81 @@
+// sparsa/gpu.h — the model on the GPU: the LLaMA-family forward pass, perplexity, and the
+// sequential calibration + pruning driver (Wanda, SparseGPT, magnitude) with the statistics,
+// selection and SparseGPT updates on the device.
+//
+// Contract:
+// - The host Model stays the source of truth: blocks are uploaded one at a time (only one
+//   block's weights are resident, so models larger than the GPU run), pruned weights are copied
+//   back into the host Model, and the checkpoint writer works on it unchanged.
+// - Precision (GpuPrecision): kFp32 keeps weights and GEMMs in fp32 (cuBLAS with TF32 off) and
+//   matches the CPU path closely; kBf16 / kFp16 store weights in that type and round every
+//   linear's (and attention's) inputs to it, accumulating in fp32 with an fp32 residual stream —
+//   the speed mode, as a half-precision PyTorch model computes. Statistics (Wanda norms,
+//   SparseGPT Hessians) are taken of exactly what the linears see; Hessians, SparseGPT updates
+//   and the Cholesky factorisations are fp32 as in the reference.
+// - Runs on the current CUDA device, default stream; not thread-safe (one call at a time per
+//   process). Every CUDA/cuBLAS/cuSOLVER failure throws Error(kRuntime); running out of device
+//   memory names the size asked for, what is free, and what to lower.
+// - Families: the LLaMA family only (RMSNorm, RoPE, gated SiLU MLP, GQA; optional q/k/v/o
+//   biases). OPT and models with project_in/out throw Error(kBadInput).
+// - Without CUDA (SPARSA_WITH_CUDA undefined) every function throws Error(kRuntime).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string_view>
+
+#include "sparsa/model.h"
+#include "sparsa/prune.h"
+
+namespace sparsa {
+
+enum class GpuPrecision : uint8_t { kFp32, kBf16, kFp16 };
+std::string_view gpu_precision_name(GpuPrecision p);   // "fp32", "bf16", "fp16"
+GpuPrecision parse_gpu_precision(std::string_view s);   // Error(kBadInput) when unknown
+
+struct GpuOptions {
+  GpuPrecision precision = GpuPrecision::kFp32;
+  // Tokens per forward chunk (whole samples: at least one). Bounds the activation scratch:
+  // about chunk_tokens * (4 d_model + 3 d_ff) * 4 bytes, plus heads * seqlen^2 * 4 for attention.
+  int64_t chunk_tokens = 8192;
+};
+
+// Refuses (Error(kBadInput)) a model the GPU path does not run, naming what is missing.
+void check_gpu_supported(const ModelConfig& c);
+
+// perplexity() on the GPU: same windows, same definition.
+PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const GpuOptions& gpu,
+                                 const std::function<void(int64_t, int64_t)>& progress = {});
+
+// prune_model() on the GPU: the same sequential procedure and the same result layout. The
+// calibration activations of all samples stay on the device ([n_samples, seqlen, d_model] fp32);
+// one block's weights are resident at a time. Magnitude selection runs on the host.
+PruneResult prune_model_cuda(Model& m, const TensorI32& calib, const PruneOptions& opt, const GpuOptions& gpu,
+                             const std::function<void(int64_t done, int64_t total)>& progress = {});
+
+// Peak device memory allocated through sparsa since the last reset, in bytes (what sparsa's own
+// allocations held at most; cuBLAS/cuSOLVER workspaces are included when they come from it).
+int64_t gpu_peak_allocated();
+void gpu_reset_peak_allocated();
+
+// ---- device-level pruning primitives (device pointers; fp32 row-major) ----
+// For benchmarks and tests; the driver above uses them.
+
+// hessian [cols, cols] += scale * Xᵀ X for x [n_tokens, cols] given as fp32 (x32) or, in the
+// half modes, as the bf16/fp16 copy (xh, products exact in fp32, fp32 accumulation). Only the
+// row-major upper triangle (with the diagonal) is guaranteed: that is all sparsegpt_prune_cuda reads.
+void hessian_accumulate_cuda(float* hessian, const float* x32, const void* xh, GpuPrecision p, int64_t n_tokens,
+                             int64_t cols, float scale);
+
+// Wanda on the device: w [rows, cols] (fp32), norm [cols] = sqrt(mean squared input) -> mask
+// [rows, cols] (1 = pruned), the same selection as wanda_mask (ties towards the lower column).
+void wanda_mask_cuda(const float* w, const float* norm, uint8_t* mask, int64_t rows, int64_t cols,
+                     const SparsityTarget& t);
+
+// SparseGPT on the device: w [rows, cols] pruned and updated in place, hessian [cols, cols]
+// (row-major upper triangle read) consumed, mask [rows, cols] written; the semantics of
+// sparsegpt_prune. blocksize must be in 1..128 (Error(kBadInput) otherwise).
+void sparsegpt_prune_cuda(float* w, float* hessian, uint8_t* mask, int64_t rows, int64_t cols,
+                          const SparsityTarget& t, int64_t blocksize, double percdamp);
+
+}  // namespace sparsa

@@ -1,0 +1,36 @@
+// The CPU-only build's stand-ins for the GPU model (sparsa/gpu.h): every entry point throws.
+#ifndef SPARSA_WITH_CUDA
+
+#include "sparsa/error.h"
+#include "sparsa/gpu.h"
+
+namespace sparsa {
+namespace {
+
+[[noreturn]] void no_cuda(const char* what) { runtime_failure("{}: sparsa was built without CUDA", what); }
+
+}  // namespace
+
+PerplexityResult perplexity_cuda(const Model&, const TensorI32&, const GpuOptions&,
+                                 const std::function<void(int64_t, int64_t)>&) {
+  no_cuda("perplexity_cuda");
+}
+PruneResult prune_model_cuda(Model&, const TensorI32&, const PruneOptions&, const GpuOptions&,
+                             const std::function<void(int64_t, int64_t)>&) {
+  no_cuda("prune_model_cuda");
+}
+int64_t gpu_peak_allocated() { return 0; }
+void gpu_reset_peak_allocated() {}
+void hessian_accumulate_cuda(float*, const float*, const void*, GpuPrecision, int64_t, int64_t, float) {
+  no_cuda("hessian_accumulate_cuda");
+}
+void wanda_mask_cuda(const float*, const float*, uint8_t*, int64_t, int64_t, const SparsityTarget&) {
+  no_cuda("wanda_mask_cuda");
+}
+void sparsegpt_prune_cuda(float*, float*, uint8_t*, int64_t, int64_t, const SparsityTarget&, int64_t, double) {
+  no_cuda("sparsegpt_prune_cuda");
+}
+
+}  // namespace sparsa
+
+#endif  // !SPARSA_WITH_CUDA

@@ -1,0 +1,208 @@
+// The GPU model against the CPU references: perplexity, Hessians, Wanda's and SparseGPT's
+// selection, the whole pruning driver, and the goldens of the original implementations.
+// Every test skips on machines without a CUDA device (scripts/gpu-check.sh runs them on one).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "golden_prune.h"
+#include "sparsa/cuda.h"
+#include "sparsa/gpu.h"
+#include "sparsa/model.h"
+#include "sparsa/prune.h"
+#include "sparsa/safetensors.h"
+#include "sparsa/synth.h"
+#include "test_support.h"
+
+namespace sparsa {
+namespace {
+
+#define SKIP_WITHOUT_GPU() \
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"
+
+Tensor random_tensor(int64_t rows, int64_t cols, uint64_t seed, int levels = 0) {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  Tensor t({rows, cols});
+  for (float& v : t.data) v = levels ? static_cast<float>(static_cast<int>(g() % levels)) - levels / 2 : n(g);
+  return t;
+}
+
+double agreement(const Mask& a, const Mask& b) {
+  int64_t same = 0;
+  for (size_t i = 0; i < a.pruned.size(); ++i) same += a.pruned[i] == b.pruned[i];
+  return static_cast<double>(same) / static_cast<double>(a.pruned.size());
+}
+
+TensorI32 eval_windows(int64_t limit) {
+  const auto store = TensorStore::open(test::repo_dir() / "data" / "calib-tokens.safetensors");
+  TensorI32 t = store->load_i32("calib");
+  t.shape[0] = std::min(limit, t.dim(0));
+  t.data.resize(static_cast<size_t>(t.dim(0) * t.dim(1)));
+  return t;
+}
+
+TEST(GpuPerplexity, MatchesCpuOnDemoModel) {
+  SKIP_WITHOUT_GPU();
+  const Model m = load_model(test::llama_demo_model());
+  const TensorI32 w = eval_windows(16);
+  const double cpu = perplexity(m, w).ppl;
+  GpuOptions fp32;
+  fp32.chunk_tokens = 3 * w.dim(1);  // several chunks, the last one partial
+  const double gpu = perplexity_cuda(m, w, fp32).ppl;
+  GpuOptions bf16;
+  bf16.precision = GpuPrecision::kBf16;
+  const double gpu_bf16 = perplexity_cuda(m, w, bf16).ppl;
+  std::printf("perplexity: cpu %.6f, gpu fp32 %.6f, gpu bf16 %.6f\n", cpu, gpu, gpu_bf16);
+  EXPECT_NEAR(gpu, cpu, cpu * 1e-3);  // the 0.1 %
+  EXPECT_NEAR(gpu_bf16, cpu, cpu * 2e-2);
+}
+
+TEST(GpuPerplexity, RefusesOutOfVocabularyTokens) {
+  SKIP_WITHOUT_GPU();
+  const Model m = load_model(test::llama_demo_model());
+  TensorI32 w = eval_windows(1);
+  w.data[5] = static_cast<int32_t>(m.config.vocab_size);
+  EXPECT_EQ(test::bad_input_message([&] { perplexity_cuda(m, w, GpuOptions{}); }).empty(), false);
+}
+
+TEST(GpuHessian, MatchesBruteForce) {
+  SKIP_WITHOUT_GPU();
+  const int64_t n = 300, d = 67;
+  const Tensor x = random_tensor(n, d, 1);
+  DeviceBuffer<float> x_dev(x.data), h(std::vector<float>(static_cast<size_t>(d * d), 0.0f));
+  hessian_accumulate_cuda(h.data(), x_dev.data(), nullptr, GpuPrecision::kFp32, n, d, 0.5f);
+  const std::vector<float> got = h.download();
+  double worst = 0;
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = i; j < d; ++j) {
+      double want = 0;
+      for (int64_t t = 0; t < n; ++t) want += 0.5 * x.data[t * d + i] * x.data[t * d + j];
+      worst = std::max(worst, std::fabs(got[i * d + j] - want) / (1.0 + std::fabs(want)));
+    }
+  EXPECT_LT(worst, 1e-5);
+}
+
+TEST(GpuWanda, SameMasksAsCpuWithTies) {
+  SKIP_WITHOUT_GPU();
+  for (const char* spec : {"0.5", "0.3", "0.9", "2:4", "4:8", "3:7"}) {
+    const std::string s = spec;
+    const SparsityTarget t = s.find(':') != std::string::npos ? parse_nm(s) : parse_sparsity(s);
+    const Tensor w = random_tensor(37, 301, 2, /*levels=*/9);  // many equal scores
+    std::vector<float> sqnorm(301);
+    for (size_t j = 0; j < sqnorm.size(); ++j) sqnorm[j] = static_cast<float>(1 + j % 3);
+    const Mask want = wanda_mask(w, sqnorm, t);
+    std::vector<float> norm(sqnorm.size());
+    for (size_t j = 0; j < norm.size(); ++j) norm[j] = std::sqrt(sqnorm[j]);
+    DeviceBuffer<float> w_dev(w.data), norm_dev(norm);
+    DeviceBuffer<uint8_t> mask_dev(w.numel());
+    wanda_mask_cuda(w_dev.data(), norm_dev.data(), mask_dev.data(), 37, 301, t);
+    Mask got(37, 301);
+    got.pruned = mask_dev.download();
+    EXPECT_EQ(got.pruned, want.pruned) << spec;
+  }
+}
+
+TEST(GpuSparseGpt, AgreesWithCpu) {
+  SKIP_WITHOUT_GPU();
+  const int64_t rows = 96, cols = 300, n = 512;
+  const Tensor x = random_tensor(n, cols, 3);
+  for (const char* spec : {"0.5", "2:4"}) {
+    const std::string s = spec;
+    const SparsityTarget t = s.find(':') != std::string::npos ? parse_nm(s) : parse_sparsity(s);
+    Tensor h({cols, cols});
+    for (int64_t i = 0; i < cols; ++i)
+      for (int64_t j = 0; j < cols; ++j) {
+        double v = 0;
+        for (int64_t k = 0; k < n; ++k) v += x.data[k * cols + i] * x.data[k * cols + j];
+        h.data[i * cols + j] = static_cast<float>(2.0 * v / n);
+      }
+    for (int64_t i = 0; i < cols; i += 50)  // a few dead inputs: their rows and columns are zero
+      for (int64_t j = 0; j < cols; ++j) h.data[i * cols + j] = h.data[j * cols + i] = 0;
+    Tensor w_cpu = random_tensor(rows, cols, 4), h_cpu = h;
+    DeviceBuffer<float> w_dev(w_cpu.data), h_dev(h.data);
+    DeviceBuffer<uint8_t> mask_dev(static_cast<size_t>(rows * cols));
+    const Mask want = sparsegpt_prune(w_cpu, h_cpu, t, 128, 0.01);
+    sparsegpt_prune_cuda(w_dev.data(), h_dev.data(), mask_dev.data(), rows, cols, t, 128, 0.01);
+    Mask got(rows, cols);
+    got.pruned = mask_dev.download();
+    const std::vector<float> w_gpu = w_dev.download();
+    double num = 0, den = 0;
+    for (size_t i = 0; i < w_gpu.size(); ++i) {
+      num += (w_gpu[i] - w_cpu.data[i]) * (w_gpu[i] - w_cpu.data[i]);
+      den += w_cpu.data[i] * w_cpu.data[i];
+    }
+    std::printf("sparsegpt %s: mask agreement %.5f, weight error %.2e\n", spec, agreement(got, want), std::sqrt(num / den));
+    EXPECT_GE(agreement(got, want), 0.995) << spec;
+    EXPECT_LT(std::sqrt(num / den), 1e-2) << spec;
+    EXPECT_EQ(got.count(), want.count()) << spec;
+    if (t.is_nm()) EXPECT_TRUE(mask_is_nm(got, t.n, t.m));
+  }
+}
+
+TEST(GpuSparseGpt, RefusesBlocksLargerThanTheKernel) {
+  SKIP_WITHOUT_GPU();
+  DeviceBuffer<float> w(16), h(16);
+  DeviceBuffer<uint8_t> mask(16);
+  EXPECT_FALSE(test::bad_input_message([&] {
+                 sparsegpt_prune_cuda(w.data(), h.data(), mask.data(), 4, 4, parse_sparsity("0.5"), 256, 0.01);
+               }).empty());
+}
+
+// The driver on a synthetic model: the GPU path's masks against the CPU path's.
+TEST(GpuPrune, MatchesCpuDriverOnSyntheticModel) {
+  SKIP_WITHOUT_GPU();
+  ModelConfig c = synth_config("tiny");
+  c.num_kv_heads = 2;  // GQA
+  const Model dense = synth_model(c, 7);
+  const TensorI32 calib = synth_tokens(8, 128, c.vocab_size, 7);
+  for (PruneMethod method : {PruneMethod::kWanda, PruneMethod::kSparseGPT, PruneMethod::kMagnitude}) {
+    PruneOptions opt;
+    opt.method = method;
+    opt.target = parse_sparsity("0.5");
+    Model cpu = dense, gpu = dense;
+    const PruneResult a = prune_model(cpu, calib, opt);
+    GpuOptions g;
+    g.chunk_tokens = 3 * 128;
+    const PruneResult b = prune_model_cuda(gpu, calib, opt, g);
+    ASSERT_EQ(a.linears.size(), b.linears.size());
+    for (size_t i = 0; i < a.linears.size(); ++i) {
+      EXPECT_EQ(a.linears[i].name, b.linears[i].name);
+      EXPECT_GE(agreement(a.linears[i].mask, b.linears[i].mask), 0.995)
+          << prune_method_name(method) << " " << a.linears[i].name;
+    }
+    // Block 0 sees identical inputs on both paths: its weights must agree closely.
+    const Tensor& wa = cpu.blocks[0].linear(LinearRole::kQ).weight;
+    const Tensor& wb = gpu.blocks[0].linear(LinearRole::kQ).weight;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < wa.numel(); ++i) {
+      num += (wa.data[i] - wb.data[i]) * (wa.data[i] - wb.data[i]);
+      den += wa.data[i] * wa.data[i];
+    }
+    std::printf("%s: block 0 q_proj relative weight difference %.2e, mask agreement %.5f\n",
+                std::string(prune_method_name(method)).c_str(), std::sqrt(num / den),
+                agreement(a.linears[0].mask, b.linears[0].mask));
+    EXPECT_LT(std::sqrt(num / den), 1e-3) << prune_method_name(method);
+  }
+}
+
+// The goldens of the original implementations, on the GPU in fp32, with the CPU tests' floors.
+void golden(PruneMethod method, SparsityTarget t, const char* file, double ppl, double later) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
+  test::GoldenPruneCase c{method, t, file, ppl, 0.999, later};
+  c.max_deep_weight_error = 0.15;
+  c.gpu = true;
+  test::check_golden_prune(c);
+}
+
+TEST(GpuGolden, WandaU50) { golden(PruneMethod::kWanda, parse_sparsity("0.5"), "wanda_u50.safetensors", 108.3057, 0.999); }
+TEST(GpuGolden, Wanda24) { golden(PruneMethod::kWanda, parse_nm("2:4"), "wanda_2-4.safetensors", 143.3333, 0.999); }
+TEST(GpuGolden, SparseGptU50) {
+  golden(PruneMethod::kSparseGPT, parse_sparsity("0.5"), "sparsegpt_u50.safetensors", 98.0593, 0.99);
+}
+TEST(GpuGolden, SparseGpt24) { golden(PruneMethod::kSparseGPT, parse_nm("2:4"), "sparsegpt_2-4.safetensors", 105.7619, 0.95); }
+
+}  // namespace
+}  // namespace sparsa
