@@ -53,6 +53,12 @@ run() {
   local bin=/tmp/gpu/bin
   export LD_LIBRARY_PATH="/tmp/gpu/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
   export PATH="/usr/local/cuda/bin:$PATH"
+  export NCCL_NVLS_ENABLE=0  # NVLink multicast stays off on shared hosts (the device README)
+  if ! ldconfig -p | grep -q 'libnccl.so.2 '; then  # e.g. only PyTorch's copy (nvidia-nccl wheel)
+    SPARSA_NCCL_LIBRARY=$(find / -name 'libnccl.so.2' -not -path '/proc/*' 2>/dev/null | head -1)
+    export SPARSA_NCCL_LIBRARY
+    echo "NCCL: ${SPARSA_NCCL_LIBRARY:-not found}"
+  fi
   local built_root; built_root=$(strings "$bin/sparsa" | grep -m1 -E '^/.*/models/tiny-llama-15m$' | sed 's|/models/tiny-llama-15m$||')
   if [[ -n "$built_root" && ! -e "$built_root" ]]; then mkdir -p "$(dirname "$built_root")" && ln -s "$root" "$built_root"; fi
   [[ -e "$root/../shared" ]] || ln -s /tmp/gpu/shared "$root/../shared"

@@ -187,6 +187,44 @@ TEST(GpuPrune, MatchesCpuDriverOnSyntheticModel) {
   }
 }
 
+// The multi-GPU path (NCCL all-reduce of the statistics, linears pruned across ranks and
+// broadcast): on one GPU through NCCL it must give the single-device results exactly; with two
+// or more GPUs, the same up to the order in which the samples' statistics are summed.
+TEST(GpuPrune, DataParallelPathMatchesOneDevice) {
+  SKIP_WITHOUT_GPU();
+  if (!gpu_nccl_available()) GTEST_SKIP() << "NCCL cannot be loaded";
+  ModelConfig c = synth_config("tiny");
+  c.num_kv_heads = 2;
+  const Model dense = synth_model(c, 11);
+  const TensorI32 calib = synth_tokens(6, 96, c.vocab_size, 11);
+  for (PruneMethod method : {PruneMethod::kWanda, PruneMethod::kSparseGPT}) {
+    PruneOptions opt;
+    opt.method = method;
+    opt.target = parse_nm("2:4");
+    GpuOptions single;
+    single.chunk_tokens = 2 * 96;  // the same chunks: Wanda's sums are then bit-identical
+    Model one = dense;
+    const PruneResult a = prune_model_cuda(one, calib, opt, single);
+    for (int devices = 1; devices <= std::min(cuda_device_count(), 4); ++devices) {
+      GpuOptions g = single;
+      g.devices = devices;
+      g.force_nccl = true;
+      Model many = dense;
+      const PruneResult b = prune_model_cuda(many, calib, opt, g);
+      ASSERT_EQ(a.linears.size(), b.linears.size());
+      for (size_t i = 0; i < a.linears.size(); ++i) {
+        const double agree = agreement(a.linears[i].mask, b.linears[i].mask);
+        if (devices == 1)
+          EXPECT_EQ(agree, 1.0) << a.linears[i].name;
+        else
+          EXPECT_GE(agree, 0.995) << devices << " GPUs, " << a.linears[i].name;
+      }
+      std::printf("%s over %d GPU(s) through NCCL: masks compared with one device\n",
+                  std::string(prune_method_name(method)).c_str(), devices);
+    }
+  }
+}
+
 // The goldens of the original implementations, on the GPU in fp32, with the CPU tests' floors.
 void golden(PruneMethod method, SparsityTarget t, const char* file, double ppl, double later) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";

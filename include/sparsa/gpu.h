@@ -38,6 +38,11 @@ struct GpuOptions {
   // Tokens per forward chunk (whole samples: at least one). Bounds the activation scratch:
   // about chunk_tokens * (4 d_model + 3 d_ff) * 4 bytes, plus heads * seqlen^2 * 4 for attention.
   int64_t chunk_tokens = 8192;
+  // prune_model_cuda: data-parallel over GPUs 0..devices-1 (each takes a share of the samples;
+  // norms / Hessians are all-reduced and the linears of a block are pruned in parallel across
+  // the GPUs, through NCCL loaded at run time). 1 = one GPU, no NCCL.
+  int devices = 1;
+  bool force_nccl = false;  // use the NCCL path even with one device (tests it on one GPU)
 };
 
 // Refuses (Error(kBadInput)) a model the GPU path does not run, naming what is missing.
@@ -48,10 +53,15 @@ PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const
                                  const std::function<void(int64_t, int64_t)>& progress = {});
 
 // prune_model() on the GPU: the same sequential procedure and the same result layout. The
-// calibration activations of all samples stay on the device ([n_samples, seqlen, d_model] fp32);
-// one block's weights are resident at a time. Magnitude selection runs on the host.
+// calibration activations of all samples stay on the device(s) ([n_samples, seqlen, d_model]
+// fp32, split over gpu.devices); one block's weights are resident at a time. Magnitude
+// selection runs on the host. With several devices the results equal one device's up to the
+// order in which sample statistics are summed.
 PruneResult prune_model_cuda(Model& m, const TensorI32& calib, const PruneOptions& opt, const GpuOptions& gpu,
                              const std::function<void(int64_t done, int64_t total)>& progress = {});
+
+// True when NCCL (libnccl.so.2, or SPARSA_NCCL_LIBRARY) can be loaded: what devices > 1 needs.
+bool gpu_nccl_available();
 
 // Peak device memory allocated through sparsa since the last reset, in bytes (what sparsa's own
 // allocations held at most; cuBLAS/cuSOLVER workspaces are included when they come from it).

@@ -7,8 +7,8 @@
 
 namespace sparsa::gpu {
 
-// Created on first use on the current device, math mode pinned to plain fp32 (no TF32), bound
-// to the default stream. Never destroyed (process lifetime).
+// The current device's handles: created on first use on each device (thread-safe), math mode
+// pinned to plain fp32 (no TF32), bound to the default stream. Never destroyed (process lifetime).
 cublasHandle_t cublas();
 cusolverDnHandle_t cusolver();
 

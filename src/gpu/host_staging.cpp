@@ -37,7 +37,7 @@ void* HostStaging::reserve(size_t bytes) {
     if (data_ != nullptr) SPARSA_CUDA_CHECK(cudaFreeHost(data_));
     data_ = nullptr;
     size_ = 0;
-    SPARSA_CUDA_CHECK(cudaHostAlloc(&data_, bytes, cudaHostAllocDefault));
+    SPARSA_CUDA_CHECK(cudaHostAlloc(&data_, bytes, cudaHostAllocPortable));  // usable from every device
     size_ = bytes;
   }
   return data_;

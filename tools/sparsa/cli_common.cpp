@@ -36,15 +36,14 @@ void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
-}  // namespace sparsa::cli
-
-namespace sparsa::cli {
-
 GpuOptions DeviceArgs::gpu() const {
   GpuOptions g;
   g.precision = parse_gpu_precision(precision);
   if (chunk_tokens < 1) bad_input("--chunk-tokens must be at least 1, got {}", chunk_tokens);
   g.chunk_tokens = chunk_tokens;
+  g.devices = gpus;
+  if (gpus < 1) bad_input("--gpus must be at least 1, got {}", gpus);
+  if (gpus > 1 && !cuda()) bad_input("--gpus {} needs --device cuda", gpus);
   if (cuda() && cuda_device_count() == 0) runtime_failure("--device cuda: no CUDA device is available on this machine");
   return g;
 }
@@ -52,7 +51,7 @@ GpuOptions DeviceArgs::gpu() const {
 nlohmann::json DeviceArgs::describe() const {
   if (!cuda()) return {{"device", device}};
   return {{"device", device},
-          {"gpu", {{"name", cuda_device_name(0)}, {"precision", precision}, {"chunk_tokens", chunk_tokens},
+          {"gpu", {{"name", cuda_device_name(0)}, {"precision", precision}, {"chunk_tokens", chunk_tokens}, {"gpus", gpus},
                    {"peak_allocated_bytes", gpu_peak_allocated()}}}};
 }
 
@@ -67,6 +66,13 @@ void add_device_options(CLI::App* cmd, DeviceArgs& args) {
       ->capture_default_str();
   cmd->add_option("--chunk-tokens", args.chunk_tokens,
                   "with --device cuda: tokens per forward chunk (whole windows); bounds the activation memory")
+      ->capture_default_str();
+}
+
+void add_multi_gpu_option(CLI::App* cmd, DeviceArgs& args) {
+  cmd->add_option("--gpus", args.gpus,
+                  "with --device cuda: calibrate data-parallel over GPUs 0..N-1 (samples split, statistics "
+                  "all-reduced, a block's linears pruned in parallel; needs NCCL at run time)")
       ->capture_default_str();
 }
 

@@ -32,6 +32,7 @@ struct DeviceArgs {
   std::string device = "cpu";
   std::string precision = "fp32";
   int64_t chunk_tokens = GpuOptions{}.chunk_tokens;
+  int gpus = 1;
   bool cuda() const { return device == "cuda"; }
   // The GPU options; with --device cuda, Error(kRuntime) when this machine has no CUDA device.
   GpuOptions gpu() const;
@@ -39,5 +40,7 @@ struct DeviceArgs {
   nlohmann::json describe() const;
 };
 void add_device_options(CLI::App* cmd, DeviceArgs& args);
+// --gpus N (data-parallel calibration over N GPUs, for prune).
+void add_multi_gpu_option(CLI::App* cmd, DeviceArgs& args);
 
 }  // namespace sparsa::cli

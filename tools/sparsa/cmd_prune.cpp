@@ -330,6 +330,7 @@ void register_prune(CLI::App& app) {
   cmd->add_option("--blocksize", args->blocksize, "SparseGPT lazy-update block (columns)")->capture_default_str();
   cmd->add_option("--percdamp", args->percdamp, "SparseGPT dampening, fraction of mean(diag H)")->capture_default_str();
   add_device_options(cmd, args->device);
+  add_multi_gpu_option(cmd, args->device);
   cmd->add_option("--out", args->out, "output folder (written as <out>.tmp-<pid>, renamed at the end)")->required();
   cmd->add_flag("--force", args->force, "replace --out if it exists and is not empty");
   cmd->add_option("--dtype", args->dtype,
