@@ -10,7 +10,7 @@
 //                cuBLAS bf16 GEMM rate measured in the same run.
 //
 // usage: bench-gpu-prune [--reps N] [--preset 7b|13b|70b] [--layers N (end to end; default: the preset's)]
-//                        [--skip-matrix] [--skip-e2e]
+//                        [--skip-matrix] [--skip-e2e] [--gpus N (end to end over N GPUs through NCCL)]
 //                        [--precision bf16|fp16|fp32] [--methods wanda,sparsegpt]
 #include <algorithm>
 #include <chrono>
@@ -43,6 +43,7 @@ struct Args {
   GpuPrecision precision = GpuPrecision::kBf16;
   std::vector<std::string> methods = {"wanda", "sparsegpt"};
   std::string preset = "7b";
+  int gpus = 1;
 };
 
 // Median seconds of `reps` runs of f, each preceded (untimed) by prep.
@@ -173,8 +174,8 @@ void e2e_table(const Args& a) {
   // FLOPs per token of one block's linears (the calibration forward is dominated by them).
   const double d = static_cast<double>(c.hidden_size), ff = static_cast<double>(c.intermediate_size);
   const double block_flops = 2.0 * (4 * d * d + 3 * d * ff);
-  std::printf("## End to end: prune_model_cuda, %s shapes (%lld blocks, d %lld, d_ff %lld, synthesised in %.0f s), 128 x 2048 tokens, %s\n\n",
-              a.preset.c_str(), static_cast<long long>(c.num_layers), static_cast<long long>(c.hidden_size),
+  std::printf("## End to end: prune_model_cuda on %d GPU(s), %s shapes (%lld blocks, d %lld, d_ff %lld, synthesised in %.0f s), 128 x 2048 tokens, %s\n\n",
+              a.gpus, a.preset.c_str(), static_cast<long long>(c.num_layers), static_cast<long long>(c.hidden_size),
               static_cast<long long>(c.intermediate_size), synth_s, std::string(gpu_precision_name(a.precision)).c_str());
   std::printf("cuBLAS bf16 GEMM (11008 x 8192 x 4096) in this run: %.0f TFLOP/s\n\n", tflops);
   std::printf("| method | target | wall s | forward s | stats s | select/update s | peak GiB (sparsa) | forward tokens/s | at the GEMM rate | reference s |\n");
@@ -186,6 +187,7 @@ void e2e_table(const Args& a) {
     opt.target = parse_sparsity("0.5");
     GpuOptions g;
     g.precision = a.precision;
+    g.devices = a.gpus;
     gpu_reset_peak_allocated();
     const auto w0 = std::chrono::steady_clock::now();
     const PruneResult r = prune_model_cuda(m, calib, opt, g);
@@ -217,6 +219,7 @@ int main(int argc, char** argv) {
     if (f == "--reps") a.reps = std::stoi(value());
     else if (f == "--layers") a.layers = std::stoll(value());
     else if (f == "--preset") a.preset = value();
+    else if (f == "--gpus") a.gpus = std::stoi(value());
     else if (f == "--skip-matrix") a.matrix = false;
     else if (f == "--skip-e2e") a.e2e = false;
     else if (f == "--precision") a.precision = parse_gpu_precision(value());

@@ -11,7 +11,8 @@
 #                                           .carry/gpu/gpu.txz (git-ignored)
 #   scripts/gpu-check.sh run [STEPS]        on the device (the `device` tool, carry [".carry/gpu"]):
 #                                           STEPS is a comma list of tests, sanitizer, prune-bench,
-#                                           big-model, gemv-bench, cli (default: all). Logs go to
+#                                           big-model, multi-gpu, gemv-bench, cli (default: all but
+#                                           multi-gpu, which wants nvidia-h200-x2 or -x4). Logs go to
 #                                           $OUT/gpu-logs.tgz (or ./out).
 # The binaries have this checkout's path (SPARSA_SOURCE_DIR) built in; `run` links it, and
 # ../shared, to the device's copy when they are absent there.
@@ -88,6 +89,14 @@ run() {
   if [[ $steps == *,big-model,* ]]; then  # larger than the GPU: a few 70B-shaped blocks, one resident at a time
     timeout 300 "$bin/bench-gpu-prune" --skip-matrix --preset 70b --layers 4 2>&1 | tee "$logs/bench-gpu-prune-70b.md"
     rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || status=1
+  fi
+  if [[ $steps == *,multi-gpu,* ]]; then  # scaling over the GPUs of a multi-GPU kind (nvidia-h200-x2 / -x4)
+    local count; count=$(nvidia-smi --list-gpus | wc -l)
+    for g in 2 4; do
+      ((g <= count)) || continue
+      timeout 300 "$bin/bench-gpu-prune" --skip-matrix --gpus "$g" 2>&1 | tee "$logs/bench-gpu-prune-${g}gpu.md"
+      rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || status=1
+    done
   fi
   if [[ $steps == *,gemv-bench,* ]]; then
     for spec in "bf16 1" "f16 1"; do
