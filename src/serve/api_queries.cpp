@@ -34,7 +34,7 @@ const std::vector<NamedQuery>& named_queries() {
        "SELECT run_id, kind, model_name, method, structure, sparsity, nsamples, seqlen, device, options, "
        "round(seconds_total, 2) AS seconds, started_at FROM runs ORDER BY run_id"},
       {"perplexities", {},
-       "SELECT p.run_id, r.kind AS run_kind, coalesce(r.method, 'dense') AS method, r.structure, r.sparsity, "
+       "SELECT p.run_id, r.kind AS run_kind, coalesce(r.method, r.kind) AS method, r.structure, r.sparsity, "
        "p.dataset, p.kind, p.act_sparsity, p.ppl, p.tokens, round(p.seconds, 2) AS seconds "
        "FROM perplexities p JOIN runs r USING (run_id) ORDER BY p.run_id, p.act_sparsity"},
       {"prune_runs", {},
@@ -68,7 +68,8 @@ const std::vector<NamedQuery>& named_queries() {
       {"clusterings", {},
        "SELECT s.analysis_id, s.run_id, s.source, s.hf_name, s.k, s.seed, s.objective, s.within_distance, "
        "s.between_distance, s.separation_ratio, s.ari, (SELECT count(*) FROM clusters c WHERE c.analysis_id = "
-       "s.analysis_id) AS features FROM cluster_summary s ORDER BY s.source, s.k, s.seed"},
+       "s.analysis_id) AS features, EXISTS (SELECT 1 FROM tsne t WHERE t.run_id = s.run_id AND t.source = s.source) AS "
+       "has_tsne FROM cluster_summary s ORDER BY s.source, s.k, s.seed"},
       {"cluster_sizes", {{"analysis", ParamType::kInt}},
        "SELECT cluster, size FROM cluster_sizes WHERE analysis_id = {analysis} ORDER BY cluster"},
       {"tsne", {{"analysis", ParamType::kInt}},

@@ -17,17 +17,20 @@ export async function render(params) {
   const logY = params.log !== '0';
   const bins = records(await query('act_histogram', { layer, point }));
   const mine = ts.filter((t) => t.layer === layer && t.point === point);
+  const shown = bins.filter((b) => !logY || b.count > 0);
+  const floor = logY && shown.length ? Math.min(...shown.map((b) => b.count)) / 2 : 0;  // log bars start here
   const rules = mine.flatMap((t) => [-t.threshold, t.threshold].map((x) => ({ x, target: `${Math.round(100 * t.target_sparsity)} %` })));
   const hist = chart({
     height: 320,
     layer: [
       {
-        data: { values: bins.filter((b) => !logY || b.count > 0) },
+        data: { values: shown },
         mark: { type: 'bar', color: '#7d8fb3', tooltip: true },
         encoding: {
           x: { field: 'lo', type: 'quantitative', title: 'activation value' },
           x2: { field: 'hi' },
           y: { field: 'count', type: 'quantitative', title: logY ? 'count (log)' : 'count', scale: logY ? { type: 'log' } : {} },
+          y2: { datum: floor },
         },
       },
       {

@@ -19,7 +19,9 @@ function gradientCard(chosen, feature, features) {
 export async function render(params) {
   const all = records(await query('clusterings'));
   if (!all.length) return h('div', {}, h('h1', {}, 'Co-activation'), note('This database has no clusterings.'));
-  const sources = [...new Set(all.map((c) => c.source))];
+  // By default a mask with a t-SNE map (masks come with spy images), else any source with one.
+  const rank = (c) => (c.has_tsne ? 0 : 2) + (c.hf_name !== null ? 0 : 1);
+  const sources = [...new Set([...all].sort((a, b) => rank(a) - rank(b)).map((c) => c.source))];
   const source = sources.includes(params.source) ? params.source : sources[0];
   const mine = all.filter((c) => c.source === source);
   const ks = [...new Set(mine.map((c) => c.k))].sort((a, b) => a - b);
@@ -38,7 +40,7 @@ export async function render(params) {
         { mark: { type: 'point', filled: true, tooltip: true }, encoding: { y: { field: 'separation_ratio', type: 'quantitative' } } },
       ],
       encoding: {
-        x: { field: 'k', type: 'ordinal', title: 'k' },
+        x: { field: 'k', type: 'ordinal', title: 'k', axis: { labelAngle: 0 } },
         y: { title: 'separation ratio', scale: { zero: false } },
       },
     })),
@@ -50,8 +52,8 @@ export async function render(params) {
         height: 380,
         mark: { type: 'circle', size: 28, opacity: 0.8, cursor: 'pointer' },
         encoding: {
-          x: { field: 'x', type: 'quantitative', title: 't-SNE 1', axis: { grid: false } },
-          y: { field: 'y', type: 'quantitative', title: 't-SNE 2', axis: { grid: false } },
+          x: { field: 'x', type: 'quantitative', title: 't-SNE 1', axis: { grid: false }, scale: { zero: false } },
+          y: { field: 'y', type: 'quantitative', title: 't-SNE 2', axis: { grid: false }, scale: { zero: false } },
           color: { field: 'cluster', type: 'nominal', title: 'cluster' },
           tooltip: [{ field: 'feature', type: 'quantitative' }, { field: 'cluster', type: 'nominal' }],
         },

@@ -69,7 +69,7 @@ export async function render(params) {
       stat(kept.length ? Math.min(...kept).toFixed(3) : '—', `least kept ${axis}`),
       stat(kept.length ? Math.max(...kept).toFixed(3) : '—', `most kept ${axis}`)),
     h('div', { class: 'grid' },
-      card('Mask (black = pruned)', h('img', {
+      card('Mask (dark = pruned)', h('img', {
         class: 'figure', id: 'spy', alt: `spy plot of ${matrix}`,
         src: imageUrl('spy', { run, matrix, width: 1000, height: 800 }),
       })),

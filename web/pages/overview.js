@@ -14,7 +14,7 @@ function pplCharts(ppl) {
         layer: [{
           mark: { type: 'bar', tooltip: true },
           encoding: {
-            x: { field: 'structure', type: 'nominal', title: 'structure' },
+            x: { field: 'structure', type: 'nominal', title: 'structure', axis: { labelAngle: 0 } },
             xOffset: { field: 'method' },
             y: { field: 'ppl', type: 'quantitative', title: 'perplexity' },
             color: { field: 'method', type: 'nominal' },

@@ -16,7 +16,7 @@ function chartOf(result, x, y, mark) {
     data: { values: records(result) },
     mark: { type: m, tooltip: true, ...(m === 'line' ? { point: true } : {}) },
     encoding: {
-      x: { field: x, type: kind(x), title: x, sort: m === 'bar' ? null : undefined },
+      x: { field: x, type: kind(x), title: x, sort: m === 'bar' ? null : undefined, axis: kind(x) === 'nominal' ? { labelAngle: -30 } : {} },
       y: { field: y, type: kind(y), title: y },
     },
   });
