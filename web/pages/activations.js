@@ -29,7 +29,7 @@ export async function render(params) {
         encoding: {
           x: { field: 'lo', type: 'quantitative', title: 'activation value' },
           x2: { field: 'hi' },
-          y: { field: 'count', type: 'quantitative', title: logY ? 'count (log)' : 'count', scale: logY ? { type: 'log' } : {} },
+          y: { field: 'count', type: 'quantitative', title: logY ? 'count (log)' : 'count', scale: logY ? { type: 'log', domainMin: floor } : {} },
           y2: { datum: floor },
         },
       },
@@ -62,7 +62,7 @@ export async function render(params) {
         mark: { type: 'line', point: true, tooltip: true },
         encoding: {
           x: { field: 'sparsity', type: 'quantitative', title: 'activations zeroed at every linear input (%)' },
-          y: { field: 'ppl', type: 'quantitative', title: 'perplexity (log)', scale: { type: 'log' } },
+          y: { field: 'ppl', type: 'quantitative', title: 'perplexity (log)', scale: { type: 'log', nice: false, padding: 12 } },
         },
       }))),
     h('h2', {}, 'Thresholds t per layer and input'),

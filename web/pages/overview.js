@@ -31,7 +31,7 @@ function pplCharts(ppl) {
         mark: { type: 'line', point: true, tooltip: true },
         encoding: {
           x: { field: 'sparsity', type: 'quantitative', title: 'weights pruned (%)' },
-          y: { field: 'ppl', type: 'quantitative', title: 'perplexity (log)', scale: { type: 'log' } },
+          y: { field: 'ppl', type: 'quantitative', title: 'perplexity (log)', scale: { type: 'log', nice: false, padding: 12 } },
           color: { field: 'method', type: 'nominal' },
         },
       })));
@@ -66,7 +66,10 @@ export async function render() {
       cell: (col, v, rec) => {
         if (col !== 'run_id') return null;
         if (rec.kind === 'prune') return link('matrix', { run: v }, v);
-        if (rec.kind === 'compare') return h('a', { href: hashUrl('compare') }, v);
+        if (rec.kind === 'compare') {
+          const pair = /runs=(\d+),(\d+)/.exec(rec.options || '');
+          return h('a', { href: hashUrl('compare', pair ? { a: pair[1], b: pair[2] } : {}) }, v);
+        }
         if (rec.kind === 'analysis') return h('a', { href: hashUrl('coactivation') }, v);
         if (rec.kind === 'acts') return h('a', { href: hashUrl('activations') }, v);
         return null;
