@@ -403,7 +403,7 @@ TEST_F(ServeTest, CoactivationImagesOfAMaskClustering) {
 // 50 concurrent API requests while a long query runs: every one is answered, none dropped.
 TEST_F(ServeTest, ConcurrentRequestsDuringALongQueryAreAllAnswered) {
   serve::ServeOptions o = options();
-  o.limits.max_seconds = 6.0;
+  o.limits.max_seconds = 10.0;  // far longer than answering the 50 requests takes (about 2 s on 2 cores)
   Running s(o);
   std::atomic<bool> long_done{false};
   int long_status = 0;
@@ -437,6 +437,19 @@ TEST_F(ServeTest, ConcurrentRequestsDuringALongQueryAreAllAnswered) {
   }
   EXPECT_EQ(long_status, 400);  // stopped at the time limit
   std::printf("50 concurrent requests answered in %.2f s during the long query\n", seconds);
+}
+
+TEST_F(ServeTest, APortInUseIsAnError) {
+  Running s(options());
+  serve::ServeOptions o = options();
+  o.port = s.server().port();
+  try {
+    serve::Server second(o);
+    ADD_FAILURE() << "a second server bound port " << o.port;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kRuntime);
+    EXPECT_NE(std::string(e.what()).find(std::to_string(o.port)), std::string::npos) << e.what();
+  }
 }
 
 TEST(ServeCli, RefusesAMissingDatabaseWithOneLine) {

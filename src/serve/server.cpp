@@ -166,6 +166,12 @@ Server::Impl::Impl(const ServeOptions& o) : opt(o) {
 
   http.new_task_queue = [n = opt.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
   http.set_payload_max_length(opt.max_request_bytes);
+  // SO_REUSEADDR (a restart may bind at once) but not cpp-httplib's default SO_REUSEPORT, which
+  // would let a second dashboard share the port silently.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   http.set_default_headers({{"X-Content-Type-Options", "nosniff"},
                             {"X-Frame-Options", "DENY"},
                             {"Referrer-Policy", "no-referrer"},
