@@ -41,3 +41,7 @@ pkg_check_modules(SPARSA_LIBZIP REQUIRED IMPORTED_TARGET libzip)
 pkg_check_modules(SPARSA_CAIRO REQUIRED IMPORTED_TARGET cairo)
 add_library(sparsa::zip ALIAS PkgConfig::SPARSA_LIBZIP)
 add_library(sparsa::cairo ALIAS PkgConfig::SPARSA_CAIRO)
+# cpp-httplib serves the dashboard (`sparsa serve`); Debian builds it as a library whose
+# pkg-config flags (TLS / compression support) must match the header's configuration.
+pkg_check_modules(SPARSA_HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+add_library(sparsa::httplib ALIAS PkgConfig::SPARSA_HTTPLIB)

@@ -21,4 +21,5 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 "$root/scripts/fetch-duckdb.sh"
+"$root/scripts/fetch-web.sh"
 "$root/scripts/build.sh"

@@ -117,6 +117,7 @@ void run(const StudyArgs& a) {
               r.figures_dir.string().c_str());
   std::printf("  Parquet:  sparsa export --db %s --parquet %s\n", r.db.string().c_str(),
               (r.db.parent_path() / "parquet").string().c_str());
+  std::printf("  explore:  sparsa serve --db %s\n", r.db.string().c_str());
 }
 
 struct ReportArgs {

@@ -1,0 +1,34 @@
+// The dashboard's API: the SQL console, the benchmark notes and the database summary (named
+// queries: api_queries.cpp; images: api_images.cpp).
+#include "serve/api.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "sparsa/error.h"
+
+namespace sparsa::serve {
+
+Api::Api(const Store& store, std::filesystem::path masks_dir, std::filesystem::path bench_results,
+         const QueryLimits& limits)
+    : store_(store), masks_dir_(std::move(masks_dir)), bench_results_(std::move(bench_results)), limits_(limits) {}
+
+nlohmann::json Api::sql(std::string_view statement) const { return store_.query_json(statement, limits_); }
+
+nlohmann::json Api::bench_results() const {
+  if (bench_results_.empty()) throw NotFound("no benchmark notes were given (sparsa serve --bench-results FILE)");
+  std::ifstream in(bench_results_, std::ios::binary);
+  if (!in) throw NotFound(fmt::format("{}: cannot be read", bench_results_.string()));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return {{"path", bench_results_.string()}, {"markdown", text.str()}};
+}
+
+nlohmann::json Api::info() const {
+  return {{"db", store_.path().string()},
+          {"schema_version", store_.schema_version()},
+          {"masks_dir", masks_dir_.string()},
+          {"limits", {{"max_rows", limits_.max_rows}, {"max_seconds", limits_.max_seconds}}}};
+}
+
+}  // namespace sparsa::serve
