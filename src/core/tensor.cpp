@@ -8,6 +8,10 @@
 
 #include "sparsa/error.h"
 
+#if defined(__clang__) && __clang_major__ < 15 && defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 namespace sparsa {
 namespace {
 
@@ -76,8 +80,13 @@ float f16_to_f32(uint16_t h) {
 }
 
 uint16_t f32_to_f16(float f) {
+#if defined(__clang__) && __clang_major__ < 15 && defined(__F16C__)
+  // clang 14 (the fuzz build) has no x86 _Float16; F16C's conversion rounds the same way.
+  return static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
+#else
   // The compiler's _Float16 conversion rounds to nearest even and handles subnormals/overflow.
   return std::bit_cast<uint16_t>(static_cast<_Float16>(f));
+#endif
 }
 
 void convert_to_f32(DType src_type, const void* src, float* dst, size_t n) {
