@@ -154,7 +154,7 @@ TEST(PruneResume, OtherArgumentsRefuseToResumeUnlessRestarted) {
   EXPECT_FALSE(fs::exists(partial_of(out)));
 }
 
-TEST(PruneResume, ACorruptCheckpointIsACleanError) {
+TEST(PruneResume, CorruptProgressFilesAreCleanErrorsAndRestartRecovers) {
   TempDir tmp;
   const fs::path out = tmp / "out";
   ASSERT_TRUE(kill_when(prune_args(out), [&] { return finished_blocks(out) >= 1; }));
@@ -163,6 +163,16 @@ TEST(PruneResume, ACorruptCheckpointIsACleanError) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("block-0000.safetensors"), std::string::npos) << r.err;
+
+  test::write_file(partial_of(out) / "run.json", "[1, 2]");
+  const CommandResult bad_run = run_sparsa(prune_args(out));
+  EXPECT_EQ(bad_run.exit_code, 2) << bad_run.err;
+  EXPECT_NE(bad_run.err.find("run.json: not a JSON object"), std::string::npos) << bad_run.err;
+  std::vector<std::string> restart = prune_args(out);
+  restart.push_back("--restart");
+  const CommandResult restarted = run_sparsa(restart);
+  ASSERT_EQ(restarted.exit_code, 0) << restarted.err;
+  expect_same_output(out);
 }
 
 }  // namespace

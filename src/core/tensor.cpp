@@ -92,7 +92,7 @@ uint16_t f32_to_f16(float f) {
 void convert_to_f32(DType src_type, const void* src, float* dst, size_t n) {
   switch (src_type) {
     case DType::F32:
-      std::memcpy(dst, src, n * sizeof(float));
+      if (n > 0) std::memcpy(dst, src, n * sizeof(float));  // an empty tensor's pointers may be null
       return;
     case DType::F64: {
       const auto* s = static_cast<const double*>(src);

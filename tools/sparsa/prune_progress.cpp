@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -45,9 +46,11 @@ PruneProgress::PruneProgress(const fs::path& out, const json& identity, bool res
     try {
       saved = json::parse(read_file_contents(run_file));
     } catch (const nlohmann::json::exception&) {
-      bad_input("{}: not valid JSON; pass --restart to discard the interrupted run", run_file.string());
+      saved = nullptr;  // unreadable: refused below unless --restart
     }
-    const std::string differs = first_difference(saved, identity);
+    if (!saved.is_object() && !restart)
+      bad_input("{}: not a JSON object; pass --restart to discard the interrupted run", run_file.string());
+    const std::string differs = saved.is_object() ? first_difference(saved, identity) : "run.json";
     if (!differs.empty() && !restart)
       bad_input("--out {}: {} holds an interrupted run with different arguments ({} was {}, now {}); rerun with "
                 "the same arguments to resume it, or pass --restart to discard it",
@@ -88,7 +91,7 @@ std::vector<LinearPruneResult> PruneProgress::restore(Model& m) const {
       std::memcpy(w.ptr(), wi->data, w.numel() * sizeof(float));
       lr.mask = unpack_mask(mi->data, rows, cols);
       const auto seconds = saved->metadata().find(seconds_key(lr.name));
-      if (seconds != saved->metadata().end()) lr.seconds = std::stod(seconds->second);
+      if (seconds != saved->metadata().end()) lr.seconds = std::strtod(seconds->second.c_str(), nullptr);
       restored.push_back(std::move(lr));
     }
   }
