@@ -8,12 +8,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-asan"
 # The Release build's optimisation (-O3), so the sanitizers check the code CI ships: at -O1 the
 # compiler does not vectorise, and tests with tight floating-point tolerances see other roundings.
-# -g1 (line tables) is enough for the reports' file:line and compiles ~40 % faster than -g.
+# -g1 (line tables) is enough for the reports' file:line and compiles ~40 % faster than -g; the
+# test programs themselves are compiled at -O1 (SPARSA_TEST_CXX_FLAGS), which saves ~35 % there.
 flags="-g1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
 gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
 [[ -f "$build/CMakeCache.txt" ]] && gen=()
 cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DSPARSA_CUDA=OFF -DSPARSA_BUILD_BENCH=OFF \
-  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_C_FLAGS="$flags" \
+  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_C_FLAGS="$flags" -DSPARSA_TEST_CXX_FLAGS=-O1 \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
 cmake --build "$build" -j "$(nproc)"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"

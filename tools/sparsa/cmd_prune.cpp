@@ -227,7 +227,7 @@ json timings_json(const PruneTimings& t, double load, double save) {
 
 // What determines the pruned weights; a rerun resumes only when this is unchanged. --dtype,
 // --threads, --json and --force only shape the output and may differ between the runs.
-json run_identity(const PruneArgs& a, const fs::path& model_dir, const PruneOptions& opt, const Calibration& calib) {
+json run_identity(const fs::path& model_dir, const PruneOptions& opt, const Calibration& calib) {
   return {{"model", fs::absolute(model_dir).lexically_normal().string()},
           {"method", prune_method_name(opt.method)},
           {"target", opt.target.label()},
@@ -260,7 +260,7 @@ void run_prune(const PruneArgs& a) {
   const Calibration calib = calibrated ? load_calibration_for(a, m) : Calibration{};
   const double load_seconds = since(t_load);
 
-  PruneProgress progress(out, run_identity(a, model_dir, opt, calib), a.restart);
+  PruneProgress progress(out, run_identity(model_dir, opt, calib), a.restart);
   const int64_t restored_blocks = progress.finished_blocks();
   PruneResult result;
   result.linears = progress.restore(m);
