@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <random>
+#include <span>
+#include <vector>
 
 #include "golden_prune.h"
 #include "sparsa/cuda.h"
@@ -221,6 +223,55 @@ TEST(GpuPrune, DataParallelPathMatchesOneDevice) {
       }
       std::printf("%s over %d GPU(s) through NCCL: masks compared with one device\n",
                   std::string(prune_method_name(method)).c_str(), devices);
+    }
+  }
+}
+
+// Resuming (PruneOptions::first_layer) and the per-block hook on the GPU: the hook sees the
+// blocks in order, each with its final weights already in the model; a run resumed after block k
+// from those weights gives bit-identical masks and weights for the remaining blocks.
+TEST(GpuPrune, ResumedRunEqualsUninterruptedOne) {
+  SKIP_WITHOUT_GPU();
+  ModelConfig c = synth_config("tiny");
+  const Model dense = synth_model(c, 5);
+  const TensorI32 calib = synth_tokens(4, 64, c.vocab_size, 5);
+  for (PruneMethod method : {PruneMethod::kWanda, PruneMethod::kSparseGPT, PruneMethod::kMagnitude}) {
+    PruneOptions opt;
+    opt.method = method;
+    opt.target = parse_sparsity("0.5");
+    Model full = dense;
+    std::vector<int64_t> order;
+    std::vector<Block> finished;  // each block as the hook saw it
+    opt.on_block = [&](int64_t layer, std::span<const LinearPruneResult> linears) {
+      order.push_back(layer);
+      ASSERT_EQ(linears.size(), arch_info(c.arch).roles.size());
+      for (const LinearPruneResult& lr : linears) {
+        EXPECT_EQ(lr.layer, layer);
+        const Tensor& w = full.blocks[static_cast<size_t>(layer)].linear(lr.role).weight;
+        for (size_t i = 0; i < w.numel(); ++i)
+          if (lr.mask.pruned[i]) ASSERT_EQ(w.data[i], 0.0f) << lr.name << ": hook called before the weights were final";
+      }
+      finished.push_back(full.blocks[static_cast<size_t>(layer)]);
+    };
+    const PruneResult a = prune_model_cuda(full, calib, opt, GpuOptions{});
+    std::vector<int64_t> expected(static_cast<size_t>(c.num_layers));
+    for (int64_t l = 0; l < c.num_layers; ++l) expected[static_cast<size_t>(l)] = l;
+    EXPECT_EQ(order, expected) << prune_method_name(method);
+
+    const int64_t k = c.num_layers / 2;
+    Model resumed = dense;  // blocks 0..k-1 as the hook saw them, the rest dense
+    for (int64_t l = 0; l < k; ++l) resumed.blocks[static_cast<size_t>(l)] = finished[static_cast<size_t>(l)];
+    opt.on_block = {};
+    opt.first_layer = k;
+    const PruneResult b = prune_model_cuda(resumed, calib, opt, GpuOptions{});
+    const size_t per_block = arch_info(c.arch).roles.size();
+    ASSERT_EQ(b.linears.size(), a.linears.size() - static_cast<size_t>(k) * per_block);
+    for (size_t i = 0; i < b.linears.size(); ++i) {
+      const LinearPruneResult& x = a.linears[static_cast<size_t>(k) * per_block + i];
+      EXPECT_EQ(b.linears[i].name, x.name);
+      EXPECT_EQ(b.linears[i].mask.pruned, x.mask.pruned) << prune_method_name(method) << " " << x.name;
+      EXPECT_EQ(resumed.blocks[static_cast<size_t>(x.layer)].linear(x.role).weight.data,
+                full.blocks[static_cast<size_t>(x.layer)].linear(x.role).weight.data) << x.name;
     }
   }
 }

@@ -248,6 +248,20 @@ TEST(Llama2c, NegativeVocabOnASharedFileIsASizeMismatch) {
   EXPECT_NE(msg.find("implies " + std::to_string(kStoriesBytes + 512 * 64 * 4) + " bytes"), std::string::npos) << msg;
 }
 
+// Found by fuzz-llama2c's design review (docs/reliability.md): sizes computed in 64 bits wrapped
+// around, so this header (dim 65536, hidden 67021482, 2^20 layers, 1 head, vocab 1, seq 2)
+// "implied" 1 MiB + 28 bytes and the loader then tried to allocate 2^62 floats. Its true size
+// is above 2^64 bytes.
+TEST(Llama2c, HeaderSizesThatOverflow64BitsAreRefused) {
+  const int32_t header[7] = {65536, 67021482, 1 << 20, 1, 1, 1, 2};
+  std::string bytes(28 + 4 * 65536 * 4, '\0');
+  std::memcpy(bytes.data(), header, sizeof header);
+  TempDir tmp;
+  write_file(tmp / "wraps.bin", bytes);
+  const std::string msg = load_error(tmp / "wraps.bin");
+  EXPECT_NE(msg.find("implies more than 2^64 bytes"), std::string::npos) << msg;
+}
+
 TEST(Llama2c, ImplausibleHeadersAreBadInput) {
   struct Case {
     int field;

@@ -544,6 +544,14 @@ TEST(SafetensorsSharded, BrokenIndexIsBadInputNamingTheIndex) {
       {"weight_map not an object", "{\"weight_map\": [1, 2]}"},
       {"shard name not a string", "{\"weight_map\": {\"a\": 3}}"},
       {"shard outside the folder", "{\"weight_map\": {\"a\": \"../model-00001-of-00003.safetensors\"}}"},
+      // Untrusted checkpoints (docs/reliability.md): no index entry may reach outside the folder.
+      {"shard climbing to /etc", "{\"weight_map\": {\"a\": \"../../etc/passwd\"}}"},
+      {"absolute shard path", "{\"weight_map\": {\"a\": \"/etc/passwd\"}}"},
+      {"shard in a subfolder that climbs out", "{\"weight_map\": {\"a\": \"x/../../etc/passwd\"}}"},
+      {"shard that is the parent folder", "{\"weight_map\": {\"a\": \"..\"}}"},
+      {"shard that is the folder itself", "{\"weight_map\": {\"a\": \".\"}}"},
+      {"empty shard name", "{\"weight_map\": {\"a\": \"\"}}"},
+      {"shard name cut short by a NUL", "{\"weight_map\": {\"a\": \"..\\u0000.safetensors\"}}"},
       {"index not an object", "[]"},
       {"shard name with a line break", "{\"weight_map\": {\"a\": \"no\\nsuch.safetensors\"}}"},
   };

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,11 +72,21 @@ Mask sparsegpt_prune(Tensor& w, Tensor& hessian, const SparsityTarget& t, int64_
 
 // ---- the sequential driver ----
 
+struct LinearPruneResult;
+
 struct PruneOptions {
   PruneMethod method = PruneMethod::kWanda;
   SparsityTarget target;
   int64_t blocksize = 128;  // SparseGPT lazy-update block
   double percdamp = 0.01;   // SparseGPT dampening, fraction of mean(diag H)
+  // Resuming an interrupted run: blocks [0, first_layer) of the model are already pruned (restored
+  // by the caller) and are neither scored nor returned; their outputs, the next block's calibration
+  // inputs, are recomputed by running them forward. 0 <= first_layer <= num_layers.
+  int64_t first_layer = 0;
+  // Called once per pruned block, after its weights in the model are final and before the next
+  // block starts, with that block's results (arch_info(arch).roles order). A checkpoint hook: an
+  // exception it throws stops pruning and propagates.
+  std::function<void(int64_t layer, std::span<const LinearPruneResult> linears)> on_block;
 };
 
 struct LinearPruneResult {
@@ -104,7 +115,8 @@ struct PruneResult {
 // them); for each block, the dense block is run on every sample with observers collecting
 // statistics, its linears are pruned, then the pruned block is run again to produce the next
 // block's inputs. Results do not depend on the thread count.
-// `progress(stage, done, total)` reports blocks as they finish when given.
+// `progress(stage, done, total)` reports blocks as they finish when given. With
+// opt.first_layer = k, result.linears holds the blocks k.. only.
 PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& opt,
                         const std::function<void(int64_t done, int64_t total)>& progress = {});
 

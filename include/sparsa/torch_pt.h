@@ -69,6 +69,15 @@ using PtKey = std::variant<int64_t, std::string>;  // Python dict keys sparsa ac
 // A Python dict / OrderedDict: items in insertion order; setting an existing key replaces its value.
 class PtDict {
  public:
+  // Defined where PtValue is complete (torch_pt.cpp), so that instantiating these does not need
+  // PtValue while PtValue itself is being defined (clang rejects that).
+  PtDict();
+  PtDict(const PtDict&);
+  PtDict(PtDict&&) noexcept;
+  PtDict& operator=(const PtDict&);
+  PtDict& operator=(PtDict&&) noexcept;
+  ~PtDict();
+
   bool ordered = false;  // collections.OrderedDict rather than dict
   void set(PtKey key, PtValue value);
   const PtValue* find(const PtKey& key) const;  // nullptr when absent

@@ -8,6 +8,10 @@
 
 #include "sparsa/error.h"
 
+#if defined(__clang__) && __clang_major__ < 15 && defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 namespace sparsa {
 namespace {
 
@@ -76,30 +80,42 @@ float f16_to_f32(uint16_t h) {
 }
 
 uint16_t f32_to_f16(float f) {
+#if defined(__clang__) && __clang_major__ < 15 && defined(__F16C__)
+  // clang 14 (the fuzz build) has no x86 _Float16; F16C's conversion rounds the same way.
+  return static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
+#else
   // The compiler's _Float16 conversion rounds to nearest even and handles subnormals/overflow.
   return std::bit_cast<uint16_t>(static_cast<_Float16>(f));
+#endif
 }
+
+namespace {
+
+// Element i of an array of T that may not be aligned for T (safetensors only promises byte
+// offsets); the compiler turns the copy into a plain load.
+template <typename T>
+T load_unaligned(const void* base, size_t i) {
+  T v;
+  std::memcpy(&v, static_cast<const uint8_t*>(base) + i * sizeof(T), sizeof(T));
+  return v;
+}
+
+}  // namespace
 
 void convert_to_f32(DType src_type, const void* src, float* dst, size_t n) {
   switch (src_type) {
     case DType::F32:
-      std::memcpy(dst, src, n * sizeof(float));
+      if (n > 0) std::memcpy(dst, src, n * sizeof(float));  // an empty tensor's pointers may be null
       return;
-    case DType::F64: {
-      const auto* s = static_cast<const double*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+    case DType::F64:
+      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(load_unaligned<double>(src, i));
       return;
-    }
-    case DType::BF16: {
-      const auto* s = static_cast<const uint16_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+    case DType::BF16:
+      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(load_unaligned<uint16_t>(src, i));
       return;
-    }
-    case DType::F16: {
-      const auto* s = static_cast<const uint16_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+    case DType::F16:
+      for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(load_unaligned<uint16_t>(src, i));
       return;
-    }
     default:
       SPARSA_ASSERT(false && "convert_to_f32 needs a floating dtype");
   }

@@ -14,6 +14,7 @@
 #include <exception>
 #include <future>
 #include <mutex>
+#include <span>
 #include <thread>
 
 #include "cuda/cuda_check.h"
@@ -129,7 +130,7 @@ void prune_linear(gpu::GpuLinear& dev, PointStats& stats, int64_t samples, const
 // GPU goes on. Two of these alternate.
 struct BlockResults {
   gpu::HostStaging masks, weights;
-  std::future<void> done;
+  std::shared_future<void> done;  // shared: the next block's task waits for it before on_block
 };
 
 // One GPU's share of the work: a contiguous share of the samples, their activations, a copy of
@@ -192,20 +193,27 @@ PruneResult prune_model_cuda(Model& m, const TensorI32& calib, const PruneOption
     bad_input("sparsity target must be in (0, 1) or N:M with 0 < N < M");
   if (opt.method == PruneMethod::kSparseGPT && (opt.blocksize < 1 || opt.blocksize > gpu::kSparseGptMaxBlock))
     bad_input("--blocksize {} is outside 1..{} on the GPU", opt.blocksize, gpu::kSparseGptMaxBlock);
+  const int64_t first = opt.first_layer;
+  if (first < 0 || first > c.num_layers) bad_input("cannot resume at block {}: the model has {} blocks", first, c.num_layers);
   const std::vector<LinearRole>& roles = arch_info(c.arch).roles;
   PruneResult result;
-  result.linears.reserve(static_cast<size_t>(c.num_layers) * roles.size());  // background tasks fill them in place
-  for (int64_t l = 0; l < c.num_layers; ++l)
+  result.linears.reserve(static_cast<size_t>(c.num_layers - first) * roles.size());  // background tasks fill them in place
+  for (int64_t l = first; l < c.num_layers; ++l)
     for (LinearRole role : roles) {
       LinearPruneResult& lr = result.linears.emplace_back();
       lr.layer = l;
       lr.role = role;
       lr.name = hf_linear_name(c.arch, l, role);
     }
-  auto entry = [&](int64_t l, size_t i) -> LinearPruneResult& { return result.linears[static_cast<size_t>(l) * roles.size() + i]; };
+  auto entry = [&](int64_t l, size_t i) -> LinearPruneResult& {
+    return result.linears[static_cast<size_t>(l - first) * roles.size() + i];
+  };
+  auto block_results = [&](int64_t l) {
+    return std::span<const LinearPruneResult>(&entry(l, 0), roles.size());
+  };
 
   if (opt.method == PruneMethod::kMagnitude) {  // host selection, no forward pass
-    for (int64_t l = 0; l < c.num_layers; ++l) {
+    for (int64_t l = first; l < c.num_layers; ++l) {
       const auto t0 = Clock::now();
       for (size_t i = 0; i < roles.size(); ++i) {
         Tensor& w = m.blocks[static_cast<size_t>(l)].linear(roles[i]).weight;
@@ -214,6 +222,7 @@ PruneResult prune_model_cuda(Model& m, const TensorI32& calib, const PruneOption
         entry(l, i).seconds = since(t0);
       }
       result.timings.select += since(t0);
+      if (opt.on_block) opt.on_block(l, block_results(l));
       if (progress) progress(l + 1, c.num_layers);
     }
     result.timings.total = since(start);
@@ -308,13 +317,19 @@ PruneResult prune_model_cuda(Model& m, const TensorI32& calib, const PruneOption
         const auto t0 = Clock::now();
         k.block.upload_packed(b, p, packed[static_cast<size_t>(l % 2)].data());
         if (lead && l + 1 < c.num_layers) packing = pack(l + 1);
-        k.stats->reset();
-        run_samples(/*collect=*/true);
-        if (lead) result.timings.stats += since(t0);
+        if (l < first) {  // already pruned (a resumed run): only its outputs are needed
+          run_samples(/*collect=*/false);
+          if (lead) result.timings.forward += since(t0);
+        } else {
+          k.stats->reset();
+          run_samples(/*collect=*/true);
+          if (lead) result.timings.stats += since(t0);
+        }
       } catch (...) {
         barrier.fail(std::current_exception());
       }
       if (!barrier.wait()) return;
+      if (l < first) continue;
       const auto t_select = Clock::now();
       try {
         if (nccl)  // every rank gets the statistics of all samples
@@ -369,7 +384,8 @@ PruneResult prune_model_cuda(Model& m, const TensorI32& calib, const PruneOption
               wo += lin.weight.bytes.size();
             }
           }
-          out.done = std::async(std::launch::async, [&entry, &roles, p, bp = &b, l, mask_host, weight_host] {
+          std::shared_future<void> previous = results[static_cast<size_t>((l + 1) % 2)].done;
+          out.done = std::async(std::launch::async, [&, p, bp = &b, l, mask_host, weight_host, previous] {
             for (size_t i = 0, mo = 0, wo = 0; i < roles.size(); ++i) {
               Tensor& w = bp->linear(roles[i]).weight;
               Mask& mask = entry(l, i).mask;
@@ -383,7 +399,11 @@ PruneResult prune_model_cuda(Model& m, const TensorI32& calib, const PruneOption
                 apply_mask(w, mask);
               }
             }
-          });
+            if (opt.on_block) {  // in block order, each once its weights in the model are final
+              if (previous.valid()) previous.get();
+              opt.on_block(l, block_results(l));
+            }
+          }).share();
           result.timings.select += since(t_select);
         }
         const auto t1 = Clock::now();

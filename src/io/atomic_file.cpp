@@ -26,7 +26,7 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(const void* data, size_t n) {
-  if (n && std::fwrite(data, 1, n, f_) != n) runtime_failure("{}: write failed: {}", tmp_.string(), std::strerror(errno));
+  if (n && std::fwrite(data, 1, n, f_) != n) runtime_failure("{}: write failed: {}", path_.string(), std::strerror(errno));
 }
 
 void AtomicFile::commit() {

@@ -3,6 +3,7 @@
 // classifier is stored separately (unshared) at the end.
 #include <cstring>
 #include <fstream>
+#include <string>
 
 #include "sparsa/error.h"
 #include "sparsa/model.h"
@@ -80,14 +81,19 @@ Model load_llama2c_model(const std::filesystem::path& path) {
   c.embed_dim = h.dim;
   c.rope_theta = 10000.0f;
 
-  const uint64_t d = c.hidden_size, f = c.intermediate_size, L = c.num_layers, V = c.vocab_size;
-  const uint64_t kv = c.kv_dim(), hs = c.head_dim;
-  const uint64_t per_layer = d + d * d + 2 * d * kv + d * d + d + 3 * d * f;
-  const uint64_t n_floats = V * d + L * per_layer + d + 2 * c.max_position * (hs / 2) + (c.tie_word_embeddings ? 0 : V * d);
-  const uint64_t expected = sizeof(h) + n_floats * sizeof(float);
+  // In 128 bits: header fields below 2^31 keep every term below 2^96, so a header whose sizes
+  // overflow 64 bits cannot wrap around to the file's size.
+  using u128 = unsigned __int128;
+  const u128 d = c.hidden_size, f = c.intermediate_size, L = c.num_layers, V = c.vocab_size;
+  const u128 kv = c.kv_dim(), hs = c.head_dim;
+  const u128 per_layer = d + d * d + 2 * d * kv + d * d + d + 3 * d * f;
+  const u128 floats = V * d + L * per_layer + d + 2 * static_cast<u128>(c.max_position) * (hs / 2) + (c.tie_word_embeddings ? 0 : V * d);
+  const u128 expected = sizeof(h) + floats * sizeof(float);
   if (file_size != expected)
-    bad_input("{}: file is {} bytes but its header (dim {}, layers {}, vocab {}) implies {} bytes", path.string(),
-              file_size, h.dim, h.n_layers, h.vocab_size, expected);
+    bad_input("{}: file is {} bytes but its header (dim {}, layers {}, vocab {}) implies {}", path.string(), file_size,
+              h.dim, h.n_layers, h.vocab_size,
+              expected >> 64 ? std::string("more than 2^64 bytes") : std::to_string(static_cast<uint64_t>(expected)) + " bytes");
+  const auto n_floats = static_cast<uint64_t>(floats);
 
   std::vector<float> data(n_floats);
   if (!in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(n_floats * sizeof(float))))
@@ -99,7 +105,7 @@ Model load_llama2c_model(const std::filesystem::path& path) {
   WeightCursor w(data);
   const auto D = static_cast<int64_t>(d), F = static_cast<int64_t>(f), KV = static_cast<int64_t>(kv);
   m.embed = w.take({c.vocab_size, D});
-  m.blocks.resize(L);
+  m.blocks.resize(static_cast<size_t>(c.num_layers));
   // Each kind of tensor is stored for all layers together: [L, ...].
   for (auto& b : m.blocks) b.attn_norm = w.take({D});
   for (auto& b : m.blocks) b.linear(LinearRole::kQ).weight = interleaved_to_half_rows(w.take({D, D}), c.num_heads, c.head_dim);

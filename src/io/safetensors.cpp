@@ -186,7 +186,8 @@ std::unique_ptr<TensorStore> TensorStore::open(const fs::path& path) {
     for (auto it = wm->begin(); it != wm->end(); ++it) {
       if (!it->is_string()) bad_input("{}: weight_map['{}'] is not a file name", index.string(), printable(it.key()));
       const std::string file = it->get<std::string>();
-      if (file.find('/') != std::string::npos || file == ".." || file.empty())
+      // A plain file name: no separator, no "." / "..", no NUL (which would cut the path short).
+      if (file.find_first_of(std::string("/\0", 2)) != std::string::npos || file == "." || file == ".." || file.empty())
         bad_input("{}: weight_map['{}'] names '{}', which is not a file in the folder", index.string(),
                   printable(it.key()), printable(file));
       if (!fs::exists(path / file))

@@ -189,6 +189,13 @@ BasicTensor<uint8_t> PtTensor::to_u8() const {
 
 // ---- the value model ----
 
+PtDict::PtDict() = default;
+PtDict::PtDict(const PtDict&) = default;
+PtDict::PtDict(PtDict&&) noexcept = default;
+PtDict& PtDict::operator=(const PtDict&) = default;
+PtDict& PtDict::operator=(PtDict&&) noexcept = default;
+PtDict::~PtDict() = default;
+
 void PtDict::set(PtKey key, PtValue value) {
   const auto [it, inserted] = index_.emplace(key, items_.size());
   if (inserted) items_.emplace_back(std::move(key), std::move(value));

@@ -76,6 +76,8 @@ PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& op
     bad_input("sparsity target must be in (0, 1) or N:M with 0 < N < M");
   const bool needs_data = opt.method != PruneMethod::kMagnitude;
   const InputStatsConfig cfg{opt.method == PruneMethod::kWanda, opt.method == PruneMethod::kSparseGPT};
+  if (opt.first_layer < 0 || opt.first_layer > c.num_layers)
+    bad_input("cannot resume at block {}: the model has {} blocks", opt.first_layer, c.num_layers);
 
   PruneResult result;
   std::vector<Tensor> xs;  // per sample: [seqlen, d_model], the current block's inputs
@@ -85,10 +87,11 @@ PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& op
     const auto t0 = Clock::now();
     xs.resize(static_cast<size_t>(calib.dim(0)));
     for (int64_t j = 0; j < calib.dim(0); ++j) embed_tokens(m, calib.ptr() + j * calib.dim(1), calib.dim(1), xs[static_cast<size_t>(j)]);
+    for (int64_t l = 0; l < opt.first_layer; ++l) run_block(m, l, xs, /*update=*/true, nullptr, cfg);
     result.timings.forward += since(t0);
   }
 
-  for (int64_t l = 0; l < c.num_layers; ++l) {
+  for (int64_t l = opt.first_layer; l < c.num_layers; ++l) {
     std::vector<InputStats> stats;
     if (needs_data) {
       for (int p = 0; p < kNumObsPoints; ++p) stats.emplace_back(cfg, obs_dim(c, static_cast<ObsPoint>(p)));
@@ -139,6 +142,7 @@ PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& op
     for (const auto& e : failed)
       if (e) std::rethrow_exception(e);
     result.timings.select += since(t_select);
+    if (opt.on_block) opt.on_block(l, done);
     for (auto& lr : done) result.linears.push_back(std::move(lr));
     if (needs_data) {
       const auto t0 = Clock::now();

@@ -47,6 +47,12 @@ void check_golden_prune(const GoldenPruneCase& c) {
   const auto tokens = TensorStore::open(golden_dir / "tokens.safetensors");
   const auto golden = TensorStore::open(golden_dir / c.golden_file);
   Model m = load_model(c.model.empty() ? llama_demo_model() : c.model);
+  const int64_t all_layers = m.config.num_layers;
+  const bool quick = quick_scope();
+  if (quick) {  // block 0 only: its inputs are the embeddings, as in the reference run
+    m.config.num_layers = 1;
+    m.blocks.resize(1);
+  }
   const Model dense = m;
   PruneOptions opt;
   opt.method = c.method;
@@ -60,7 +66,7 @@ void check_golden_prune(const GoldenPruneCase& c) {
   const auto golden_names = golden->names();
   const auto golden_masks = std::count_if(golden_names.begin(), golden_names.end(),
                                           [](const std::string& n) { return n.ends_with(".mask"); });
-  ASSERT_EQ(static_cast<size_t>(golden_masks), r.linears.size());
+  ASSERT_EQ(static_cast<size_t>(golden_masks), static_cast<size_t>(all_layers) * roles.size());
 
   double worst = 1.0;
   for (const auto& l : r.linears) {
@@ -89,7 +95,7 @@ void check_golden_prune(const GoldenPruneCase& c) {
   };
   for (const StoredWeight s : {StoredWeight{0, LinearRole::kQ, 1e-3}, StoredWeight{5, LinearRole::kDown, c.max_deep_weight_error}}) {
     const std::string name = hf_linear_name(m.config.arch, s.layer, s.role) + ".weight";
-    if (!golden->contains(name)) continue;
+    if (!golden->contains(name) || s.layer >= m.config.num_layers) continue;
     const Tensor g = golden->load_f32(name);
     const Tensor& w = m.blocks[static_cast<size_t>(s.layer)].linear(s.role).weight;
     double num = 0, den = 0;
@@ -102,6 +108,7 @@ void check_golden_prune(const GoldenPruneCase& c) {
     EXPECT_LE(rel, s.max_error) << name;
   }
 
+  if (quick) return;  // perplexity needs every block
   const PerplexityResult p = c.gpu ? perplexity_cuda(m, tokens->load_i32("eval"), GpuOptions{})
                                    : perplexity(m, tokens->load_i32("eval"));
   std::printf("%s: ppl %.4f (golden %.4f), prune %.1f s\n", c.golden_file.c_str(), p.ppl, c.golden_ppl, r.timings.total);

@@ -42,7 +42,8 @@ GoldenPruneCase opt_golden_case(PruneMethod method, SparsityTarget target, std::
 // Prunes the case's model with the golden calibration set, then checks every matrix's mask
 // against the golden (keys "<hf linear name>.mask", so the family's own names), N:M exactness,
 // that no bias changed, the SparseGPT weights stored in the golden (if any), and perplexity on
-// golden eval within 0.5 %. Uses gtest assertions.
+// golden eval within 0.5 %. Uses gtest assertions. Under quick_scope() only block 0 is pruned
+// and checked (masks, N:M, biases, the block-0 weights): no perplexity.
 void check_golden_prune(const GoldenPruneCase& c);
 
 }  // namespace sparsa::test

@@ -1,17 +1,17 @@
 #include "test_support.h"
 
 #include <fcntl.h>
-#include <spawn.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <stdexcept>
-
-extern char** environ;
 
 namespace sparsa::test {
 
@@ -22,6 +22,11 @@ std::filesystem::path shared_dir() {
 }
 
 bool shared_available() { return std::filesystem::exists(shared_dir() / "golden" / "README.md"); }
+
+bool quick_scope() {
+  const char* scope = std::getenv("SPARSA_TEST_SCOPE");
+  return scope && std::string(scope) == "quick";
+}
 
 bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
 
@@ -53,25 +58,44 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-CommandResult run_sparsa(const std::vector<std::string>& args) {
-  TempDir tmp;
-  const auto out_path = tmp / "stdout";
-  const auto err_path = tmp / "stderr";
-  std::vector<std::string> argv_s{SPARSA_BINARY};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
+namespace {
+
+std::vector<std::string> sparsa_argv(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{SPARSA_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+// Forks and execs sparsa with stdin from /dev/null and stdout / stderr into the given files;
+// `limits` applies to the child only.
+pid_t spawn_sparsa(const std::vector<std::string>& args, const char* out_path, const char* err_path,
+                   const ProcessLimits& limits) {
+  std::vector<std::string> argv_s = sparsa_argv(args);
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("cannot fork");
+  if (pid == 0) {
+    const int in = open("/dev/null", O_RDONLY);
+    const int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || out < 0 || err < 0) _exit(126);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    if (limits.max_file_bytes > 0) {
+      signal(SIGXFSZ, SIG_IGN);  // stays ignored across exec: writes past the limit fail with EFBIG
+      const rlimit lim{limits.max_file_bytes, limits.max_file_bytes};
+      if (setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(126);
+    }
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
 
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) throw std::runtime_error("cannot start " + argv_s[0]);
+CommandResult wait_and_collect(pid_t pid, const std::filesystem::path& out_path, const std::filesystem::path& err_path) {
   int status = 0;
   waitpid(pid, &status, 0);
   CommandResult r;
@@ -79,6 +103,22 @@ CommandResult run_sparsa(const std::vector<std::string>& args) {
   r.out = read_file(out_path);
   r.err = read_file(err_path);
   return r;
+}
+
+}  // namespace
+
+CommandResult run_sparsa_limited(const std::vector<std::string>& args, const ProcessLimits& limits) {
+  // The captured output lives outside the limit's reach only in size: keep it small.
+  TempDir tmp;
+  const auto out_path = tmp / "stdout";
+  const auto err_path = tmp / "stderr";
+  return wait_and_collect(spawn_sparsa(args, out_path.c_str(), err_path.c_str(), limits), out_path, err_path);
+}
+
+CommandResult run_sparsa(const std::vector<std::string>& args) { return run_sparsa_limited(args, ProcessLimits{}); }
+
+pid_t start_sparsa(const std::vector<std::string>& args) {
+  return spawn_sparsa(args, "/dev/null", "/dev/null", ProcessLimits{});
 }
 
 }  // namespace sparsa::test

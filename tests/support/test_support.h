@@ -1,6 +1,9 @@
 // Helpers shared by the tests: where the repo and ../shared are, and running the CLI.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <string>
@@ -19,6 +22,10 @@ std::filesystem::path shared_dir();
 // returns false in that case.
 bool shared_available();
 
+// True when SPARSA_TEST_SCOPE=quick: the slow golden-fidelity programs then check a reduced,
+// still exact, scope (scripts/sanitize.sh sets it; see docs/reliability.md).
+bool quick_scope();
+
 struct CommandResult {
   int exit_code = -1;
   std::string out;  // stdout
@@ -26,6 +33,18 @@ struct CommandResult {
 };
 // Runs the sparsa binary with `args` (no shell), capturing stdout and stderr.
 CommandResult run_sparsa(const std::vector<std::string>& args);
+
+// Limits the child process of run_sparsa_limited runs under.
+struct ProcessLimits {
+  // RLIMIT_FSIZE: no file the process writes may grow beyond this many bytes, as on a full disk
+  // (SIGXFSZ is ignored, so the write fails with EFBIG instead of killing the process).
+  uint64_t max_file_bytes = 0;
+};
+CommandResult run_sparsa_limited(const std::vector<std::string>& args, const ProcessLimits& limits);
+
+// Starts the sparsa binary with `args` in the background (stdin, stdout, stderr on /dev/null)
+// and returns its pid; the caller waits for it (waitpid).
+pid_t start_sparsa(const std::vector<std::string>& args);
 
 // A fresh empty temporary folder, removed when the object dies.
 class TempDir {

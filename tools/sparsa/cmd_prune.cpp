@@ -2,7 +2,9 @@
 // a new checkpoint folder + masks.safetensors (the golden mask format) + summary.json.
 //
 // The output is assembled in a sibling folder "<out>.tmp-<pid>" and renamed into place at the
-// very end, so an interrupted or failed run never leaves a folder that looks complete.
+// very end, so an interrupted or failed run never leaves a folder that looks complete. Each
+// finished block is checkpointed in "<out>.partial/" (prune_progress.h): a rerun with the same
+// arguments resumes after the last finished block.
 #include <omp.h>
 #include <signal.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "prune_progress.h"
 #include "sparsa/atomic_file.h"
 #include "sparsa/calibration.h"
 #include "sparsa/checkpoint.h"
@@ -45,7 +48,7 @@ struct PruneArgs {
   double percdamp = 0.01;
   uint64_t seed = 0;
   int threads = 0;
-  bool nsamples_given = false, force = false, json = false;
+  bool nsamples_given = false, force = false, json = false, restart = false;
 };
 
 // ---- flags ----
@@ -223,6 +226,17 @@ json timings_json(const PruneTimings& t, double load, double save) {
   return {{"load", load}, {"forward", t.forward}, {"stats", t.stats}, {"select", t.select}, {"total", t.total}, {"save", save}};
 }
 
+// What determines the pruned weights; a rerun resumes only when this is unchanged. --dtype,
+// --threads, --json and --force only shape the output and may differ between the runs.
+json run_identity(const fs::path& model_dir, const PruneOptions& opt, const Calibration& calib) {
+  return {{"model", fs::absolute(model_dir).lexically_normal().string()},
+          {"method", prune_method_name(opt.method)},
+          {"target", opt.target.label()},
+          {"calibration", needs_calibration(opt.method) ? calib.description : json(nullptr)},
+          {"blocksize", opt.blocksize},
+          {"percdamp", opt.percdamp}};
+}
+
 void run_prune(const PruneArgs& a) {
   const GpuOptions gpu = a.device.gpu();
   set_threads(a.threads);
@@ -247,12 +261,24 @@ void run_prune(const PruneArgs& a) {
   const Calibration calib = calibrated ? load_calibration_for(a, m) : Calibration{};
   const double load_seconds = since(t_load);
 
+  PruneProgress progress(out, run_identity(model_dir, opt, calib), a.restart);
+  const int64_t restored_blocks = progress.finished_blocks();
   PruneResult result;
+  result.linears = progress.restore(m);
+  if (restored_blocks > 0)
+    std::fprintf(stderr, "prune: resuming after block %lld of %lld (finished blocks restored from %s)\n",
+                 static_cast<long long>(restored_blocks), static_cast<long long>(m.config.num_layers),
+                 progress.path().string().c_str());
   {
     Progress bar(fmt::format("prune {} {}", prune_method_name(opt.method), opt.target.label()), m.config.num_layers);
-    const auto on_block = [&](int64_t done, int64_t) { bar.update(done); };
-    result = a.device.cuda() ? prune_model_cuda(m, calib.tokens, opt, gpu, on_block)
-                             : prune_model(m, calib.tokens, opt, on_block);
+    bar.update(restored_blocks);
+    opt.first_layer = restored_blocks;
+    opt.on_block = [&](int64_t layer, std::span<const LinearPruneResult> linears) { progress.save_block(m, layer, linears); };
+    const auto on_progress = [&](int64_t done, int64_t) { bar.update(done); };
+    PruneResult rest = a.device.cuda() ? prune_model_cuda(m, calib.tokens, opt, gpu, on_progress)
+                                       : prune_model(m, calib.tokens, opt, on_progress);
+    for (auto& lr : rest.linears) result.linears.push_back(std::move(lr));
+    result.timings = rest.timings;
   }
 
   const auto t_save = Clock::now();
@@ -276,10 +302,12 @@ void run_prune(const PruneArgs& a) {
       {"dtype", a.dtype},
       {"threads", omp_get_max_threads()},
       {"checkpoint", {{"tensors", written.tensors}, {"bytes", written.bytes}, {"copied_files", written.copied_files}}},
+      {"resume", {{"restored_blocks", restored_blocks}, {"pruned_blocks", m.config.num_layers - restored_blocks}}},
   };
   summary.update(a.device.describe());
   write_file_atomic(staging.path() / "summary.json", summary.dump(2) + "\n");
   staging.commit(a.force);
+  progress.remove();
 
   if (a.json) {
     const json compact = {{"method", prune_method_name(opt.method)},
@@ -333,6 +361,10 @@ void register_prune(CLI::App& app) {
   add_multi_gpu_option(cmd, args->device);
   cmd->add_option("--out", args->out, "output folder (written as <out>.tmp-<pid>, renamed at the end)")->required();
   cmd->add_flag("--force", args->force, "replace --out if it exists and is not empty");
+  cmd->add_flag("--restart", args->restart,
+                "discard the checkpoints of an interrupted run in <out>.partial/ instead of resuming it (a rerun with "
+                "the same model, method, target, calibration, --blocksize and --percdamp resumes after the last "
+                "finished block; other arguments are refused unless --restart)");
   cmd->add_option("--dtype", args->dtype,
                   "weight dtype of the written checkpoint: keep (the source's), float32 (keeps SparseGPT's updated "
                   "weights exactly), bfloat16, float16")

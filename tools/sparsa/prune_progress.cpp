@@ -1,0 +1,122 @@
+// "<out>.partial/": checkpoints of the finished blocks of `sparsa prune` (see prune_progress.h).
+#include "prune_progress.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <system_error>
+
+#include "sparsa/atomic_file.h"
+#include "sparsa/error.h"
+#include "sparsa/safetensors.h"
+
+namespace sparsa::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+fs::path partial_dir(const fs::path& out) {
+  fs::path p = out;
+  p += ".partial";
+  return p;
+}
+
+// The first key whose value differs between two run identities ("" when they are equal).
+std::string first_difference(const json& saved, const json& now) {
+  for (const auto& [key, value] : now.items())
+    if (!saved.contains(key) || saved[key] != value) return key;
+  for (const auto& [key, value] : saved.items())
+    if (!now.contains(key)) return key;
+  return "";
+}
+
+std::string seconds_key(const std::string& linear) { return "seconds." + linear; }
+
+}  // namespace
+
+PruneProgress::PruneProgress(const fs::path& out, const json& identity, bool restart) : dir_(partial_dir(out)) {
+  const fs::path run_file = dir_ / "run.json";
+  std::error_code ec;
+  if (fs::exists(run_file)) {
+    json saved;
+    try {
+      saved = json::parse(read_file_contents(run_file));
+    } catch (const nlohmann::json::exception&) {
+      saved = nullptr;  // unreadable: refused below unless --restart
+    }
+    if (!saved.is_object() && !restart)
+      bad_input("{}: not a JSON object; pass --restart to discard the interrupted run", run_file.string());
+    const std::string differs = saved.is_object() ? first_difference(saved, identity) : "run.json";
+    if (!differs.empty() && !restart)
+      bad_input("--out {}: {} holds an interrupted run with different arguments ({} was {}, now {}); rerun with "
+                "the same arguments to resume it, or pass --restart to discard it",
+                out.string(), dir_.string(), differs, saved.value(differs, json()).dump(), identity.value(differs, json()).dump());
+    if (!differs.empty() || restart) fs::remove_all(dir_, ec);
+  } else {
+    fs::remove_all(dir_, ec);  // a folder killed before run.json was written holds nothing of use
+  }
+  fs::create_directories(dir_, ec);
+  if (ec) runtime_failure("{}: cannot create the progress folder: {}", dir_.string(), ec.message());
+  if (!fs::exists(run_file)) write_file_atomic(run_file, identity.dump(2) + "\n");
+  while (fs::exists(block_file(finished_))) ++finished_;
+}
+
+fs::path PruneProgress::block_file(int64_t layer) const { return dir_ / fmt::format("block-{:04d}.safetensors", layer); }
+
+std::vector<LinearPruneResult> PruneProgress::restore(Model& m) const {
+  if (finished_ > m.config.num_layers)
+    bad_input("{}: holds {} blocks but the model has {}; pass --restart to discard it", dir_.string(), finished_,
+              m.config.num_layers);
+  std::vector<LinearPruneResult> restored;
+  for (int64_t l = 0; l < finished_; ++l) {
+    const fs::path file = block_file(l);
+    const auto saved = SafetensorsFile::open(file);
+    for (const LinearRole role : arch_info(m.config.arch).roles) {
+      LinearPruneResult lr;
+      lr.layer = l;
+      lr.role = role;
+      lr.name = hf_linear_name(m.config.arch, l, role);
+      Tensor& w = m.blocks[static_cast<size_t>(l)].linear(role).weight;
+      const TensorInfo* wi = saved->find(lr.name + ".weight");
+      const TensorInfo* mi = saved->find(lr.name + ".mask");
+      const int64_t rows = w.dim(0), cols = w.dim(1);
+      if (!wi || !mi || wi->dtype != DType::F32 || wi->shape != w.shape || mi->dtype != DType::U8 ||
+          mi->shape != std::vector<int64_t>{rows, (cols + 7) / 8})
+        bad_input("{}: {} is missing or does not fit the model; pass --restart to discard the interrupted run",
+                  file.string(), lr.name);
+      std::memcpy(w.ptr(), wi->data, w.numel() * sizeof(float));
+      lr.mask = unpack_mask(mi->data, rows, cols);
+      const auto seconds = saved->metadata().find(seconds_key(lr.name));
+      if (seconds != saved->metadata().end()) lr.seconds = std::strtod(seconds->second.c_str(), nullptr);
+      restored.push_back(std::move(lr));
+    }
+  }
+  return restored;
+}
+
+void PruneProgress::save_block(const Model& m, int64_t layer, std::span<const LinearPruneResult> linears) {
+  std::vector<std::vector<uint8_t>> packed;
+  packed.reserve(linears.size());
+  std::vector<TensorToWrite> tensors;
+  std::map<std::string, std::string> metadata{{"layer", std::to_string(layer)}};
+  for (const LinearPruneResult& lr : linears) {
+    const Tensor& w = m.blocks[static_cast<size_t>(layer)].linear(lr.role).weight;
+    packed.push_back(pack_mask(lr.mask));
+    tensors.push_back({lr.name + ".weight", DType::F32, w.shape, w.ptr()});
+    tensors.push_back({lr.name + ".mask", DType::U8, {lr.mask.rows, (lr.mask.cols + 7) / 8}, packed.back().data()});
+    metadata[seconds_key(lr.name)] = fmt::format("{}", lr.seconds);
+  }
+  write_safetensors(block_file(layer), tensors, metadata);
+  finished_ = layer + 1;
+}
+
+void PruneProgress::remove() const {
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+}  // namespace sparsa::cli

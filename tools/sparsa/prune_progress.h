@@ -1,0 +1,54 @@
+// PruneProgress: the finished blocks of a `sparsa prune` run, kept in "<out>.partial/" so that a
+// rerun with the same arguments continues after the last finished block instead of starting over.
+//
+// Layout of "<out>.partial/":
+//   run.json                  the arguments that determine the pruned weights (the run's identity)
+//   block-NNNN.safetensors    one per finished block: "<linear>.weight" F32 [out, in] (the pruned,
+//                             for SparseGPT also updated, weights) and "<linear>.mask" U8 packbits
+// Every file is written atomically (temporary file + rename), so a kill at any instant leaves
+// only complete files. Blocks are used in order from block 0 while their files exist; the
+// calibration inputs of the first unfinished block are recomputed by running the restored
+// blocks forward (see PruneOptions::first_layer), which reproduces them exactly.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sparsa/model.h"
+#include "sparsa/prune.h"
+
+namespace sparsa::cli {
+
+class PruneProgress {
+ public:
+  // Opens or creates "<out>.partial/" for a run identified by `identity`. An existing folder
+  // whose run.json differs is discarded when `restart`, else Error(kBadInput) naming the first
+  // differing key and the two ways on (same arguments, or --restart).
+  PruneProgress(const std::filesystem::path& out, const nlohmann::ordered_json& identity, bool restart);
+
+  // The number of leading blocks with a checkpoint (0 for a fresh run).
+  int64_t finished_blocks() const { return finished_; }
+
+  // Writes the finished blocks' weights into `m` and returns their results (masks, layer-major),
+  // Error(kBadInput) naming the file when a checkpoint does not fit the model.
+  std::vector<LinearPruneResult> restore(Model& m) const;
+
+  // Saves block `layer` (its weights in `m` are final) atomically.
+  void save_block(const Model& m, int64_t layer, std::span<const LinearPruneResult> linears);
+
+  // Deletes the folder once the output is in place.
+  void remove() const;
+
+  const std::filesystem::path& path() const { return dir_; }
+
+ private:
+  std::filesystem::path block_file(int64_t layer) const;
+  std::filesystem::path dir_;
+  int64_t finished_ = 0;
+};
+
+}  // namespace sparsa::cli
