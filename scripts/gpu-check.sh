@@ -11,8 +11,8 @@
 #                                           .carry/gpu/gpu.txz (git-ignored)
 #   scripts/gpu-check.sh run [STEPS]        on the device (the `device` tool, carry [".carry/gpu"]):
 #                                           STEPS is a comma list of tests, sanitizer, prune-bench,
-#                                           big-model, multi-gpu, gemv-bench, cli (default: all but
-#                                           multi-gpu, which wants nvidia-h200-x2 or -x4). Logs go to
+#                                           big-model, multi-gpu, gemv-bench, resume, cli (default: all
+#                                           but multi-gpu, which wants nvidia-h200-x2 or -x4). Logs go to
 #                                           $OUT/gpu-logs.tgz (or ./out).
 # The binaries have this checkout's path (SPARSA_SOURCE_DIR) built in; `run` links it, and
 # ../shared, to the device's copy when they are absent there.
@@ -46,7 +46,7 @@ pack() {
 }
 
 run() {
-  local steps=",${1:-tests,sanitizer,prune-bench,big-model,gemv-bench,cli},"
+  local steps=",${1:-tests,sanitizer,prune-bench,big-model,gemv-bench,resume,cli},"
   local out=${OUT:-$root/out} logs status=0 rc
   logs="$out/gpu-logs"  # packed into one file at the end: few files come back from $OUT
   mkdir -p "$logs" /tmp/gpu
@@ -104,6 +104,26 @@ run() {
       timeout 300 "$bin/bench-sparse-gemv" --type "$1" --batch "$2" --tune-file "$logs/tune-$1.json" \
         --csv "$logs/bench-$1-b$2.csv" 2>"$logs/bench-$1-b$2.err" >"$logs/bench-$1-b$2.md" || status=1
       cat "$logs/bench-$1-b$2.md"
+    done
+  fi
+  if [[ $steps == *,resume,* ]]; then  # prune --device cuda killed at several points and rerun: same bytes
+    local work=/tmp/gpu-resume args
+    rm -rf "$work" && mkdir -p "$work"
+    args=(prune --device cuda --method sparsegpt --sparsity 0.5 --calib "$root/data/calib-tokens.safetensors"
+      --calib-key calib --nsamples 32 --dtype float32)
+    "$bin/sparsa" "${args[@]}" --out "$work/whole" >/dev/null 2>"$logs/resume-whole.err" || status=1
+    for delay in 0.6 0.9 1.2 1.5 1.8 2.4; do
+      timeout -s KILL "$delay" "$bin/sparsa" "${args[@]}" --out "$work/run" >/dev/null 2>&1
+      local left; left=$(ls "$work/run.partial" 2>/dev/null | grep -c '^block-')
+      "$bin/sparsa" "${args[@]}" --out "$work/run" >/dev/null 2>"$logs/resume-$delay.err"; rc=$?
+      local restored; restored=$(grep -o '"restored_blocks": [0-9]*' "$work/run/summary.json" 2>/dev/null)
+      if [[ $rc == 0 ]] && cmp -s "$work/whole/masks.safetensors" "$work/run/masks.safetensors" &&
+        cmp -s "$work/whole/model.safetensors" "$work/run/model.safetensors"; then
+        echo "resume after a kill at ${delay} s: ${left} block file(s) left, ${restored}; masks and weights identical"
+      else
+        echo "resume after a kill at ${delay} s: FAILED (exit $rc, ${left} block file(s) left)"; status=1
+      fi
+      rm -rf "$work/run" "$work/run.partial"
     done
   fi
   if [[ $steps == *,cli,* ]]; then  # the CLI end to end on a synthetic 7B checkpoint on disk

@@ -109,6 +109,34 @@ TEST(Hamming, AllPairsAcrossTilesMatchesBruteForce) {
     for (size_t j = 0; j < b.size(); ++j) ASSERT_EQ(all[i * b.size() + j], brute_hamming(b, i, j));
 }
 
+// The bit-sliced kernel: chunks of 256 features (a partial last one), rows whose set bits are not
+// a multiple of the 16-column round (and empty and full rows), densities from 0 to 1, and counts
+// large enough to carry through several planes of the high counter.
+TEST(Hamming, BitSlicedMatchesBruteForce) {
+  if (!sparsa::bitsliced_hamming_available()) GTEST_SKIP() << "no AVX-512 F/VL/BW on this CPU";
+  struct Case {
+    int64_t rows, cols;
+    double density;
+  };
+  for (const Case c : {Case{300, 700, 0.05}, Case{300, 130, 0.5}, Case{70, 4100, 0.9}, Case{257, 64, 0.0}}) {
+    std::mt19937_64 g(static_cast<uint64_t>(c.rows * 31 + c.cols));
+    std::bernoulli_distribution on(c.density);
+    Bools b(static_cast<size_t>(c.rows), std::vector<bool>(static_cast<size_t>(c.cols)));
+    for (auto& row : b)
+      for (size_t t = 0; t < row.size(); ++t) row[t] = on(g);
+    b[1].assign(b[1].size(), true);    // a full row
+    b[2].assign(b[2].size(), false);   // an empty one
+    const BitMatrix m = pack(b);
+    const std::vector<int32_t> sliced = sparsa::hamming_all_pairs(m, sparsa::AllPairsMethod::kBitSliced);
+    const std::vector<int32_t> popcount = sparsa::hamming_all_pairs(m, sparsa::AllPairsMethod::kPopcount);
+    for (size_t i = 0; i < b.size(); ++i)
+      for (size_t j = 0; j < b.size(); ++j) {
+        ASSERT_EQ(sliced[i * b.size() + j], brute_hamming(b, i, j)) << c.rows << "x" << c.cols << " pair " << i << "," << j;
+        ASSERT_EQ(popcount[i * b.size() + j], sliced[i * b.size() + j]);
+      }
+  }
+}
+
 TEST(Hamming, GradientOrderAndNearestBreakTiesByIndex) {
   Bools b = random_bools(60, 70, 3);
   b[40] = b[9];  // an exact twin of the reference with a larger index, and duplicates elsewhere

@@ -48,9 +48,19 @@ std::vector<int64_t> hamming_nearest(const BitMatrix& m, int64_t reference, int6
 // [features.size(), rows] row-major.
 std::vector<int32_t> hamming_to(const BitMatrix& m, std::span<const int64_t> features);
 
+// How hamming_all_pairs counts. kPopcount: pairs of rows ANDed and popcounted word by word (the
+// popcount kernel above), in cache-sized tiles; work per pair ~ columns. kBitSliced: for each
+// row, its set columns of 512 other features summed at once into bit-sliced counters
+// (carry-save adders; AVX-512 F/VL/BW only, else kBadInput); work per pair ~ the row's set bits,
+// so it wins on sparse rows. kAuto: kBitSliced when the CPU has it and at most
+// kBitSlicedMaxDensity of the bits are set, else kPopcount. Every method gives identical integers.
+enum class AllPairsMethod { kAuto, kPopcount, kBitSliced };
+inline constexpr double kBitSlicedMaxDensity = 0.25;
+bool bitsliced_hamming_available();  // this CPU runs kBitSliced
+
 // All pairwise Hamming distances, symmetric with a zero diagonal. [rows, rows] row-major.
-// Blocked in cache-sized tiles over the upper triangle, OpenMP across tiles.
-std::vector<int32_t> hamming_all_pairs(const BitMatrix& m);
+// Over the upper triangle, OpenMP across tiles; the lower one is mirrored.
+std::vector<int32_t> hamming_all_pairs(const BitMatrix& m, AllPairsMethod method = AllPairsMethod::kAuto);
 
 // ---- k-means on binary vectors (src/analysis/kmeans.cpp) -------------------------------------
 //
@@ -60,7 +70,7 @@ std::vector<int32_t> hamming_all_pairs(const BitMatrix& m);
 // move each centroid to the mean of its rows and stop when the total squared centroid shift is
 // <= tol * (mean over columns of the column variance), or after max_iter iterations. A cluster
 // left empty takes the row with the largest bound on its distance to its own centroid (lowest
-// index on ties). Hamerly's distance bounds skip rows that provably keep their label, so the
+// index on ties). Distance bounds (Elkan's per-centroid, Hamerly's half-gap) skip rows that provably keep their label, so the
 // labels are Lloyd's (up to float rounding in near-ties), only faster.
 
 struct KMeansOptions {

@@ -1,6 +1,7 @@
 // Hamming distances between bit-packed features: popcount of (a AND b) per pair, with
 // hamming(a, b) = |a| + |b| - 2 |a AND b|. The inner kernel handles four rows against four, in an
 // AVX-512 VPOPCNTDQ version and an AVX2 nibble-lookup version chosen at run time from CPUID.
+// All pairs of sparse rows go to the bit-sliced kernel (hamming_bitsliced.h) instead.
 #include <omp.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include "sparsa/coactivation.h"
 #include "sparsa/error.h"
 #include "analysis/coactivation_common.h"
+#include "analysis/hamming_bitsliced.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -214,10 +216,22 @@ std::vector<int64_t> hamming_nearest(const BitMatrix& m, int64_t reference, int6
   return order;
 }
 
-std::vector<int32_t> hamming_all_pairs(const BitMatrix& m) {
+bool bitsliced_hamming_available() { return coact::bitsliced_supported(); }
+
+std::vector<int32_t> hamming_all_pairs(const BitMatrix& m, AllPairsMethod method) {
   check_matrix(m, "hamming");
   const std::vector<int32_t> counts = row_counts(m);
   const int64_t n = m.rows(), tiles = (n + kTile - 1) / kTile;
+  if (method == AllPairsMethod::kAuto) {
+    const double bits = std::accumulate(counts.begin(), counts.end(), 0.0);
+    const bool sparse = bits <= kBitSlicedMaxDensity * static_cast<double>(n) * static_cast<double>(m.cols());
+    method = sparse && coact::bitsliced_supported() ? AllPairsMethod::kBitSliced : AllPairsMethod::kPopcount;
+  }
+  if (method == AllPairsMethod::kBitSliced) {
+    std::vector<int32_t> out(static_cast<size_t>(n * n));
+    coact::hamming_all_pairs_bitsliced(m, counts, out.data());
+    return out;
+  }
   std::vector<int64_t> rows(static_cast<size_t>(n));
   std::iota(rows.begin(), rows.end(), 0);
   std::vector<std::pair<int64_t, int64_t>> upper;  // tile pairs (bi <= bj)

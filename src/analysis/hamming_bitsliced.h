@@ -1,0 +1,26 @@
+// Internal to the analysis: all-pairs AND counts of sparse bit rows by bit-sliced counting.
+//
+// For a feature a and a chunk of 512 other features, |a AND b| for all 512 b at once is the
+// number of a's set columns t in which b is set: the sum, over t in a's set columns, of the
+// chunk's 512-bit column t. The sums are kept bit-sliced (plane p holds bit p of all 512 counts)
+// and added with carry-save adders (Harley-Seal, 16 columns a round), so the work per pair is
+// proportional to the density of a instead of to the number of columns: at 15 % density about a
+// fifth of the popcount kernel's instructions.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "sparsa/bitmatrix.h"
+
+namespace sparsa::coact {
+
+// True when this CPU runs the bit-sliced kernel (AVX-512 F, VL and BW).
+bool bitsliced_supported();
+
+// out[a * rows + b] = counts[a] + counts[b] - 2 |a AND b| for every pair: the full symmetric
+// [rows, rows] matrix. counts[r] = set bits of row r. Requires bitsliced_supported(). OpenMP
+// across (row chunk, column chunk) pairs of the upper triangle; the lower one is mirrored.
+void hamming_all_pairs_bitsliced(const BitMatrix& m, const std::vector<int32_t>& counts, int32_t* out);
+
+}  // namespace sparsa::coact
