@@ -250,6 +250,21 @@ TEST_F(DbCommandsTest, TheDashboardServesTheDatabase) {
   EXPECT_EQ(json::parse(runs->body)["rows"][0][4], kMatrices);  // matrices of run 1
 }
 
+// The report takes each method's newest *evaluated* prune run: a newer run of the same masks
+// without perplexity (a mask file registered by compare) does not hide it.
+TEST_F(DbCommandsTest, ReportShowsTheEvaluatedRunsOfADatabaseOfCommands) {
+  ASSERT_TRUE(all_succeeded());
+  const auto cmp = run_sparsa({"compare", (cmd_->dir / "wanda" / "masks.safetensors").string(),
+                               (cmd_->dir / "mag").string(), "--db", cmd_->db});
+  ASSERT_EQ(cmp.exit_code, 0) << cmp.err;
+  const double wanda_ppl = json::parse(results_[3].out)["ppl"].get<double>();
+  const fs::path report = cmd_->dir / "REPORT.md";
+  const auto r = run_sparsa({"report", "--db", cmd_->db, "--out", report.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string text = test::read_file(report);
+  EXPECT_NE(text.find(fmt::format("| Wanda | 50 % unstructured | {:.4f} |", wanda_ppl)), std::string::npos) << text;
+}
+
 TEST(DbCommands, BadAndLockedDatabasesAreOneLineErrors) {
   TempDir tmp;
   const fs::path not_db = tmp / "notes.duckdb";
