@@ -97,7 +97,8 @@ class Report {
     const json r = rows(store_,
                         "SELECT r.method, r.structure, r.sparsity, p.ppl, r.seconds_total, r.run_id FROM runs r "
                         "JOIN perplexities p USING (run_id) WHERE r.kind = 'prune' AND p.kind = 'pruned' AND r.run_id IN "
-                        "(SELECT max(run_id) FROM runs WHERE kind = 'prune' GROUP BY method, structure) "
+                        "(SELECT max(run_id) FROM runs JOIN perplexities USING (run_id) WHERE runs.kind = 'prune' AND "
+                        "perplexities.kind = 'pruned' GROUP BY method, structure) "  // newest evaluated run
                         "ORDER BY r.nm_m NULLS FIRST, r.sparsity, r.structure, r.method");
     line("## Perplexity after pruning");
     line();

@@ -9,6 +9,7 @@
 
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
+#include "sparsa/run_rows.h"
 #include "sparsa/safetensors.h"
 #include "sparsa/tokenizer.h"
 #include "study_context.h"
@@ -24,17 +25,12 @@ namespace study {
 namespace fs = std::filesystem;
 
 RunInfo Context::run_info(RunKind kind) const {
-  RunInfo i;
-  i.kind = kind;
-  i.model_name = model_name;
-  i.model_path = fs::weakly_canonical(opt.model).string();
-  i.architecture = dense.config.model_type;
-  i.calib_description = fmt::format("{} [{}, {}]", calib.description.value("file", std::string("text")),
-                                    calib.tokens.dim(0), calib.tokens.dim(1));
+  RunInfo i = model_run_info(kind, opt.model, dense.config);
+  i.calib_description = calib_run_description(calib.description.value("file", std::string("text")), calib.tokens);
   i.calib_hash = calib_hash;
   i.nsamples = calib.tokens.dim(0);
   i.seqlen = calib.tokens.dim(1);
-  i.options = fmt::format("eval={}:{:016x}:{}x{}", eval_name, fnv1a64(eval.data), eval.dim(0), eval.dim(1));
+  i.options = eval_options(eval_name, eval);
   return i;
 }
 
@@ -75,13 +71,13 @@ TensorI32 eval_windows(const StudyOptions& o, const Model& m, std::string& name)
     if (w.rank() != 2 || w.dim(0) == 0 || w.dim(1) < 2)
       bad_input("{}: tensor '{}' has shape {}, expected [n_windows, seqlen]", o.eval_tokens.string(), o.eval_key,
                 shape_string(w.shape));
-    name = o.eval_tokens.stem().string() + ":" + o.eval_key;
+    name = eval_dataset_name(o.eval_tokens, o.eval_key, {});
   } else {
     const auto tok = HfTokenizer::load(o.model / "tokenizer.json");
     const int64_t seqlen = o.eval_seqlen > 0 ? o.eval_seqlen : m.config.max_position;
     w = make_windows(tok->encode(read_file_contents(o.eval_text), /*add_bos=*/false), seqlen);
     if (w.dim(0) == 0) bad_input("--eval-text {}: shorter than one window of {} tokens", o.eval_text.string(), seqlen);
-    name = o.eval_text.stem().string();
+    name = eval_dataset_name({}, "", o.eval_text);
   }
   if (o.eval_windows > 0 && o.eval_windows < w.dim(0)) {
     TensorI32 first({o.eval_windows, w.dim(1)});

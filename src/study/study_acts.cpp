@@ -1,11 +1,10 @@
 // The study's activation step: thresholds for the target activation sparsities, coarse
 // histograms for the database and the figures, and perplexity with activations sparsified.
-#include <algorithm>
 #include <chrono>
-#include <cmath>
 
 #include <fmt/format.h>
 
+#include "sparsa/run_rows.h"
 #include "sparsa/viz.h"
 #include "study_context.h"
 
@@ -13,37 +12,6 @@ namespace sparsa::study {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr int64_t kHistogramBins = 120;   // coarse bins stored per (layer, point)
-constexpr double kHistogramRange = 0.999;  // the bins span ±(this quantile of |x|); the tails fold in
-
-struct CoarseHistogram {
-  std::vector<double> edges;    // [kHistogramBins + 1], symmetric around 0
-  std::vector<int64_t> counts;  // [kHistogramBins]
-};
-
-// Re-bins the fine log-spaced magnitude histogram into linear signed bins over ±R, each fine bin
-// going to the coarse bin of its midpoint; values beyond ±R fold into the edge bins.
-CoarseHistogram coarsen(const ActivationHistogram& h) {
-  double range = h.threshold(kHistogramRange);
-  if (!(range > 0)) range = 1.0;
-  CoarseHistogram c;
-  c.counts.assign(kHistogramBins, 0);
-  for (int64_t i = 0; i <= kHistogramBins; ++i)
-    c.edges.push_back(-range + 2.0 * range * static_cast<double>(i) / static_cast<double>(kHistogramBins));
-  const auto& counts = h.counts();  // [2, kBinsPerSign]: x >= +0, then x <= -0
-  for (int sign = 0; sign < 2; ++sign) {
-    for (int64_t b = 0; b < ActivationHistogram::kBinsPerSign; ++b) {
-      const uint64_t n = counts[static_cast<size_t>(sign * ActivationHistogram::kBinsPerSign + b)];
-      if (n == 0) continue;
-      const double lo = ActivationHistogram::bin_lower(b), hi = ActivationHistogram::bin_upper(b);
-      const double mid = std::isfinite(hi) ? 0.5 * (lo + hi) : lo;
-      const double x = sign == 0 ? mid : -mid;
-      const auto idx = static_cast<int64_t>(std::floor((x + range) / (2.0 * range) * kHistogramBins));
-      c.counts[static_cast<size_t>(std::clamp<int64_t>(idx, 0, kHistogramBins - 1))] += static_cast<int64_t>(n);
-    }
-  }
-  return c;
-}
 
 // The histograms of the analysis layer with the thresholds of every target marked.
 void draw_histograms(const Context& ctx, const ActivationProfile& profile) {
@@ -86,9 +54,7 @@ ActivationThresholds thresholds_from_store(const Context& ctx, int64_t run_id, d
 }
 
 std::string acts_options(const StudyOptions& o) {
-  std::string s = "sparsities=";
-  for (size_t i = 0; i < o.act_sparsities.size(); ++i) s += fmt::format("{}{:g}", i ? "," : "", o.act_sparsities[i]);
-  return s + fmt::format(" bitset_sparsity={:g}", o.act_bitset_sparsity);
+  return act_sparsities_option(o.act_sparsities) + fmt::format(" bitset_sparsity={:g}", o.act_bitset_sparsity);
 }
 
 }  // namespace
@@ -111,20 +77,11 @@ ActivationThresholds acts_step(Context& ctx) {
   const ActivationProfile profile = capture_activation_profile(ctx.dense, ctx.calib.tokens);
   const double capture_seconds = since(t0);
   RunWriter w = ctx.store.begin_run(info);
-  for (int64_t l = 0; l < profile.n_layers; ++l) {
-    for (int p = 0; p < kNumObsPoints; ++p) {
-      const CoarseHistogram c = coarsen(profile.at(l, static_cast<ObsPoint>(p)));
-      w.add_act_histogram(l, static_cast<ObsPoint>(p), c.edges, c.counts);
-    }
-  }
+  add_act_histogram_rows(w, profile);
   double eval_seconds = 0;
   for (double s : ctx.opt.act_sparsities) {
     const ActivationThresholds t = profile.thresholds(s);
-    std::vector<ActThresholdRow> rows;
-    for (int64_t l = 0; l < profile.n_layers; ++l)
-      for (int p = 0; p < kNumObsPoints; ++p)
-        rows.push_back({l, static_cast<ObsPoint>(p), s, t.t[static_cast<size_t>(l)][static_cast<size_t>(p)]});
-    w.add_act_thresholds(rows);
+    add_act_threshold_rows(w, t);
     ActivationSparsifier sparsify(t);
     const PerplexityResult r = perplexity(ctx.dense, ctx.eval, &sparsify);
     eval_seconds += r.seconds;

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include <fmt/format.h>
+
 #include "sparsa/atomic_file.h"
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
@@ -55,6 +57,10 @@ nlohmann::json DeviceArgs::describe() const {
                    {"peak_allocated_bytes", gpu_peak_allocated()}}}};
 }
 
+std::string DeviceArgs::run_options() const {
+  return cuda() && precision != "fp32" ? "gpu_precision=" + precision : "";
+}
+
 void add_device_options(CLI::App* cmd, DeviceArgs& args) {
   cmd->add_option("--device", args.device, "cpu, or cuda (the LLaMA family on the first GPU)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
@@ -74,6 +80,29 @@ void add_multi_gpu_option(CLI::App* cmd, DeviceArgs& args) {
                   "with --device cuda: calibrate data-parallel over GPUs 0..N-1 (samples split, statistics "
                   "all-reduced, a block's linears pruned in parallel; needs NCCL at run time)")
       ->capture_default_str();
+}
+
+void add_db_option(CLI::App* cmd, std::string& db, std::string_view what) {
+  cmd->add_option("--db", db,
+                  fmt::format("study database (DuckDB, created when absent) to add {} to, as `sparsa study` stores "
+                              "it; a result the database already holds is not recomputed (one line on stderr names "
+                              "its run, exit 0)",
+                              what));
+}
+
+std::unique_ptr<Store> open_db(const std::string& db) {
+  if (db.empty()) return nullptr;
+  return Store::open(db, Store::Mode::kReadWrite);
+}
+
+void note_db_run(std::string_view command, const Store& store, int64_t run_id, bool added) {
+  if (added)
+    std::fprintf(stderr, "%.*s: added run %lld to %s\n", static_cast<int>(command.size()), command.data(),
+                 static_cast<long long>(run_id), store.path().string().c_str());
+  else
+    std::fprintf(stderr, "%.*s: run %lld of %s already holds this result; nothing added\n",
+                 static_cast<int>(command.size()), command.data(), static_cast<long long>(run_id),
+                 store.path().string().c_str());
 }
 
 }  // namespace sparsa::cli

@@ -2,12 +2,15 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "sparsa/gpu.h"
+#include "sparsa/store.h"
 
 namespace sparsa::cli {
 
@@ -38,9 +41,22 @@ struct DeviceArgs {
   GpuOptions gpu() const;
   // {"device", "gpu": {"name", "precision", "chunk_tokens", "peak_allocated_bytes"}} for summaries.
   nlohmann::json describe() const;
+  // What the device adds to a run's identity (RunInfo::options): "gpu_precision=bf16" for a GPU
+  // run in a precision other than fp32 (whose results differ from the CPU's); "" otherwise.
+  std::string run_options() const;
 };
 void add_device_options(CLI::App* cmd, DeviceArgs& args);
 // --gpus N (data-parallel calibration over N GPUs, for prune).
 void add_multi_gpu_option(CLI::App* cmd, DeviceArgs& args);
+
+// --db FILE of eval, prune, compare and acts: the study database the command adds its run to
+// (docs/db-commands.md). `what` says what the run holds, for --help.
+void add_db_option(CLI::App* cmd, std::string& db, std::string_view what);
+// The database of --db opened read-write (created when absent); nullptr when `db` is empty.
+// Errors as Store::open: not a DuckDB file / newer schema -> exit 2, locked -> exit 1.
+std::unique_ptr<Store> open_db(const std::string& db);
+// The one stderr line saying that `command`'s result is run `run_id` of the database: a new run
+// (`added`), or one that already held it (nothing added).
+void note_db_run(std::string_view command, const Store& store, int64_t run_id, bool added);
 
 }  // namespace sparsa::cli

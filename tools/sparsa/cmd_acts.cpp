@@ -4,8 +4,10 @@
 // matrices |x| > t of chosen (layer, point, sparsity) are written as packed bits.
 #include <charconv>
 #include <chrono>
-#include <map>
 #include <cstdio>
+#include <map>
+#include <optional>
+#include <span>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -16,6 +18,7 @@
 #include "sparsa/error.h"
 #include "sparsa/model.h"
 #include "sparsa/progress.h"
+#include "sparsa/run_rows.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/safetensors.h"
 #include "sparsa/tokenizer.h"
@@ -28,7 +31,7 @@ using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
 struct ActsArgs {
-  std::string model, tokenizer, tokens, key = "calib", text, eval_key, eval_text, bits_out;
+  std::string model, tokenizer, tokens, key = "calib", text, eval_key, eval_text, bits_out, db;
   std::vector<std::string> sparsities{"0.25", "0.4", "0.5", "0.7", "0.9"}, bits;
   int64_t seqlen = 0, nsamples = 0, eval_limit = 0;
   int threads = 0;
@@ -164,6 +167,46 @@ PerplexityResult eval_ppl(const Model& m, const TensorI32& windows, Observer* ob
   return r;
 }
 
+// The perplexities rows' dataset: "<file stem>:<eval key>" or the --eval-text file's stem.
+std::string eval_dataset(const ActsArgs& a) {
+  return a.eval_key.empty() ? eval_dataset_name({}, "", a.eval_text) : eval_dataset_name(a.tokens, a.eval_key, {});
+}
+
+// Adds the histograms, thresholds and perplexities as one acts run.
+void record_acts(Store& store, const RunInfo& info, const ActivationProfile& profile,
+                 const std::vector<ActivationThresholds>& thresholds, const std::vector<PerplexityRow>& ppl,
+                 double total_seconds, double capture_seconds) {
+  RunWriter w = store.begin_run(info);
+  add_act_histogram_rows(w, profile);
+  for (const ActivationThresholds& t : thresholds) add_act_threshold_rows(w, t);
+  double eval_seconds = 0;
+  for (const PerplexityRow& r : ppl) {
+    w.add_perplexity(r);
+    eval_seconds += r.seconds;
+  }
+  w.set_timings({.total = total_seconds, .forward = capture_seconds,
+                 .eval = ppl.empty() ? std::nullopt : std::optional<double>(eval_seconds)});
+  const int64_t id = w.run_id();
+  w.commit();
+  note_db_run("acts", store, id, true);
+}
+
+// The acts run of these arguments: the calibration windows, the targets, and the evaluation
+// windows when perplexity is measured (" dense" when the dense perplexity is too).
+RunInfo acts_info(const ActsArgs& a, const Model& m, const TensorI32& calib, std::span<const double> sparsities,
+                  const TensorI32* eval_windows) {
+  RunInfo info = model_run_info(RunKind::kActs, a.model, m.config);
+  const std::string source = a.tokens.empty() ? fs::path(a.text).filename().string()
+                                              : fmt::format("{}:{}", fs::path(a.tokens).filename().string(), a.key);
+  info.calib_description = calib_run_description(source, calib);
+  info.calib_hash = token_hash(calib.data);
+  info.nsamples = calib.dim(0);
+  info.seqlen = calib.dim(1);
+  info.options = act_sparsities_option(sparsities);
+  if (eval_windows) info.options += " " + eval_options(eval_dataset(a), *eval_windows) + (a.dense ? " dense" : "");
+  return info;
+}
+
 void run_acts(const ActsArgs& a) {
   set_threads(a.threads);
   if (a.nsamples < 0 || a.eval_limit < 0 || a.seqlen < 0) bad_input("--nsamples, --eval-limit and --seqlen must be >= 0");
@@ -172,6 +215,8 @@ void run_acts(const ActsArgs& a) {
   if (a.tokens.empty() && a.text.empty()) bad_input("pass the calibration windows: --tokens FILE [--key calib] or --text FILE");
   std::vector<double> sparsities;
   for (const std::string& s : a.sparsities) sparsities.push_back(parse_fraction(s, "--sparsities"));
+  const auto store = open_db(a.db);
+  const auto t_start = Clock::now();
   const Model m = load_model(a.model);
   if (a.seqlen > m.config.max_position) bad_input("--seqlen {} is above the model's context length {}", a.seqlen, m.config.max_position);
   std::vector<BitsSpec> bit_specs;
@@ -180,6 +225,12 @@ void run_acts(const ActsArgs& a) {
   const bool eval = !a.eval_key.empty() || !a.eval_text.empty();
   const TensorI32 eval_windows = eval ? load_windows(a, a.eval_key.empty() ? "" : a.tokens, a.eval_key, a.eval_text, m, a.eval_limit)
                                       : TensorI32{};
+
+  std::optional<RunInfo> info;
+  if (store) {
+    info = acts_info(a, m, calib, sparsities, eval ? &eval_windows : nullptr);
+    if (const auto id = store->find_run(*info)) return note_db_run("acts", *store, *id, false);
+  }
 
   json seconds = json::object();
   auto t0 = Clock::now();
@@ -193,11 +244,13 @@ void run_acts(const ActsArgs& a) {
   for (double s : sparsities) thresholds.push_back(profile.thresholds(s));
 
   json ppl = json::object(), ppl_seconds = json::object();
+  std::vector<PerplexityRow> ppl_rows;  // for --db
   json out = {{"thresholds", thresholds_json(thresholds)}};
   if (eval && a.dense) {
     const PerplexityResult r = eval_ppl(m, eval_windows, nullptr, "acts dense");
     out["ppl_dense"] = r.ppl;
     ppl_seconds["dense"] = r.seconds;
+    ppl_rows.push_back({eval_dataset(a), PplKind::kDense, std::nullopt, r.ppl, r.predicted_tokens, r.seconds});
   }
   for (const ActivationThresholds& t : thresholds) {
     if (!eval) break;
@@ -205,6 +258,7 @@ void run_acts(const ActsArgs& a) {
     const PerplexityResult r = eval_ppl(m, eval_windows, &sparsifier, "acts ppl @" + sparsity_key(t.sparsity));
     ppl[sparsity_key(t.sparsity)] = r.ppl;
     ppl_seconds[sparsity_key(t.sparsity)] = r.seconds;
+    ppl_rows.push_back({eval_dataset(a), PplKind::kActSparsified, t.sparsity, r.ppl, r.predicted_tokens, r.seconds});
   }
   if (eval) {
     out["ppl"] = ppl;
@@ -220,6 +274,7 @@ void run_acts(const ActsArgs& a) {
     write_bits(a.bits_out, bit_specs, reqs, bits);
     seconds["bitsets"] = since(t0);
   }
+  if (store) record_acts(*store, *info, profile, thresholds, ppl_rows, since(t_start), seconds["calibration"].get<double>());
   out["calib"] = {{"windows", calib.dim(0)}, {"seqlen", calib.dim(1)}};
   if (eval) out["eval"] = {{"windows", eval_windows.dim(0)}, {"seqlen", eval_windows.dim(1)}};
   out["seconds"] = seconds;
@@ -260,6 +315,9 @@ void register_acts(CLI::App& app) {
                   "safetensors file for --bits: U8 [features, ceil(tokens / 8)], packbits MSB first, 1 = active, "
                   "keys layers.{l}.{point}.s{sparsity}");
   cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
+  add_db_option(cmd, args->db,
+                "an acts run (histograms per layer and point, thresholds per layer x point x target, the perplexities "
+                "measured); --bits files are not stored");
   cmd->add_flag("--json", args->json,
                 "print {\"thresholds\": {s: {layer: {point: t}}}, \"ppl\": {s: ppl}, ...} as JSON on stdout");
   cmd->callback([args] { run_acts(*args); });

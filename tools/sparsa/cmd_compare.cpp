@@ -1,8 +1,10 @@
 // sparsa compare: how two pruning-mask sets differ (Jaccard of the kept positions, Hamming,
 // sparsities, cosine of the pruned weights), per matrix and per feature; or, with --series,
 // one method across several mask sets compared pairwise (the ablation tables).
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -12,6 +14,7 @@
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/mask_compare.h"
+#include "sparsa/run_rows.h"
 
 namespace sparsa::cli {
 namespace {
@@ -21,7 +24,7 @@ using json = nlohmann::ordered_json;
 
 struct CompareArgs {
   std::vector<std::string> sets, labels;
-  std::string features_out, shapes_from;
+  std::string features_out, shapes_from, db;
   int64_t layer = -1;
   bool series = false, json = false;
 };
@@ -190,10 +193,51 @@ void print_series(const SeriesComparison& s) {
   print_square("hamming", s.hamming, s.labels);
 }
 
+// ---- --db ----
+
+// The comparison run of sets i and j (a prune run each, found or added): the newest run with its
+// identity, or a new one with the comparison rows (computed into `computed`). Returns {run_id, added}.
+std::pair<int64_t, bool> record_pair(Store& store, const std::vector<std::string>& paths, const std::vector<MaskSet>& sets,
+                                     size_t i, size_t j, std::optional<MaskSetComparison>& computed) {
+  const MaskSetRun a = find_or_add_mask_set_run(store, paths[i], sets[i]);
+  const MaskSetRun b = find_or_add_mask_set_run(store, paths[j], sets[j]);
+  RunInfo base;
+  base.model_name = a.info.model_name;
+  base.model_path = a.info.model_path;
+  base.architecture = a.info.architecture;
+  const RunInfo info = compare_run_info(base, a.info.method.empty() ? "unknown" : a.info.method,
+                                        b.info.method.empty() ? "unknown" : b.info.method, a.info.target, a.run_id,
+                                        b.run_id);
+  if (const auto id = store.find_run(info)) return {*id, false};
+  const auto t0 = std::chrono::steady_clock::now();
+  computed = compare_mask_sets(sets[i], sets[j]);
+  RunWriter w = store.begin_run(info);
+  add_comparison_rows(w, *computed, a.run_id, b.run_id);
+  w.set_timings({.total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+  const int64_t id = w.run_id();
+  w.commit();
+  return {id, true};
+}
+
+// --series --db: every pair i < j as `compare A_i A_j --db` records it; one stderr line.
+void record_series(Store& store, const std::vector<std::string>& paths, const std::vector<MaskSet>& sets) {
+  std::vector<int64_t> added, held;
+  for (size_t i = 0; i < sets.size(); ++i)
+    for (size_t j = i + 1; j < sets.size(); ++j) {
+      std::optional<MaskSetComparison> computed;
+      const auto [id, is_new] = record_pair(store, paths, sets, i, j, computed);
+      (is_new ? added : held).push_back(id);
+    }
+  std::fprintf(stderr, "compare --series: of %zu pairs, added runs [%s], already held by runs [%s] of %s\n",
+               added.size() + held.size(), fmt::format("{}", fmt::join(added, ", ")).c_str(),
+               fmt::format("{}", fmt::join(held, ", ")).c_str(), store.path().string().c_str());
+}
+
 void run_series(const CompareArgs& a) {
   if (a.sets.size() < 2) bad_input("--series needs at least two mask sets");
   if (!a.labels.empty() && a.labels.size() != a.sets.size())
     bad_input("--labels has {} names for {} mask sets", a.labels.size(), a.sets.size());
+  const auto store = open_db(a.db);
   std::vector<MaskSet> sets;
   std::vector<const MaskSet*> ptrs;
   std::vector<std::string> labels = a.labels;
@@ -202,6 +246,7 @@ void run_series(const CompareArgs& a) {
     if (a.labels.empty()) labels.push_back(fs::path(p).filename().replace_extension().string());
   }
   for (const MaskSet& s : sets) ptrs.push_back(&s);
+  if (store) record_series(*store, a.sets, sets);
   const SeriesComparison s = compare_series(ptrs, labels, a.layer);
   if (a.json) print_json(nlohmann::json(series_json(s, a.sets)));
   else print_series(s);
@@ -211,9 +256,16 @@ void run_compare(const CompareArgs& a) {
   if (a.series) return run_series(a);
   if (a.sets.size() != 2) bad_input("compare takes two mask sets (pruned folders or mask files), got {}", a.sets.size());
   if (!a.labels.empty() || a.layer >= 0) bad_input("--labels and --layer belong to --series");
-  const MaskSet sa = MaskSet::open(a.sets[0], a.shapes_from);
-  const MaskSet sb = MaskSet::open(a.sets[1], a.shapes_from);
-  const MaskSetComparison c = compare_mask_sets(sa, sb);
+  const auto store = open_db(a.db);
+  std::vector<MaskSet> sets;
+  for (const std::string& p : a.sets) sets.push_back(MaskSet::open(p, a.shapes_from));
+  std::optional<MaskSetComparison> computed;
+  if (store) {
+    const auto [id, added] = record_pair(*store, a.sets, sets, 0, 1, computed);
+    note_db_run("compare", *store, id, added);
+    if (!added) return;
+  }
+  const MaskSetComparison c = computed ? std::move(*computed) : compare_mask_sets(sets[0], sets[1]);
   if (!a.features_out.empty()) write_features(a.features_out, c);
   if (a.json) print_json(nlohmann::json(comparison_json(c)));
   else print_comparison(c);
@@ -240,6 +292,10 @@ void register_compare(CLI::App& app) {
   cmd->add_flag("--series", args->series,
                 "ablation series: compare all the given mask sets pairwise (e.g. one method at 10...90 % or "
                 "u50 / 2:4 / 4:8), pooled over the matrices of --layer");
+  add_db_option(cmd, args->db,
+                "a compare run (a comparisons row per matrix, per-feature metrics); a mask set that is not yet a run of "
+                "the database is added as a prune run described by its summary.json or mask metadata; with --series, "
+                "every pair i < j");
   cmd->add_option("--layer", args->layer, "with --series: the decoder layer to compare (default: every layer)");
   cmd->add_option("--labels", args->labels, "with --series: a name per mask set (default: the file names)")->delimiter(',');
   cmd->callback([args] { run_compare(*args); });

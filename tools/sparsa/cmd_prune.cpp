@@ -28,6 +28,7 @@
 #include "sparsa/model.h"
 #include "sparsa/progress.h"
 #include "sparsa/prune.h"
+#include "sparsa/run_rows.h"
 #include "sparsa/safetensors.h"
 #include "sparsa/tokenizer.h"
 
@@ -41,7 +42,7 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct PruneArgs {
-  std::string model, method, sparsity, nm, calib, calib_key = "calib", out, dtype = "keep";
+  std::string model, method, sparsity, nm, calib, calib_key = "calib", out, dtype = "keep", db;
   DeviceArgs device;
   std::vector<std::string> calib_text;
   int64_t nsamples = 128, seqlen = 0, blocksize = 128;
@@ -174,7 +175,7 @@ class StagingDir {
 
 // ---- calibration ----
 
-Calibration load_calibration_for(const PruneArgs& a, const Model& m) {
+Calibration load_calibration_for(const PruneArgs& a, const ModelConfig& config) {
   CalibrationSpec spec;
   spec.tokens_file = a.calib;
   spec.key = a.calib_key;
@@ -184,7 +185,7 @@ Calibration load_calibration_for(const PruneArgs& a, const Model& m) {
   spec.nsamples_given = a.nsamples_given;
   spec.seqlen = a.seqlen;
   spec.seed = a.seed;
-  return load_calibration(spec, m.config);
+  return load_calibration(spec, config);
 }
 
 // ---- outputs ----
@@ -237,6 +238,43 @@ json run_identity(const fs::path& model_dir, const PruneOptions& opt, const Cali
           {"percdamp", opt.percdamp}};
 }
 
+// The prune run of these arguments (the study's identity: sparsa/run_rows.h prune_run_info),
+// recorded in summary.json as "run" and added to --db.
+RunInfo prune_info(const PruneArgs& a, const fs::path& model_dir, const ModelConfig& config, const PruneOptions& opt,
+                   const Calibration& calib) {
+  RunInfo base = model_run_info(RunKind::kPrune, model_dir, config);
+  base.device = a.device.device;
+  if (needs_calibration(opt.method)) {
+    base.calib_description = calib_run_description(calib.description.value("file", std::string("text")), calib.tokens);
+    base.calib_hash = token_hash(calib.tokens.data);
+    base.nsamples = calib.tokens.dim(0);
+    base.seqlen = calib.tokens.dim(1);
+  }
+  RunInfo info = prune_run_info(base, opt.method, opt.target, opt.blocksize, opt.percdamp);
+  if (!a.device.run_options().empty()) info.options += (info.options.empty() ? "" : " ") + a.device.run_options();
+  return info;
+}
+
+// True when `out` is a finished prune folder of the run `info` (its summary.json records it).
+bool holds_run(const fs::path& out, const RunInfo& info) {
+  if (!fs::exists(out / "summary.json") || !fs::exists(out / "masks.safetensors")) return false;
+  try {
+    return run_key(mask_set_origin(out).info) == run_key(info);
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+void add_prune_run(Store& store, const RunInfo& info, const PruneResult& r) {
+  RunWriter w = store.begin_run(info);
+  add_prune_rows(w, r);
+  w.set_timings({.total = r.timings.total, .forward = r.timings.forward, .stats = r.timings.stats,
+                 .select = r.timings.select});
+  const int64_t id = w.run_id();
+  w.commit();
+  note_db_run("prune", store, id, true);
+}
+
 void run_prune(const PruneArgs& a) {
   const GpuOptions gpu = a.device.gpu();
   set_threads(a.threads);
@@ -250,15 +288,20 @@ void run_prune(const PruneArgs& a) {
   const std::optional<DType> weight_dtype = parse_weight_dtype(a.dtype);
   const fs::path model_dir = hf_model_folder(a.model);
   const fs::path out = normalized_dir(a.out);
-  check_out_dir(out, model_dir, a.force);
-  StagingDir staging(out);
+  const auto store = open_db(a.db);
 
   const auto t_load = Clock::now();
-  Model m = load_hf_model(model_dir);
-  if (a.seqlen > m.config.max_position)
-    bad_input("--seqlen {} is above the model's context length {}", a.seqlen, m.config.max_position);
+  const ModelConfig config = load_hf_config(model_dir / "config.json");
+  if (a.seqlen > config.max_position)
+    bad_input("--seqlen {} is above the model's context length {}", a.seqlen, config.max_position);
   const bool calibrated = needs_calibration(opt.method);
-  const Calibration calib = calibrated ? load_calibration_for(a, m) : Calibration{};
+  const Calibration calib = calibrated ? load_calibration_for(a, config) : Calibration{};
+  const RunInfo info = prune_info(a, model_dir, config, opt, calib);
+  const int64_t existing = store ? store->find_run(info).value_or(0) : 0;  // run ids start at 1
+  if (existing > 0 && holds_run(out, info)) return note_db_run("prune", *store, existing, false);
+  check_out_dir(out, model_dir, a.force);
+  StagingDir staging(out);
+  Model m = load_hf_model(model_dir);
   const double load_seconds = since(t_load);
 
   PruneProgress progress(out, run_identity(model_dir, opt, calib), a.restart);
@@ -303,9 +346,14 @@ void run_prune(const PruneArgs& a) {
       {"threads", omp_get_max_threads()},
       {"checkpoint", {{"tensors", written.tensors}, {"bytes", written.bytes}, {"copied_files", written.copied_files}}},
       {"resume", {{"restored_blocks", restored_blocks}, {"pruned_blocks", m.config.num_layers - restored_blocks}}},
+      {"run", run_info_json(info)},
   };
   summary.update(a.device.describe());
   write_file_atomic(staging.path() / "summary.json", summary.dump(2) + "\n");
+  if (store) {  // before the folder is moved into place: a failed write leaves neither
+    if (existing > 0) note_db_run("prune", *store, existing, false);
+    else add_prune_run(*store, info, result);
+  }
   staging.commit(a.force);
   progress.remove();
 
@@ -371,6 +419,9 @@ void register_prune(CLI::App& app) {
       ->check(CLI::IsMember({"keep", "float32", "bfloat16", "float16"}))
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
+  add_db_option(cmd, args->db,
+                "the prune run (matrices, per-feature mask statistics, timings; no perplexity: `sparsa eval --model "
+                "DIR --db FILE` adds it); rerunning with a finished --out folder of the same run does nothing");
   cmd->add_flag("--json", args->json,
                 "print {\"method\", \"target\", \"sparsity\", \"timings\", \"out\", ...} as JSON on stdout");
   cmd->callback([args, nsamples] {
