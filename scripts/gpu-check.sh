@@ -38,6 +38,7 @@ pack() {
   ldd "$stage"/bin/* | awk '/=> \// {print $3}' | sort -u |
     grep -Ev '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+|ld-linux[^/]*|libcuda|libcudart|libcublas[^/]*|libcusolver[^/]*|libcusparse[^/]*|libnvJitLink[^/]*)\.so' |
     xargs -r cp -L -t "$stage/lib/"
+  chmod u+w "$stage"/lib/* && strip --strip-unneeded "$stage"/lib/*  # the tree and the pack share 64 MiB
   for g in "${GOLDENS[@]}"; do cp "$root/../shared/golden/$g" "$stage/shared/golden/"; done
   rm -rf "$pack_dir" && mkdir -p "$pack_dir"
   tar -C "$stage" -cf - bin lib shared | xz -6 -T0 >"$pack_dir/gpu.txz"
@@ -60,7 +61,7 @@ run() {
     export SPARSA_NCCL_LIBRARY
     echo "NCCL: ${SPARSA_NCCL_LIBRARY:-not found}"
   fi
-  local built_root; built_root=$(strings "$bin/sparsa" | grep -m1 -E '^/.*/models/tiny-llama-15m$' | sed 's|/models/tiny-llama-15m$||')
+  local built_root; built_root=$(strings "$bin/sparsa" | grep -m1 -E '^/.*/src/[a-z_]+/[a-z_]+\.cpp$' | sed -E 's|/src/[a-z_]+/[a-z_]+\.cpp$||')
   if [[ -n "$built_root" && ! -e "$built_root" ]]; then mkdir -p "$(dirname "$built_root")" && ln -s "$root" "$built_root"; fi
   [[ -e "$root/../shared" ]] || ln -s /tmp/gpu/shared "$root/../shared"
   [[ -n "$built_root" && ! -e "$built_root/../shared" ]] && ln -s /tmp/gpu/shared "$built_root/../shared"
@@ -112,9 +113,12 @@ run() {
     args=(prune --device cuda --method sparsegpt --sparsity 0.5 --calib "$root/data/calib-tokens.safetensors"
       --calib-key calib --nsamples 32 --dtype float32)
     "$bin/sparsa" "${args[@]}" --out "$work/whole" >/dev/null 2>"$logs/resume-whole.err" || status=1
-    for delay in 0.6 0.9 1.2 1.5 1.8 2.4; do
+    for delay in 0.35 0.45 0.5 0.55 0.6 0.65 0.7 0.8; do  # the whole run takes under a second on an H200
       timeout -s KILL "$delay" "$bin/sparsa" "${args[@]}" --out "$work/run" >/dev/null 2>&1
-      local left; left=$(ls "$work/run.partial" 2>/dev/null | grep -c '^block-')
+      if [[ -e "$work/run/summary.json" ]]; then
+        echo "resume: the run killed at ${delay} s had finished"; rm -rf "$work/run"; continue
+      fi
+      local left; left=$(ls "$work/run.partial" 2>/dev/null | grep -c '^block-[0-9]*\.safetensors$')
       "$bin/sparsa" "${args[@]}" --out "$work/run" >/dev/null 2>"$logs/resume-$delay.err"; rc=$?
       local restored; restored=$(grep -o '"restored_blocks": [0-9]*' "$work/run/summary.json" 2>/dev/null)
       if [[ $rc == 0 ]] && cmp -s "$work/whole/masks.safetensors" "$work/run/masks.safetensors" &&
