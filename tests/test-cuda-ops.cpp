@@ -246,4 +246,24 @@ TEST(CpuOnlyBuild, OpsThrowBuiltWithoutCuda) {
 #endif
 
 }  // namespace
+// An allocation the GPU cannot satisfy is a one-line runtime error that says how much was asked
+// for, how much is free, and what to lower; the device stays usable afterwards.
+TEST(CudaDevice, OutOfMemoryIsAClearRuntimeError) {
+  SKIP_WITHOUT_GPU();
+  const size_t too_much = size_t{1} << 50;  // 1 PiB
+  try {
+    DeviceBuffer<float> huge(too_much / sizeof(float));
+    FAIL() << "a 1 PiB allocation succeeded";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(e.kind(), ErrorKind::kRuntime);
+    EXPECT_NE(what.find("GPU out of memory: asked for 1073741824.0 MiB"), std::string::npos) << what;
+    EXPECT_NE(what.find("MiB free of"), std::string::npos) << what;
+    EXPECT_NE(what.find("--nsamples"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+  DeviceBuffer<float> small(std::vector<float>{1.0f, 2.0f, 3.0f});
+  EXPECT_EQ(small.download(), (std::vector<float>{1.0f, 2.0f, 3.0f}));
+}
+
 }  // namespace sparsa
