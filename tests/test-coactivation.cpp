@@ -127,8 +127,10 @@ TEST(Hamming, BitSlicedMatchesBruteForce) {
     b[1].assign(b[1].size(), true);    // a full row
     b[2].assign(b[2].size(), false);   // an empty one
     const BitMatrix m = pack(b);
-    const std::vector<int32_t> sliced = sparsa::hamming_all_pairs(m, sparsa::AllPairsMethod::kBitSliced);
-    const std::vector<int32_t> popcount = sparsa::hamming_all_pairs(m, sparsa::AllPairsMethod::kPopcount);
+    // Into poisoned buffers: every element must be written.
+    std::vector<int32_t> sliced(b.size() * b.size(), -7), popcount(b.size() * b.size(), -7);
+    sparsa::hamming_all_pairs_into(m, sliced, sparsa::AllPairsMethod::kBitSliced);
+    sparsa::hamming_all_pairs_into(m, popcount, sparsa::AllPairsMethod::kPopcount);
     for (size_t i = 0; i < b.size(); ++i)
       for (size_t j = 0; j < b.size(); ++j) {
         ASSERT_EQ(sliced[i * b.size() + j], brute_hamming(b, i, j)) << c.rows << "x" << c.cols << " pair " << i << "," << j;
@@ -426,6 +428,8 @@ TEST(BadInput, ClearErrors) {
   expect_bad_input([&] { sparsa::kmeans(m, o); }, "k = 6 must be between 1 and the number of features (5)");
   expect_bad_input([&] { sparsa::kmeans(empty, o); }, "empty");
   expect_bad_input([&] { sparsa::hamming_all_pairs(empty); }, "empty");
+  std::vector<int32_t> short_buffer(10);
+  expect_bad_input([&] { sparsa::hamming_all_pairs_into(pack(random_bools(4, 9, 1)), short_buffer); }, "need 16");
   expect_bad_input([&] { sparsa::hamming_from(m, 5); }, "feature 5 is out of range");
   expect_bad_input([&] { sparsa::hamming_nearest(m, 0, 0); }, "k = 0");
   expect_bad_input([&] { sparsa::block_coherence(m, sparsa::natural_order(5), 0); }, "B = 0");

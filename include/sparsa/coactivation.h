@@ -61,6 +61,10 @@ bool bitsliced_hamming_available();  // this CPU runs kBitSliced
 // All pairwise Hamming distances, symmetric with a zero diagonal. [rows, rows] row-major.
 // Over the upper triangle, OpenMP across tiles; the lower one is mirrored.
 std::vector<int32_t> hamming_all_pairs(const BitMatrix& m, AllPairsMethod method = AllPairsMethod::kAuto);
+// The same into a caller-owned [rows, rows] buffer, which need not be initialised (every element
+// is written; a large fresh buffer is then first touched by the worker threads instead of being
+// zeroed by one). kBadInput unless out.size() == rows * rows.
+void hamming_all_pairs_into(const BitMatrix& m, std::span<int32_t> out, AllPairsMethod method = AllPairsMethod::kAuto);
 
 // ---- k-means on binary vectors (src/analysis/kmeans.cpp) -------------------------------------
 //

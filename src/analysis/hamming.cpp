@@ -218,26 +218,23 @@ std::vector<int64_t> hamming_nearest(const BitMatrix& m, int64_t reference, int6
 
 bool bitsliced_hamming_available() { return coact::bitsliced_supported(); }
 
-std::vector<int32_t> hamming_all_pairs(const BitMatrix& m, AllPairsMethod method) {
+void hamming_all_pairs_into(const BitMatrix& m, std::span<int32_t> out, AllPairsMethod method) {
   check_matrix(m, "hamming");
-  const std::vector<int32_t> counts = row_counts(m);
   const int64_t n = m.rows(), tiles = (n + kTile - 1) / kTile;
+  if (out.size() != static_cast<size_t>(n * n))
+    bad_input("hamming: the output holds {} values, {} x {} features need {}", out.size(), n, n, n * n);
+  const std::vector<int32_t> counts = row_counts(m);
   if (method == AllPairsMethod::kAuto) {
     const double bits = std::accumulate(counts.begin(), counts.end(), 0.0);
     const bool sparse = bits <= kBitSlicedMaxDensity * static_cast<double>(n) * static_cast<double>(m.cols());
     method = sparse && coact::bitsliced_supported() ? AllPairsMethod::kBitSliced : AllPairsMethod::kPopcount;
   }
-  if (method == AllPairsMethod::kBitSliced) {
-    std::vector<int32_t> out(static_cast<size_t>(n * n));
-    coact::hamming_all_pairs_bitsliced(m, counts, out.data());
-    return out;
-  }
+  if (method == AllPairsMethod::kBitSliced) return coact::hamming_all_pairs_bitsliced(m, counts, out.data());
   std::vector<int64_t> rows(static_cast<size_t>(n));
   std::iota(rows.begin(), rows.end(), 0);
   std::vector<std::pair<int64_t, int64_t>> upper;  // tile pairs (bi <= bj)
   for (int64_t bi = 0; bi < tiles; ++bi)
     for (int64_t bj = bi; bj < tiles; ++bj) upper.emplace_back(bi, bj);
-  std::vector<int32_t> out(static_cast<size_t>(n * n));  // [rows, rows]
 #pragma omp parallel for schedule(dynamic)
   for (size_t t = 0; t < upper.size(); ++t) {
     const int64_t i0 = upper[t].first * kTile, j0 = upper[t].second * kTile;
@@ -247,6 +244,12 @@ std::vector<int32_t> hamming_all_pairs(const BitMatrix& m, AllPairsMethod method
     for (int64_t i = i0; i < i1; ++i)
       for (int64_t j = j0; j < j1; ++j) out[j * n + i] = out[i * n + j];
   }
+}
+
+std::vector<int32_t> hamming_all_pairs(const BitMatrix& m, AllPairsMethod method) {
+  coact::check_matrix(m, "hamming");
+  std::vector<int32_t> out(static_cast<size_t>(m.rows() * m.rows()));
+  hamming_all_pairs_into(m, out, method);
   return out;
 }
 
