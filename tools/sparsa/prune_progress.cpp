@@ -2,6 +2,7 @@
 #include "prune_progress.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -115,8 +116,13 @@ void PruneProgress::save_block(const Model& m, int64_t layer, std::span<const Li
 }
 
 void PruneProgress::remove() const {
+  // Renamed first, so that a kill while deleting leaves no half-deleted progress folder behind
+  // (a rerun would find it corrupt), only a folder under another name.
+  fs::path doomed = dir_;
+  doomed += fmt::format(".removing-{}", ::getpid());
   std::error_code ec;
-  fs::remove_all(dir_, ec);
+  fs::rename(dir_, doomed, ec);
+  fs::remove_all(ec ? dir_ : doomed, ec);
 }
 
 }  // namespace sparsa::cli
