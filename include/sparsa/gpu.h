@@ -58,7 +58,7 @@ PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const
 // selection runs on the host. With several devices the results equal one device's up to the
 // order in which sample statistics are summed. opt.first_layer and opt.on_block work as on the
 // CPU, except that on_block runs on a background thread (blocks in order, one at a time) while
-// the GPU goes on with the next block: an exception it throws stops pruning a block later.
+// the GPU goes on: an exception it throws stops pruning at most two blocks later.
 PruneResult prune_model_cuda(Model& m, const TensorI32& calib, const PruneOptions& opt, const GpuOptions& gpu,
                              const std::function<void(int64_t done, int64_t total)>& progress = {});
 
