@@ -165,6 +165,29 @@ TEST_F(StudyTest, RerunReusesEveryRun) {
   EXPECT_EQ(count(*s, "SELECT count(*) FROM runs"), kRunsPerStudy);
 }
 
+// A perplexity belongs to the windows it was measured on: a rerun on other windows reuses no
+// run that holds one (dense, prune, activations), nor what was built from them.
+TEST_F(StudyTest, RerunOnOtherEvalWindowsReusesNoPerplexity) {
+  ASSERT_EQ(result_.exit_code, 0) << result_.err;
+  TempDir d;
+  const fs::path copy = d / "s";
+  fs::copy(out(), copy, fs::copy_options::recursive);
+  std::vector<std::string> args = study_args(copy);
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--eval-windows") args[i + 1] = "3";
+    if (args[i] == "--methods") args[i + 1] = "wanda";
+  }
+  const auto again = run_sparsa(args);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const json j = json::parse(again.out);
+  EXPECT_EQ(j["runs_reused"], 0);
+  EXPECT_EQ(j["runs_computed"], 4);  // dense, wanda, activations, analysis
+  const auto s = Store::open(copy / "study.duckdb", Store::Mode::kReadOnly);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM runs WHERE kind = 'prune' AND method = 'wanda'"), 2);
+  EXPECT_EQ(count(*s, "SELECT count(DISTINCT ppl) FROM perplexities WHERE kind = 'pruned' AND run_id IN "
+                      "(SELECT run_id FROM runs WHERE method = 'wanda')"), 2);
+}
+
 // Starts `sparsa args...`, SIGKILLs it once its stderr has a line starting with `line_prefix`,
 // and returns whether that happened before the process ended by itself.
 bool kill_after_line(const std::vector<std::string>& args, const std::string& line_prefix) {

@@ -30,9 +30,11 @@ RunInfo Context::run_info(RunKind kind) const {
   i.calib_hash = calib_hash;
   i.nsamples = calib.tokens.dim(0);
   i.seqlen = calib.tokens.dim(1);
-  i.options = eval_options(eval_name, eval);
+  i.options = eval_identity();
   return i;
 }
+
+std::string Context::eval_identity() const { return eval_options(eval_name, eval); }
 
 std::optional<double> Context::query_number(const std::string& sql) const {
   const auto j = store.query_json(sql);

@@ -61,7 +61,7 @@ std::string acts_options(const StudyOptions& o) {
 
 ActivationThresholds acts_step(Context& ctx) {
   RunInfo info = ctx.run_info(RunKind::kActs);
-  info.options = acts_options(ctx.opt);
+  info.options = acts_options(ctx.opt) + " " + ctx.eval_identity();  // perplexity at each sparsity
   const fs::path figure = ctx.figures_dir / fmt::format("act_hist_layer{}_attn_in.png", ctx.analysis_layer);
   if (const auto id = ctx.store.find_run(info); id && (!ctx.opt.figures || fs::exists(figure))) {
     ActivationThresholds t = thresholds_from_store(ctx, *id, ctx.opt.act_bitset_sparsity);

@@ -53,7 +53,10 @@ struct Context {
   int64_t acts_run = 0;             // set by acts_step
 
   // Fields shared by every run of the study; kind and method/target are filled by the step.
+  // options starts as eval_identity(): a step that sets its own options and measures perplexity
+  // appends eval_identity() again, so a study rerun on other windows never reuses its numbers.
   RunInfo run_info(RunKind kind) const;
+  std::string eval_identity() const;  // the evaluation dataset and a hash of its windows
   void note(const std::string& line) const {
     if (log) log(line);
   }

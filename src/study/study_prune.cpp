@@ -41,7 +41,8 @@ double dense_step(Context& ctx) {
 }
 
 PruneRun prune_step(Context& ctx, PruneMethod method, const SparsityTarget& target) {
-  const RunInfo info = prune_run_info(ctx.run_info(RunKind::kPrune), method, target, ctx.opt.blocksize, ctx.opt.percdamp);
+  RunInfo info = prune_run_info(ctx.run_info(RunKind::kPrune), method, target, ctx.opt.blocksize, ctx.opt.percdamp);
+  info.options += (info.options.empty() ? "" : " ") + ctx.eval_identity();  // the run holds a perplexity
   PruneRun run{method, target, 0, ctx.masks_dir / fmt::format("{}_{}.safetensors", info.method, target.label()), 0};
   const std::string what = fmt::format("{} {}", info.method, target.label());
   if (const auto id = ctx.store.find_run(info); id && fs::exists(run.mask_file)) {
