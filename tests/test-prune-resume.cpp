@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "sparsa/safetensors.h"
 #include "test_support.h"
 
 namespace sparsa {
@@ -140,6 +141,34 @@ TEST(PruneResume, KilledRunsResumeToByteIdenticalOutput) {
     EXPECT_EQ(s["resume"]["pruned_blocks"], kLayers - finished_at_last_kill);
     EXPECT_EQ(r.err.find("resuming after block") != std::string::npos, finished_at_last_kill > 0) << r.err;
   }
+}
+
+// Wanda only zeroes weights of the bf16 demo model, so its checkpoints are stored as BF16 (half the
+// bytes of F32) while SparseGPT's updated weights stay F32; both resume to the same output.
+TEST(PruneResume, CheckpointsAreHalfPrecisionWhenThatIsExact) {
+  ASSERT_EQ(reference().result.exit_code, 0) << reference().result.err;
+  TempDir tmp;
+  const auto wanda_args = [&](const fs::path& out) {
+    std::vector<std::string> a = prune_args(out);
+    a[2] = "wanda";
+    return a;
+  };
+  const fs::path whole = tmp / "whole", out = tmp / "out", sgpt = tmp / "sgpt";
+  ASSERT_EQ(run_sparsa(wanda_args(whole)).exit_code, 0);
+  ASSERT_TRUE(kill_when(wanda_args(out), [&] { return finished_blocks(out) >= 2; }));
+  const auto weight_type = [&](const fs::path& o) {
+    const auto f = SafetensorsFile::open(partial_of(o) / "block-0000.safetensors");
+    return f->find("model.layers.0.mlp.down_proj.weight")->dtype;
+  };
+  EXPECT_EQ(weight_type(out), DType::BF16);
+  const CommandResult r = run_sparsa(wanda_args(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GE(summary(out)["resume"]["restored_blocks"].get<int64_t>(), 2);
+  EXPECT_EQ(test::read_file(out / "masks.safetensors"), test::read_file(whole / "masks.safetensors"));
+  EXPECT_EQ(test::read_file(out / "model.safetensors"), test::read_file(whole / "model.safetensors"));
+
+  ASSERT_TRUE(kill_when(prune_args(sgpt), [&] { return finished_blocks(sgpt) >= 1; }));
+  EXPECT_EQ(weight_type(sgpt), DType::F32);
 }
 
 TEST(PruneResume, OtherArgumentsRefuseToResumeUnlessRestarted) {

@@ -3,8 +3,10 @@
 //
 // Layout of "<out>.partial/":
 //   run.json                  the arguments that determine the pruned weights (the run's identity)
-//   block-NNNN.safetensors    one per finished block: "<linear>.weight" F32 [out, in] (the pruned,
-//                             for SparseGPT also updated, weights) and "<linear>.mask" U8 packbits
+//   block-NNNN.safetensors    one per finished block: "<linear>.weight" [out, in] (the pruned,
+//                             for SparseGPT also updated, weights: BF16 or F16 when that holds every
+//                             value exactly, as for Wanda and magnitude on a half-precision model,
+//                             else F32) and "<linear>.mask" U8 packbits
 // Every file is written atomically (temporary file + rename), so a kill at any instant leaves
 // only complete files. Blocks are used in order from block 0 while their files exist; the
 // calibration inputs of the first unfinished block are recomputed by running the restored
