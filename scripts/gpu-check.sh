@@ -11,9 +11,10 @@
 #                                           .carry/gpu/gpu.txz (git-ignored)
 #   scripts/gpu-check.sh run [STEPS]        on the device (the `device` tool, carry [".carry/gpu"]):
 #                                           STEPS is a comma list of tests, sanitizer, prune-bench,
-#                                           big-model, multi-gpu, gemv-bench, resume, cli (default: all
-#                                           but multi-gpu, which wants nvidia-h200-x2 or -x4). Logs go to
-#                                           $OUT/gpu-logs.tgz (or ./out).
+#                                           big-model, multi-gpu, gemv-bench, gemv-fused, resume, cli
+#                                           (default: all but multi-gpu, which wants nvidia-h200-x2 or
+#                                           -x4, and gemv-fused, the fused q/k/v and gate/up GEMV bench).
+#                                           Logs go to $OUT/gpu-logs.tgz (or ./out).
 # The binaries have this checkout's path (SPARSA_SOURCE_DIR) built in; `run` links it, and
 # ../shared, to the device's copy when they are absent there.
 set -uo pipefail
@@ -106,6 +107,11 @@ run() {
         --csv "$logs/bench-$1-b$2.csv" 2>"$logs/bench-$1-b$2.err" >"$logs/bench-$1-b$2.md" || status=1
       cat "$logs/bench-$1-b$2.md"
     done
+  fi
+  if [[ $steps == *,gemv-fused,* ]]; then  # q/k/v and gate/up: fused vs separate launches vs cuBLAS, launch floor
+    timeout 300 "$bin/bench-sparse-gemv" --fused all --type bf16 --tune-file "$logs/tune-fused-bf16.json" \
+      --csv "$logs/bench-fused-bf16.csv" 2>"$logs/bench-fused-bf16.err" >"$logs/bench-fused-bf16.md" || status=1
+    cat "$logs/bench-fused-bf16.md"
   fi
   if [[ $steps == *,resume,* ]]; then  # prune --device cuda killed at several points and rerun: same bytes
     local work=/tmp/gpu-resume args

@@ -1,9 +1,11 @@
 // The activation-sparse GEMV kernel behind sparsa::SparseGemvCuda; the CPU reference is
 // sparsa::sparse_gemv (sparse_gemv_ref.cpp).
 //
-// y[b, :] = Σ_{j : |x[b, j]| > t} x[b, j] · wt[j, :], wt = Wᵀ [in, out], fp32 accumulation.
+// y[b, :] = Σ_{j : |x[b, j]| > t} x[b, j] · wt[j, :], wt = Wᵀ [in, out], fp32 accumulation; for a
+// fused launch the same for each of up to kGemvMaxParts parts (wt_m, y_m, out_m, t_m) sharing x.
 //
-// Grid: one thread-block cluster of `split` blocks per tile of kCols output columns. Block `rank`
+// Grid: one thread-block cluster of `split` blocks per tile of kCols output columns, the tiles of
+// part 0 first, then those of part 1, ...; a cluster finds its part from its tile. Block `rank`
 // of a cluster owns a contiguous chunk of the inputs (split-K); inside it each warp owns a
 // contiguous segment of that chunk and
 //   1. scans x over its segment (8 coalesced loads per lane in flight, then ballots) and writes
@@ -14,9 +16,13 @@
 //   3. stores its partial tile to shared memory.
 // The block sums its warps' partials in warp order; the cluster then sums the blocks' partials in
 // rank order through distributed shared memory, each block writing its share of y. No atomics,
-// so results are deterministic. Rows that are not 16-byte aligned (out not a multiple of the
-// vector width) take the same kernel with one element per load. (Programmatic dependent launch
-// was tried and measured slower: bench/RESULTS.md.)
+// so results are deterministic; and a column's sum runs in an order that depends only on the
+// active rows, `warps` and `split` (not on the tile width, the load width, unroll or the other
+// parts), so a fused launch gives bit for bit what single launches of the same (warps, split)
+// give. Rows that are not 16-byte aligned (out not a multiple of the vector width) take the same
+// kernel with one element per load. Programmatic dependent launch is a tuned option
+// (GemvConfig::pdl): measured slower where the matrix is streamed densely and up to 0.8 µs faster
+// at s >= 0.7 (bench/RESULTS.md).
 #include "cuda/cuda_check.h"
 #include "cuda/sparse_gemv_launch.h"
 
@@ -74,12 +80,23 @@ struct Load {
 
 __device__ __forceinline__ float masked(float v, float threshold) { return fabsf(v) > threshold ? v : 0.0f; }
 
-// wt: [in, out] as rows of out / EPL Raw loads; x: [batch, in]; y: [batch, out].
-// Launched as clusters of `split` blocks along x; blockIdx.x / split is the column tile.
+// The parts of one launch, as a kernel parameter: part m owns the column tiles
+// [tile_end[m - 1], tile_end[m]) (tile_end[-1] = 0) and computes
+// y[m] = wt[m]·(x ⊙ [|x| > threshold[m]]).
+struct KernelParts {
+  const void* wt[kMaxParts];  // [in, out[m]] as rows of out[m] / EPL Raw loads
+  float* y[kMaxParts];        // [batch, out[m]]
+  int64_t out[kMaxParts];
+  int64_t tile_end[kMaxParts];
+  float threshold[kMaxParts];
+  int count;
+};
+
+// x: [batch, in]. Launched as clusters of `split` blocks along x; blockIdx.x / split is the column
+// tile over all parts.
 template <WeightType T, int EPL, int B, int V, int U>
 __global__ void __launch_bounds__(kMaxThreads)
-sparse_gemv_kernel(const void* __restrict__ wt_raw, const float* __restrict__ x, float* __restrict__ y, int batch,
-                   int64_t in, int64_t out, float threshold) {
+sparse_gemv_kernel(const __grid_constant__ KernelParts parts, const float* __restrict__ x, int batch, int64_t in) {
   using L = Load<T, EPL>;
   using Raw = typename L::Raw;
   constexpr int kCols = kWarpSize * V * EPL;  // output columns of this cluster's tile
@@ -90,7 +107,16 @@ sparse_gemv_kernel(const void* __restrict__ wt_raw, const float* __restrict__ x,
   const int warps = blockDim.x / kWarpSize;
   const int warp = threadIdx.x / kWarpSize;
   const int lane = threadIdx.x % kWarpSize;
-  const int64_t col0 = static_cast<int64_t>(blockIdx.x / split) * kCols;
+
+  // This cluster's part: the number of parts whose tiles end at or before its tile.
+  const int64_t tile = blockIdx.x / split;
+  int part = 0;
+#pragma unroll
+  for (int m = 1; m < kMaxParts; ++m) part += m < parts.count && tile >= parts.tile_end[m - 1];
+  const int64_t first_tile = part == 0 ? 0 : parts.tile_end[part - 1];
+  const int64_t out = parts.out[part];
+  const float threshold = parts.threshold[part];
+  const int64_t col0 = (tile - first_tile) * kCols;
 
   extern __shared__ float4 shared_raw[];
   float* partial = reinterpret_cast<float*>(shared_raw);  // [warps][B][kCols]
@@ -102,6 +128,10 @@ sparse_gemv_kernel(const void* __restrict__ wt_raw, const float* __restrict__ x,
   const int64_t s0 = min(c1, c0 + warp * seg), s1 = min(c1, s0 + seg);
   float* xs = partial + warps * B * kCols + warp * seg * B;                                   // [seg][B]
   uint16_t* list = reinterpret_cast<uint16_t*>(partial + warps * B * kCols + warps * seg * B) + warp * seg;  // [seg]
+
+  // Launched with programmatic dependent launch, the previous kernel may still run: wait for it
+  // (and its writes) before reading x. Without it this returns at once.
+  asm volatile("griddepcontrol.wait;" ::: "memory");
 
   // 1. Active inputs of the segment, ascending, with their masked x (0 for inactive batch rows).
   int n = 0;
@@ -136,7 +166,7 @@ sparse_gemv_kernel(const void* __restrict__ wt_raw, const float* __restrict__ x,
 
   // 2. Weight rows of the active inputs, U rows × V loads in flight per lane.
   float acc[B][V][EPL] = {};
-  const Raw* wt = static_cast<const Raw*>(wt_raw);
+  const Raw* wt = static_cast<const Raw*>(parts.wt[part]);
   const int64_t row_loads = out / EPL;  // Raw loads per weight row
   const int64_t first_load = col0 / EPL + lane;
   for (int i = 0; i < n; i += U) {
@@ -168,6 +198,10 @@ sparse_gemv_kernel(const void* __restrict__ wt_raw, const float* __restrict__ x,
     }
   }
 
+  // The next kernel may be scheduled once every block is here (a no-op unless it was launched
+  // with programmatic dependent launch); it waits for this one's completion before reading.
+  asm volatile("griddepcontrol.launch_dependents;");
+
   // 3. Warp partials -> block partial (warp order) -> y (cluster rank order).
   float* mine = partial + warp * B * kCols;
 #pragma unroll
@@ -191,14 +225,14 @@ sparse_gemv_kernel(const void* __restrict__ wt_raw, const float* __restrict__ x,
     if (b >= batch || col >= out) continue;
     float s = 0.0f;
     for (int r = 0; r < split; ++r) s += cluster.map_shared_rank(partial, r)[idx];
-    y[b * out + col] = s;
+    parts.y[part][b * out + col] = s;
   }
   cluster.sync();  // keep this block's shared memory alive until every reader is done
 }
 
 template <WeightType T, int EPL, int B, int V, int U>
-void launch_instance(const LaunchShape& s, int warps, int split, const void* wt, const float* x, float* y,
-                     float threshold, cudaStream_t stream) {
+void launch_instance(const LaunchShape& s, const GemvConfig& c, const GemvPart* p, const float* x,
+                     cudaStream_t stream) {
   auto kernel = sparse_gemv_kernel<T, EPL, B, V, U>;
   static const bool attributes_set = [&] {
     SPARSA_CUDA_CHECK(
@@ -208,32 +242,41 @@ void launch_instance(const LaunchShape& s, int warps, int split, const void* wt,
   }();
   (void)attributes_set;
 
-  const int64_t tiles = (s.out + tile_columns(s, V) - 1) / tile_columns(s, V);
+  KernelParts parts{};
+  parts.count = s.parts;
+  int64_t tiles = 0;
+  for (int m = 0; m < s.parts; ++m) {
+    tiles += part_tiles(s, c.vecs, m);
+    parts.wt[m] = p[m].wt, parts.y[m] = p[m].y, parts.out[m] = s.out[m], parts.threshold[m] = p[m].threshold;
+    parts.tile_end[m] = tiles;
+  }
   cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(tiles * split));
-  config.blockDim = dim3(static_cast<unsigned>(warps * kWarpSize));
-  config.dynamicSmemBytes = static_cast<size_t>(shared_bytes(s, V, warps, split));
+  config.gridDim = dim3(static_cast<unsigned>(tiles * c.split));
+  config.blockDim = dim3(static_cast<unsigned>(c.warps * kWarpSize));
+  config.dynamicSmemBytes = static_cast<size_t>(shared_bytes(s, V, c.warps, c.split));
   config.stream = stream;
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = static_cast<unsigned>(split);
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
-  config.attrs = &cluster;
-  config.numAttrs = 1;
-  SPARSA_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, wt, x, y, static_cast<int>(s.batch), s.in, s.out, threshold));
+  cudaLaunchAttribute attributes[2]{};
+  attributes[0].id = cudaLaunchAttributeClusterDimension;
+  attributes[0].val.clusterDim.x = static_cast<unsigned>(c.split);
+  attributes[0].val.clusterDim.y = 1;
+  attributes[0].val.clusterDim.z = 1;
+  attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attributes[1].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attributes;
+  config.numAttrs = c.pdl ? 2 : 1;
+  SPARSA_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, parts, x, static_cast<int>(s.batch), s.in));
 }
 
 // Picks the instantiation for (batch tile, vecs, unroll); configs over the register budget were
 // filtered out by the tuner's candidate list and are not instantiated.
 template <WeightType T, int EPL>
-void dispatch_tile(const LaunchShape& s, int vecs, int unroll, int warps, int split, const void* wt, const float* x,
-                   float* y, float threshold, cudaStream_t stream) {
+void dispatch_tile(const LaunchShape& s, const GemvConfig& c, const GemvPart* parts, const float* x,
+                   cudaStream_t stream) {
   auto with_batch = [&]<int B>() {
     auto with_vu = [&]<int V, int U>() {
       if constexpr (U * V * 4 + B * V * EPL <= kMaxRegisterWords) {
-        if (vecs == V && unroll == U) {
-          launch_instance<T, EPL, B, V, U>(s, warps, split, wt, x, y, threshold, stream);
+        if (c.vecs == V && c.unroll == U) {
+          launch_instance<T, EPL, B, V, U>(s, c, parts, x, stream);
           return true;
         }
       }
@@ -255,11 +298,11 @@ void dispatch_tile(const LaunchShape& s, int vecs, int unroll, int warps, int sp
 }
 
 template <WeightType T>
-void dispatch_type(const LaunchShape& s, int vecs, int unroll, int warps, int split, const void* wt, const float* x,
-                   float* y, float threshold, cudaStream_t stream) {
+void dispatch_type(const LaunchShape& s, const GemvConfig& c, const GemvPart* parts, const float* x,
+                   cudaStream_t stream) {
   constexpr int kVec = T == WeightType::F32 ? 4 : 8;
-  if (s.epl == kVec) dispatch_tile<T, kVec>(s, vecs, unroll, warps, split, wt, x, y, threshold, stream);
-  else dispatch_tile<T, 1>(s, vecs, unroll, warps, split, wt, x, y, threshold, stream);
+  if (s.epl == kVec) dispatch_tile<T, kVec>(s, c, parts, x, stream);
+  else dispatch_tile<T, 1>(s, c, parts, x, stream);
 }
 
 // splitmix-style hash of (seed, i) -> uniform in [-1, 1), never 0.
@@ -285,13 +328,13 @@ __global__ void fill_random_kernel(void* data, int64_t n, uint32_t seed) {
 
 }  // namespace
 
-void launch_sparse_gemv(const LaunchShape& s, int vecs, int unroll, int warps, int split, const void* wt,
-                        const float* x, float* y, float threshold, void* stream) {
+void launch_sparse_gemv(const LaunchShape& s, const GemvConfig& c, const GemvPart* parts, const float* x,
+                        void* stream) {
   const auto st = static_cast<cudaStream_t>(stream);
   switch (s.type) {
-    case WeightType::F32: dispatch_type<WeightType::F32>(s, vecs, unroll, warps, split, wt, x, y, threshold, st); break;
-    case WeightType::F16: dispatch_type<WeightType::F16>(s, vecs, unroll, warps, split, wt, x, y, threshold, st); break;
-    case WeightType::BF16: dispatch_type<WeightType::BF16>(s, vecs, unroll, warps, split, wt, x, y, threshold, st); break;
+    case WeightType::F32: dispatch_type<WeightType::F32>(s, c, parts, x, st); break;
+    case WeightType::F16: dispatch_type<WeightType::F16>(s, c, parts, x, st); break;
+    case WeightType::BF16: dispatch_type<WeightType::BF16>(s, c, parts, x, st); break;
   }
 }
 

@@ -5,7 +5,9 @@
 
 #include "sparsa/sparse_gemv.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <span>
 
 namespace sparsa::cuda::gemv {
 
@@ -14,6 +16,7 @@ inline constexpr int64_t kMaxChunk = 8192;            // inputs one block scans 
 inline constexpr int64_t kMaxSharedBytes = 227 * 1024;  // dynamic shared memory per block (sm_90)
 inline constexpr int kMaxRegisterWords = 128;         // loads in flight + accumulators per lane
 inline constexpr int kMaxSplit = 16;                   // blocks per cluster (non-portable above 8)
+inline constexpr int kMaxParts = static_cast<int>(kGemvMaxParts);  // products in one launch
 
 // Weight element types the kernel is built for.
 enum class WeightType { F32, F16, BF16 };
@@ -27,19 +30,34 @@ inline int elements_per_load(int element_bytes, int64_t out) {
   return out % vec == 0 ? vec : 1;
 }
 
+// The shape of one launch: 1 ... kGemvMaxParts parts that share x and so the weight type, batch
+// and in. Every part takes the same elements per load (16-byte vectors only when every part's
+// rows are 16-byte aligned).
 struct LaunchShape {
   WeightType type;
   int element_bytes;
-  int64_t batch, in, out;
-  int epl;  // elements per load (elements_per_load)
+  int64_t batch, in;
+  int epl;    // elements per load (elements_per_load of every part's out)
+  int parts;  // 1 ... kGemvMaxParts
+  int64_t out[kGemvMaxParts];
 };
 
-inline LaunchShape launch_shape(const GemvShape& s) {
-  const int bytes = static_cast<int>(dtype_size(s.weight_type));
-  const WeightType type = s.weight_type == DType::F32   ? WeightType::F32
-                          : s.weight_type == DType::F16 ? WeightType::F16
-                                                        : WeightType::BF16;
-  return {type, bytes, s.batch, s.in, s.out, elements_per_load(bytes, s.out)};
+inline LaunchShape launch_shape(DType weight_type, int64_t batch, int64_t in, std::span<const int64_t> outs) {
+  const int bytes = static_cast<int>(dtype_size(weight_type));
+  const WeightType type = weight_type == DType::F32   ? WeightType::F32
+                          : weight_type == DType::F16 ? WeightType::F16
+                                                      : WeightType::BF16;
+  const size_t parts = std::min(outs.size(), kGemvMaxParts);  // more is refused by the plans
+  LaunchShape s{type, bytes, batch, in, 16 / bytes, static_cast<int>(parts), {}};
+  for (size_t m = 0; m < parts; ++m) {
+    s.out[m] = outs[m];
+    s.epl = std::min(s.epl, elements_per_load(bytes, outs[m]));
+  }
+  return s;
+}
+inline LaunchShape launch_shape(const GemvShape& s) { return launch_shape(s.weight_type, s.batch, s.in, {&s.out, 1}); }
+inline LaunchShape launch_shape(const GemvFusedShape& s) {
+  return launch_shape(s.weight_type, s.batch, s.in, s.outs);
 }
 
 // Columns of y owned by one cluster, inputs scanned by one block, and a block's shared memory.
@@ -54,11 +72,20 @@ inline int64_t shared_bytes(const LaunchShape& s, int vecs, int warps, int split
 inline int register_words(const LaunchShape& s, int vecs, int unroll) {
   return unroll * vecs * 4 + batch_tile(s.batch) * vecs * s.epl;
 }
+// Column tiles of part m, and of all parts: the grid has total_tiles × split blocks.
+inline int64_t part_tiles(const LaunchShape& s, int vecs, int m) {
+  return (s.out[m] + tile_columns(s, vecs) - 1) / tile_columns(s, vecs);
+}
+inline int64_t total_tiles(const LaunchShape& s, int vecs) {
+  int64_t t = 0;
+  for (int m = 0; m < s.parts; ++m) t += part_tiles(s, vecs, m);
+  return t;
+}
 
-// Enqueues the kernel. Arguments are valid here (the plan checked them); `stream` is a
-// cudaStream_t. Defined in sparse_gemv.cu.
-void launch_sparse_gemv(const LaunchShape& s, int vecs, int unroll, int warps, int split, const void* wt,
-                        const float* x, float* y, float threshold, void* stream);
+// Enqueues the kernel for parts[0 ... s.parts - 1] (device pointers, thresholds). Arguments are
+// valid here (the plan checked them); `stream` is a cudaStream_t. Defined in sparse_gemv.cu.
+void launch_sparse_gemv(const LaunchShape& s, const GemvConfig& config, const GemvPart* parts, const float* x,
+                        void* stream);
 
 // Fills n elements of a device buffer of `type` with values uniform in [-1, 1) from `seed`,
 // never exactly zero (for the tuner's and the benchmark's data). Defined in sparse_gemv.cu.

@@ -1,6 +1,6 @@
 // The CPU reference of the activation-sparse GEMV (sparsa/sparse_gemv.h): the same function as
-// the GPU kernel, accumulated in fp64 over the active inputs in ascending order; and the
-// threshold for a target sparsity.
+// the GPU kernel, accumulated in fp64 over the active inputs in ascending order; its fused form;
+// and the threshold for a target sparsity.
 #include "sparsa/error.h"
 #include "sparsa/sparse_gemv.h"
 
@@ -44,6 +44,14 @@ void sparse_gemv(const GemvShape& shape, const void* wt, const float* x, float* 
     }
     for (int64_t o = 0; o < out; ++o) y[b * out + o] = static_cast<float>(acc[o]);
   }
+}
+
+void sparse_gemv_fused(const GemvFusedShape& shape, std::span<const GemvPart> parts, const float* x) {
+  if (shape.outs.empty() || shape.outs.size() > kGemvMaxParts)
+    bad_input("sparse_gemv_fused: {} parts; a fused launch takes 1..{}", shape.outs.size(), kGemvMaxParts);
+  if (parts.size() != shape.outs.size())
+    bad_input("sparse_gemv_fused: {} parts given for a shape of {}", parts.size(), shape.outs.size());
+  for (size_t m = 0; m < parts.size(); ++m) sparse_gemv(shape.part(m), parts[m].wt, x, parts[m].y, parts[m].threshold);
 }
 
 float sparsity_threshold(std::vector<float> values, float sparsity) {

@@ -5,6 +5,8 @@
 #include "sparsa/error.h"
 #include "sparsa/sparse_gemv.h"
 
+#include <utility>
+
 namespace sparsa {
 
 SparseGemvCuda::SparseGemvCuda(const GemvShape& shape, const GemvConfig& config) : shape_(shape), config_(config) {}
@@ -16,7 +18,21 @@ void SparseGemvCuda::run(const void*, const float*, float*, float, void*) const 
   runtime_failure("sparse_gemv_cuda: sparsa was built without CUDA");
 }
 
+SparseGemvFusedCuda::SparseGemvFusedCuda(GemvFusedShape shape, const GemvConfig& config)
+    : shape_(std::move(shape)), config_(config) {}
+
+SparseGemvFusedCuda::SparseGemvFusedCuda(GemvFusedShape shape, float expected_sparsity, const GemvTuneTable& table)
+    : SparseGemvFusedCuda(shape, table.lookup(GemvFusedKey{shape, gemv_sparsity_bin(expected_sparsity)})) {}
+
+void SparseGemvFusedCuda::run(std::span<const GemvPart>, const float*, void*) const {
+  runtime_failure("sparse_gemv_cuda: sparsa was built without CUDA");
+}
+
 GemvConfig tune_sparse_gemv(const GemvShape&, float, GemvTuneTable&, int) {
+  runtime_failure("tune_sparse_gemv: sparsa was built without CUDA");
+}
+
+GemvConfig tune_sparse_gemv_fused(const GemvFusedShape&, float, GemvTuneTable&, int) {
   runtime_failure("tune_sparse_gemv: sparsa was built without CUDA");
 }
 

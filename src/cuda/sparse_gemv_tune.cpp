@@ -21,8 +21,7 @@ constexpr int kTableVersion = 1;
 constexpr int kBins = 20;      // 5 % bins
 constexpr int kTargetBlocks = 264;  // two per multiprocessor of an H200 (132)
 
-bool supported(const GemvShape& s, const GemvConfig& c) {
-  const auto ls = gemv::launch_shape(s);
+bool supported(const gemv::LaunchShape& ls, const GemvConfig& c) {
   if (ls.epl == 1 && (c.vecs != 1 || c.unroll != 4)) return false;  // the scalar kernel's one tile
   return gemv::chunk_rows(ls, c.split) <= gemv::kMaxChunk &&
          gemv::shared_bytes(ls, c.vecs, c.warps, c.split) <= gemv::kMaxSharedBytes &&
@@ -39,7 +38,8 @@ const char* type_tag(DType t) {
 }
 
 GemvConfig config_from_json(const nlohmann::json& j) {
-  return {j.at("vecs").get<int>(), j.at("unroll").get<int>(), j.at("warps").get<int>(), j.at("split").get<int>()};
+  return {j.at("vecs").get<int>(), j.at("unroll").get<int>(), j.at("warps").get<int>(), j.at("split").get<int>(),
+          j.value("pdl", false)};
 }
 
 }  // namespace
@@ -48,42 +48,67 @@ int gemv_sparsity_bin(float sparsity) {
   return std::clamp(static_cast<int>(std::lround(sparsity * kBins)), 0, kBins);
 }
 
-std::string GemvKey::str() const {
+std::string GemvFusedKey::str() const {
+  std::string outs;
+  for (int64_t out : shape.outs) outs += (outs.empty() ? "" : "+") + std::to_string(out);
   return std::string(type_tag(shape.weight_type)) + " b" + std::to_string(shape.batch) + " in" +
-         std::to_string(shape.in) + " out" + std::to_string(shape.out) + " s" + std::to_string(sparsity_bin * 5);
+         std::to_string(shape.in) + " out" + outs + " s" + std::to_string(sparsity_bin * 5);
 }
 
-std::vector<GemvConfig> gemv_candidates(const GemvShape& shape) {
+std::string GemvKey::str() const { return GemvFusedKey{GemvFusedShape::single(shape), sparsity_bin}.str(); }
+
+std::vector<GemvConfig> gemv_candidates(const GemvFusedShape& shape) {
   std::vector<GemvConfig> out;
+  if (shape.outs.empty() || shape.outs.size() > kGemvMaxParts) return out;
+  const auto ls = gemv::launch_shape(shape);
   for (int vecs : {1, 2})
     for (int unroll : {4, 8})
       for (int warps : {4, 8})
         for (int split = 1; split <= gemv::kMaxSplit; split *= 2)
-          if (GemvConfig c{vecs, unroll, warps, split}; supported(shape, c)) out.push_back(c);
+          for (bool pdl : {false, true})
+            if (GemvConfig c{vecs, unroll, warps, split, pdl}; supported(ls, c)) out.push_back(c);
   return out;
 }
 
-GemvConfig default_gemv_config(const GemvShape& shape) {
+std::vector<GemvConfig> gemv_candidates(const GemvShape& shape) {
+  return gemv_candidates(GemvFusedShape::single(shape));
+}
+
+GemvConfig default_gemv_config(const GemvFusedShape& shape) {
   const auto ls = gemv::launch_shape(shape);
   const int vecs = ls.epl > 1 && gemv::batch_tile(shape.batch) <= 2 ? 2 : 1;
-  const int64_t tiles = (shape.out + gemv::tile_columns(ls, vecs) - 1) / gemv::tile_columns(ls, vecs);
+  const int64_t tiles = gemv::total_tiles(ls, vecs);
   int split = 1;
-  while (split < gemv::kMaxSplit && (tiles * split < kTargetBlocks || !supported(shape, {vecs, 4, 8, split})))
+  while (split < gemv::kMaxSplit && (tiles * split < kTargetBlocks || !supported(ls, {vecs, 4, 8, split})))
     split *= 2;
   return {vecs, 4, 8, split};
 }
 
-std::optional<GemvConfig> GemvTuneTable::find(const GemvKey& key) const {
+GemvConfig default_gemv_config(const GemvShape& shape) { return default_gemv_config(GemvFusedShape::single(shape)); }
+
+std::optional<GemvConfig> GemvTuneTable::find(const GemvFusedKey& key) const {
   const auto it = entries_.find(key.str());
   if (it == entries_.end()) return std::nullopt;
   return it->second;
 }
 
-GemvConfig GemvTuneTable::lookup(const GemvKey& key) const {
+std::optional<GemvConfig> GemvTuneTable::find(const GemvKey& key) const {
+  return find(GemvFusedKey{GemvFusedShape::single(key.shape), key.sparsity_bin});
+}
+
+GemvConfig GemvTuneTable::lookup(const GemvFusedKey& key) const {
   return find(key).value_or(default_gemv_config(key.shape));
 }
 
-void GemvTuneTable::set(const GemvKey& key, const GemvConfig& config) { entries_[key.str()] = config; }
+GemvConfig GemvTuneTable::lookup(const GemvKey& key) const {
+  return lookup(GemvFusedKey{GemvFusedShape::single(key.shape), key.sparsity_bin});
+}
+
+void GemvTuneTable::set(const GemvFusedKey& key, const GemvConfig& config) { entries_[key.str()] = config; }
+
+void GemvTuneTable::set(const GemvKey& key, const GemvConfig& config) {
+  set(GemvFusedKey{GemvFusedShape::single(key.shape), key.sparsity_bin}, config);
+}
 
 GemvTuneTable GemvTuneTable::load(const std::filesystem::path& path) {
   GemvTuneTable table;
@@ -103,7 +128,7 @@ GemvTuneTable GemvTuneTable::load(const std::filesystem::path& path) {
 void GemvTuneTable::save(const std::filesystem::path& path) const {
   nlohmann::json entries = nlohmann::json::object();
   for (const auto& [key, c] : entries_)
-    entries[key] = {{"vecs", c.vecs}, {"unroll", c.unroll}, {"warps", c.warps}, {"split", c.split}};
+    entries[key] = {{"vecs", c.vecs}, {"unroll", c.unroll}, {"warps", c.warps}, {"split", c.split}, {"pdl", c.pdl}};
   const nlohmann::json doc = {{"version", kTableVersion}, {"entries", entries}};
   write_file_atomic(path, doc.dump(1) + "\n");
 }
