@@ -140,8 +140,8 @@ struct GpuDecoder::Impl {
       for (int m = 0; m < kBlockMats; ++m) l.w[m] = device_bytes(mats[m].shape.in * mats[m].shape.out, p);
       l.k_cache = device_bytes(max_seq * kv, p);
       l.v_cache = device_bytes(max_seq * kv, p);
-      SPARSA_CUDA_CHECK(cudaMemset(l.k_cache.data(), 0, l.k_cache.size()));
-      SPARSA_CUDA_CHECK(cudaMemset(l.v_cache.data(), 0, l.v_cache.size()));
+      SPARSA_CUDA_CHECK(cudaMemsetAsync(l.k_cache.data(), 0, l.k_cache.size(), stream));
+      SPARSA_CUDA_CHECK(cudaMemsetAsync(l.v_cache.data(), 0, l.v_cache.size(), stream));
     }
     embed = device_bytes(c.vocab_size * d, p);
     lm_head = device_bytes(d * c.vocab_size, p);
@@ -403,11 +403,14 @@ GpuDecoder::GpuDecoder(const Model& m, const DecodeOptions& opt) {
     bad_input("the model has {} blocks, its config says {}", m.blocks.size(), m.config.num_layers);
   impl_ = std::make_unique<Impl>(m.config, opt);
   impl_->upload(m);
+  // The uploads ran on the legacy default stream, which the decoder's stream does not wait for.
+  SPARSA_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 GpuDecoder GpuDecoder::synthetic(const ModelConfig& c, uint64_t seed, float init_std, const DecodeOptions& opt) {
   auto impl = std::make_unique<Impl>(c, opt);
   impl->randomize(seed, init_std);
+  SPARSA_CUDA_CHECK(cudaDeviceSynchronize());  // the norms' uploads ran on the legacy default stream
   return GpuDecoder(std::move(impl));
 }
 
