@@ -11,17 +11,17 @@
 #                                           .carry/gpu/gpu.txz (git-ignored)
 #   scripts/gpu-check.sh run [STEPS]        on the device (the `device` tool, carry [".carry/gpu"]):
 #                                           STEPS is a comma list of tests, sanitizer, prune-bench,
-#                                           big-model, multi-gpu, gemv-bench, gemv-fused, resume, cli
-#                                           (default: all but multi-gpu, which wants nvidia-h200-x2 or
-#                                           -x4, and gemv-fused, the fused q/k/v and gate/up GEMV bench).
-#                                           Logs go to $OUT/gpu-logs.tgz (or ./out).
+#                                           big-model, multi-gpu, gemv-bench, gemv-fused, decode-bench,
+#                                           resume, cli (default: all but multi-gpu, which wants
+#                                           nvidia-h200-x2 or -x4, and gemv-fused, the fused q/k/v and
+#                                           gate/up GEMV bench). Logs go to $OUT/gpu-logs.tgz (or ./out).
 # The binaries have this checkout's path (SPARSA_SOURCE_DIR) built in; `run` links it, and
 # ../shared, to the device's copy when they are absent there.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pack_dir="$root/.carry/gpu"
-PROGRAMS=(tests/test-sparse-gemv tests/test-cuda-ops tests/test-gpu-model bench/bench-sparse-gemv
-  bench/bench-gpu-prune sparsa)
+PROGRAMS=(tests/test-sparse-gemv tests/test-cuda-ops tests/test-gpu-model tests/test-gpu-decode
+  bench/bench-sparse-gemv bench/bench-gpu-prune bench/bench-decode sparsa)
 GOLDENS=(README.md tokens.safetensors wanda_u50.safetensors wanda_2-4.safetensors sparsegpt_u50.safetensors
   sparsegpt_2-4.safetensors)
 
@@ -48,7 +48,7 @@ pack() {
 }
 
 run() {
-  local steps=",${1:-tests,sanitizer,prune-bench,big-model,gemv-bench,resume,cli},"
+  local steps=",${1:-tests,sanitizer,prune-bench,big-model,gemv-bench,decode-bench,resume,cli},"
   local out=${OUT:-$root/out} logs status=0 rc
   logs="$out/gpu-logs"  # packed into one file at the end: few files come back from $OUT
   mkdir -p "$logs" /tmp/gpu
@@ -69,10 +69,10 @@ run() {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$logs/gpu.txt"
   date -u | tee -a "$logs/gpu.txt"
   if [[ $steps == *,tests,* ]]; then
-    for t in test-cuda-ops test-sparse-gemv test-gpu-model; do
+    for t in test-cuda-ops test-sparse-gemv test-gpu-model test-gpu-decode; do
       "$bin/$t" >"$logs/$t.log" 2>&1; rc=$?
       echo "$t: exit $rc; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$logs/$t.log" | tr '\n' ' ')"
-      grep -E '^\[  FAILED  \]|Failure|error|perplexity:|agreement|ppl ' "$logs/$t.log" | head -40
+      grep -E '^\[  FAILED  \]|Failure|error|perplexity:|agreement|ppl |decode:|synthetic tiny:' "$logs/$t.log" | head -40
       [[ $rc == 0 ]] || status=1
     done
   fi
@@ -81,6 +81,10 @@ run() {
       timeout 240 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin/test-gpu-model" \
         --gtest_filter='GpuHessian.*:GpuWanda.*:GpuSparseGpt.*:GpuPerplexity.Refuses*' >"$logs/sanitizer-gpu-$tool.log" 2>&1; rc=$?
       echo "compute-sanitizer $tool test-gpu-model: exit $rc; $(grep 'ERROR SUMMARY' "$logs/sanitizer-gpu-$tool.log" | tail -1)"
+      [[ $rc == 0 ]] || status=1
+      timeout 240 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin/test-gpu-decode" \
+        --gtest_filter='GpuDecode.GraphReplay*:GpuDecode.Cublas*:GpuDecode.Refuses*' >"$logs/sanitizer-decode-$tool.log" 2>&1; rc=$?
+      echo "compute-sanitizer $tool test-gpu-decode: exit $rc; $(grep 'ERROR SUMMARY' "$logs/sanitizer-decode-$tool.log" | tail -1)"
       [[ $rc == 0 ]] || status=1
     done
   fi
@@ -112,6 +116,10 @@ run() {
     timeout 300 "$bin/bench-sparse-gemv" --fused all --type bf16 --tune-file "$logs/tune-fused-bf16.json" \
       --csv "$logs/bench-fused-bf16.csv" 2>"$logs/bench-fused-bf16.err" >"$logs/bench-fused-bf16.md" || status=1
     cat "$logs/bench-fused-bf16.md"
+  fi
+  if [[ $steps == *,decode-bench,* ]]; then  # end-to-end decode of a synthetic 7B: dense vs activation sparsity
+    timeout 300 "$bin/bench-decode" --tune-file "$logs/tune-decode.json" 2>&1 | tee "$logs/bench-decode.md"
+    rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || status=1
   fi
   if [[ $steps == *,resume,* ]]; then  # prune --device cuda killed at several points and rerun: same bytes
     local work=/tmp/gpu-resume args

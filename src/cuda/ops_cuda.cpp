@@ -11,19 +11,17 @@
 #include <cstdint>
 
 namespace sparsa {
-namespace {
 
 static_assert(cuda::kRopeMaxHalf * 2 == kRopeMaxHeadDim);
 
 // Same expression as sparsa::rope.
-cuda::RopeFreqs rope_freqs(int64_t head_dim, float theta) {
-  cuda::RopeFreqs f{};
+cuda::RopeFreqs cuda::rope_freqs(int64_t head_dim, float theta) {
+  SPARSA_ASSERT(head_dim / 2 <= kRopeMaxHalf);
+  RopeFreqs f{};
   for (int64_t i = 0; i < head_dim / 2; ++i)
     f.inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
   return f;
 }
-
-}  // namespace
 
 void rmsnorm_cuda(const float* x, const float* weight, float* y, int64_t n_tokens, int64_t dim,
                   float eps) {
@@ -44,7 +42,7 @@ void rope_cuda(float* x, const int32_t* positions, int64_t n_tokens, int64_t n_h
   if (head_dim > kRopeMaxHeadDim)
     runtime_failure("rope_cuda: head_dim {} exceeds the supported maximum {}", head_dim, kRopeMaxHeadDim);
   if (n_tokens == 0 || n_heads == 0 || head_dim < 2) return;
-  cuda::launch_rope(x, positions, n_tokens, n_heads, head_dim, rope_freqs(head_dim, theta));
+  cuda::launch_rope(x, positions, n_tokens, n_heads, head_dim, cuda::rope_freqs(head_dim, theta));
 }
 
 }  // namespace sparsa

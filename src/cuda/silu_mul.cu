@@ -42,18 +42,19 @@ unsigned blocks_for(int64_t n) {
 
 }  // namespace
 
-void launch_silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+void launch_silu_mul(const float* gate, const float* up, float* out, int64_t n, void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
   int64_t done = 0;  // elements handled by the vectorised kernel
   if (aligned16(gate) && aligned16(up) && aligned16(out) && n >= 4) {
     const int64_t n4 = n / 4;
-    silu_mul_vec4_kernel<<<blocks_for(n4), kThreads>>>(reinterpret_cast<const float4*>(gate),
+    silu_mul_vec4_kernel<<<blocks_for(n4), kThreads, 0, s>>>(reinterpret_cast<const float4*>(gate),
                                                       reinterpret_cast<const float4*>(up),
                                                       reinterpret_cast<float4*>(out), n4);
     SPARSA_CUDA_CHECK_LAUNCH();
     done = n4 * 4;
   }
   if (done < n) {
-    silu_mul_scalar_kernel<<<blocks_for(n - done), kThreads>>>(gate + done, up + done, out + done, n - done);
+    silu_mul_scalar_kernel<<<blocks_for(n - done), kThreads, 0, s>>>(gate + done, up + done, out + done, n - done);
     SPARSA_CUDA_CHECK_LAUNCH();
   }
 }

@@ -51,11 +51,12 @@ __global__ void scale_kernel(float* y, const float* x, float s, int64_t n) {
 
 }  // namespace
 
-void launch_to_half(const float* x, void* y, int64_t n, bool half_bf16) {
+void launch_to_half(const float* x, void* y, int64_t n, bool half_bf16, void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
   if (half_bf16)
-    convert_kernel<<<blocks_for(n), kThreads>>>(x, static_cast<__nv_bfloat16*>(y), n);
+    convert_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, static_cast<__nv_bfloat16*>(y), n);
   else
-    convert_kernel<<<blocks_for(n), kThreads>>>(x, static_cast<__half*>(y), n);
+    convert_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, static_cast<__half*>(y), n);
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 

@@ -9,8 +9,9 @@
 namespace sparsa::gpu {
 
 // ---- convert.cu ----
-// y[i] = half(x[i]) (round to nearest even). x: [n] fp32, y: [n] bf16/fp16.
-void launch_to_half(const float* x, void* y, int64_t n, bool half_bf16);
+// y[i] = half(x[i]) (round to nearest even). x: [n] fp32, y: [n] bf16/fp16. `stream`: a
+// cudaStream_t (nullptr: the default stream).
+void launch_to_half(const float* x, void* y, int64_t n, bool half_bf16, void* stream = nullptr);
 // y[i] = float(x[i]). x: [n] bf16/fp16, y: [n] fp32.
 void launch_from_half(const void* x, float* y, int64_t n, bool half_bf16);
 // w[i] = 0 where mask[i] != 0. w: [n] of `element_bytes` (4: fp32, 2: bf16/fp16) elements.

@@ -1,0 +1,59 @@
+// Threshold calibration and inactive-input fractions for the GPU decoder (sparsa/decode.h): the
+// decoder records what its linears receive, and the histograms of sparsa/activations.h turn the
+// values into thresholds exactly as `sparsa acts` does. Plain C++: the GPU work is in the decoder.
+#include <cmath>
+
+#include "sparsa/decode.h"
+#include "sparsa/error.h"
+
+namespace sparsa {
+namespace {
+
+size_t slot(int64_t layer, ObsPoint p) { return static_cast<size_t>(layer * kNumObsPoints + static_cast<int>(p)); }
+
+}  // namespace
+
+std::vector<ActivationThresholds> calibrate_decode_thresholds(GpuDecoder& d, const std::vector<int32_t>& prompt,
+                                                              int64_t steps, const std::vector<double>& sparsities) {
+  if (steps < 1) bad_input("decode calibration needs at least one step, got {}", steps);
+  const int64_t layers = d.config().num_layers;
+  d.set_thresholds(dense_thresholds(layers));
+  d.reset(prompt);
+  ActivationProfile profile;
+  profile.n_layers = layers;
+  profile.hist.resize(static_cast<size_t>(layers * kNumObsPoints));
+  profile.tokens = steps;
+  d.run_recorded(steps, [&](int64_t layer, ObsPoint p, const float* x, int64_t n, int64_t dim) {
+    profile.hist[slot(layer, p)].add(x, n * dim);
+  });
+  std::vector<ActivationThresholds> out;
+  for (double s : sparsities) out.push_back(profile.thresholds(s));
+  return out;
+}
+
+std::vector<std::array<double, kNumObsPoints>> decode_inactive_fractions(GpuDecoder& d,
+                                                                         const std::vector<int32_t>& prompt,
+                                                                         int64_t steps) {
+  const int64_t layers = d.config().num_layers;
+  const ActivationThresholds t = d.thresholds();
+  std::vector<int64_t> inactive(static_cast<size_t>(layers * kNumObsPoints), 0),
+      total(static_cast<size_t>(layers * kNumObsPoints), 0);
+  d.reset(prompt);
+  d.run_recorded(steps, [&](int64_t layer, ObsPoint p, const float* x, int64_t n, int64_t dim) {
+    const float threshold = t.t[static_cast<size_t>(layer)][static_cast<size_t>(p)];
+    int64_t count = 0;
+    for (int64_t i = 0; i < n * dim; ++i) count += std::fabs(x[i]) <= threshold;
+    inactive[slot(layer, p)] += count;
+    total[slot(layer, p)] += n * dim;
+  });
+  std::vector<std::array<double, kNumObsPoints>> out(static_cast<size_t>(layers));
+  for (int64_t l = 0; l < layers; ++l)
+    for (int p = 0; p < kNumObsPoints; ++p) {
+      const size_t i = slot(l, static_cast<ObsPoint>(p));
+      out[static_cast<size_t>(l)][static_cast<size_t>(p)] =
+          total[i] ? static_cast<double>(inactive[i]) / static_cast<double>(total[i]) : 0.0;
+    }
+  return out;
+}
+
+}  // namespace sparsa
