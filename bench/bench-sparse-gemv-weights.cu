@@ -36,7 +36,7 @@
 
 namespace {
 
-using bench::check;
+using sparsa::bench::check;
 namespace gemv = sparsa::cuda::gemv;
 
 constexpr int kBuffers = 16;
@@ -107,7 +107,7 @@ void read_fractions(const std::vector<float>& x, int64_t batch, int64_t in, floa
 }  // namespace
 
 int main(int argc, char** argv) {
-  bench::g_program = "bench-sparse-gemv-weights";
+  sparsa::bench::g_program = "bench-sparse-gemv-weights";
   std::string type_name = "bf16", tune_file = "sparse-gemv-tune.json", csv;
   int64_t batch = 1;
   int reps = 100, tune_reps = 10;
@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
     };
     dense(0);
     check(cudaStreamSynchronize(stream), "cuBLAS warm-up");
-    row.cublas_us = bench::graph_median_us(stream, kBuffers, reps, dense);
+    row.cublas_us = sparsa::bench::graph_median_us(stream, kBuffers, reps, dense);
 
     const sparsa::GemvShape gshape{dtype, batch, in, out};
     for (int k = 0; k < kNumSparsities; ++k) {
@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
         cell.rows_read = static_cast<double>(rows_read) / (static_cast<double>(kBuffers) * in);
         cell.groups_read = static_cast<double>(groups_read) / (static_cast<double>(kBuffers) * groups);
         cell.act_config = act_plan.config();
-        cell.act_us = bench::graph_median_us(stream, kBuffers, reps,
+        cell.act_us = sparsa::bench::graph_median_us(stream, kBuffers, reps,
                                              [&](int i) { act_plan.run(w[i], x[i], y[i], t[i], stream); });
         double best = std::numeric_limits<double>::infinity();
         for (const sparsa::GemvConfig& c : sparsa::gemv_2to4_candidates(gshape)) {
@@ -230,12 +230,12 @@ int main(int argc, char** argv) {
           } catch (const std::exception&) {  // sparsa::Error (its header pulls in fmt, which nvcc rejects)
             continue;
           }
-          const double us = bench::graph_median_us(
+          const double us = sparsa::bench::graph_median_us(
               stream, kBuffers, tune_reps, [&](int i) { plan.run(values[i], indices[i], x[i], y[i], t[i], stream); });
           if (us < best) best = us, cell.nm_config = c;
         }
         const sparsa::SparseGemv2to4Cuda nm_plan(gshape, cell.nm_config);
-        cell.nm_us = bench::graph_median_us(
+        cell.nm_us = sparsa::bench::graph_median_us(
             stream, kBuffers, reps, [&](int i) { nm_plan.run(values[i], indices[i], x[i], y[i], t[i], stream); });
       }
     }

@@ -13,7 +13,7 @@
 #include <cstdlib>
 #include <vector>
 
-namespace bench {
+namespace sparsa::bench {
 
 inline const char* g_program = "bench";  // set by main() for the error messages
 
@@ -60,4 +60,4 @@ double graph_median_us(cudaStream_t stream, int launches, int reps, Enqueue enqu
   return ms[static_cast<size_t>(reps / 2)] * 1e3 / launches;
 }
 
-}  // namespace bench
+}  // namespace sparsa::bench

@@ -10,6 +10,7 @@
 #include "sparsa/error.h"
 #include "sparsa/sparse_gemv.h"
 #include "sparsa/sparse_gemv_nm.h"
+#include "test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -65,25 +66,10 @@ std::vector<float> random_normal(size_t n, uint32_t seed) {
   return v;
 }
 
-double relative_error(const std::vector<float>& want, const std::vector<float>& got) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - want[i];
-    num += d * d;
-    den += static_cast<double>(want[i]) * want[i];
-  }
-  if (std::isnan(num)) return std::numeric_limits<double>::infinity();
-  return den == 0.0 ? (num == 0.0 ? 0.0 : std::numeric_limits<double>::infinity()) : std::sqrt(num / den);
-}
-
+// Expects Error(kBadInput) with a one-line message that contains `needle`.
 void expect_bad_input(auto&& call, const std::string& needle) {
-  try {
-    call();
-    ADD_FAILURE() << "expected sparsa::Error naming '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::kBadInput);
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
+  const std::string message = test::bad_input_message(call);
+  EXPECT_NE(message.find(needle), std::string::npos) << message;
 }
 
 // ---- the packer ----
@@ -255,7 +241,7 @@ TEST_P(Gemv2to4Gpu, MatchesReferenceAtEverySparsity) {
         EXPECT_EQ(got, std::vector<float>(got.size(), 0.0f)) << "all inactive";
         continue;
       }
-      EXPECT_LE(relative_error(want, got), 1e-5) << "sparsity " << sparsity << ", config vecs " << c.vecs << " unroll "
+      EXPECT_LE(test::relative_l2_error(want, got), 1e-5) << "sparsity " << sparsity << ", config vecs " << c.vecs << " unroll "
                                                  << c.unroll << " warps " << c.warps << " split " << c.split;
     }
   }

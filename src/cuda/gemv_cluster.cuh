@@ -80,4 +80,15 @@ void launch_clusters(int64_t tiles, int split, int warps, int64_t shared, cudaSt
   SPARSA_CUDA_CHECK(cudaLaunchKernelEx(&config, Kernel, args...));
 }
 
+// Calls f.template operator()<B>() with B = batch_tile(batch) (1, 2, 4 or 8) as a constant.
+template <typename F>
+void with_batch_tile(int64_t batch, F&& f) {
+  switch (batch_tile(batch)) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    case 4: f.template operator()<4>(); break;
+    default: f.template operator()<8>(); break;
+  }
+}
+
 }  // namespace sparsa::cuda::gemv

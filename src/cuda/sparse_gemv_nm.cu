@@ -214,12 +214,7 @@ void dispatch_tile(const LaunchShape& s, int vecs, int unroll, int warps, int sp
              with_vu.template operator()<2, 2>() || with_vu.template operator()<2, 4>();
     if (!done) check(cudaErrorInvalidConfiguration, __FILE__, __LINE__);
   };
-  switch (batch_tile(s.batch)) {
-    case 1: with_batch.template operator()<1>(); break;
-    case 2: with_batch.template operator()<2>(); break;
-    case 4: with_batch.template operator()<4>(); break;
-    default: with_batch.template operator()<8>(); break;
-  }
+  gemv::with_batch_tile(s.batch, with_batch);
 }
 
 template <WeightType T>
