@@ -164,35 +164,6 @@ struct GpuRow {
   GemvConfig config;
 };
 
-// The fastest of `candidates` (each timed with tune_reps replays), re-timed with reps.
-template <typename Plan, typename MakePlan>
-std::pair<double, GemvConfig> time_best(cudaStream_t stream, const std::vector<GemvConfig>& candidates, int tune_reps,
-                                        int reps, MakePlan make_plan, const std::vector<DeviceBuffer<uint16_t>>& w,
-                                        const std::vector<DeviceBuffer<float>>& x, std::vector<DeviceBuffer<float>>& y,
-                                        float t) {
-  double best = std::numeric_limits<double>::infinity();
-  GemvConfig best_config{};
-  auto time = [&](const Plan& plan, int r) {
-    return bench::graph_median_us(stream, kLaunches, r, [&](int i) {
-      plan.run(w[static_cast<size_t>(i)].data(), x[static_cast<size_t>(i)].data(), y[static_cast<size_t>(i)].data(), t,
-               stream);
-    });
-  };
-  for (const GemvConfig& c : candidates) {
-    const Plan plan = make_plan(c);
-    try {
-      plan.run(w[0].data(), x[0].data(), y[0].data(), t, stream);  // a cluster too large to schedule fails here
-      bench::check(cudaStreamSynchronize(stream), "trial");
-    } catch (const Error&) {
-      continue;
-    }
-    const double us = time(plan, tune_reps);
-    if (us < best) best = us, best_config = c;
-  }
-  if (!std::isfinite(best)) runtime_failure("no candidate config runs");
-  return {time(make_plan(best_config), reps), best_config};
-}
-
 std::vector<GpuRow> run_gpu(const Args& a, const std::vector<float>& test, int64_t tokens, int64_t features,
                             const std::vector<std::pair<double, float>>& thresholds,
                             const std::vector<std::vector<int64_t>>& cluster_orders) {
@@ -223,14 +194,18 @@ std::vector<GpuRow> run_gpu(const Args& a, const std::vector<float>& test, int64
         for (const auto& v : xs) sum += gemv_blocks_read(v.data(), 1, in, t, block_rows);
         return sum / kLaunches;
       };
-      const auto [row_us, row_config] = time_best<SparseGemvCuda>(
-          stream, gemv_candidates(shape), a.tune_reps, a.reps, [&](const GemvConfig& c) { return SparseGemvCuda(shape, c); },
-          w, x, y, t);
+      const auto enqueue = [&](const auto& plan, int i) {
+        plan.run(w[static_cast<size_t>(i)].data(), x[static_cast<size_t>(i)].data(), y[static_cast<size_t>(i)].data(),
+                 t, stream);
+      };
+      const auto [row_us, row_config] =
+          bench::fastest_config(stream, kLaunches, gemv_candidates(shape), a.tune_reps, a.reps,
+                                [&](const GemvConfig& c) { return SparseGemvCuda(shape, c); }, enqueue);
       rows.push_back({s, kOrderNames[o], 1, mean_read(1), row_us, row_config});
       for (int b : kGpuBlockSizes) {
-        const auto [us, config] = time_best<SparseGemvBlockCuda>(
-            stream, gemv_block_candidates(shape, b), a.tune_reps, a.reps,
-            [&](const GemvConfig& c) { return SparseGemvBlockCuda(shape, b, c); }, w, x, y, t);
+        const auto [us, config] =
+            bench::fastest_config(stream, kLaunches, gemv_block_candidates(shape, b), a.tune_reps, a.reps,
+                                  [&](const GemvConfig& c) { return SparseGemvBlockCuda(shape, b, c); }, enqueue);
         rows.push_back({s, kOrderNames[o], b, mean_read(b), us, config});
       }
       std::fprintf(stderr, "gpu: s %.2f %s done\n", s, kOrderNames[o]);

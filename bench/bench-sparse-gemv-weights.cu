@@ -1,4 +1,4 @@
-// bench-sparse-gemv-weights: do weight sparsity (2:4) and activation sparsity multiply? The 2:4
+// bench-sparse-gemv-weights: do weight sparsity and activation sparsity multiply? The 2:4
 // weight- and activation-sparse GEMV (sparsa/sparse_gemv_nm.h) against the activation-sparse
 // GEMV (sparsa/sparse_gemv.h, tuned through its table) and cuBLAS dense GEMV, measured as
 // bench-sparse-gemv does (issue #8's anchor method, bench/gpu_graph_timer.h): a CUDA graph of 16
@@ -10,8 +10,10 @@
 //                1 − s⁴ at batch 1, so the sparsities cannot multiply;
 //   grouped      the 4 inputs of a group share |x| (random signs): whole groups go inactive
 //                together, the best case, where the 2:4 kernel reads (1 − s) × 0.5625 of the bytes.
-// The 2:4 kernel is tuned here: every candidate config timed with --tune-reps replays, the
-// fastest re-timed with --reps.
+// Third kernel: 50 % unstructured weights as bitmask + packed values (SparseGemvMaskedCuda), which
+// skips inactive rows one by one, so there the two sparsities can multiply.
+// The 2:4 and unstructured kernels are tuned here: every candidate config timed with --tune-reps
+// replays, the fastest re-timed with --reps.
 //
 // usage: bench-sparse-gemv-weights [--type bf16|f16] [--batch N] [--reps N] [--tune-reps N]
 //                                  [--tune-file F] [--csv FILE]
@@ -21,11 +23,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <exception>
 #include <fstream>
-#include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cuda/sparse_gemv_launch.h"
@@ -44,27 +45,63 @@ constexpr double kSparsities[] = {0.0, 0.25, 0.4, 0.5, 0.7, 0.9};
 constexpr int kNumSparsities = 6;
 constexpr double kPackedBytes = 0.5625;  // 2:4 bytes ÷ dense bytes: (2 × 2 + 0.5) ÷ (4 × 2)
 constexpr const char* kPatterns[] = {"independent", "grouped"};
+constexpr double kMaskedDensity = 0.5;  // the unstructured kernel's weights: 50 % pruned
 
 struct Shape {
   int64_t out, in;  // W is out × in; Wᵀ is [in, out]
 };
 const Shape kShapes[] = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {28672, 8192}};
 
+uint64_t xorshift(uint64_t& s) {
+  s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+  return s;
+}
+
 struct Cell {
-  double act_us, nm_us;
+  double act_us, nm_us, masked_us;
   double rows_read, groups_read;  // fraction of weight rows / 2:4 groups the kernels read
-  sparsa::GemvConfig act_config, nm_config;
+  sparsa::GemvConfig act_config, nm_config, masked_config;
 };
 
 struct Row {
   Shape shape;
   double cublas_us;
+  double masked_bytes;           // the unstructured layout's bytes ÷ dense bytes (all rows read)
   Cell cell[2][kNumSparsities];  // [pattern][sparsity]
 };
 
-uint64_t xorshift(uint64_t& s) {
-  s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-  return s;
+// The unstructured layout (sparsa/sparse_gemv_nm.h) of a random Wᵀ [in, out] keeping each weight
+// with probability 1/2 (a random bit), values random in [-1, 1), never 0.
+struct MaskedLayout {
+  std::vector<uint8_t> masks;     // [in, tiles × 32]
+  std::vector<uint32_t> offsets;  // [in, tiles]
+  std::vector<uint16_t> values;   // padded segments
+  double bytes() const { return static_cast<double>(masks.size() + 4 * offsets.size() + 2 * values.size()); }
+};
+
+MaskedLayout random_masked(int64_t in, int64_t out, bool bf16, uint64_t seed) {
+  const int64_t tiles = sparsa::gemv_mask_tiles(out), tile = sparsa::kGemvMaskTile;
+  MaskedLayout m{std::vector<uint8_t>(static_cast<size_t>(in * tiles * tile / 8)),
+                 std::vector<uint32_t>(static_cast<size_t>(in * tiles)), {}};
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  m.values.reserve(static_cast<size_t>(in * out * kMaskedDensity * 1.05));
+  for (int64_t j = 0; j < in; ++j)
+    for (int64_t t = 0; t < tiles; ++t) {
+      m.offsets[static_cast<size_t>(j * tiles + t)] = static_cast<uint32_t>(m.values.size() / 8);
+      uint8_t* bits = m.masks.data() + (j * tiles + t) * tile / 8;
+      int kept = 0;
+      for (int64_t c = 0; c < tile; c += 64) {
+        uint64_t r = xorshift(s);
+        for (int64_t b = 0; b < 64; ++b, r >>= 1)
+          if ((r & 1) && t * tile + c + b < out) bits[(c + b) / 8] |= static_cast<uint8_t>(1u << (b % 8)), ++kept;
+      }
+      for (int k = 0; k < kept; ++k) {
+        const float f = static_cast<float>((xorshift(s) >> 40) | 1) * (2.0f / 16777216.0f) - 1.0f;  // never 0
+        m.values.push_back(bf16 ? sparsa::f32_to_bf16(f) : sparsa::f32_to_f16(f));
+      }
+      m.values.resize((m.values.size() + 7) / 8 * 8, 0);
+    }
+  return m;
 }
 
 // [groups, words(out)] random 2:4 index words: each nibble one of the 6 pairs idx0 < idx1.
@@ -180,9 +217,23 @@ int main(int argc, char** argv) {
       const auto host_indices = random_indices(groups, out, static_cast<uint64_t>(i + 1));
       check(cudaMemcpy(indices[i], host_indices.data(), index_words * 4, cudaMemcpyHostToDevice), "upload indices");
     }
+    // The unstructured layout at density kMaskedDensity: one random packing, copied to every buffer.
+    const MaskedLayout masked = random_masked(in, out, bf16, static_cast<uint64_t>(in + out));
+    std::vector<void*> masked_values(kBuffers);
+    std::vector<uint8_t*> masked_masks(kBuffers);
+    std::vector<uint32_t*> masked_offsets(kBuffers);
+    for (int i = 0; i < kBuffers; ++i) {
+      check(cudaMalloc(&masked_values[i], masked.values.size() * 2), "masked values");
+      check(cudaMalloc(&masked_masks[i], masked.masks.size()), "masked masks");
+      check(cudaMalloc(&masked_offsets[i], masked.offsets.size() * 4), "masked offsets");
+      check(cudaMemcpy(masked_values[i], masked.values.data(), masked.values.size() * 2, cudaMemcpyHostToDevice), "upload");
+      check(cudaMemcpy(masked_masks[i], masked.masks.data(), masked.masks.size(), cudaMemcpyHostToDevice), "upload");
+      check(cudaMemcpy(masked_offsets[i], masked.offsets.data(), masked.offsets.size() * 4, cudaMemcpyHostToDevice),
+            "upload");
+    }
     check(cudaStreamSynchronize(stream), "fill");
 
-    Row row{shape, 0.0, {}};
+    Row row{shape, 0.0, masked.bytes() / (2.0 * static_cast<double>(n)), {}};
     const float one = 1.0f, zero = 0.0f;
     // y = W x with W [out, in] row-major = column-major [in, out], hence op T.
     auto dense = [&](int i) {
@@ -221,67 +272,73 @@ int main(int argc, char** argv) {
         cell.act_config = act_plan.config();
         cell.act_us = sparsa::bench::graph_median_us(stream, kBuffers, reps,
                                              [&](int i) { act_plan.run(w[i], x[i], y[i], t[i], stream); });
-        double best = std::numeric_limits<double>::infinity();
-        for (const sparsa::GemvConfig& c : sparsa::gemv_2to4_candidates(gshape)) {
-          const sparsa::SparseGemv2to4Cuda plan(gshape, c);
-          try {
-            plan.run(values[0], indices[0], x[0], y[0], t[0], stream);  // a cluster too large to schedule fails here
-            check(cudaStreamSynchronize(stream), "2:4 trial");
-          } catch (const std::exception&) {  // sparsa::Error (its header pulls in fmt, which nvcc rejects)
-            continue;
-          }
-          const double us = sparsa::bench::graph_median_us(
-              stream, kBuffers, tune_reps, [&](int i) { plan.run(values[i], indices[i], x[i], y[i], t[i], stream); });
-          if (us < best) best = us, cell.nm_config = c;
-        }
-        const sparsa::SparseGemv2to4Cuda nm_plan(gshape, cell.nm_config);
-        cell.nm_us = sparsa::bench::graph_median_us(
-            stream, kBuffers, reps, [&](int i) { nm_plan.run(values[i], indices[i], x[i], y[i], t[i], stream); });
+        std::tie(cell.nm_us, cell.nm_config) = sparsa::bench::fastest_config(
+            stream, kBuffers, sparsa::gemv_2to4_candidates(gshape), tune_reps, reps,
+            [&](const sparsa::GemvConfig& c) { return sparsa::SparseGemv2to4Cuda(gshape, c); },
+            [&](const sparsa::SparseGemv2to4Cuda& plan, int i) {
+              plan.run(values[i], indices[i], x[i], y[i], t[i], stream);
+            });
+        std::tie(cell.masked_us, cell.masked_config) = sparsa::bench::fastest_config(
+            stream, kBuffers, sparsa::gemv_masked_candidates(gshape), tune_reps, reps,
+            [&](const sparsa::GemvConfig& c) { return sparsa::SparseGemvMaskedCuda(gshape, c); },
+            [&](const sparsa::SparseGemvMaskedCuda& plan, int i) {
+              plan.run(masked_values[i], masked_masks[i], masked_offsets[i], x[i], y[i], t[i], stream);
+            });
       }
     }
     rows.push_back(row);
     for (int i = 0; i < kBuffers; ++i) {
       cudaFree(w[i]), cudaFree(values[i]), cudaFree(indices[i]), cudaFree(x[i]), cudaFree(xh[i]), cudaFree(y[i]);
-      cudaFree(yh[i]);
+      cudaFree(yh[i]), cudaFree(masked_values[i]), cudaFree(masked_masks[i]), cudaFree(masked_offsets[i]);
     }
     std::fprintf(stderr, "done %lld x %lld\n", static_cast<long long>(out), static_cast<long long>(in));
   }
 
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "properties");
-  std::printf("\n%s, %s weights, batch %lld, %d graph replays of %d launches (2:4 configs tuned with %d)\n",
+  std::printf("\n%s, %s weights, batch %lld, %d graph replays of %d launches (2:4 and unstructured configs: the\n"
+              "fastest candidate over %d replays)\n",
               prop.name, type_name.c_str(), static_cast<long long>(batch), reps, kBuffers, tune_reps);
-  std::printf("act = activation-sparse kernel (reads the rows active in any batch row); 2:4 = weight- and\n"
-              "activation-sparse kernel (reads a group of 4 rows, packed to 0.5625 of their bytes, if any row is\n"
-              "active). ×: cuBLAS µs ÷ kernel µs. bytes = 2:4 bytes read ÷ dense bytes = groups read × 0.5625;\n"
-              "product = (1 − s) × 0.5625, what multiplying sparsities would give; measured = 2:4 µs ÷ cuBLAS µs.\n");
+  std::printf("act = activation-sparse kernel on dense W (reads the rows active in any batch row); 2:4 = 2:4 weights,\n"
+              "reads a group of 4 rows (packed to 0.5625 of their bytes) if any row is active; unstr = 50 %% unstructured\n"
+              "weights as bitmask + packed values (%.4f of the dense bytes, padding included), reads the active rows.\n"
+              "×: cuBLAS µs ÷ kernel µs. bytes: read ÷ dense bytes (2:4: groups read × 0.5625; unstr: rows read × its\n"
+              "ratio); product: (1 − s) × 0.5625, what multiplying sparsities would give for 2:4; measured: µs ÷ cuBLAS µs.\n",
+              rows.empty() ? 0.0 : rows.back().masked_bytes);
   std::ofstream csv_out;
   if (!csv.empty()) {
     csv_out.open(csv);
-    csv_out << "type,batch,out,in,pattern,sparsity,cublas_us,act_us,nm_us,rows_read,groups_read,nm_bytes_ratio,"
-               "product_prediction,nm_measured_ratio,act_config,nm_config\n";
+    csv_out << "type,batch,out,in,pattern,sparsity,cublas_us,act_us,nm_us,masked_us,rows_read,groups_read,nm_bytes_ratio,"
+               "nm_product_prediction,nm_measured_ratio,masked_bytes_ratio,masked_measured_ratio,act_config,nm_config,"
+               "masked_config\n";
   }
   auto config_str = [](const sparsa::GemvConfig& c) {
     return std::to_string(c.vecs) + "/" + std::to_string(c.unroll) + "/" + std::to_string(c.warps) + "/" +
            std::to_string(c.split);
   };
   for (int p = 0; p < 2; ++p) {
-    std::printf("\nx pattern: %s\n\n| W (out × in) | s | cuBLAS µs | act µs (×) | 2:4 µs (×) | rows read | groups read | "
-                "bytes | product | measured |\n|---|---:|---:|---|---|---:|---:|---:|---:|---:|\n",
+    std::printf("\nx pattern: %s\n\n| W (out × in) | s | cuBLAS µs | act µs (×) | 2:4 µs (×) | unstr µs (×) | rows read | "
+                "groups read | 2:4 bytes | 2:4 product | 2:4 measured | unstr bytes | unstr measured |\n"
+                "|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
                 kPatterns[p]);
     for (const Row& r : rows)
       for (int k = 0; k < kNumSparsities; ++k) {
         const Cell& c = r.cell[p][k];
         const double bytes = c.groups_read * kPackedBytes, product = (1.0 - kSparsities[k]) * kPackedBytes;
-        std::printf("| %lld × %lld | %.2f | %.1f | %.1f (%.2f×) | %.1f (%.2f×) | %.3f | %.3f | %.3f | %.3f | %.3f |\n",
+        const double masked_bytes = c.rows_read * r.masked_bytes;
+        std::printf("| %lld × %lld | %.2f | %.1f | %.1f (%.2f×) | %.1f (%.2f×) | %.1f (%.2f×) | %.3f | %.3f | %.3f | %.3f | "
+                    "%.3f | %.3f | %.3f |\n",
                     static_cast<long long>(r.shape.out), static_cast<long long>(r.shape.in), kSparsities[k],
-                    r.cublas_us, c.act_us, r.cublas_us / c.act_us, c.nm_us, r.cublas_us / c.nm_us, c.rows_read,
-                    c.groups_read, bytes, product, c.nm_us / r.cublas_us);
+                    r.cublas_us, c.act_us, r.cublas_us / c.act_us, c.nm_us, r.cublas_us / c.nm_us, c.masked_us,
+                    r.cublas_us / c.masked_us, c.rows_read, c.groups_read, bytes, product, c.nm_us / r.cublas_us,
+                    masked_bytes, c.masked_us / r.cublas_us);
         if (csv_out.is_open())
           csv_out << type_name << ',' << batch << ',' << r.shape.out << ',' << r.shape.in << ',' << kPatterns[p] << ','
-                  << kSparsities[k] << ',' << r.cublas_us << ',' << c.act_us << ',' << c.nm_us << ',' << c.rows_read
-                  << ',' << c.groups_read << ',' << bytes << ',' << product << ',' << c.nm_us / r.cublas_us << ','
-                  << config_str(c.act_config) << ',' << config_str(c.nm_config) << '\n';
+                  << kSparsities[k] << ',' << r.cublas_us << ',' << c.act_us << ',' << c.nm_us << ',' << c.masked_us
+                  << ',' << c.rows_read << ',' << c.groups_read << ',' << bytes << ',' << product << ','
+                  << c.nm_us / r.cublas_us << ',' << masked_bytes << ',' << c.masked_us / r.cublas_us << ','
+                  << config_str(c.act_config) << ',' << config_str(c.nm_config) << ',' << config_str(c.masked_config)
+                  << '\n';
       }
   }
   cublasDestroy(handle);

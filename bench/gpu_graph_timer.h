@@ -11,6 +11,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <limits>
+#include <utility>
 #include <vector>
 
 namespace sparsa::bench {
@@ -58,6 +61,34 @@ double graph_median_us(cudaStream_t stream, int launches, int reps, Enqueue enqu
   cudaGraphDestroy(graph);
   std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
   return ms[static_cast<size_t>(reps / 2)] * 1e3 / launches;
+}
+
+// The fastest of `candidates` (tuning in a benchmark): make(c) gives a plan for config c and
+// enqueue(plan, i) enqueues its launch i. Each candidate runs once first (one that fails to launch,
+// e.g. a cluster too large to schedule, is skipped), is timed with tune_reps replays, and the
+// fastest is timed again with reps. Returns {µs, config}; exits 1 when no candidate runs.
+template <typename Config, typename Make, typename Enqueue>
+std::pair<double, Config> fastest_config(cudaStream_t stream, int launches, const std::vector<Config>& candidates,
+                                         int tune_reps, int reps, Make make, Enqueue enqueue) {
+  double best = std::numeric_limits<double>::infinity();
+  Config best_config{};
+  for (const Config& c : candidates) {
+    const auto plan = make(c);
+    try {
+      enqueue(plan, 0);
+      check(cudaStreamSynchronize(stream), "trial launch");
+    } catch (const std::exception&) {
+      continue;
+    }
+    const double us = graph_median_us(stream, launches, tune_reps, [&](int i) { enqueue(plan, i); });
+    if (us < best) best = us, best_config = c;
+  }
+  if (!(best < std::numeric_limits<double>::infinity())) {
+    std::fprintf(stderr, "%s: no candidate config runs\n", g_program);
+    std::exit(1);
+  }
+  const auto plan = make(best_config);
+  return {graph_median_us(stream, launches, reps, [&](int i) { enqueue(plan, i); }), best_config};
 }
 
 }  // namespace sparsa::bench

@@ -1,8 +1,8 @@
-// The GEMV that skips pruned (2:4) weights as well as inactive inputs (sparsa/sparse_gemv_nm.h):
-// the packer (layout, mask and zeros, rejection of non-2:4 input), the CPU reference against the
-// dense activation-sparse reference sparse_gemv() on the pruned matrix (an independent
-// computation), the plan's validation, and the GPU kernel against the CPU reference. GPU tests
-// skip when no CUDA device is present.
+// The GEMVs that skip pruned weights as well as inactive inputs (sparsa/sparse_gemv_nm.h), 2:4
+// and unstructured (bitmask): the packers (layout, mask and zeros, rejection of non-2:4 input),
+// the CPU references against the dense activation-sparse reference sparse_gemv() on the pruned
+// matrix (an independent computation), the plans' validation, and the GPU kernels against the
+// CPU references. GPU tests skip when no CUDA device is present.
 //
 // GPU tolerance: ‖y − ref‖ / ‖ref‖ ≤ 1e-5 (same rounded weights, fp64 reference, fp32 kernel
 // accumulation in another order). Outputs are poisoned with NaN before each run.
@@ -284,10 +284,168 @@ TEST(Gemv2to4GpuRuns, RejectsMisalignedPointers) {
   EXPECT_THROW(plan.run(dv.data(), di.data(), dx.data() + 1, dy.data(), 0.0f), Error);
 }
 
+// ---- unstructured: bitmask + packed values ----
+
+// A dense Wᵀ [in, out] of half bits (never zero) and a random mask keeping `density` of it.
+struct Unstructured {
+  std::vector<uint16_t> dense, pruned;  // [in, out]
+  std::vector<uint8_t> mask;            // [in, out]
+};
+
+Unstructured random_unstructured(DType type, int64_t in, int64_t out, double density, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> value(0.05f, 1.0f), unit(0.0f, 1.0f);
+  Unstructured u{std::vector<uint16_t>(static_cast<size_t>(in * out)), std::vector<uint16_t>(static_cast<size_t>(in * out)),
+                 std::vector<uint8_t>(static_cast<size_t>(in * out))};
+  for (size_t i = 0; i < u.dense.size(); ++i) {
+    u.dense[i] = to_half(type, (rng() & 1 ? 1.0f : -1.0f) * value(rng));
+    u.mask[i] = unit(rng) < density;
+    u.pruned[i] = u.mask[i] ? u.dense[i] : 0;
+  }
+  return u;
+}
+
+TEST(GemvMaskedPacker, HandPackedLayout) {
+  // in 1, out 260 (2 tiles): tile 0 keeps columns 0, 3, 255 (3 values, padded to 8); tile 1
+  // keeps 256 and 259 (padded to 8).
+  const DType t = DType::F16;
+  std::vector<uint16_t> wt(260, 0);
+  for (int c : {0, 3, 255, 256, 259}) wt[c] = to_half(t, static_cast<float>(c + 1));
+  const GemvMaskedWeights p = pack_gemv_masked(t, 1, 260, wt.data());
+  ASSERT_EQ(p.masks.size(), 64u);
+  ASSERT_EQ(p.offsets, (std::vector<uint32_t>{0, 1}));
+  ASSERT_EQ(p.values.size(), 16u * 2);
+  EXPECT_EQ(p.masks[0], 0x09);   // columns 0 and 3
+  EXPECT_EQ(p.masks[31], 0x80);  // column 255
+  EXPECT_EQ(p.masks[32], 0x09);  // columns 256 and 259
+  for (int b : {1, 2, 30, 33, 63}) EXPECT_EQ(p.masks[b], 0) << b;
+  const auto* v = reinterpret_cast<const uint16_t*>(p.values.data());
+  EXPECT_EQ(f16_to_f32(v[0]), 1.0f);
+  EXPECT_EQ(f16_to_f32(v[1]), 4.0f);
+  EXPECT_EQ(f16_to_f32(v[2]), 256.0f);
+  for (int i = 3; i < 8; ++i) EXPECT_EQ(v[i], 0) << i;  // padding
+  EXPECT_EQ(f16_to_f32(v[8]), 257.0f);
+  EXPECT_EQ(f16_to_f32(v[9]), 260.0f);
+  EXPECT_EQ(p.bytes(), 64 + 8 + 32);
+}
+
+TEST(GemvMaskedPacker, MaskAndPrunedZerosGiveTheSamePackingAndBadInputIsRejected) {
+  const Unstructured w = random_unstructured(DType::BF16, 37, 300, 0.3, 5);
+  const auto a = pack_gemv_masked(DType::BF16, 37, 300, w.dense.data(), w.mask.data());
+  const auto b = pack_gemv_masked(DType::BF16, 37, 300, w.pruned.data());
+  EXPECT_EQ(a.masks, b.masks);
+  EXPECT_EQ(a.offsets, b.offsets);
+  EXPECT_EQ(a.values, b.values);
+  expect_bad_input([&] { pack_gemv_masked(DType::F32, 37, 300, w.dense.data()); }, "weight type");
+  expect_bad_input([&] { pack_gemv_masked(DType::BF16, 0, 300, w.dense.data()); }, "in 0");
+  expect_bad_input([&] { pack_gemv_masked(DType::BF16, 37, 0, w.dense.data()); }, "out 0");
+}
+
+TEST(GemvMaskedReference, MatchesDenseSparseGemvOnThePrunedMatrix) {
+  uint32_t seed = 40;
+  for (DType type : {DType::F16, DType::BF16})
+    for (int64_t batch : {1, 3})
+      for (auto [in, out] : {std::pair<int64_t, int64_t>{1, 1}, {3, 3}, {127, 127}, {37, 4097}})
+        for (double density : {0.0, 0.1, 0.5, 1.0}) {
+          const GemvShape shape{type, batch, in, out};
+          const Unstructured w = random_unstructured(type, in, out, density, ++seed);
+          const auto p = pack_gemv_masked(type, in, out, w.pruned.data());
+          const auto x = random_normal(static_cast<size_t>(batch * in), ++seed);
+          const float t = sparsity_threshold(x, 0.5f);
+          std::vector<float> want(static_cast<size_t>(batch * out)), got(want.size(), std::nanf(""));
+          sparse_gemv(shape, w.pruned.data(), x.data(), want.data(), t);
+          sparse_gemv_masked(shape, p.values.data(), p.masks.data(), p.offsets.data(), x.data(), got.data(), t);
+          for (size_t i = 0; i < want.size(); ++i)
+            ASSERT_NEAR(got[i], want[i], 1e-6 * (1.0 + std::abs(want[i])))
+                << dtype_name(type) << " b" << batch << " in" << in << " out" << out << " d" << density << " at " << i;
+        }
+}
+
+TEST(GemvMaskedPlan, CandidatesDefaultsAndValidation) {
+  for (int64_t batch : {1, 3, 8})
+    for (auto [in, out] : {std::pair<int64_t, int64_t>{1, 1}, {127, 4097}, {4096, 4096}, {28672, 8192}, {14336, 4096}}) {
+      const GemvShape s{DType::BF16, batch, in, out};
+      const auto candidates = gemv_masked_candidates(s);
+      ASSERT_FALSE(candidates.empty()) << batch << " " << in << " " << out;
+      EXPECT_NE(std::find(candidates.begin(), candidates.end(), default_gemv_masked_config(s)), candidates.end());
+      EXPECT_EQ(SparseGemvMaskedCuda(s).config(), default_gemv_masked_config(s));
+    }
+  expect_bad_input([] { SparseGemvMaskedCuda({DType::F32, 1, 64, 64}); }, "weight type");
+  expect_bad_input([] { SparseGemvMaskedCuda({DType::BF16, 9, 64, 64}); }, "batch 9");
+  expect_bad_input([] { SparseGemvMaskedCuda({DType::BF16, 1, 64, 64}, GemvConfig{2, 4, 8, 1}); }, "config");
+  expect_bad_input([] { SparseGemvMaskedCuda({DType::BF16, 1, 1 << 24, 64}); }, "shared memory");
+}
+
+class GemvMaskedGpu : public ::testing::TestWithParam<GpuCase> {};
+
+TEST_P(GemvMaskedGpu, MatchesReferenceAtEverySparsityAndDensity) {
+  SKIP_WITHOUT_GPU();
+  const auto [type, batch, in, out, every_config] = GetParam();
+  const GemvShape shape{type, batch, in, out};
+  DeviceBuffer<float> dx(static_cast<size_t>(batch * in)), dy(static_cast<size_t>(batch * out));
+  const std::vector<float> poison(static_cast<size_t>(batch * out), std::nanf(""));
+  const auto configs = every_config ? gemv_masked_candidates(shape) : std::vector<GemvConfig>{default_gemv_masked_config(shape)};
+  uint32_t seed = 300;
+  for (double density : {0.05, 0.5, 1.0}) {
+    const Unstructured w = random_unstructured(type, in, out, density, ++seed);
+    const auto p = pack_gemv_masked(type, in, out, w.pruned.data());
+    DeviceBuffer<uint8_t> dv(p.values), dm(p.masks);
+    DeviceBuffer<uint32_t> doff(p.offsets);
+    for (double sparsity : {0.0, 0.5, 0.9, 0.99, 1.0}) {
+      const auto x = random_normal(static_cast<size_t>(batch * in), ++seed);
+      const float t = sparsity_threshold(x, static_cast<float>(sparsity));
+      std::vector<float> want(static_cast<size_t>(batch * out));
+      sparse_gemv_masked(shape, p.values.data(), p.masks.data(), p.offsets.data(), x.data(), want.data(), t);
+      dx.upload(x);
+      for (const GemvConfig& c : configs) {
+        dy.upload(poison);
+        SparseGemvMaskedCuda(shape, c).run(dv.data(), dm.data(), doff.data(), dx.data(), dy.data(), t);
+        const auto got = dy.download();
+        if (sparsity == 1.0) {
+          EXPECT_EQ(got, std::vector<float>(got.size(), 0.0f)) << "all inactive";
+          continue;
+        }
+        EXPECT_LE(test::relative_l2_error(want, got), 1e-5)
+            << "density " << density << ", sparsity " << sparsity << ", config unroll " << c.unroll << " warps "
+            << c.warps << " split " << c.split;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    OddSizes, GemvMaskedGpu,
+    ::testing::Values(GpuCase{DType::BF16, 1, 1, 1, true}, GpuCase{DType::BF16, 1, 3, 3, true},
+                      GpuCase{DType::BF16, 1, 127, 127, true}, GpuCase{DType::F16, 1, 4097, 264, true},
+                      GpuCase{DType::BF16, 3, 4097, 264, true}, GpuCase{DType::BF16, 8, 1000, 520, true},
+                      GpuCase{DType::F16, 5, 127, 4097, false}, GpuCase{DType::BF16, 1, 4097, 4097, false},
+                      GpuCase{DType::F16, 8, 4096, 4096, false}, GpuCase{DType::BF16, 1, 4096, 14336, false}),
+    case_name);
+
+TEST(GemvMaskedGpuRuns, AreBitIdenticalAndRejectMisalignedValues) {
+  SKIP_WITHOUT_GPU();
+  const GemvShape shape{DType::BF16, 2, 4096, 4096};
+  const Unstructured w = random_unstructured(shape.weight_type, shape.in, shape.out, 0.5, 3);
+  const auto p = pack_gemv_masked(shape.weight_type, shape.in, shape.out, w.pruned.data());
+  const auto x = random_normal(static_cast<size_t>(shape.batch * shape.in), 4);
+  const float t = sparsity_threshold(x, 0.5f);
+  DeviceBuffer<uint8_t> dv(p.values), dm(p.masks);
+  DeviceBuffer<uint32_t> doff(p.offsets);
+  DeviceBuffer<float> dx(x), dy(static_cast<size_t>(shape.batch * shape.out));
+  const SparseGemvMaskedCuda plan(shape, {1, 4, 8, 16});
+  plan.run(dv.data(), dm.data(), doff.data(), dx.data(), dy.data(), t);
+  const auto first = dy.download();
+  plan.run(dv.data(), dm.data(), doff.data(), dx.data(), dy.data(), t);
+  EXPECT_EQ(first, dy.download());
+  EXPECT_THROW(plan.run(dv.data() + 2, dm.data(), doff.data(), dx.data(), dy.data(), t), Error);
+}
+
 #ifndef SPARSA_WITH_CUDA
-TEST(CpuOnlyBuild, SparseGemv2to4CudaThrowsBuiltWithoutCuda) {
+TEST(CpuOnlyBuild, WeightSparseGemvCudaThrowsBuiltWithoutCuda) {
   const SparseGemv2to4Cuda plan({DType::BF16, 1, 64, 64});
   EXPECT_THROW(plan.run(nullptr, nullptr, nullptr, nullptr, 0.0f), Error);
+  const SparseGemvMaskedCuda masked({DType::BF16, 1, 64, 64});
+  EXPECT_THROW(masked.run(nullptr, nullptr, nullptr, nullptr, nullptr, 0.0f), Error);
 }
 #endif
 

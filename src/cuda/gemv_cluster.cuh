@@ -13,6 +13,19 @@
 
 namespace sparsa::cuda::gemv {
 
+// Where this thread stands: its cluster's column tile, its block's rank in the cluster of
+// `split`, its warp and lane.
+struct ClusterPosition {
+  int split, rank, warps, warp, lane;
+  int64_t tile;  // column tile = cluster index along x
+};
+__device__ __forceinline__ ClusterPosition cluster_position(const cooperative_groups::cluster_group& cluster) {
+  const int split = static_cast<int>(cluster.num_blocks());
+  return {split, static_cast<int>(cluster.block_rank()), static_cast<int>(blockDim.x / kWarpSize),
+          static_cast<int>(threadIdx.x / kWarpSize), static_cast<int>(threadIdx.x % kWarpSize),
+          static_cast<int64_t>(blockIdx.x / split)};
+}
+
 // Stores this lane's accumulators acc[b][v][e] (column (v · 32 + lane) · EPL + e of the tile) to
 // `partial` (shared, [warps][B][kCols]), sums the warps in warp order, then the cluster's blocks
 // in rank order, and writes this block's share of y [batch, out] (columns col0 … col0 + kCols).
@@ -22,11 +35,8 @@ __device__ void reduce_tile_to_y(const cooperative_groups::cluster_group& cluste
                                  const float (&acc)[B][V][EPL], float* __restrict__ y, int batch, int64_t out,
                                  int64_t col0) {
   constexpr int kCols = kWarpSize * V * EPL;
-  const int split = static_cast<int>(cluster.num_blocks());
-  const int rank = static_cast<int>(cluster.block_rank());
-  const int warps = blockDim.x / kWarpSize;
-  const int lane = threadIdx.x % kWarpSize;
-  float* mine = partial + (threadIdx.x / kWarpSize) * B * kCols;
+  const auto [split, rank, warps, warp, lane, tile] = cluster_position(cluster);
+  float* mine = partial + warp * B * kCols;
 #pragma unroll
   for (int b = 0; b < B; ++b)
 #pragma unroll

@@ -1,6 +1,7 @@
-// src/cuda/gemv_rows.cuh — the inner loop of the row-skipping GEMV kernels (private to src/cuda,
-// CUDA sources only): one warp accumulates selected rows of Wᵀ [in, out], each scaled by its
-// masked x, into a tile of fp32 column accumulators.
+// src/cuda/gemv_rows.cuh — the two loops of the row-skipping GEMV kernels (private to src/cuda,
+// CUDA sources only): a warp lists the active rows (or blocks of rows) of its share of the
+// inputs, then accumulates selected rows of Wᵀ [in, out], each scaled by its masked x, into a
+// tile of fp32 column accumulators.
 #pragma once
 
 #include "cuda/sparse_gemv_launch.h"
@@ -12,6 +13,72 @@
 #include <type_traits>
 
 namespace sparsa::cuda::gemv {
+
+inline constexpr int kScanUnroll = 8;  // x loads per lane in flight while scanning
+inline constexpr unsigned kFullMask = 0xffffffffu;
+
+__device__ __forceinline__ float masked(float v, float threshold) { return fabsf(v) > threshold ? v : 0.0f; }
+
+// Rows [c0, c1) of the inputs belong to block `rank` of a cluster of `split`, rows [s0, s1) of
+// those to warp `warp` of `warps`; chunk and segment sizes are rounded up to multiples of 32 rows
+// (so blocks of up to 32 rows never straddle a warp's 32-row scan step). seg = the segment size.
+struct RowSegment {
+  int64_t c0, c1, s0, s1, seg;
+};
+__device__ __forceinline__ RowSegment row_segment(int64_t in, int split, int rank, int warps, int warp) {
+  const int64_t chunk = ((in + split - 1) / split + 31) / 32 * 32;
+  const int64_t c0 = min(in, rank * chunk), c1 = min(in, c0 + chunk);
+  const int64_t seg = ((chunk + warps - 1) / warps + 31) / 32 * 32;
+  const int64_t s0 = min(c1, c0 + warp * seg), s1 = min(c1, s0 + seg);
+  return {c0, c1, s0, s1, seg};
+}
+
+// Lists the rows of the blocks of 2^block_shift rows (block 0 = rows c0 … ; shift 0: single rows)
+// in [s0, s1) that have a row active in any batch row, ascending, and returns how many rows it
+// listed (a multiple of the block size). xs[i][b] = the masked x of listed row i (0 for inactive
+// rows, and for rows past s1 in the last block); list[i >> block_shift] = that block's offset
+// from c0 in blocks. Per 32-row scan step one ballot gives the active rows, a shift-and-mask per
+// lane whether its block has one, a second ballot the rows of active blocks.
+// xs: [seg][B], list: [seg >> block_shift] (shared memory); x: [batch, in].
+template <int B>
+__device__ int scan_active_blocks(const float* __restrict__ x, int batch, int64_t in, float threshold,
+                                  const RowSegment& r, int block_shift, float* xs, uint16_t* list) {
+  const int lane = threadIdx.x % kWarpSize;
+  const int block_rows = 1 << block_shift;
+  const unsigned lanes_below = (1u << lane) - 1u;
+  const int lead = lane & ~(block_rows - 1);  // first lane of this lane's block
+  const unsigned block_mask = block_rows == kWarpSize ? kFullMask : (1u << block_rows) - 1u;
+  int n = 0;
+  for (int64_t base = r.s0; base < r.s1; base += kWarpSize * kScanUnroll) {
+    float xv[kScanUnroll][B];
+    bool active[kScanUnroll];
+#pragma unroll
+    for (int k = 0; k < kScanUnroll; ++k) {
+      const int64_t j = base + k * kWarpSize + lane;
+      bool a = false;
+#pragma unroll
+      for (int b = 0; b < B; ++b) {
+        xv[k][b] = b < batch && j < r.s1 ? masked(__ldg(x + b * in + j), threshold) : 0.0f;
+        a |= xv[k][b] != 0.0f;
+      }
+      active[k] = a;
+    }
+#pragma unroll
+    for (int k = 0; k < kScanUnroll; ++k) {
+      const bool block_active = ((__ballot_sync(kFullMask, active[k]) >> lead) & block_mask) != 0;
+      const unsigned m = __ballot_sync(kFullMask, block_active);
+      if (block_active) {
+        const int at = n + __popc(m & lanes_below);
+#pragma unroll
+        for (int b = 0; b < B; ++b) xs[at * B + b] = xv[k][b];
+        if (lane == lead) list[at >> block_shift] = static_cast<uint16_t>((base + k * kWarpSize + lane - r.c0) >> block_shift);
+      }
+      n += __popc(m);
+    }
+  }
+  __syncwarp();
+  return n;
+}
 
 // What one load of EPL elements of type T reads (a 16-byte vector when EPL > 1, else one
 // element), and how it becomes fp32.

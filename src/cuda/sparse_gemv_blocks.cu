@@ -1,11 +1,9 @@
 // The block-skipping GEMV kernel behind sparsa::SparseGemvBlockCuda; its CPU reference is
 // sparsa::sparse_gemv (the same function). Layout and grid as the per-row kernel
 // (sparse_gemv.cu): clusters of `split` blocks per column tile, split-K over the inputs, each warp
-// a segment of its block's chunk. Chunks and segments are multiples of 32 rows, so every block of
-// `block_rows` (2 … 32) rows lies inside one 32-row scan step of one warp:
-//   1. per scan step, a ballot gives the active rows, a shift-and-mask per lane whether its block
-//      has one, and a second ballot the rows of active blocks; their masked x (0 for inactive
-//      rows) go to the warp's shared list in ascending order, with one uint16 offset per block;
+// a segment of its block's chunk:
+//   1. the warp lists the rows of its segment's active blocks with their masked x
+//      (gemv_rows.cuh: scan_active_blocks);
 //   2. every listed row is read (gemv_rows.cuh: U rows × V 16-byte loads in flight);
 //   3. partials are reduced through the cluster (gemv_cluster.cuh: deterministic).
 #include "cuda/gemv_cluster.cuh"
@@ -21,11 +19,7 @@ namespace {
 
 namespace cg = cooperative_groups;
 
-constexpr int kScanUnroll = 8;  // x loads per lane in flight while scanning
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kMaxThreads = 8 * kWarpSize;
-
-__device__ __forceinline__ float masked(float v, float threshold) { return fabsf(v) > threshold ? v : 0.0f; }
 
 // wt: [in, out]; x: [batch, in]; y: [batch, out]; block_rows = 1 << block_shift (2 … 32).
 template <WeightType T, int EPL, int B, int V, int U>
@@ -34,64 +28,24 @@ sparse_gemv_blocks_kernel(const void* __restrict__ wt, const float* __restrict__
                           int64_t in, int64_t out, float threshold, int block_shift) {
   constexpr int kCols = kWarpSize * V * EPL;
   const cg::cluster_group cluster = cg::this_cluster();
-  const int split = static_cast<int>(cluster.num_blocks());
-  const int rank = static_cast<int>(cluster.block_rank());
-  const int warps = blockDim.x / kWarpSize;
-  const int warp = threadIdx.x / kWarpSize;
-  const int lane = threadIdx.x % kWarpSize;
-  const int64_t col0 = static_cast<int64_t>(blockIdx.x / split) * kCols;
+  const auto [split, rank, warps, warp, lane, tile] = gemv::cluster_position(cluster);
+  const int64_t col0 = tile * kCols;
   const int block_rows = 1 << block_shift;
 
   extern __shared__ float4 shared_raw[];
   float* partial = reinterpret_cast<float*>(shared_raw);  // [warps][B][kCols]
 
-  // This block's chunk [c0, c1) and this warp's segment [s0, s1): both start at multiples of 32.
-  const int64_t chunk = (((in + split - 1) / split) + 31) / 32 * 32;
-  const int64_t c0 = min(in, rank * chunk), c1 = min(in, c0 + chunk);
-  const int64_t seg = ((chunk + warps - 1) / warps + 31) / 32 * 32;
-  const int64_t s0 = min(c1, c0 + warp * seg), s1 = min(c1, s0 + seg);
-  float* xs = partial + warps * B * kCols + warp * seg * B;                                           // [seg][B]
-  uint16_t* list = reinterpret_cast<uint16_t*>(partial + warps * B * kCols + warps * seg * B) + warp * seg;  // blocks
-
-  // 1. Rows of the segment's active blocks, ascending, with their masked x.
-  int n = 0;  // rows listed
-  const unsigned lanes_below = (1u << lane) - 1u;
-  const int lead = lane & ~(block_rows - 1);  // first lane of this lane's block
-  const unsigned block_mask = block_rows == kWarpSize ? kFullMask : (1u << block_rows) - 1u;
-  for (int64_t base = s0; base < s1; base += kWarpSize * kScanUnroll) {
-    float xv[kScanUnroll][B];
-    bool active[kScanUnroll];
-#pragma unroll
-    for (int k = 0; k < kScanUnroll; ++k) {
-      const int64_t j = base + k * kWarpSize + lane;
-      bool a = false;
-#pragma unroll
-      for (int b = 0; b < B; ++b) {
-        xv[k][b] = b < batch && j < s1 ? masked(__ldg(x + b * in + j), threshold) : 0.0f;
-        a |= xv[k][b] != 0.0f;
-      }
-      active[k] = a;
-    }
-#pragma unroll
-    for (int k = 0; k < kScanUnroll; ++k) {
-      const bool block_active = ((__ballot_sync(kFullMask, active[k]) >> lead) & block_mask) != 0;
-      const unsigned m = __ballot_sync(kFullMask, block_active);
-      if (block_active) {
-        const int at = n + __popc(m & lanes_below);
-#pragma unroll
-        for (int b = 0; b < B; ++b) xs[at * B + b] = xv[k][b];
-        if (lane == lead) list[at >> block_shift] = static_cast<uint16_t>((base + k * kWarpSize + lane - c0) >> block_shift);
-      }
-      n += __popc(m);
-    }
-  }
-  __syncwarp();
+  // This block's chunk and this warp's segment of it; the rows of the segment's active blocks.
+  const RowSegment r = row_segment(in, split, rank, warps, warp);
+  float* xs = partial + warps * B * kCols + warp * r.seg * B;                                             // [seg][B]
+  uint16_t* list = reinterpret_cast<uint16_t*>(partial + warps * B * kCols + warps * r.seg * B) + warp * r.seg;  // blocks
+  const int n = scan_active_blocks<B>(x, batch, in, threshold, r, block_shift, xs, list);
 
   // 2. Every row of the listed blocks (rows past the end of the matrix are skipped).
   float acc[B][V][EPL] = {};
   const auto row_of = [&](int i) -> int64_t {
-    const int64_t row = c0 + (static_cast<int64_t>(list[i >> block_shift]) << block_shift) + (i & (block_rows - 1));
-    return row < c1 ? row : -1;
+    const int64_t row = r.c0 + (static_cast<int64_t>(list[i >> block_shift]) << block_shift) + (i & (block_rows - 1));
+    return row < r.c1 ? row : -1;
   };
   accumulate_rows<T, EPL, B, V, U>(wt, out, col0 / EPL + lane, n, row_of, xs, acc);
 

@@ -76,12 +76,8 @@ sparse_gemv_2to4_kernel(const void* __restrict__ values_raw, const uint32_t* __r
   constexpr int kCols = kWarpSize * V * EPL;
 
   const cg::cluster_group cluster = cg::this_cluster();
-  const int split = static_cast<int>(cluster.num_blocks());
-  const int rank = static_cast<int>(cluster.block_rank());
-  const int warps = blockDim.x / kWarpSize;
-  const int warp = threadIdx.x / kWarpSize;
-  const int lane = threadIdx.x % kWarpSize;
-  const int64_t col0 = static_cast<int64_t>(blockIdx.x / split) * kCols;
+  const auto [split, rank, warps, warp, lane, tile] = gemv::cluster_position(cluster);
+  const int64_t col0 = tile * kCols;
   const int64_t groups = in / kGemv2to4Group;
 
   extern __shared__ float4 shared_raw[];
