@@ -20,6 +20,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -111,8 +112,11 @@ std::vector<uint32_t> random_indices(int64_t groups, int64_t out, uint64_t seed)
   std::vector<uint32_t> v(static_cast<size_t>(groups * words), 0);
   uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
   for (int64_t g = 0; g < groups; ++g)
-    for (int64_t o = 0; o < out; ++o)
-      v[static_cast<size_t>(g * words + o / 8)] |= kPairs[xorshift(s) % 6] << (o % 8 * 4);
+    for (int64_t w = 0; w < words; ++w) {
+      uint64_t r = xorshift(s);  // 8 base-6 digits of one draw (6^8 << 2^64)
+      uint32_t& word = v[static_cast<size_t>(g * words + w)];
+      for (int64_t o = 8 * w; o < std::min(out, 8 * w + 8); ++o, r /= 6) word |= kPairs[r % 6] << (o % 8 * 4);
+    }
   return v;
 }
 
