@@ -11,17 +11,18 @@
 #                                           .carry/gpu/gpu.txz (git-ignored)
 #   scripts/gpu-check.sh run [STEPS]        on the device (the `device` tool, carry [".carry/gpu"]):
 #                                           STEPS is a comma list of tests, sanitizer, prune-bench,
-#                                           big-model, multi-gpu, gemv-bench, gemv-fused, decode-bench,
-#                                           resume, cli (default: all but multi-gpu, which wants
-#                                           nvidia-h200-x2 or -x4, and gemv-fused, the fused q/k/v and
-#                                           gate/up GEMV bench). Logs go to $OUT/gpu-logs.tgz (or ./out).
+#                                           big-model, multi-gpu, gemv-bench, gemv-fused, gemv-layout,
+#                                           decode-bench, resume, cli (default: all but multi-gpu, which
+#                                           wants nvidia-h200-x2 or -x4, and gemv-fused, the fused q/k/v
+#                                           and gate/up GEMV bench). Logs go to $OUT/gpu-logs.tgz (or ./out).
 # The binaries have this checkout's path (SPARSA_SOURCE_DIR) built in; `run` links it, and
 # ../shared, to the device's copy when they are absent there.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pack_dir="$root/.carry/gpu"
 PROGRAMS=(tests/test-sparse-gemv tests/test-cuda-ops tests/test-gpu-model tests/test-gpu-decode
-  bench/bench-sparse-gemv bench/bench-gpu-prune bench/bench-decode sparsa)
+  tests/test-sparse-gemv-weights tests/test-sparse-gemv-blocks bench/bench-sparse-gemv bench/bench-gpu-prune
+  bench/bench-decode bench/bench-sparse-gemv-weights bench/bench-coactivation-layout sparsa)
 GOLDENS=(README.md tokens.safetensors wanda_u50.safetensors wanda_2-4.safetensors sparsegpt_u50.safetensors
   sparsegpt_2-4.safetensors)
 
@@ -48,7 +49,7 @@ pack() {
 }
 
 run() {
-  local steps=",${1:-tests,sanitizer,prune-bench,big-model,gemv-bench,decode-bench,resume,cli},"
+  local steps=",${1:-tests,sanitizer,prune-bench,big-model,gemv-bench,gemv-layout,decode-bench,resume,cli},"
   local out=${OUT:-$root/out} logs status=0 rc
   logs="$out/gpu-logs"  # packed into one file at the end: few files come back from $OUT
   mkdir -p "$logs" /tmp/gpu
@@ -69,7 +70,8 @@ run() {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$logs/gpu.txt"
   date -u | tee -a "$logs/gpu.txt"
   if [[ $steps == *,tests,* ]]; then
-    for t in test-cuda-ops test-sparse-gemv test-gpu-model test-gpu-decode; do
+    for t in test-cuda-ops test-sparse-gemv test-sparse-gemv-weights test-sparse-gemv-blocks test-gpu-model \
+      test-gpu-decode; do
       "$bin/$t" >"$logs/$t.log" 2>&1; rc=$?
       echo "$t: exit $rc; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$logs/$t.log" | tr '\n' ' ')"
       grep -E '^\[  FAILED  \]|Failure|error|perplexity:|agreement|ppl |decode:|synthetic tiny:' "$logs/$t.log" | head -40
@@ -119,6 +121,20 @@ run() {
   fi
   if [[ $steps == *,decode-bench,* ]]; then  # end-to-end decode of a synthetic 7B: dense vs activation sparsity
     timeout 300 "$bin/bench-decode" --tune-file "$logs/tune-decode.json" 2>&1 | tee "$logs/bench-decode.md"
+    rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || status=1
+  fi
+  if [[ $steps == *,gemv-layout,* ]]; then  # 2:4 × activation sparsity; co-activation layout + block skipping
+    for t in test-sparse-gemv-weights test-sparse-gemv-blocks; do  # small cases, every config
+      timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/$t" \
+        --gtest_filter='*_in1_*:*_in3_*:*_in4_*:*_in12_*:*_in127_*:*Runs.*' >"$logs/sanitizer-$t.log" 2>&1; rc=$?
+      echo "compute-sanitizer memcheck $t: exit $rc; $(grep 'ERROR SUMMARY' "$logs/sanitizer-$t.log" | tail -1)"
+      [[ $rc == 0 ]] || status=1
+    done
+    timeout 150 "$bin/bench-sparse-gemv-weights" --type bf16 --tune-file "$logs/tune-bf16.json" \
+      --csv "$logs/bench-weights-bf16.csv" 2>"$logs/bench-weights-bf16.err" | tee "$logs/bench-weights-bf16.md"
+    rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || status=1
+    timeout 120 "$bin/bench-coactivation-layout" --windows 32 --csv "$logs/bench-layout.csv" \
+      2>"$logs/bench-layout.err" | tee "$logs/bench-layout.md"
     rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || status=1
   fi
   if [[ $steps == *,resume,* ]]; then  # prune --device cuda killed at several points and rerun: same bytes

@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -119,6 +121,18 @@ CommandResult run_sparsa(const std::vector<std::string>& args) { return run_spar
 
 pid_t start_sparsa(const std::vector<std::string>& args) {
   return spawn_sparsa(args, "/dev/null", "/dev/null", ProcessLimits{});
+}
+
+double relative_l2_error(const std::vector<float>& want, const std::vector<float>& got) {
+  SPARSA_ASSERT(want.size() == got.size());
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double d = static_cast<double>(got[i]) - want[i];
+    num += d * d;
+    den += static_cast<double>(want[i]) * want[i];
+  }
+  if (std::isnan(num)) return std::numeric_limits<double>::infinity();
+  return den == 0.0 ? (num == 0.0 ? 0.0 : std::numeric_limits<double>::infinity()) : std::sqrt(num / den);
 }
 
 }  // namespace sparsa::test

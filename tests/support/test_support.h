@@ -82,4 +82,8 @@ std::string bad_input_message(F&& f) {
 }
 void write_file(const std::filesystem::path& p, const std::string& bytes);
 
+// ‖got − want‖₂ / ‖want‖₂ in fp64 (sizes must match): +inf when got holds a NaN, or when want is
+// all zeros and got is not; 0 when both are all zeros.
+double relative_l2_error(const std::vector<float>& want, const std::vector<float>& got);
+
 }  // namespace sparsa::test
