@@ -62,10 +62,10 @@ void dispatch_tile(const LaunchShape& s, int block_shift, int vecs, int unroll, 
     auto with_vu = [&]<int V, int U>() {
       if constexpr (U * V * 4 + B * V * EPL <= kMaxRegisterWords) {
         if (vecs == V && unroll == U) {
-          const int64_t tiles = (s.out + tile_columns(s, V) - 1) / tile_columns(s, V);
+          const int64_t tiles = (s.out[0] + tile_columns(s, V) - 1) / tile_columns(s, V);
           launch_clusters<sparse_gemv_blocks_kernel<T, EPL, B, V, U>>(
               tiles, split, warps, block_shared_bytes(s, V, warps, split), stream, wt, x, y, static_cast<int>(s.batch),
-              s.in, s.out, threshold, block_shift);
+              s.in, s.out[0], threshold, block_shift);
           return true;
         }
       }
