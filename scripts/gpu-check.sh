@@ -8,13 +8,16 @@
 #                                           CLI (CUDA on, sm_90), strip them, and pack them with the
 #                                           shared libraries they need that are not CUDA's or the C
 #                                           library's, and the goldens the tests read, into
-#                                           .carry/gpu/gpu.txz (git-ignored)
+#                                           .carry/gpu/gpu.txz (git-ignored); PACK_GOLDENS=0 leaves the
+#                                           goldens out (test-gpu-model needs them) when the tree and the
+#                                           pack would pass the device's 64 MiB
 #   scripts/gpu-check.sh run [STEPS]        on the device (the `device` tool, carry [".carry/gpu"]):
 #                                           STEPS is a comma list of tests, sanitizer, prune-bench,
 #                                           big-model, multi-gpu, gemv-bench, gemv-fused, gemv-layout,
 #                                           decode-bench, resume, cli (default: all but multi-gpu, which
 #                                           wants nvidia-h200-x2 or -x4, and gemv-fused, the fused q/k/v
 #                                           and gate/up GEMV bench). Logs go to $OUT/gpu-logs.tgz (or ./out).
+#                                           GPU_TESTS="test-a test-b" narrows the tests step.
 # The binaries have this checkout's path (SPARSA_SOURCE_DIR) built in; `run` links it, and
 # ../shared, to the device's copy when they are absent there.
 set -uo pipefail
@@ -41,7 +44,7 @@ pack() {
     grep -Ev '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+|ld-linux[^/]*|libcuda|libcudart|libcublas[^/]*|libcusolver[^/]*|libcusparse[^/]*|libnvJitLink[^/]*)\.so' |
     xargs -r cp -L -t "$stage/lib/"
   chmod u+w "$stage"/lib/* && strip --strip-unneeded "$stage"/lib/*  # the tree and the pack share 64 MiB
-  for g in "${GOLDENS[@]}"; do cp "$root/../shared/golden/$g" "$stage/shared/golden/"; done
+  [[ ${PACK_GOLDENS:-1} == 0 ]] || for g in "${GOLDENS[@]}"; do cp "$root/../shared/golden/$g" "$stage/shared/golden/"; done
   rm -rf "$pack_dir" && mkdir -p "$pack_dir"
   tar -C "$stage" -cf - bin lib shared | xz -6 -T0 >"$pack_dir/gpu.txz"
   rm -rf "$stage"
@@ -70,8 +73,8 @@ run() {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$logs/gpu.txt"
   date -u | tee -a "$logs/gpu.txt"
   if [[ $steps == *,tests,* ]]; then
-    for t in test-cuda-ops test-sparse-gemv test-sparse-gemv-weights test-sparse-gemv-blocks test-gpu-model \
-      test-gpu-decode; do
+    for t in ${GPU_TESTS:-test-cuda-ops test-sparse-gemv test-sparse-gemv-weights test-sparse-gemv-blocks test-gpu-model \
+      test-gpu-decode}; do
       "$bin/$t" >"$logs/$t.log" 2>&1; rc=$?
       echo "$t: exit $rc; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$logs/$t.log" | tr '\n' ' ')"
       grep -E '^\[  FAILED  \]|Failure|error|perplexity:|agreement|ppl |decode:|synthetic tiny:' "$logs/$t.log" | head -40
