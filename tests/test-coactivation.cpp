@@ -4,8 +4,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <functional>
+#include <memory>
 #include <numeric>
 #include <random>
 
@@ -137,6 +139,26 @@ TEST(Hamming, BitSlicedMatchesBruteForce) {
         ASSERT_EQ(popcount[i * b.size() + j], sliced[i * b.size() + j]);
       }
   }
+}
+
+// Several 512-feature chunks: the lower triangle is mirrored from the upper one in 16 x 16 blocks
+// (a partial last chunk, so partial row groups and partial column blocks), and the 9 MB result is
+// large enough to be prefaulted.
+TEST(Hamming, BitSlicedMirrorsAcrossChunksOfAFreshBuffer) {
+  if (!sparsa::bitsliced_hamming_available()) GTEST_SKIP() << "no AVX-512 F/VL/BW on this CPU";
+  const Bools b = random_bools(1500, 67, 41);
+  const BitMatrix m = pack(b);
+  const size_t n = b.size();
+  std::vector<uint64_t> words(n, 0);  // the bools again as words (cols < 64 + 3), for a fast brute force
+  std::vector<uint64_t> tail(n, 0);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < 67; ++c) (c < 64 ? words[i] : tail[i]) |= uint64_t{b[i][c]} << (c % 64);
+  std::unique_ptr<int32_t[]> d(new int32_t[n * n]);  // uninitialised, as the API allows
+  sparsa::hamming_all_pairs_into(m, {d.get(), n * n}, sparsa::AllPairsMethod::kBitSliced);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < n; ++j)
+      ASSERT_EQ(d[i * n + j], std::popcount(words[i] ^ words[j]) + std::popcount(tail[i] ^ tail[j])) << i << "," << j;
+  for (size_t i : {0, 511, 512, 1024, 1499}) ASSERT_EQ(d[i * n + 1499 - i], brute_hamming(b, i, 1499 - i));
 }
 
 TEST(Hamming, GradientOrderAndNearestBreakTiesByIndex) {
@@ -348,6 +370,24 @@ TEST(KMeans, ObjectiveNeverWorseThanBruteForceLloydFromTheSameSeeding) {
       EXPECT_LE(r.objective, want * (1 + 1e-9)) << "k " << k << " seed " << seed;
       EXPECT_NEAR(r.objective, brute_objective(b, r), 1e-6 * r.objective);
     }
+  }
+}
+
+// Centroids that are not 0/1 rows: the first assignment multiplies by float centroids, the later
+// ones by integer column counts; both must follow brute-force Lloyd.
+TEST(KMeans, FromFractionalCentroidsFollowsBruteForceLloyd) {
+  std::vector<int32_t> truth;
+  const Bools b = grouped_bools(5, 14, 150, 0.15, 12, &truth);
+  const BitMatrix m = pack(b);
+  std::mt19937_64 g(5);
+  for (int k : {2, 3, 5}) {  // few enough that no cluster falls empty (brute_lloyd keeps an empty one in place)
+    std::vector<float> init(static_cast<size_t>(k) * 150);
+    for (float& v : init) v = static_cast<float>(g() % 1000) / 1000.0f;
+    sparsa::KMeansOptions o;
+    const sparsa::KMeansResult r = sparsa::kmeans_from(m, init, o);
+    const double want = brute_lloyd(b, std::vector<double>(init.begin(), init.end()), k, o.max_iter, o.tol);
+    EXPECT_NEAR(r.objective, want, 1e-6 * want) << "k " << k;
+    EXPECT_NEAR(r.objective, brute_objective(b, r), 1e-6 * r.objective);
   }
 }
 
