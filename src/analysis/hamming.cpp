@@ -218,6 +218,28 @@ std::vector<int32_t> hamming_to(const BitMatrix& m, std::span<const int64_t> fea
   return out;
 }
 
+namespace coact {
+std::vector<int32_t> and_counts(const BitMatrix& a, const BitMatrix& b) {
+  SPARSA_ASSERT(a.cols() == b.cols());
+  const int64_t na = a.rows(), nb = b.rows();
+  std::vector<int32_t> out(static_cast<size_t>(na * nb));  // [na, nb]
+#pragma omp parallel for schedule(dynamic, 16)
+  for (int64_t i = 0; i < na; i += 4) {
+    const uint64_t* pa[4];
+    for (int q = 0; q < 4; ++q) pa[q] = a.row(std::min(i + q, na - 1));
+    for (int64_t j = 0; j < nb; j += 4) {
+      const uint64_t* pb[4];
+      for (int r = 0; r < 4; ++r) pb[r] = b.row(std::min(j + r, nb - 1));
+      int32_t both[16];
+      g_kernel.fn(pa, pb, a.words_per_row(), both);
+      for (int q = 0; q < 4 && i + q < na; ++q)
+        for (int r = 0; r < 4 && j + r < nb; ++r) out[(i + q) * nb + j + r] = both[4 * q + r];
+    }
+  }
+  return out;
+}
+}  // namespace coact
+
 std::vector<int32_t> hamming_from(const BitMatrix& m, int64_t reference) {
   return hamming_to(m, std::span<const int64_t>(&reference, 1));
 }

@@ -39,29 +39,35 @@ inline void add_lanes(IntLanes& acc, const uint16_t* p) {
   acc += __builtin_convertvector(v, IntLanes);
 }
 
-// What the assignment step multiplies rows with: the centroids column-major, padded with zeros to
-// kp clusters, so that a row's kp dot products are one vector add per set bit. When every
-// centroid is (integer column counts) / (cluster size), as after an update step or for 0/1
-// seeds, the table holds the counts as uint16 (exact integer sums, and half the bytes of floats:
-// 16 clusters x 16384 columns stay in a 1 MiB L2) and x . c = sum / size; else the float values.
+// What the assignment step multiplies rows with. For 0/1 centroids (k-means++ seeds) the dot
+// products are AND popcounts, all computed up front. Otherwise the centroids column-major, padded
+// with zeros to kp clusters, so that a row's kp dot products are one vector add per set bit: when
+// every centroid is (integer column counts) / (cluster size), as after an update step, the table
+// holds the counts as uint16 (exact integer sums, and half the bytes of floats: 16 clusters x
+// 16384 columns stay in a 1 MiB L2) and x . c = sum / size; else the float values.
 struct DotTable {
-  int64_t kp = 0;
-  std::vector<uint16_t> counts;  // [cols, kp] when exact
-  std::vector<float> values;     // [cols, kp] otherwise
-  std::vector<double> inv_size;  // [kp] x . c = (sum of counts over x's set columns) * inv_size[c]
-  bool exact() const { return !counts.empty(); }
+  int64_t k = 0, kp = 0;
+  std::vector<int32_t> and_counts;  // [rows, k] for 0/1 centroids
+  std::vector<uint16_t> counts;     // [cols, kp] for centroids = counts / size
+  std::vector<double> inv_size;     // [kp] x . c = (sum of counts over x's set columns) * inv_size[c]
+  std::vector<float> values;        // [cols, kp] otherwise
 };
 
-DotTable dot_table(const std::vector<float>& centroids, const std::vector<int32_t>* counts,
-                   const std::vector<int64_t>* sizes, int64_t k, int64_t cols) {
+DotTable dot_table(const BitMatrix& m, const std::vector<float>& centroids, const std::vector<int32_t>* counts,
+                   const std::vector<int64_t>* sizes, int64_t k) {
+  const int64_t cols = m.cols();
   DotTable t;
+  t.k = k;
   t.kp = (k + kLanes - 1) / kLanes * kLanes;
-  bool integral = counts != nullptr;  // counts / sizes, or centroids that are all 0 or 1
-  if (counts) {  // counts below 2^16, and int32 sums of up to `cols` of them
-    for (int64_t c = 0; c < k; ++c) integral = integral && (*sizes)[c] <= std::min<int64_t>(UINT16_MAX, INT32_MAX / cols);
-  } else {
-    integral = std::all_of(centroids.begin(), centroids.end(), [](float v) { return v == 0.0f || v == 1.0f; });
+  if (!counts && std::all_of(centroids.begin(), centroids.end(), [](float v) { return v == 0.0f || v == 1.0f; })) {
+    BitMatrix bits(k, cols);
+    for (int64_t c = 0; c < k; ++c)
+      for (int64_t j = 0; j < cols; ++j) bits.set(c, j, centroids[c * cols + j] > 0);
+    t.and_counts = coact::and_counts(m, bits);
+    return t;
   }
+  bool integral = counts != nullptr;  // counts below 2^16, and int32 sums of up to `cols` of them
+  for (int64_t c = 0; integral && c < k; ++c) integral = (*sizes)[c] <= std::min<int64_t>(UINT16_MAX, INT32_MAX / cols);
   if (!integral) {
     t.values.assign(static_cast<size_t>(cols * t.kp), 0.0f);
     for (int64_t c = 0; c < k; ++c)
@@ -71,18 +77,16 @@ DotTable dot_table(const std::vector<float>& centroids, const std::vector<int32_
   t.counts.assign(static_cast<size_t>(cols * t.kp), 0);
   t.inv_size.assign(static_cast<size_t>(t.kp), 0.0);
   for (int64_t c = 0; c < k; ++c) {
-    const int64_t size = counts ? (*sizes)[c] : 1;
-    t.inv_size[c] = size > 0 ? 1.0 / static_cast<double>(size) : 0.0;
-    for (int64_t j = 0; j < cols; ++j)
-      t.counts[j * t.kp + c] = static_cast<uint16_t>(counts ? (*counts)[c * cols + j] : centroids[c * cols + j] > 0);
+    t.inv_size[c] = (*sizes)[c] > 0 ? 1.0 / static_cast<double>((*sizes)[c]) : 0.0;
+    for (int64_t j = 0; j < cols; ++j) t.counts[j * t.kp + c] = static_cast<uint16_t>((*counts)[c * cols + j]);
   }
   return t;
 }
 
 // Sums the table's rows at the `n` columns in `set`, kLanes clusters at a time, into out[kp].
 // Four interleaved partial sums per lane, combined in a fixed order.
-template <typename Acc, typename T>
-[[gnu::always_inline]] inline void sum_rows(const T* table, int64_t kp, const uint32_t* set, int64_t n, Acc* out) {
+template <typename Acc, typename T, typename Index>
+[[gnu::always_inline]] inline void sum_rows(const T* table, int64_t kp, const Index* set, int64_t n, Acc* out) {
   using Vec = std::conditional_t<std::is_same_v<T, float>, Lanes, IntLanes>;
   for (int64_t c0 = 0; c0 < kp; c0 += kLanes) {
     Vec a0 = {}, a1 = {}, a2 = {}, a3 = {};
@@ -100,6 +104,35 @@ template <typename Acc, typename T>
   }
 }
 
+// Every row's set columns as uint16, listed once and kept across the Lloyd iterations, when the
+// columns fit (cols <= 65536) and the lists take at most 4x the bits' memory (density <= 25 %);
+// else empty, and each search lists a row's columns again.
+struct SetLists {
+  std::vector<int64_t> offset;  // [rows + 1]
+  std::vector<uint16_t> cols;
+  bool empty() const { return offset.empty(); }
+};
+
+SetLists set_lists(const BitMatrix& m) {
+  SetLists s;
+  int64_t total = 0;
+  for (int64_t r = 0; r < m.rows(); ++r) total += m.row_count(r);
+  if (m.cols() > 65536 || total * 2 > 4 * m.rows() * m.words_per_row() * 8) return s;
+  s.offset.resize(static_cast<size_t>(m.rows() + 1), 0);
+  for (int64_t r = 0; r < m.rows(); ++r) s.offset[r + 1] = s.offset[r] + m.row_count(r);
+  s.cols.resize(static_cast<size_t>(total));
+#pragma omp parallel
+  {
+    std::vector<uint32_t> set(static_cast<size_t>(m.cols() + 16));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < m.rows(); ++r) {
+      const int64_t n = coact::row_set_columns(m.row(r), m.words_per_row(), set.data());
+      std::copy_n(set.data(), n, s.cols.data() + s.offset[r]);
+    }
+  }
+  return s;
+}
+
 // Per-thread scratch of row_dots.
 struct DotScratch {
   std::vector<uint32_t> set;  // [cols + 16] the row's set columns
@@ -109,15 +142,27 @@ struct DotScratch {
       : set(static_cast<size_t>(cols + 16)), sums(static_cast<size_t>(kp)), fsums(static_cast<size_t>(kp)) {}
 };
 
-// out[c] = x . centroid c for row x, c < kp.
-SPARSA_MULTIVERSION void row_dots(const BitMatrix& m, int64_t row, const DotTable& t, DotScratch& s, double* out) {
-  const int64_t n = coact::row_set_columns(m.row(row), m.words_per_row(), s.set.data());
-  if (t.exact()) {
-    sum_rows(t.counts.data(), t.kp, s.set.data(), n, s.sums.data());
+template <typename Index>
+[[gnu::always_inline]] inline void table_dots(const DotTable& t, const Index* set, int64_t n, DotScratch& s,
+                                              double* out) {
+  if (!t.counts.empty()) {
+    sum_rows(t.counts.data(), t.kp, set, n, s.sums.data());
     for (int64_t c = 0; c < t.kp; ++c) out[c] = static_cast<double>(s.sums[c]) * t.inv_size[c];
   } else {
-    sum_rows(t.values.data(), t.kp, s.set.data(), n, s.fsums.data());
+    sum_rows(t.values.data(), t.kp, set, n, s.fsums.data());
     for (int64_t c = 0; c < t.kp; ++c) out[c] = s.fsums[c];
+  }
+}
+
+// out[c] = x . centroid c for row x, c < k.
+SPARSA_MULTIVERSION void row_dots(const BitMatrix& m, int64_t row, const SetLists& lists, const DotTable& t,
+                                  DotScratch& s, double* out) {
+  if (!t.and_counts.empty()) {
+    for (int64_t c = 0; c < t.k; ++c) out[c] = t.and_counts[row * t.k + c];
+  } else if (!lists.empty()) {
+    table_dots(t, lists.cols.data() + lists.offset[row], lists.offset[row + 1] - lists.offset[row], s, out);
+  } else {
+    table_dots(t, s.set.data(), coact::row_set_columns(m.row(row), m.words_per_row(), s.set.data()), s, out);
   }
 }
 
@@ -130,7 +175,7 @@ struct Bounds {
 
 // Finds, for the listed rows, the nearest centroid (ties: lowest index) and resets their bounds to
 // the nearest and second-nearest distances, widened by a float rounding margin.
-void search(const BitMatrix& m, const std::vector<float>& centroids, const DotTable& table, int64_t k,
+void search(const BitMatrix& m, const SetLists& lists, const std::vector<float>& centroids, const DotTable& table, int64_t k,
             const std::vector<int64_t>& rows, std::vector<int32_t>& labels, Bounds& bounds) {
   if (rows.empty()) return;
   const int64_t cols = m.cols();
@@ -145,7 +190,7 @@ void search(const BitMatrix& m, const std::vector<float>& centroids, const DotTa
 #pragma omp for schedule(dynamic, 64)
     for (size_t t = 0; t < rows.size(); ++t) {
       const int64_t i = rows[t];
-      row_dots(m, i, table, scratch, dots.data());
+      row_dots(m, i, lists, table, scratch, dots.data());
       int32_t best = 0;
       double first = std::numeric_limits<double>::infinity(), second = first;
       for (int64_t c = 0; c < k; ++c) {
@@ -186,13 +231,14 @@ SPARSA_MULTIVERSION std::vector<double> half_gaps(const std::vector<float>& cent
 }
 
 // The labels after one assignment step: searches only the rows whose bounds allow a change.
-std::vector<int32_t> reassign(const BitMatrix& m, const std::vector<float>& centroids, const DotTable& table, int64_t k,
+std::vector<int32_t> reassign(const BitMatrix& m, const SetLists& lists, const std::vector<float>& centroids,
+                              const DotTable& table, int64_t k,
                               std::vector<int32_t> labels, Bounds& bounds) {
   const std::vector<double> gap = half_gaps(centroids, k, m.cols());
   std::vector<int64_t> rows;
   for (int64_t i = 0; i < m.rows(); ++i)
     if (labels[i] < 0 || bounds.upper[i] > std::max(gap[labels[i]], bounds.lower[i])) rows.push_back(i);
-  search(m, centroids, table, k, rows, labels, bounds);
+  search(m, lists, centroids, table, k, rows, labels, bounds);
   return labels;
 }
 
@@ -371,6 +417,7 @@ KMeansResult kmeans_from(const BitMatrix& m, std::span<const float> initial_cent
   if (!(options.tol >= 0)) bad_input("k-means: tol = {} must be >= 0", options.tol);
 
   std::vector<float> centroids(initial_centroids.begin(), initial_centroids.end());
+  const SetLists lists = set_lists(m);
   ClusterCounts counts(k, cols);
   std::vector<int32_t> labels(static_cast<size_t>(n), -1);
   Bounds bounds{std::vector<double>(static_cast<size_t>(n), std::numeric_limits<double>::infinity()),
@@ -379,9 +426,9 @@ KMeansResult kmeans_from(const BitMatrix& m, std::span<const float> initial_cent
   int iter = 0;
   bool strict = false;
   for (; iter < options.max_iter; ++iter) {
-    const DotTable table = iter == 0 ? dot_table(centroids, nullptr, nullptr, k, cols)
-                                     : dot_table(centroids, &counts.count, &counts.size, k, cols);
-    if (apply_labels(m, counts, labels, reassign(m, centroids, table, k, labels, bounds)) == 0) {
+    const DotTable table = iter == 0 ? dot_table(m, centroids, nullptr, nullptr, k)
+                                     : dot_table(m, centroids, &counts.count, &counts.size, k);
+    if (apply_labels(m, counts, labels, reassign(m, lists, centroids, table, k, labels, bounds)) == 0) {
       strict = true;
       ++iter;
       break;
@@ -413,8 +460,8 @@ KMeansResult kmeans_from(const BitMatrix& m, std::span<const float> initial_cent
     }
   }
   if (!strict) {  // the centroids are the means of the counts here
-    const DotTable table = dot_table(centroids, &counts.count, &counts.size, k, cols);
-    apply_labels(m, counts, labels, reassign(m, centroids, table, k, labels, bounds));
+    const DotTable table = dot_table(m, centroids, &counts.count, &counts.size, k);
+    apply_labels(m, counts, labels, reassign(m, lists, centroids, table, k, labels, bounds));
   }
 
   std::vector<double> member_bits(static_cast<size_t>(k), 0.0);  // sum of |x_i| per cluster
