@@ -111,7 +111,7 @@ TEST(Hamming, AllPairsAcrossTilesMatchesBruteForce) {
     for (size_t j = 0; j < b.size(); ++j) ASSERT_EQ(all[i * b.size() + j], brute_hamming(b, i, j));
 }
 
-// The bit-sliced kernel: chunks of 256 features (a partial last one), rows whose set bits are not
+// The bit-sliced kernel: one partial chunk of 512 features, rows whose set bits are not
 // a multiple of the 16-column round (and empty and full rows), densities from 0 to 1, and counts
 // large enough to carry through several planes of the high counter.
 TEST(Hamming, BitSlicedMatchesBruteForce) {
@@ -120,7 +120,9 @@ TEST(Hamming, BitSlicedMatchesBruteForce) {
     int64_t rows, cols;
     double density;
   };
-  for (const Case c : {Case{300, 700, 0.05}, Case{300, 130, 0.5}, Case{70, 4100, 0.9}, Case{257, 64, 0.0}}) {
+  // 70000 columns: 32-bit column indices, and counts past 2^16.
+  for (const Case c : {Case{300, 700, 0.05}, Case{300, 130, 0.5}, Case{70, 4100, 0.9}, Case{257, 64, 0.0},
+                       Case{20, 70000, 0.95}}) {
     std::mt19937_64 g(static_cast<uint64_t>(c.rows * 31 + c.cols));
     std::bernoulli_distribution on(c.density);
     Bools b(static_cast<size_t>(c.rows), std::vector<bool>(static_cast<size_t>(c.cols)));

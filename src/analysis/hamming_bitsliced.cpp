@@ -75,10 +75,13 @@ ChunkColumns transpose_chunks(const BitMatrix& m) {
   return t;
 }
 
-// Each row's set columns, padded with `cols` (the zero column) to a multiple of kRound.
+// Each row's set columns, padded with `cols` (the zero column) to a multiple of kRound. Index:
+// uint16_t when cols < 2^16 (half the bytes streamed through the caches per column added), else
+// uint32_t.
+template <typename Index>
 struct SetColumns {
   std::vector<int64_t> offset;  // [rows + 1]
-  std::vector<uint32_t> index;
+  std::vector<Index> index;
 };
 
 #define SPARSA_TARGET __attribute__((target("avx512f,avx512vl,avx512bw")))
@@ -97,8 +100,9 @@ SPARSA_TARGET int64_t row_set_columns_avx512(const uint64_t* row, int64_t nw, ui
   return at - out;
 }
 
-SetColumns set_columns(const BitMatrix& m, const std::vector<int32_t>& counts) {
-  SetColumns s;
+template <typename Index>
+SetColumns<Index> set_columns(const BitMatrix& m, const std::vector<int32_t>& counts) {
+  SetColumns<Index> s;
   s.offset.resize(static_cast<size_t>(m.rows() + 1), 0);
   for (int64_t r = 0; r < m.rows(); ++r)
     s.offset[r + 1] = s.offset[r] + (counts[r] + kRound - 1) / kRound * kRound;
@@ -109,15 +113,13 @@ SetColumns set_columns(const BitMatrix& m, const std::vector<int32_t>& counts) {
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < m.rows(); ++r) {
       row_set_columns(m.row(r), m.words_per_row(), scratch.data());  // = counts[r]
-      uint32_t* out = s.index.data() + s.offset[r];
+      Index* out = s.index.data() + s.offset[r];
       std::copy_n(scratch.data(), counts[r], out);
-      std::fill(out + counts[r], s.index.data() + s.offset[r + 1], static_cast<uint32_t>(m.cols()));
+      std::fill(out + counts[r], s.index.data() + s.offset[r + 1], static_cast<Index>(m.cols()));
     }
   }
   return s;
 }
-
-#define SPARSA_TARGET __attribute__((target("avx512f,avx512vl,avx512bw")))
 
 // Carry-save adder: h:l = a + b + c, bit by bit (h = majority, l = parity).
 SPARSA_TARGET inline void csa(__m512i& h, __m512i& l, __m512i a, __m512i b, __m512i c) {
@@ -157,9 +159,10 @@ struct SlicedCounts {
 };
 
 // The inputs of add16: chunk columns by index, or the first n of a buffer (zeros after).
+template <typename Index>
 struct ColumnsAt {
   const uint64_t* columns;
-  const uint32_t* index;
+  const Index* index;
   SPARSA_TARGET __m512i operator()(int j) const { return _mm512_load_si512(columns + size_t{index[j]} * kWords); }
 };
 struct Buffered {
@@ -181,8 +184,8 @@ SPARSA_TARGET void level2_add(__m512i l2[4], const __m512i* carries, int n, Slic
 // Sums the chunk columns listed in idx[0, n) (n a multiple of kRound) into s. Level 1 adds the
 // columns 16 at a time; its carries (worth 16) are kept and added 16 at a time by level 2, whose
 // carries (worth 256) ripple into the high planes: no data-dependent branch in the loop.
-SPARSA_TARGET void accumulate(const uint64_t* columns, const uint32_t* idx, int64_t n, int high_planes,
-                              SlicedCounts& s) {
+template <typename Index>
+SPARSA_TARGET void accumulate(const uint64_t* columns, const Index* idx, int64_t n, int high_planes, SlicedCounts& s) {
   const __m512i z = _mm512_setzero_si512();
   __m512i l1[4] = {z, z, z, z}, l2[4] = {z, z, z, z};
   alignas(64) __m512i carries[kRound];
@@ -190,7 +193,7 @@ SPARSA_TARGET void accumulate(const uint64_t* columns, const uint32_t* idx, int6
   for (int p = 0; p < high_planes; ++p) s.high[p] = z;
   s.high_used = high_planes;
   for (int64_t i = 0; i < n; i += kRound) {
-    carries[pending++] = add16(l1[0], l1[1], l1[2], l1[3], ColumnsAt{columns, idx + i});
+    carries[pending++] = add16(l1[0], l1[1], l1[2], l1[3], ColumnsAt<Index>{columns, idx + i});
     if (pending == kRound) level2_add(l2, carries, pending, s), pending = 0;
   }
   if (pending) level2_add(l2, carries, pending, s);
@@ -274,13 +277,13 @@ bool bitsliced_supported() {
          __builtin_cpu_supports("avx512bw");
 }
 
-void hamming_all_pairs_bitsliced(const BitMatrix& m, const std::vector<int32_t>& counts, int32_t* out) {
-  if (!bitsliced_supported()) bad_input("hamming: the bit-sliced kernel needs AVX-512 (F, VL, BW)");
-  if (m.cols() >= (int64_t{256} << kMaxHigh))
-    bad_input("hamming: {} columns is too many for the bit-sliced kernel", m.cols());
+namespace {
+
+template <typename Index>
+void all_pairs(const BitMatrix& m, const std::vector<int32_t>& counts, int32_t* out) {
   const int64_t n = m.rows();
   const ChunkColumns columns = transpose_chunks(m);
-  const SetColumns sets = set_columns(m, counts);
+  const SetColumns<Index> sets = set_columns<Index>(m, counts);
   const int high_planes = std::max(1, static_cast<int>(std::bit_width(static_cast<uint64_t>(m.cols()) / 256)));
   std::vector<std::pair<int64_t, int64_t>> units;  // (row chunk, column chunk), upper triangle, by column chunk
   for (int64_t c = 0; c < columns.chunks; ++c)
@@ -300,6 +303,16 @@ void hamming_all_pairs_bitsliced(const BitMatrix& m, const std::vector<int32_t>&
       if (r != c) mirror_rows(out, n, g, std::min<int64_t>(16, a1 - g), b0, nb);
     }
   }
+}
+
+}  // namespace
+
+void hamming_all_pairs_bitsliced(const BitMatrix& m, const std::vector<int32_t>& counts, int32_t* out) {
+  if (!bitsliced_supported()) bad_input("hamming: the bit-sliced kernel needs AVX-512 (F, VL, BW)");
+  if (m.cols() >= (int64_t{256} << kMaxHigh))
+    bad_input("hamming: {} columns is too many for the bit-sliced kernel", m.cols());
+  if (m.cols() <= UINT16_MAX) return all_pairs<uint16_t>(m, counts, out);  // the zero column `cols` fits too
+  all_pairs<uint32_t>(m, counts, out);
 }
 
 #else

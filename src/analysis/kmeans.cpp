@@ -1,9 +1,11 @@
-// k-means on bit-packed 0/1 rows. The assignment step needs x . c for every row x and centroid c;
-// with x binary that is a sum of centroid entries over x's set bits, so the centroids are stored
-// column-major ([cols, k], small enough for L2) and a row's k dot products are one 16-float vector
-// add per set bit. The update step keeps integer column counts per cluster and adjusts them only
-// for the rows whose label changed, and Hamerly's distance bounds spare the assignment step the
-// rows that cannot change cluster.
+// k-means on bit-packed 0/1 rows. The assignment step needs x . c for every row x and centroid c.
+// For 0/1 centroids (the k-means++ seeds) that is |x AND c|, a popcount. Otherwise, with x binary,
+// it is a sum of centroid entries over x's set columns: the centroids are stored column-major
+// ([cols, k], as uint16 column counts when they are means, small enough for L2) and a row's k dot
+// products are one 16-lane vector add per set bit, over the rows' set columns listed once. The
+// update step keeps integer column counts per cluster and adjusts them only for the rows whose
+// label changed, and Hamerly's distance bounds spare the assignment step the rows that cannot
+// change cluster.
 #include <omp.h>
 
 #include <algorithm>
