@@ -152,7 +152,9 @@ SPARSA_TARGET inline __m512i add16(__m512i& ones, __m512i& twos, __m512i& fours,
 
 // The 512 counts of one row against one chunk, bit-sliced in two carry-save levels and a ripple
 // counter: count = sum over p < 8 of 2^p low[p] + sum over p of 256 * 2^p high[p] (bits).
-struct SlicedCounts {
+// alignas: it lives in code compiled for AVX2, where __m512i is only 32-byte aligned, and the
+// AVX-512 functions access it with aligned 64-byte moves.
+struct alignas(64) SlicedCounts {
   __m512i low[8];  // weights 1, 2, ..., 128
   __m512i high[kMaxHigh];
   int high_used = 0;
