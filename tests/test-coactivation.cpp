@@ -4,8 +4,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <functional>
+#include <memory>
 #include <numeric>
 #include <random>
 
@@ -109,7 +111,7 @@ TEST(Hamming, AllPairsAcrossTilesMatchesBruteForce) {
     for (size_t j = 0; j < b.size(); ++j) ASSERT_EQ(all[i * b.size() + j], brute_hamming(b, i, j));
 }
 
-// The bit-sliced kernel: chunks of 256 features (a partial last one), rows whose set bits are not
+// The bit-sliced kernel: one partial chunk of 512 features, rows whose set bits are not
 // a multiple of the 16-column round (and empty and full rows), densities from 0 to 1, and counts
 // large enough to carry through several planes of the high counter.
 TEST(Hamming, BitSlicedMatchesBruteForce) {
@@ -118,7 +120,9 @@ TEST(Hamming, BitSlicedMatchesBruteForce) {
     int64_t rows, cols;
     double density;
   };
-  for (const Case c : {Case{300, 700, 0.05}, Case{300, 130, 0.5}, Case{70, 4100, 0.9}, Case{257, 64, 0.0}}) {
+  // 70000 columns: 32-bit column indices, and counts past 2^16.
+  for (const Case c : {Case{300, 700, 0.05}, Case{300, 130, 0.5}, Case{70, 4100, 0.9}, Case{257, 64, 0.0},
+                       Case{20, 70000, 0.95}}) {
     std::mt19937_64 g(static_cast<uint64_t>(c.rows * 31 + c.cols));
     std::bernoulli_distribution on(c.density);
     Bools b(static_cast<size_t>(c.rows), std::vector<bool>(static_cast<size_t>(c.cols)));
@@ -137,6 +141,26 @@ TEST(Hamming, BitSlicedMatchesBruteForce) {
         ASSERT_EQ(popcount[i * b.size() + j], sliced[i * b.size() + j]);
       }
   }
+}
+
+// Several 512-feature chunks: the lower triangle is mirrored from the upper one in 16 x 16 blocks
+// (a partial last chunk, so partial row groups and partial column blocks), and the 9 MB result is
+// large enough to be prefaulted.
+TEST(Hamming, BitSlicedMirrorsAcrossChunksOfAFreshBuffer) {
+  if (!sparsa::bitsliced_hamming_available()) GTEST_SKIP() << "no AVX-512 F/VL/BW on this CPU";
+  const Bools b = random_bools(1500, 67, 41);
+  const BitMatrix m = pack(b);
+  const size_t n = b.size();
+  std::vector<uint64_t> words(n, 0);  // the bools again as words (cols < 64 + 3), for a fast brute force
+  std::vector<uint64_t> tail(n, 0);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t c = 0; c < 67; ++c) (c < 64 ? words[i] : tail[i]) |= uint64_t{b[i][c]} << (c % 64);
+  std::unique_ptr<int32_t[]> d(new int32_t[n * n]);  // uninitialised, as the API allows
+  sparsa::hamming_all_pairs_into(m, {d.get(), n * n}, sparsa::AllPairsMethod::kBitSliced);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < n; ++j)
+      ASSERT_EQ(d[i * n + j], std::popcount(words[i] ^ words[j]) + std::popcount(tail[i] ^ tail[j])) << i << "," << j;
+  for (size_t i : {0, 511, 512, 1024, 1499}) ASSERT_EQ(d[i * n + 1499 - i], brute_hamming(b, i, 1499 - i));
 }
 
 TEST(Hamming, GradientOrderAndNearestBreakTiesByIndex) {
@@ -334,20 +358,50 @@ TEST(KMeans, SeedingPicksDistinctRowsAndIsReproducible) {
   EXPECT_EQ(std::unique(rows.begin(), rows.end()), rows.end());
 }
 
+// The bools with each set bit kept with probability `keep`.
+Bools thinned(Bools b, double keep, uint64_t seed) {
+  std::mt19937_64 g(seed);
+  for (auto& row : b)
+    for (size_t c = 0; c < row.size(); ++c) row[c] = row[c] && (g() % 1000) < keep * 1000;
+  return b;
+}
+
+// Overlapping clusters (Lloyd takes several steps), at ~35 % density and thinned to ~10 % (then the
+// rows' set columns are listed once for all iterations).
 TEST(KMeans, ObjectiveNeverWorseThanBruteForceLloydFromTheSameSeeding) {
   std::vector<int32_t> truth;
-  const Bools b = grouped_bools(6, 12, 130, 0.2, 8, &truth);  // overlapping clusters: Lloyd takes several steps
-  const BitMatrix m = pack(b);
-  for (int k : {4, 8, 16}) {
-    for (uint64_t seed : {1u, 2u, 3u}) {
-      sparsa::KMeansOptions o;
-      o.k = k;
-      const std::vector<float> init = sparsa::kmeans_plus_plus(m, k, seed);
-      const sparsa::KMeansResult r = sparsa::kmeans_from(m, init, o);
-      const double want = brute_lloyd(b, std::vector<double>(init.begin(), init.end()), k, o.max_iter, o.tol);
-      EXPECT_LE(r.objective, want * (1 + 1e-9)) << "k " << k << " seed " << seed;
-      EXPECT_NEAR(r.objective, brute_objective(b, r), 1e-6 * r.objective);
+  const Bools dense = grouped_bools(6, 12, 130, 0.2, 8, &truth);
+  for (const Bools& b : {dense, thinned(dense, 0.3, 4)}) {
+    const BitMatrix m = pack(b);
+    for (int k : {4, 8, 16}) {
+      for (uint64_t seed : {1u, 2u, 3u}) {
+        sparsa::KMeansOptions o;
+        o.k = k;
+        const std::vector<float> init = sparsa::kmeans_plus_plus(m, k, seed);
+        const sparsa::KMeansResult r = sparsa::kmeans_from(m, init, o);
+        const double want = brute_lloyd(b, std::vector<double>(init.begin(), init.end()), k, o.max_iter, o.tol);
+        EXPECT_LE(r.objective, want * (1 + 1e-9)) << "k " << k << " seed " << seed;
+        EXPECT_NEAR(r.objective, brute_objective(b, r), 1e-6 * r.objective);
+      }
     }
+  }
+}
+
+// Centroids that are not 0/1 rows: the first assignment multiplies by float centroids, the later
+// ones by integer column counts; both must follow brute-force Lloyd.
+TEST(KMeans, FromFractionalCentroidsFollowsBruteForceLloyd) {
+  std::vector<int32_t> truth;
+  const Bools b = grouped_bools(5, 14, 150, 0.15, 12, &truth);
+  const BitMatrix m = pack(b);
+  std::mt19937_64 g(5);
+  for (int k : {2, 3, 5}) {  // few enough that no cluster falls empty (brute_lloyd keeps an empty one in place)
+    std::vector<float> init(static_cast<size_t>(k) * 150);
+    for (float& v : init) v = static_cast<float>(g() % 1000) / 1000.0f;
+    sparsa::KMeansOptions o;
+    const sparsa::KMeansResult r = sparsa::kmeans_from(m, init, o);
+    const double want = brute_lloyd(b, std::vector<double>(init.begin(), init.end()), k, o.max_iter, o.tol);
+    EXPECT_NEAR(r.objective, want, 1e-6 * want) << "k " << k;
+    EXPECT_NEAR(r.objective, brute_objective(b, r), 1e-6 * r.objective);
   }
 }
 

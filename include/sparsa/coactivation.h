@@ -62,8 +62,9 @@ bool bitsliced_hamming_available();  // this CPU runs kBitSliced
 // Over the upper triangle, OpenMP across tiles; the lower one is mirrored.
 std::vector<int32_t> hamming_all_pairs(const BitMatrix& m, AllPairsMethod method = AllPairsMethod::kAuto);
 // The same into a caller-owned [rows, rows] buffer, which need not be initialised (every element
-// is written; a large fresh buffer is then first touched by the worker threads instead of being
-// zeroed by one). kBadInput unless out.size() == rows * rows.
+// is written). A buffer of 8 MiB or more is first faulted in by the worker threads with
+// madvise(MADV_POPULATE_WRITE) (Linux 5.14+; elsewhere its pages fault in on first write), which
+// saves a page-fault trap per 4 KiB. kBadInput unless out.size() == rows * rows.
 void hamming_all_pairs_into(const BitMatrix& m, std::span<int32_t> out, AllPairsMethod method = AllPairsMethod::kAuto);
 
 // ---- k-means on binary vectors (src/analysis/kmeans.cpp) -------------------------------------
@@ -74,8 +75,9 @@ void hamming_all_pairs_into(const BitMatrix& m, std::span<int32_t> out, AllPairs
 // move each centroid to the mean of its rows and stop when the total squared centroid shift is
 // <= tol * (mean over columns of the column variance), or after max_iter iterations. A cluster
 // left empty takes the row with the largest bound on its distance to its own centroid (lowest
-// index on ties). Distance bounds (Elkan's per-centroid, Hamerly's half-gap) skip rows that provably keep their label, so the
-// labels are Lloyd's (up to float rounding in near-ties), only faster.
+// index on ties). Hamerly's distance bounds skip rows that provably keep their label, so the labels
+// are Lloyd's (up to float rounding in near-ties), only faster. The dot products of the assignment
+// step are exact integers for 0/1 centroids (AND popcounts) and for means (column counts / size).
 
 struct KMeansOptions {
   int k = 8;                    // number of clusters, 1 <= k <= rows

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <vector>
 
 #include "sparsa/bitmatrix.h"
 #include "sparsa/error.h"
@@ -20,6 +21,10 @@ inline void check_matrix(const BitMatrix& m, const char* what) {
 inline void check_feature(const BitMatrix& m, int64_t f, const char* what) {
   if (f < 0 || f >= m.rows()) bad_input("{}: feature {} is out of range [0, {})", what, f, m.rows());
 }
+
+// |a_i AND b_j| for every row i of a and j of b (same number of columns), with the popcount
+// kernel of hamming.cpp; OpenMP across rows of a. [a.rows, b.rows]
+std::vector<int32_t> and_counts(const BitMatrix& a, const BitMatrix& b);
 
 // mt19937_64 with machine-independent uniforms and normals (see sparsa/coactivation.h).
 class Rng {

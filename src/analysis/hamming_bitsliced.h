@@ -18,6 +18,10 @@ namespace sparsa::coact {
 // True when this CPU runs the bit-sliced kernel (AVX-512 F, VL and BW).
 bool bitsliced_supported();
 
+// The set columns of a row of nw words, ascending, written to out; returns how many. out needs
+// room for 16 more than that (whole vectors are stored on AVX-512 CPUs). Any CPU.
+int64_t row_set_columns(const uint64_t* row, int64_t nw, uint32_t* out);
+
 // out[a * rows + b] = counts[a] + counts[b] - 2 |a AND b| for every pair: the full symmetric
 // [rows, rows] matrix. counts[r] = set bits of row r. Requires bitsliced_supported(). OpenMP
 // across (row chunk, column chunk) pairs of the upper triangle; the lower one is mirrored.

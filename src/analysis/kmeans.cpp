@@ -1,9 +1,11 @@
-// k-means on bit-packed 0/1 rows. The assignment step needs x . c for every row x and centroid c;
-// with x binary that is a sum of centroid entries over x's set bits, so the centroids are stored
-// column-major ([cols, k], small enough for L2) and a row's k dot products are one 16-float vector
-// add per set bit. The update step keeps integer column counts per cluster and adjusts them only
-// for the rows whose label changed, and Hamerly's distance bounds spare the assignment step the
-// rows that cannot change cluster.
+// k-means on bit-packed 0/1 rows. The assignment step needs x . c for every row x and centroid c.
+// For 0/1 centroids (the k-means++ seeds) that is |x AND c|, a popcount. Otherwise, with x binary,
+// it is a sum of centroid entries over x's set columns: the centroids are stored column-major
+// ([cols, k], as uint16 column counts when they are means, small enough for L2) and a row's k dot
+// products are one 16-lane vector add per set bit, over the rows' set columns listed once. The
+// update step keeps integer column counts per cluster and adjusts them only for the rows whose
+// label changed, and Hamerly's distance bounds spare the assignment step the rows that cannot
+// change cluster.
 #include <omp.h>
 
 #include <algorithm>
@@ -12,42 +14,85 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 
 #include "analysis/coactivation_common.h"
+#include "analysis/hamming_bitsliced.h"
 #include "core/multiversion.h"
 #include "sparsa/coactivation.h"
 
 namespace sparsa {
 namespace {
 
-constexpr int64_t kLanes = 16;  // clusters are padded to a multiple of this many floats
+constexpr int64_t kLanes = 16;  // clusters are padded to a multiple of this many values
 
-// The centroids column-major, padded with zeros to kp clusters. [cols, kp]
-std::vector<float> column_major(const std::vector<float>& centroids, int64_t k, int64_t cols, int64_t kp) {
-  std::vector<float> ct(static_cast<size_t>(cols * kp), 0.0f);
-  for (int64_t c = 0; c < k; ++c)
-    for (int64_t j = 0; j < cols; ++j) ct[j * kp + c] = centroids[c * cols + j];
-  return ct;
-}
-
-// 16 floats as one GCC vector (one zmm register, or two ymm on AVX2).
+// 16 floats or int32 as one GCC vector (one zmm register, or two ymm on AVX2); 16 uint16.
 using Lanes = float __attribute__((vector_size(kLanes * sizeof(float))));
+using IntLanes = int32_t __attribute__((vector_size(kLanes * sizeof(int32_t))));
+using ShortLanes = uint16_t __attribute__((vector_size(kLanes * sizeof(uint16_t))));
 inline void add_lanes(Lanes& acc, const float* p) {
   Lanes v;
   std::memcpy(&v, p, sizeof v);
   acc += v;
 }
+inline void add_lanes(IntLanes& acc, const uint16_t* p) {
+  ShortLanes v;
+  std::memcpy(&v, p, sizeof v);
+  acc += __builtin_convertvector(v, IntLanes);
+}
 
-// out[c] = x . centroid c for row x, c < kp. `set` is scratch for the row's set columns
-// ([cols] at least). Four interleaved partial sums per lane, combined in a fixed order.
-SPARSA_MULTIVERSION void row_dots(const BitMatrix& m, int64_t row, const float* ct, int64_t kp, int32_t* set, float* out) {
-  int64_t n = 0;
-  const uint64_t* words = m.row(row);
-  for (int64_t w = 0; w < m.words_per_row(); ++w)
-    for (uint64_t bits = words[w]; bits; bits &= bits - 1) set[n++] = static_cast<int32_t>(w * 64 + std::countr_zero(bits));
+// What the assignment step multiplies rows with. For 0/1 centroids (k-means++ seeds) the dot
+// products are AND popcounts, all computed up front. Otherwise the centroids column-major, padded
+// with zeros to kp clusters, so that a row's kp dot products are one vector add per set bit: when
+// every centroid is (integer column counts) / (cluster size), as after an update step, the table
+// holds the counts as uint16 (exact integer sums, and half the bytes of floats: 16 clusters x
+// 16384 columns stay in a 1 MiB L2) and x . c = sum / size; else the float values.
+struct DotTable {
+  int64_t k = 0, kp = 0;
+  std::vector<int32_t> and_counts;  // [rows, k] for 0/1 centroids
+  std::vector<uint16_t> counts;     // [cols, kp] for centroids = counts / size
+  std::vector<double> inv_size;     // [kp] x . c = (sum of counts over x's set columns) * inv_size[c]
+  std::vector<float> values;        // [cols, kp] otherwise
+};
+
+DotTable dot_table(const BitMatrix& m, const std::vector<float>& centroids, const std::vector<int32_t>* counts,
+                   const std::vector<int64_t>* sizes, int64_t k) {
+  const int64_t cols = m.cols();
+  DotTable t;
+  t.k = k;
+  t.kp = (k + kLanes - 1) / kLanes * kLanes;
+  if (!counts && std::all_of(centroids.begin(), centroids.end(), [](float v) { return v == 0.0f || v == 1.0f; })) {
+    BitMatrix bits(k, cols);
+    for (int64_t c = 0; c < k; ++c)
+      for (int64_t j = 0; j < cols; ++j) bits.set(c, j, centroids[c * cols + j] > 0);
+    t.and_counts = coact::and_counts(m, bits);
+    return t;
+  }
+  bool integral = counts != nullptr;  // counts below 2^16, and int32 sums of up to `cols` of them
+  for (int64_t c = 0; integral && c < k; ++c) integral = (*sizes)[c] <= std::min<int64_t>(UINT16_MAX, INT32_MAX / cols);
+  if (!integral) {
+    t.values.assign(static_cast<size_t>(cols * t.kp), 0.0f);
+    for (int64_t c = 0; c < k; ++c)
+      for (int64_t j = 0; j < cols; ++j) t.values[j * t.kp + c] = centroids[c * cols + j];
+    return t;
+  }
+  t.counts.assign(static_cast<size_t>(cols * t.kp), 0);
+  t.inv_size.assign(static_cast<size_t>(t.kp), 0.0);
+  for (int64_t c = 0; c < k; ++c) {
+    t.inv_size[c] = (*sizes)[c] > 0 ? 1.0 / static_cast<double>((*sizes)[c]) : 0.0;
+    for (int64_t j = 0; j < cols; ++j) t.counts[j * t.kp + c] = static_cast<uint16_t>((*counts)[c * cols + j]);
+  }
+  return t;
+}
+
+// Sums the table's rows at the `n` columns in `set`, kLanes clusters at a time, into out[kp].
+// Four interleaved partial sums per lane, combined in a fixed order.
+template <typename Acc, typename T, typename Index>
+[[gnu::always_inline]] inline void sum_rows(const T* table, int64_t kp, const Index* set, int64_t n, Acc* out) {
+  using Vec = std::conditional_t<std::is_same_v<T, float>, Lanes, IntLanes>;
   for (int64_t c0 = 0; c0 < kp; c0 += kLanes) {
-    Lanes a0 = {}, a1 = {}, a2 = {}, a3 = {};
-    const float* base = ct + c0;
+    Vec a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    const T* base = table + c0;
     int64_t t = 0;
     for (; t + 4 <= n; t += 4) {
       add_lanes(a0, base + set[t] * kp);
@@ -56,8 +101,70 @@ SPARSA_MULTIVERSION void row_dots(const BitMatrix& m, int64_t row, const float* 
       add_lanes(a3, base + set[t + 3] * kp);
     }
     for (; t < n; ++t) add_lanes(a0, base + set[t] * kp);
-    const Lanes sum = (a0 + a1) + (a2 + a3);
-    std::memcpy(out + c0, &sum, sizeof sum);
+    const Vec sum = (a0 + a1) + (a2 + a3);
+    for (int64_t l = 0; l < kLanes; ++l) out[c0 + l] = static_cast<Acc>(sum[l]);
+  }
+}
+
+// Every row's set columns as uint16, listed once and kept across the Lloyd iterations, when the
+// columns fit (cols <= 65536) and the lists take at most 4x the bits' memory (density <= 25 %);
+// else empty, and each search lists a row's columns again.
+struct SetLists {
+  std::vector<int64_t> offset;  // [rows + 1]
+  std::vector<uint16_t> cols;
+  bool empty() const { return offset.empty(); }
+};
+
+SetLists set_lists(const BitMatrix& m) {
+  SetLists s;
+  int64_t total = 0;
+  for (int64_t r = 0; r < m.rows(); ++r) total += m.row_count(r);
+  if (m.cols() > 65536 || total * 2 > 4 * m.rows() * m.words_per_row() * 8) return s;
+  s.offset.resize(static_cast<size_t>(m.rows() + 1), 0);
+  for (int64_t r = 0; r < m.rows(); ++r) s.offset[r + 1] = s.offset[r] + m.row_count(r);
+  s.cols.resize(static_cast<size_t>(total));
+#pragma omp parallel
+  {
+    std::vector<uint32_t> set(static_cast<size_t>(m.cols() + 16));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < m.rows(); ++r) {
+      const int64_t n = coact::row_set_columns(m.row(r), m.words_per_row(), set.data());
+      std::copy_n(set.data(), n, s.cols.data() + s.offset[r]);
+    }
+  }
+  return s;
+}
+
+// Per-thread scratch of row_dots.
+struct DotScratch {
+  std::vector<uint32_t> set;  // [cols + 16] the row's set columns
+  std::vector<int64_t> sums;  // [kp]
+  std::vector<float> fsums;   // [kp]
+  DotScratch(int64_t cols, int64_t kp)
+      : set(static_cast<size_t>(cols + 16)), sums(static_cast<size_t>(kp)), fsums(static_cast<size_t>(kp)) {}
+};
+
+template <typename Index>
+[[gnu::always_inline]] inline void table_dots(const DotTable& t, const Index* set, int64_t n, DotScratch& s,
+                                              double* out) {
+  if (!t.counts.empty()) {
+    sum_rows(t.counts.data(), t.kp, set, n, s.sums.data());
+    for (int64_t c = 0; c < t.kp; ++c) out[c] = static_cast<double>(s.sums[c]) * t.inv_size[c];
+  } else {
+    sum_rows(t.values.data(), t.kp, set, n, s.fsums.data());
+    for (int64_t c = 0; c < t.kp; ++c) out[c] = s.fsums[c];
+  }
+}
+
+// out[c] = x . centroid c for row x, c < k.
+SPARSA_MULTIVERSION void row_dots(const BitMatrix& m, int64_t row, const SetLists& lists, const DotTable& t,
+                                  DotScratch& s, double* out) {
+  if (!t.and_counts.empty()) {
+    for (int64_t c = 0; c < t.k; ++c) out[c] = t.and_counts[row * t.k + c];
+  } else if (!lists.empty()) {
+    table_dots(t, lists.cols.data() + lists.offset[row], lists.offset[row + 1] - lists.offset[row], s, out);
+  } else {
+    table_dots(t, s.set.data(), coact::row_set_columns(m.row(row), m.words_per_row(), s.set.data()), s, out);
   }
 }
 
@@ -70,23 +177,22 @@ struct Bounds {
 
 // Finds, for the listed rows, the nearest centroid (ties: lowest index) and resets their bounds to
 // the nearest and second-nearest distances, widened by a float rounding margin.
-void search(const BitMatrix& m, const std::vector<float>& centroids, int64_t k, const std::vector<int64_t>& rows,
-            std::vector<int32_t>& labels, Bounds& bounds) {
+void search(const BitMatrix& m, const SetLists& lists, const std::vector<float>& centroids, const DotTable& table, int64_t k,
+            const std::vector<int64_t>& rows, std::vector<int32_t>& labels, Bounds& bounds) {
   if (rows.empty()) return;
-  const int64_t cols = m.cols(), kp = (k + kLanes - 1) / kLanes * kLanes;
-  const std::vector<float> ct = column_major(centroids, k, cols, kp);  // [cols, kp]
+  const int64_t cols = m.cols();
   std::vector<double> cnorm(static_cast<size_t>(k), 0.0);
   for (int64_t c = 0; c < k; ++c)
     for (int64_t j = 0; j < cols; ++j) cnorm[c] += double(centroids[c * cols + j]) * centroids[c * cols + j];
   const double cnorm_max = *std::max_element(cnorm.begin(), cnorm.end());
 #pragma omp parallel
   {
-    std::vector<int32_t> set(static_cast<size_t>(cols));  // the row's set columns
-    std::vector<float> dots(static_cast<size_t>(kp));     // [kp]
+    DotScratch scratch(cols, table.kp);
+    std::vector<double> dots(static_cast<size_t>(table.kp));  // [kp]
 #pragma omp for schedule(dynamic, 64)
     for (size_t t = 0; t < rows.size(); ++t) {
       const int64_t i = rows[t];
-      row_dots(m, i, ct.data(), kp, set.data(), dots.data());
+      row_dots(m, i, lists, table, scratch, dots.data());
       int32_t best = 0;
       double first = std::numeric_limits<double>::infinity(), second = first;
       for (int64_t c = 0; c < k; ++c) {
@@ -103,12 +209,23 @@ void search(const BitMatrix& m, const std::vector<float>& centroids, int64_t k, 
 }
 
 // Half the distance from each centroid to its nearest other centroid (+inf when k = 1). [k]
-std::vector<double> half_gaps(const std::vector<float>& centroids, int64_t k, int64_t cols) {
+// Squared distances summed in four interleaved double lanes (a fixed order).
+SPARSA_MULTIVERSION std::vector<double> half_gaps(const std::vector<float>& centroids, int64_t k, int64_t cols) {
+  using Doubles = double __attribute__((vector_size(4 * sizeof(double))));
   std::vector<double> gap(static_cast<size_t>(k), std::numeric_limits<double>::infinity());
   for (int64_t a = 0; a < k; ++a)
     for (int64_t b = a + 1; b < k; ++b) {
-      double d2 = 0;
-      for (int64_t j = 0; j < cols; ++j) d2 += std::pow(double(centroids[a * cols + j]) - centroids[b * cols + j], 2);
+      const float* ca = centroids.data() + a * cols;
+      const float* cb = centroids.data() + b * cols;
+      Doubles acc = {};
+      int64_t j = 0;
+      for (; j + 4 <= cols; j += 4) {
+        const Doubles d = {double(ca[j]) - cb[j], double(ca[j + 1]) - cb[j + 1], double(ca[j + 2]) - cb[j + 2],
+                           double(ca[j + 3]) - cb[j + 3]};
+        acc += d * d;
+      }
+      double d2 = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+      for (; j < cols; ++j) d2 += (double(ca[j]) - cb[j]) * (double(ca[j]) - cb[j]);
       gap[a] = std::min(gap[a], std::sqrt(d2) / 2);
       gap[b] = std::min(gap[b], std::sqrt(d2) / 2);
     }
@@ -116,13 +233,14 @@ std::vector<double> half_gaps(const std::vector<float>& centroids, int64_t k, in
 }
 
 // The labels after one assignment step: searches only the rows whose bounds allow a change.
-std::vector<int32_t> reassign(const BitMatrix& m, const std::vector<float>& centroids, int64_t k,
+std::vector<int32_t> reassign(const BitMatrix& m, const SetLists& lists, const std::vector<float>& centroids,
+                              const DotTable& table, int64_t k,
                               std::vector<int32_t> labels, Bounds& bounds) {
   const std::vector<double> gap = half_gaps(centroids, k, m.cols());
   std::vector<int64_t> rows;
   for (int64_t i = 0; i < m.rows(); ++i)
     if (labels[i] < 0 || bounds.upper[i] > std::max(gap[labels[i]], bounds.lower[i])) rows.push_back(i);
-  search(m, centroids, k, rows, labels, bounds);
+  search(m, lists, centroids, table, k, rows, labels, bounds);
   return labels;
 }
 
@@ -138,6 +256,25 @@ void move_bounds(Bounds& bounds, const std::vector<int32_t>& labels, const std::
   for (size_t i = 0; i < labels.size(); ++i) {
     bounds.upper[i] += delta[labels[i]];
     bounds.lower[i] -= labels[i] == top ? runner_up : delta[top];
+  }
+}
+
+// counts[j] += delta for every set bit j of the words [w0, w1) of a row (counts: [cols]). Branch-free
+// over 32-bit halves, so that it vectorises (variable shifts).
+SPARSA_MULTIVERSION void add_bits(int32_t* counts, int64_t cols, const uint64_t* words, int64_t w0, int64_t w1,
+                                  int32_t delta) {
+  for (int64_t w = w0; w < w1; ++w) {
+    if (words[w] == 0) continue;
+    for (int half = 0; half < 2; ++half) {
+      const int64_t base = w * 64 + half * 32;
+      const auto bits = static_cast<uint32_t>(words[w] >> (32 * half));
+      if (base + 32 <= cols) {
+        int32_t* c = counts + base;
+        for (int b = 0; b < 32; ++b) c[b] += delta * static_cast<int32_t>((bits >> b) & 1u);
+      } else {
+        for (int64_t b = 0; base + b < cols; ++b) counts[base + b] += delta * static_cast<int32_t>((bits >> b) & 1u);
+      }
+    }
   }
 }
 
@@ -157,14 +294,16 @@ struct ClusterCounts {
       if (from[i] >= 0) --size[from[i]];
       ++size[to[i]];
     }
-#pragma omp parallel for schedule(static)
-    for (int64_t w = 0; w < m.words_per_row(); ++w)
-      for (size_t i = 0; i < rows.size(); ++i)
-        for (uint64_t bits = m.row(rows[i])[w]; bits; bits &= bits - 1) {
-          const int64_t col = w * 64 + std::countr_zero(bits);
-          if (from[i] >= 0) --count[from[i] * cols + col];
-          ++count[to[i] * cols + col];
-        }
+    const int64_t nw = m.words_per_row();
+#pragma omp parallel
+    {  // each thread its own range of columns, whole words
+      const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t w0 = nw * t / threads, w1 = nw * (t + 1) / threads;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        if (from[i] >= 0) add_bits(count.data() + from[i] * cols, cols, m.row(rows[i]), w0, w1, -1);
+        add_bits(count.data() + to[i] * cols, cols, m.row(rows[i]), w0, w1, 1);
+      }
+    }
   }
 
   std::vector<float> means() const {  // [k, cols]
@@ -280,6 +419,7 @@ KMeansResult kmeans_from(const BitMatrix& m, std::span<const float> initial_cent
   if (!(options.tol >= 0)) bad_input("k-means: tol = {} must be >= 0", options.tol);
 
   std::vector<float> centroids(initial_centroids.begin(), initial_centroids.end());
+  const SetLists lists = set_lists(m);
   ClusterCounts counts(k, cols);
   std::vector<int32_t> labels(static_cast<size_t>(n), -1);
   Bounds bounds{std::vector<double>(static_cast<size_t>(n), std::numeric_limits<double>::infinity()),
@@ -288,7 +428,9 @@ KMeansResult kmeans_from(const BitMatrix& m, std::span<const float> initial_cent
   int iter = 0;
   bool strict = false;
   for (; iter < options.max_iter; ++iter) {
-    if (apply_labels(m, counts, labels, reassign(m, centroids, k, labels, bounds)) == 0) {
+    const DotTable table = iter == 0 ? dot_table(m, centroids, nullptr, nullptr, k)
+                                     : dot_table(m, centroids, &counts.count, &counts.size, k);
+    if (apply_labels(m, counts, labels, reassign(m, lists, centroids, table, k, labels, bounds)) == 0) {
       strict = true;
       ++iter;
       break;
@@ -319,7 +461,10 @@ KMeansResult kmeans_from(const BitMatrix& m, std::span<const float> initial_cent
       break;
     }
   }
-  if (!strict) apply_labels(m, counts, labels, reassign(m, centroids, k, labels, bounds));
+  if (!strict) {  // the centroids are the means of the counts here
+    const DotTable table = dot_table(m, centroids, &counts.count, &counts.size, k);
+    apply_labels(m, counts, labels, reassign(m, lists, centroids, table, k, labels, bounds));
+  }
 
   std::vector<double> member_bits(static_cast<size_t>(k), 0.0);  // sum of |x_i| per cluster
   for (int64_t i = 0; i < n; ++i) member_bits[labels[i]] += static_cast<double>(m.row_count(i));
