@@ -10,7 +10,8 @@
 #                                           library's, and the goldens the tests read, into
 #                                           .carry/gpu/gpu.txz (git-ignored); PACK_GOLDENS=0 leaves the
 #                                           goldens out (test-gpu-model needs them) when the tree and the
-#                                           pack would pass the device's 64 MiB
+#                                           pack would pass the device's 64 MiB, and PACK_PROGRAMS="tests/a
+#                                           bench/b" packs only those programs
 #   scripts/gpu-check.sh run [STEPS]        on the device (the `device` tool, carry [".carry/gpu"]):
 #                                           STEPS is a comma list of tests, sanitizer, prune-bench,
 #                                           big-model, multi-gpu, gemv-bench, gemv-fused, gemv-layout,
@@ -34,6 +35,7 @@ pack() {
   cmake -S "$root" -B "$build" -G Ninja -DSPARSA_CUDA=ON -DSPARSA_BUILD_BENCH=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed >/dev/null || exit 1
   local targets=()
+  [[ -z ${PACK_PROGRAMS:-} ]] || read -ra PROGRAMS <<<"$PACK_PROGRAMS"
   for p in "${PROGRAMS[@]}"; do targets+=("$(basename "$p")"); done
   cmake --build "$build" --target "${targets[@]}" -j "$(nproc)" || exit 1
   local stage; stage=$(mktemp -d)
