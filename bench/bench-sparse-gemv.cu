@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "cuda/sparse_gemv_launch.h"
+#include "gpu_graph_timer.h"
 #include "sparsa/cuda.h"
 #include "sparsa/sparse_gemv.h"
 
@@ -76,47 +77,12 @@ const FusedPreset kFusedPresets[] = {
     {"gateup8b", "LLaMA-3-8B gate/up", 4096, {14336, 14336}},
 };
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "bench-sparse-gemv: %s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-void check(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) {
-    std::fprintf(stderr, "bench-sparse-gemv: %s: cuBLAS status %d\n", what, static_cast<int>(s));
-    std::exit(1);
-  }
-}
+using sparsa::bench::check;
 
-// Median microseconds of one launch: `enqueue(i)` for i < kBuffers captured into one graph,
-// replayed `reps` times after a warm-up, each replay timed with events.
+// Median microseconds of one launch: `enqueue(i)` for i < kBuffers in one graph (gpu_graph_timer.h).
 template <typename Enqueue>
 double graph_median_us(cudaStream_t stream, int reps, Enqueue enqueue) {
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
-  for (int i = 0; i < kBuffers; ++i) enqueue(i);
-  check(cudaStreamEndCapture(stream, &graph), "end capture");
-  check(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
-  cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "event");
-  check(cudaEventCreate(&stop), "event");
-  for (int w = 0; w < 3; ++w) check(cudaGraphLaunch(exec, stream), "warm-up");
-  std::vector<float> ms(reps);
-  for (int r = 0; r < reps; ++r) {
-    check(cudaEventRecord(start, stream), "record");
-    check(cudaGraphLaunch(exec, stream), "replay");
-    check(cudaEventRecord(stop, stream), "record");
-    check(cudaEventSynchronize(stop), "sync");
-    check(cudaEventElapsedTime(&ms[r], start, stop), "elapsed");
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
-  return ms[reps / 2] * 1e3 / kBuffers;
+  return sparsa::bench::graph_median_us(stream, kBuffers, reps, enqueue);
 }
 
 // Random 16-bit weights (bf16 or fp16 bit patterns of values in [-1, 1), never 0), from a fast
@@ -496,6 +462,7 @@ int run_fused(const Options& o, Gpu& g, sparsa::GemvTuneTable& table) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sparsa::bench::g_program = "bench-sparse-gemv";
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];

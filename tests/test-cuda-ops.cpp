@@ -9,6 +9,7 @@
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
 #include "sparsa/ops.h"
+#include "gemv_test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -23,17 +24,6 @@
 
 namespace sparsa {
 namespace {
-
-#define SKIP_WITHOUT_GPU() \
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"
-
-std::vector<float> random_floats(size_t n, float lo, float hi, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
 
 struct Tolerance {
   float atol;
@@ -86,8 +76,8 @@ class RmsnormCuda : public ::testing::TestWithParam<RmsnormCase> {};
 TEST_P(RmsnormCuda, MatchesCpu) {
   SKIP_WITHOUT_GPU();
   const auto [n_tokens, dim, eps] = GetParam();
-  const auto x = random_floats(n_tokens * dim, -3.0f, 3.0f, 1);  // [n_tokens, dim]
-  const auto w = random_floats(dim, 0.5f, 1.5f, 2);              // [dim]
+  const auto x = test::random_uniform(n_tokens * dim, -3.0f, 3.0f, 1);  // [n_tokens, dim]
+  const auto w = test::random_uniform(dim, 0.5f, 1.5f, 2);              // [dim]
   std::vector<float> want(x.size());
   rmsnorm(x.data(), w.data(), want.data(), n_tokens, dim, eps);
 
@@ -117,8 +107,8 @@ TEST_P(SiluMulCuda, MatchesCpu) {
   SKIP_WITHOUT_GPU();
   const auto [n_tokens, dim] = GetParam();
   const size_t n = n_tokens * dim;
-  auto gate = random_floats(n, -12.0f, 12.0f, 3);  // [n_tokens, dim]
-  const auto up = random_floats(n, -2.0f, 2.0f, 4);
+  auto gate = test::random_uniform(n, -12.0f, 12.0f, 3);  // [n_tokens, dim]
+  const auto up = test::random_uniform(n, -2.0f, 2.0f, 4);
   // Saturated and overflowing exp(-g) where there is room.
   const float extremes[] = {-100.0f, -88.0f, -30.0f, 0.0f, 30.0f, 100.0f};
   for (size_t k = 0; k < std::size(extremes) && k < n; ++k) gate[k * (n / std::size(extremes))] = extremes[k];
@@ -138,8 +128,8 @@ TEST_P(SiluMulCuda, MisalignedViewsMatchCpu) {
   SKIP_WITHOUT_GPU();
   const auto [n_tokens, dim] = GetParam();
   const size_t n = n_tokens * dim;
-  const auto gate = random_floats(n + 1, -12.0f, 12.0f, 5);  // [1 + n_tokens * dim]
-  const auto up = random_floats(n + 1, -2.0f, 2.0f, 6);
+  const auto gate = test::random_uniform(n + 1, -12.0f, 12.0f, 5);  // [1 + n_tokens * dim]
+  const auto up = test::random_uniform(n + 1, -2.0f, 2.0f, 6);
   std::vector<float> want(n);
   silu_mul(gate.data() + 1, up.data() + 1, want.data(), n_tokens, dim);
 
@@ -169,7 +159,7 @@ class RopeCuda : public ::testing::TestWithParam<RopeCase> {};
 TEST_P(RopeCuda, MatchesCpu) {
   SKIP_WITHOUT_GPU();
   const auto [n_tokens, n_heads, head_dim, theta, max_position] = GetParam();
-  const auto x = random_floats(n_tokens * n_heads * head_dim, -1.0f, 1.0f, 7);  // [n_tokens, n_heads, head_dim]
+  const auto x = test::random_uniform(n_tokens * n_heads * head_dim, -1.0f, 1.0f, 7);  // [n_tokens, n_heads, head_dim]
   std::vector<int32_t> positions(n_tokens);                                      // [n_tokens]
   std::mt19937 rng(8);
   std::uniform_int_distribution<int32_t> pos_dist(0, max_position);
@@ -220,7 +210,7 @@ TEST(CudaDevice, InvalidDeviceThrowsCheckedError) {
 
 TEST(DeviceBuffer, RoundTripsAndMoves) {
   SKIP_WITHOUT_GPU();
-  const auto host = random_floats(1001, -1.0f, 1.0f, 9);
+  const auto host = test::random_uniform(1001, -1.0f, 1.0f, 9);
   DeviceBuffer<float> a(host);
   DeviceBuffer<float> b = std::move(a);
   EXPECT_EQ(a.data(), nullptr);

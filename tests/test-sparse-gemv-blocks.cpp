@@ -8,6 +8,7 @@
 #include "sparsa/error.h"
 #include "sparsa/sparse_gemv.h"
 #include "sparsa/sparse_gemv_blocks.h"
+#include "gemv_test_support.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -23,25 +24,6 @@
 
 namespace sparsa {
 namespace {
-
-#define SKIP_WITHOUT_GPU() \
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"
-
-std::vector<uint8_t> random_weights(DType type, int64_t in, int64_t out, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<uint8_t> raw(static_cast<size_t>(in * out) * dtype_size(type));
-  for (size_t i = 0; i < static_cast<size_t>(in * out); ++i) {
-    const float v = dist(rng);
-    if (type == DType::F32) {
-      std::memcpy(raw.data() + 4 * i, &v, 4);
-    } else {
-      const uint16_t h = type == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
-      std::memcpy(raw.data() + 2 * i, &h, 2);
-    }
-  }
-  return raw;
-}
 
 // x [batch, in] ~ N(0, 1); with `runs` > 1, runs of that many consecutive inputs share |x| (random
 // signs), so they go inactive together: the pattern a co-activation-aware layout aims for.
@@ -122,7 +104,7 @@ TEST_P(GemvBlocksGpu, MatchesReferenceAtEverySparsity) {
   SKIP_WITHOUT_GPU();
   const auto [type, batch, in, out, rows, every_config] = GetParam();
   const GemvShape shape{type, batch, in, out};
-  const auto w = random_weights(type, in, out, static_cast<uint32_t>(in * 31 + out));
+  const auto w = test::random_weights(type, in, out, static_cast<uint32_t>(in * 31 + out)).raw;
   DeviceBuffer<uint8_t> dw(w);
   DeviceBuffer<float> dx(static_cast<size_t>(batch * in)), dy(static_cast<size_t>(batch * out));
   const std::vector<float> poison(static_cast<size_t>(batch * out), std::nanf(""));
@@ -164,7 +146,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(GemvBlocksGpuRuns, AreBitIdentical) {
   SKIP_WITHOUT_GPU();
   const GemvShape shape{DType::BF16, 2, 4096, 4096};
-  const auto w = random_weights(shape.weight_type, shape.in, shape.out, 3);
+  const auto w = test::random_weights(shape.weight_type, shape.in, shape.out, 3).raw;
   const auto x = random_x(shape.batch, shape.in, 8, 4);
   const float t = sparsity_threshold(x, 0.5f);
   DeviceBuffer<uint8_t> dw(w);

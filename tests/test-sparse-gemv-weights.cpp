@@ -10,6 +10,7 @@
 #include "sparsa/error.h"
 #include "sparsa/sparse_gemv.h"
 #include "sparsa/sparse_gemv_nm.h"
+#include "gemv_test_support.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -25,8 +26,8 @@
 namespace sparsa {
 namespace {
 
-#define SKIP_WITHOUT_GPU() \
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"
+using test::GpuCase;
+using test::random_normal;
 
 uint16_t to_half(DType type, float v) { return type == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v); }
 
@@ -56,14 +57,6 @@ Pruned random_pruned(DType type, int64_t in, int64_t out, uint32_t seed) {
     }
   for (size_t i = 0; i < p.dense.size(); ++i) p.pruned[i] = p.mask[i] ? p.dense[i] : 0;
   return p;
-}
-
-std::vector<float> random_normal(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
 }
 
 // Expects Error(kBadInput) with a one-line message that contains `needle`.
@@ -199,18 +192,6 @@ TEST(Gemv2to4Plan, RejectsUnsupportedShapesAndConfigs) {
 
 // ---- the GPU kernel against the reference ----
 
-struct GpuCase {
-  DType type;
-  int64_t batch, in, out;
-  bool every_config;  // time-bounded: only small shapes try every candidate
-};
-
-std::string case_name(const ::testing::TestParamInfo<GpuCase>& info) {
-  const auto& c = info.param;
-  return std::string(dtype_name(c.type)) + "_b" + std::to_string(c.batch) + "_in" + std::to_string(c.in) + "_out" +
-         std::to_string(c.out);
-}
-
 class Gemv2to4Gpu : public ::testing::TestWithParam<GpuCase> {};
 
 TEST_P(Gemv2to4Gpu, MatchesReferenceAtEverySparsity) {
@@ -255,7 +236,7 @@ INSTANTIATE_TEST_SUITE_P(
                       GpuCase{DType::F16, 5, 12, 4097, false}, GpuCase{DType::BF16, 1, 4100, 4097, false},
                       GpuCase{DType::BF16, 2, 4, 4096, false}, GpuCase{DType::F16, 8, 14336, 4096, false},
                       GpuCase{DType::BF16, 1, 4096, 14336, false}),
-    case_name);
+    test::gpu_case_name);
 
 TEST(Gemv2to4GpuRuns, AreBitIdentical) {
   SKIP_WITHOUT_GPU();
@@ -420,7 +401,7 @@ INSTANTIATE_TEST_SUITE_P(
                       GpuCase{DType::BF16, 3, 4097, 264, true}, GpuCase{DType::BF16, 8, 1000, 520, true},
                       GpuCase{DType::F16, 5, 127, 4097, false}, GpuCase{DType::BF16, 1, 4097, 4097, false},
                       GpuCase{DType::F16, 8, 4096, 4096, false}, GpuCase{DType::BF16, 1, 4096, 14336, false}),
-    case_name);
+    test::gpu_case_name);
 
 TEST(GemvMaskedGpuRuns, AreBitIdenticalAndRejectMisalignedValues) {
   SKIP_WITHOUT_GPU();

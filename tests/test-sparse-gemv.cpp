@@ -15,6 +15,7 @@
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
 #include "sparsa/sparse_gemv.h"
+#include "gemv_test_support.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -36,42 +37,9 @@
 namespace sparsa {
 namespace {
 
-#define SKIP_WITHOUT_GPU() \
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"
-
-// A weight matrix Wᵀ [in, out] of `type`, as raw bytes, and the same values as fp32.
-struct Weights {
-  std::vector<uint8_t> raw;
-  std::vector<float> values;  // [in, out]
-};
-
-Weights random_weights(DType type, int64_t in, int64_t out, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  Weights w;
-  w.values.resize(static_cast<size_t>(in * out));
-  w.raw.resize(w.values.size() * dtype_size(type));
-  for (size_t i = 0; i < w.values.size(); ++i) {
-    const float v = dist(rng);
-    if (type == DType::F32) {
-      w.values[i] = v;
-      std::memcpy(w.raw.data() + 4 * i, &v, 4);
-      continue;
-    }
-    const uint16_t h = type == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
-    w.values[i] = type == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
-    std::memcpy(w.raw.data() + 2 * i, &h, 2);
-  }
-  return w;
-}
-
-std::vector<float> random_normal(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using test::GpuCase;
+using test::random_normal;
+using test::random_weights;
 
 // The threshold that leaves `sparsity` of x inactive (|x| <= t); -1 (all active) for 0.
 float threshold_for(const std::vector<float>& x, double sparsity) {
@@ -80,17 +48,6 @@ float threshold_for(const std::vector<float>& x, double sparsity) {
   std::sort(a.begin(), a.end());
   const auto k = static_cast<size_t>(std::llround(sparsity * static_cast<double>(a.size())));
   return k == 0 ? -1.0f : a[std::min(k, a.size()) - 1];
-}
-
-double relative_error(const std::vector<float>& want, const std::vector<float>& got) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - want[i];
-    num += d * d;
-    den += static_cast<double>(want[i]) * want[i];
-  }
-  if (std::isnan(num)) return std::numeric_limits<double>::infinity();
-  return den == 0.0 ? (num == 0.0 ? 0.0 : std::numeric_limits<double>::infinity()) : std::sqrt(num / den);
 }
 
 // ---- the CPU reference ----
@@ -108,7 +65,7 @@ TEST(SparseGemvReference, HandComputedExample) {
 TEST(SparseGemvReference, MatchesDenseProductOfMaskedInputs) {
   for (DType type : {DType::F32, DType::F16, DType::BF16}) {
     const int64_t batch = 3, in = 127, out = 41;
-    const Weights w = random_weights(type, in, out, 11);
+    const test::RandomWeights w = random_weights(type, in, out, 11);
     const auto x = random_normal(batch * in, 12);  // [batch, in]
     const float t = threshold_for(x, 0.4);
     std::vector<float> y(batch * out, std::nanf(""));
@@ -149,7 +106,7 @@ TEST(SparseGemvFusedReference, EachPartIsItsOwnDenseProductWithItsOwnThreshold) 
     const GemvFusedShape shape{type, 3, 127, {1, 41, 127}};
     const auto x = random_normal(static_cast<size_t>(shape.batch * shape.in), 21);  // [batch, in]
     const float thresholds[3] = {-1.0f, threshold_for(x, 0.5), threshold_for(x, 0.99)};
-    std::vector<Weights> w;
+    std::vector<test::RandomWeights> w;
     std::vector<std::vector<float>> y;
     std::vector<GemvPart> parts;
     for (size_t m = 0; m < 3; ++m) {
@@ -314,25 +271,13 @@ TEST(SparseGemvTuning, MalformedTableNamesTheFile) {
 
 // ---- the GPU kernel against the reference ----
 
-struct GpuCase {
-  DType type;
-  int64_t batch, in, out;
-  bool every_config;  // time-bounded: only small shapes try every candidate
-};
-
-std::string case_name(const ::testing::TestParamInfo<GpuCase>& info) {
-  const auto& c = info.param;
-  return std::string(dtype_name(c.type)) + "_b" + std::to_string(c.batch) + "_in" + std::to_string(c.in) + "_out" +
-         std::to_string(c.out);
-}
-
 class SparseGemvGpu : public ::testing::TestWithParam<GpuCase> {};
 
 TEST_P(SparseGemvGpu, MatchesReferenceAtEverySparsity) {
   SKIP_WITHOUT_GPU();
   const auto [type, batch, in, out, every_config] = GetParam();
   const GemvShape shape{type, batch, in, out};
-  const Weights w = random_weights(type, in, out, static_cast<uint32_t>(in * 31 + out));
+  const test::RandomWeights w = random_weights(type, in, out, static_cast<uint32_t>(in * 31 + out));
   DeviceBuffer<uint8_t> dw(w.raw);
   DeviceBuffer<float> dx(static_cast<size_t>(batch * in)), dy(static_cast<size_t>(batch * out));
   const std::vector<float> poison(static_cast<size_t>(batch * out), std::nanf(""));
@@ -350,7 +295,7 @@ TEST_P(SparseGemvGpu, MatchesReferenceAtEverySparsity) {
       dy.upload(poison);
       SparseGemvCuda(shape, c).run(dw.data(), dx.data(), dy.data(), t);
       const auto got = dy.download();
-      const double err = relative_error(want, got);
+      const double err = test::relative_l2_error(want, got);
       EXPECT_LE(err, tolerance) << "sparsity " << sparsity << ", config vecs " << c.vecs << " unroll " << c.unroll
                                 << " warps " << c.warps << " split " << c.split << " pdl " << c.pdl;
     }
@@ -366,7 +311,7 @@ INSTANTIATE_TEST_SUITE_P(
                       GpuCase{DType::F16, 5, 127, 4097, false}, GpuCase{DType::BF16, 1, 4097, 4097, false},
                       GpuCase{DType::F32, 2, 3, 4097, false}, GpuCase{DType::BF16, 1, 40000, 1024, false},
                       GpuCase{DType::F16, 8, 14336, 4096, false}, GpuCase{DType::BF16, 1, 131072, 8, false}),
-    case_name);
+    test::gpu_case_name);
 
 // Random weights and x of one shape on the device, and room for y.
 struct DeviceProblem {
@@ -402,7 +347,7 @@ TEST(SparseGemvGpuRuns, TunedTablePicksAWorkingConfig) {
   const SparseGemvCuda plan(shape, 0.52f, table);  // same 5 % bin
   EXPECT_EQ(plan.config(), best);
 
-  const Weights w = random_weights(shape.weight_type, shape.in, shape.out, 5);
+  const test::RandomWeights w = random_weights(shape.weight_type, shape.in, shape.out, 5);
   const auto x = random_normal(static_cast<size_t>(shape.in), 6);
   const float t = threshold_for(x, 0.5);
   std::vector<float> want(static_cast<size_t>(shape.out));
@@ -410,7 +355,7 @@ TEST(SparseGemvGpuRuns, TunedTablePicksAWorkingConfig) {
   DeviceBuffer<uint8_t> dw(w.raw);
   DeviceBuffer<float> dx(x), dy(std::vector<float>(want.size(), std::nanf("")));
   plan.run(dw.data(), dx.data(), dy.data(), t);
-  EXPECT_LE(relative_error(want, dy.download()), 1e-5);
+  EXPECT_LE(test::relative_l2_error(want, dy.download()), 1e-5);
 }
 
 TEST(SparseGemvGpuRuns, RejectsUnsupportedShapesConfigsAndPointers) {
@@ -463,7 +408,7 @@ TEST_P(SparseGemvFusedGpu, MatchesReferenceAndSingleLaunches) {
   const FusedCase& fc = GetParam();
   const GemvFusedShape shape{fc.type, fc.batch, fc.in, fc.outs};
   const size_t parts = fc.outs.size();
-  std::vector<Weights> w;
+  std::vector<test::RandomWeights> w;
   std::vector<DeviceBuffer<uint8_t>> dw;
   std::vector<DeviceBuffer<float>> dy, dsingle;
   for (size_t m = 0; m < parts; ++m) {
@@ -501,7 +446,7 @@ TEST_P(SparseGemvFusedGpu, MatchesReferenceAndSingleLaunches) {
       std::vector<std::vector<float>> got(parts);
       for (size_t m = 0; m < parts; ++m) {
         got[m] = dy[m].download();
-        EXPECT_LE(relative_error(want[m], got[m]), 1e-5) << "part " << m << ", " << where;
+        EXPECT_LE(test::relative_l2_error(want[m], got[m]), 1e-5) << "part " << m << ", " << where;
       }
       plan.run(device_parts, dx.data());
       for (size_t m = 0; m < parts; ++m) EXPECT_EQ(got[m], dy[m].download()) << "rerun, part " << m << ", " << where;
@@ -560,7 +505,7 @@ TEST(SparseGemvGpuRuns, TunedFusedTablePicksAWorkingConfig) {
 
   const auto x = random_normal(static_cast<size_t>(shape.in), 16);
   DeviceBuffer<float> dx(x);
-  std::vector<Weights> w;
+  std::vector<test::RandomWeights> w;
   std::vector<DeviceBuffer<uint8_t>> dw;
   std::vector<DeviceBuffer<float>> dy;
   std::vector<std::vector<float>> want;
@@ -578,7 +523,7 @@ TEST(SparseGemvGpuRuns, TunedFusedTablePicksAWorkingConfig) {
   }
   sparse_gemv_fused(shape, host_parts, x.data());
   plan.run(device_parts, dx.data());
-  for (size_t m = 0; m < 3; ++m) EXPECT_LE(relative_error(want[m], dy[m].download()), 1e-5) << m;
+  for (size_t m = 0; m < 3; ++m) EXPECT_LE(test::relative_l2_error(want[m], dy[m].download()), 1e-5) << m;
 }
 
 TEST(SparseGemvGpuRuns, FusedRejectsBadPartsAndPointers) {

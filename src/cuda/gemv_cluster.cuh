@@ -63,11 +63,20 @@ __device__ void reduce_tile_to_y(const cooperative_groups::cluster_group& cluste
   cluster.sync();  // keep this block's shared memory alive until every reader is done
 }
 
-// Launches Kernel on `tiles` clusters of `split` blocks of `warps` warps with `shared` bytes of
-// dynamic shared memory; the first call per kernel allows the maximum shared memory and
+// The grid of a cluster launch: `tiles` clusters of `split` blocks of `warps` warps with `shared`
+// bytes of dynamic shared memory each; pdl: launch with programmatic dependent launch (the kernel
+// then waits for its predecessor itself, griddepcontrol.wait).
+struct ClusterGrid {
+  int64_t tiles;
+  int split, warps;
+  int64_t shared;
+  bool pdl = false;
+};
+
+// Launches Kernel on `grid`; the first call per kernel allows the maximum shared memory and
 // non-portable cluster sizes. Throws on a launch error.
 template <auto Kernel, typename... Args>
-void launch_clusters(int64_t tiles, int split, int warps, int64_t shared, cudaStream_t stream, Args... args) {
+void launch_clusters(const ClusterGrid& grid, cudaStream_t stream, Args... args) {
   static const bool attributes_set = [] {
     SPARSA_CUDA_CHECK(
         cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kMaxSharedBytes)));
@@ -76,17 +85,19 @@ void launch_clusters(int64_t tiles, int split, int warps, int64_t shared, cudaSt
   }();
   (void)attributes_set;
   cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(tiles * split));
-  config.blockDim = dim3(static_cast<unsigned>(warps * kWarpSize));
-  config.dynamicSmemBytes = static_cast<size_t>(shared);
+  config.gridDim = dim3(static_cast<unsigned>(grid.tiles * grid.split));
+  config.blockDim = dim3(static_cast<unsigned>(grid.warps * kWarpSize));
+  config.dynamicSmemBytes = static_cast<size_t>(grid.shared);
   config.stream = stream;
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = static_cast<unsigned>(split);
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
-  config.attrs = &cluster;
-  config.numAttrs = 1;
+  cudaLaunchAttribute attributes[2]{};
+  attributes[0].id = cudaLaunchAttributeClusterDimension;
+  attributes[0].val.clusterDim.x = static_cast<unsigned>(grid.split);
+  attributes[0].val.clusterDim.y = 1;
+  attributes[0].val.clusterDim.z = 1;
+  attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attributes[1].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attributes;
+  config.numAttrs = grid.pdl ? 2 : 1;
   SPARSA_CUDA_CHECK(cudaLaunchKernelEx(&config, Kernel, args...));
 }
 
@@ -99,6 +110,40 @@ void with_batch_tile(int64_t batch, F&& f) {
     case 4: f.template operator()<4>(); break;
     default: f.template operator()<8>(); break;
   }
+}
+
+// A (vecs, unroll) instantiation candidate of a kernel.
+template <int V, int U>
+struct Candidate {};
+
+// Calls f.template operator()<B, V, U>() with B = batch_tile(batch) and (V, U) = (vecs, unroll),
+// trying the candidates in order; only candidates whose registers per lane
+// (U · V · LoadWords loads in flight + B · V · EPL accumulators) fit kMaxRegisterWords are
+// instantiated (the tuners never offer the others). Throws when none matches.
+template <int EPL, int LoadWords, typename F, int... Vs, int... Us>
+void with_instance(int64_t batch, int vecs, int unroll, F&& f, Candidate<Vs, Us>...) {
+  with_batch_tile(batch, [&]<int B>() {
+    auto with_vu = [&]<int V, int U>() {
+      if constexpr (U * V * LoadWords + B * V * EPL <= kMaxRegisterWords) {
+        if (vecs == V && unroll == U) {
+          f.template operator()<B, V, U>();
+          return true;
+        }
+      }
+      return false;
+    };
+    if (!(with_vu.template operator()<Vs, Us>() || ...)) check(cudaErrorInvalidConfiguration, __FILE__, __LINE__);
+  });
+}
+
+// with_instance for the row kernels (sparse_gemv.cu, sparse_gemv_blocks.cu: one 4-word load per
+// vec and row): (vecs, unroll) = (1, 4) for single-element loads, else (1, 4), (1, 8), (2, 4), (2, 8).
+template <int EPL, typename F>
+void with_row_instance(int64_t batch, int vecs, int unroll, F&& f) {
+  if constexpr (EPL == 1) with_instance<EPL, 4>(batch, vecs, unroll, f, Candidate<1, 4>{});
+  else
+    with_instance<EPL, 4>(batch, vecs, unroll, f, Candidate<1, 4>{}, Candidate<1, 8>{}, Candidate<2, 4>{},
+                          Candidate<2, 8>{});
 }
 
 }  // namespace sparsa::cuda::gemv

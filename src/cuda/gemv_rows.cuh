@@ -20,15 +20,17 @@ inline constexpr unsigned kFullMask = 0xffffffffu;
 __device__ __forceinline__ float masked(float v, float threshold) { return fabsf(v) > threshold ? v : 0.0f; }
 
 // Rows [c0, c1) of the inputs belong to block `rank` of a cluster of `split`, rows [s0, s1) of
-// those to warp `warp` of `warps`; chunk and segment sizes are rounded up to multiples of 32 rows
-// (so blocks of up to 32 rows never straddle a warp's 32-row scan step). seg = the segment size.
+// those to warp `warp` of `warps`; chunk and segment sizes are rounded up to multiples of Align
+// rows (32 by default, so blocks of up to 32 rows never straddle a warp's 32-row scan step; 1 for
+// the single-row kernel). seg = the segment size.
 struct RowSegment {
   int64_t c0, c1, s0, s1, seg;
 };
+template <int Align = 32>
 __device__ __forceinline__ RowSegment row_segment(int64_t in, int split, int rank, int warps, int warp) {
-  const int64_t chunk = ((in + split - 1) / split + 31) / 32 * 32;
+  const int64_t chunk = ((in + split - 1) / split + Align - 1) / Align * Align;
   const int64_t c0 = min(in, rank * chunk), c1 = min(in, c0 + chunk);
-  const int64_t seg = ((chunk + warps - 1) / warps + 31) / 32 * 32;
+  const int64_t seg = ((chunk + warps - 1) / warps + Align - 1) / Align * Align;
   const int64_t s0 = min(c1, c0 + warp * seg), s1 = min(c1, s0 + seg);
   return {c0, c1, s0, s1, seg};
 }
@@ -38,11 +40,13 @@ __device__ __forceinline__ RowSegment row_segment(int64_t in, int split, int ran
 // listed (a multiple of the block size). xs[i][b] = the masked x of listed row i (0 for inactive
 // rows, and for rows past s1 in the last block); list[i >> block_shift] = that block's offset
 // from c0 in blocks. Per 32-row scan step one ballot gives the active rows, a shift-and-mask per
-// lane whether its block has one, a second ballot the rows of active blocks.
+// lane whether its block has one, a second ballot the rows of active blocks. SingleRows: block
+// shift 0 known at compile time (block_shift is ignored), one ballot per step.
 // xs: [seg][B], list: [seg >> block_shift] (shared memory); x: [batch, in].
-template <int B>
+template <int B, bool SingleRows = false>
 __device__ int scan_active_blocks(const float* __restrict__ x, int batch, int64_t in, float threshold,
-                                  const RowSegment& r, int block_shift, float* xs, uint16_t* list) {
+                                  const RowSegment& r, int block_shift_arg, float* xs, uint16_t* list) {
+  const int block_shift = SingleRows ? 0 : block_shift_arg;
   const int lane = threadIdx.x % kWarpSize;
   const int block_rows = 1 << block_shift;
   const unsigned lanes_below = (1u << lane) - 1u;
@@ -65,7 +69,8 @@ __device__ int scan_active_blocks(const float* __restrict__ x, int batch, int64_
     }
 #pragma unroll
     for (int k = 0; k < kScanUnroll; ++k) {
-      const bool block_active = ((__ballot_sync(kFullMask, active[k]) >> lead) & block_mask) != 0;
+      bool block_active = active[k];
+      if constexpr (!SingleRows) block_active = ((__ballot_sync(kFullMask, active[k]) >> lead) & block_mask) != 0;
       const unsigned m = __ballot_sync(kFullMask, block_active);
       if (block_active) {
         const int at = n + __popc(m & lanes_below);

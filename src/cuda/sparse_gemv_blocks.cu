@@ -53,32 +53,15 @@ sparse_gemv_blocks_kernel(const void* __restrict__ wt, const float* __restrict__
   reduce_tile_to_y<B, V, EPL>(cluster, partial, acc, y, batch, out, col0);
 }
 
-// Picks the instantiation for (batch tile, vecs, unroll); configs over the register budget are
-// not candidates and not instantiated.
 template <WeightType T, int EPL>
 void dispatch_tile(const LaunchShape& s, int block_shift, int vecs, int unroll, int warps, int split, const void* wt,
                    const float* x, float* y, float threshold, cudaStream_t stream) {
-  auto with_batch = [&]<int B>() {
-    auto with_vu = [&]<int V, int U>() {
-      if constexpr (U * V * 4 + B * V * EPL <= kMaxRegisterWords) {
-        if (vecs == V && unroll == U) {
-          const int64_t tiles = (s.out[0] + tile_columns(s, V) - 1) / tile_columns(s, V);
-          launch_clusters<sparse_gemv_blocks_kernel<T, EPL, B, V, U>>(
-              tiles, split, warps, block_shared_bytes(s, V, warps, split), stream, wt, x, y, static_cast<int>(s.batch),
-              s.in, s.out[0], threshold, block_shift);
-          return true;
-        }
-      }
-      return false;
-    };
-    bool done;
-    if constexpr (EPL == 1) done = with_vu.template operator()<1, 4>();
-    else
-      done = with_vu.template operator()<1, 4>() || with_vu.template operator()<1, 8>() ||
-             with_vu.template operator()<2, 4>() || with_vu.template operator()<2, 8>();
-    if (!done) check(cudaErrorInvalidConfiguration, __FILE__, __LINE__);
-  };
-  with_batch_tile(s.batch, with_batch);
+  const int64_t tiles = (s.out[0] + tile_columns(s, vecs) - 1) / tile_columns(s, vecs);
+  with_row_instance<EPL>(s.batch, vecs, unroll, [&]<int B, int V, int U>() {
+    launch_clusters<sparse_gemv_blocks_kernel<T, EPL, B, V, U>>(
+        ClusterGrid{tiles, split, warps, block_shared_bytes(s, V, warps, split)}, stream, wt, x, y,
+        static_cast<int>(s.batch), s.in, s.out[0], threshold, block_shift);
+  });
 }
 
 template <WeightType T>

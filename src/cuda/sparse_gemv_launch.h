@@ -63,11 +63,16 @@ inline LaunchShape launch_shape(const GemvFusedShape& s) {
 // Columns of y owned by one cluster, inputs scanned by one block, and a block's shared memory.
 inline int64_t tile_columns(const LaunchShape& s, int vecs) { return int64_t{kWarpSize} * vecs * s.epl; }
 inline int64_t chunk_rows(const LaunchShape& s, int split) { return (s.in + split - 1) / split; }
-inline int64_t shared_bytes(const LaunchShape& s, int vecs, int warps, int split) {
-  const int64_t partials = int64_t{warps} * batch_tile(s.batch) * tile_columns(s, vecs) * 4;
-  // Per warp a list of active inputs: uint16 offset + fp32 x per batch row.
-  const int64_t lists = (chunk_rows(s, split) + warps) * (2 + 4 * batch_tile(s.batch));
+// A list kernel's block: fp32 partials [warps][batch tile][columns], then per warp a list of its
+// active entries (of `chunk` per block, plus one per warp for rounding), each a uint16 offset and
+// `x_floats` fp32 masked x per batch row; the lists rounded up to 16 bytes.
+inline int64_t list_shared_bytes(int64_t batch, int64_t columns, int warps, int64_t chunk, int x_floats) {
+  const int64_t partials = int64_t{warps} * batch_tile(batch) * columns * 4;
+  const int64_t lists = (chunk + warps) * (2 + 4 * x_floats * batch_tile(batch));
   return partials + (lists + 15) / 16 * 16;
+}
+inline int64_t shared_bytes(const LaunchShape& s, int vecs, int warps, int split) {
+  return list_shared_bytes(s.batch, tile_columns(s, vecs), warps, chunk_rows(s, split), 1);  // one x per input
 }
 inline int register_words(const LaunchShape& s, int vecs, int unroll) {
   return unroll * vecs * 4 + batch_tile(s.batch) * vecs * s.epl;

@@ -118,10 +118,9 @@ void dispatch(int64_t batch, int64_t in, int64_t out, int unroll, int warps, int
   const int64_t tiles = (out + kTile - 1) / kTile;
   with_batch_tile(batch, [&]<int B>() {
     auto launch = [&]<int U>() {
-      launch_clusters<sparse_gemv_masked_kernel<T, B, U>>(tiles, split, warps,
-                                                           masked_shared_bytes(batch, in, U, warps, split), stream,
-                                                           static_cast<const uint4*>(values), masks, offsets, x, y,
-                                                           static_cast<int>(batch), in, out, threshold);
+      launch_clusters<sparse_gemv_masked_kernel<T, B, U>>(
+          ClusterGrid{tiles, split, warps, masked_shared_bytes(batch, in, U, warps, split)}, stream,
+          static_cast<const uint4*>(values), masks, offsets, x, y, static_cast<int>(batch), in, out, threshold);
     };
     if (unroll == 2) launch.template operator()<2>();
     else if (unroll == 4) launch.template operator()<4>();

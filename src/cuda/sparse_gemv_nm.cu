@@ -183,34 +183,24 @@ template <WeightType T, int EPL, int B, int V, int U>
 void launch_instance(const LaunchShape& s, int warps, int split, const void* values, const uint32_t* indices,
                      const float* x, float* y, float threshold, cudaStream_t stream) {
   const int64_t tiles = (s.out + tile_columns(s, V) - 1) / tile_columns(s, V);
-  gemv::launch_clusters<sparse_gemv_2to4_kernel<T, EPL, B, V, U>>(tiles, split, warps, shared_bytes(s, V, warps, split),
-                                                                  stream, values, indices, x, y,
-                                                                  static_cast<int>(s.batch), s.in, s.out, threshold);
+  gemv::launch_clusters<sparse_gemv_2to4_kernel<T, EPL, B, V, U>>(
+      gemv::ClusterGrid{tiles, split, warps, shared_bytes(s, V, warps, split)}, stream, values, indices, x, y,
+      static_cast<int>(s.batch), s.in, s.out, threshold);
 }
 
-// Picks the instantiation for (batch tile, vecs, unroll); configs over the register budget are
-// not candidates and not instantiated.
+// Picks the instantiation for (batch tile, vecs, unroll): 2 value loads of 4 words + 1 index word
+// per vec and group in flight.
 template <WeightType T, int EPL>
 void dispatch_tile(const LaunchShape& s, int vecs, int unroll, int warps, int split, const void* values,
                    const uint32_t* indices, const float* x, float* y, float threshold, cudaStream_t stream) {
-  auto with_batch = [&]<int B>() {
-    auto with_vu = [&]<int V, int U>() {
-      if constexpr (U * V * 9 + B * V * EPL <= kMaxRegisterWords) {
-        if (vecs == V && unroll == U) {
-          launch_instance<T, EPL, B, V, U>(s, warps, split, values, indices, x, y, threshold, stream);
-          return true;
-        }
-      }
-      return false;
-    };
-    bool done;
-    if constexpr (EPL == 1) done = with_vu.template operator()<1, 2>() || with_vu.template operator()<1, 4>();
-    else
-      done = with_vu.template operator()<1, 2>() || with_vu.template operator()<1, 4>() ||
-             with_vu.template operator()<2, 2>() || with_vu.template operator()<2, 4>();
-    if (!done) check(cudaErrorInvalidConfiguration, __FILE__, __LINE__);
+  const auto launch = [&]<int B, int V, int U>() {
+    launch_instance<T, EPL, B, V, U>(s, warps, split, values, indices, x, y, threshold, stream);
   };
-  gemv::with_batch_tile(s.batch, with_batch);
+  using gemv::Candidate;
+  if constexpr (EPL == 1) gemv::with_instance<EPL, 9>(s.batch, vecs, unroll, launch, Candidate<1, 2>{}, Candidate<1, 4>{});
+  else
+    gemv::with_instance<EPL, 9>(s.batch, vecs, unroll, launch, Candidate<1, 2>{}, Candidate<1, 4>{},
+                                Candidate<2, 2>{}, Candidate<2, 4>{});
 }
 
 template <WeightType T>

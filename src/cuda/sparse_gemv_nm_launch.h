@@ -34,11 +34,10 @@ inline LaunchShape launch_shape(const GemvShape& s) {
 inline int64_t groups(const LaunchShape& s) { return s.in / kGemv2to4Group; }
 inline int64_t tile_columns(const LaunchShape& s, int vecs) { return int64_t{kWarpSize} * vecs * s.epl; }
 inline int64_t chunk_groups(const LaunchShape& s, int split) { return (groups(s) + split - 1) / split; }
+// Per warp a list of active groups: uint16 offset + the group's 4 masked x per batch row.
 inline int64_t shared_bytes(const LaunchShape& s, int vecs, int warps, int split) {
-  const int64_t partials = int64_t{warps} * batch_tile(s.batch) * tile_columns(s, vecs) * 4;
-  // Per warp a list of active groups: uint16 offset + the group's 4 masked x per batch row.
-  const int64_t lists = (chunk_groups(s, split) + warps) * (2 + 16 * batch_tile(s.batch));
-  return partials + (lists + 15) / 16 * 16;
+  return gemv::list_shared_bytes(s.batch, tile_columns(s, vecs), warps, chunk_groups(s, split),
+                                 static_cast<int>(kGemv2to4Group));
 }
 // Loads in flight (2 value loads of 4 words + 1 index word per vec and group) + accumulators.
 inline int register_words(const LaunchShape& s, int vecs, int unroll) {
