@@ -29,4 +29,4 @@ add_custom_command(OUTPUT "${SPARSA_WEB_ASSETS_CPP}"
   DEPENDS ${inputs} "${CMAKE_SOURCE_DIR}/cmake/embed_files.cmake"
   COMMENT "Embedding the dashboard's web files"
   VERBATIM)
-target_sources(sparsa_lib PRIVATE "${SPARSA_WEB_ASSETS_CPP}")
+target_sources(sparsa_serve PRIVATE "${SPARSA_WEB_ASSETS_CPP}")

@@ -30,6 +30,7 @@
 
 #include "sparsa/calibration.h"
 #include "sparsa/prune.h"
+#include "sparsa/report.h"
 #include "sparsa/store.h"
 
 namespace sparsa {
@@ -78,13 +79,5 @@ struct StudyResult {
 // Throws Error(kBadInput) for bad options or inputs, Error(kRuntime) for failures on the way;
 // runs committed before the failure stay in the database.
 StudyResult run_study(const StudyOptions& options, const std::function<void(const std::string&)>& log = {});
-
-// Writes `report_path` (REPORT.md) from the study database: perplexity tables, mask overlap
-// between methods, activation sparsity, clustering and coherence findings, with sentences
-// generated from the numbers (the newest run of each kind and setting is reported). Figures in
-// `figures_dir` are shown (relative links from the report's folder) where they exist. Atomic
-// write. Error(kBadInput) when the database holds no study (no dense run).
-void write_study_report(const Store& store, const std::filesystem::path& figures_dir,
-                        const std::filesystem::path& report_path);
 
 }  // namespace sparsa

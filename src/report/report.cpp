@@ -12,7 +12,7 @@
 
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
-#include "sparsa/study.h"
+#include "sparsa/report.h"
 
 namespace sparsa {
 namespace {
