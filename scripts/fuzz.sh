@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of fuzz/ with clang 14 (ASan + UBSan) in build-fuzz/ and runs each
-# for SPARSA_FUZZ_SECONDS (default 30) from seed corpora: the small seeds in fuzz/seeds/ and, at
+# (one per core at a time) for SPARSA_FUZZ_SECONDS (default 30) from seed corpora: the small seeds in fuzz/seeds/ and, at
 # run time, real files from tests/data and ../shared. Fails on any crash, leak, timeout, memory
 # blow-up or sanitizer report; prints the executions per target. See docs/reliability.md.
 set -euo pipefail
@@ -51,9 +51,9 @@ done
 
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-status=0
-for t in safetensors sharded-index hf-config tokenizer-json llama2c torch-pt; do
-  log="$build/fuzz-$t.log"
+# The targets run side by side, as many at a time as there are cores.
+fuzz_one() {  # fuzz_one TARGET: runs it, prints one line; non-zero on a finding
+  local t=$1 log="$build/fuzz-$1.log"
   # -rss_limit_mb / -malloc_limit_mb: a parser may not allocate what a header merely claims.
   if "$build/fuzz-$t" "$corpus/$t" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
       -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$build/crash-$t-" \
@@ -62,7 +62,15 @@ for t in safetensors sharded-index hf-config tokenizer-json llama2c torch-pt; do
   else
     echo "fuzz-$t: FAILED (see $log; the input is $build/crash-$t-*)" >&2
     tail -n 40 "$log" >&2
-    status=1
+    return 1
   fi
+}
+status=0
+pids=()
+for t in safetensors sharded-index hf-config tokenizer-json llama2c torch-pt; do
+  fuzz_one "$t" &
+  pids+=($!)
+  if ((${#pids[@]} >= $(nproc))); then wait "${pids[0]}" || status=1; pids=("${pids[@]:1}"); fi
 done
+for p in "${pids[@]}"; do wait "$p" || status=1; done
 exit $status

@@ -3,20 +3,29 @@
 # Any sanitizer report fails the run (-fno-sanitize-recover; ASan aborts on the first error).
 # The slow golden-fidelity programs check a reduced scope here (SPARSA_TEST_SCOPE=quick, see
 # docs/reliability.md); every other test runs in full. Extra args go to ctest.
+# Usage: scripts/sanitize.sh [--build-only | --test-only] [CTEST ARGS...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-asan"
-# The Release build's optimisation (-O3), so the sanitizers check the code CI ships: at -O1 the
-# compiler does not vectorise, and tests with tight floating-point tolerances see other roundings.
-# -g1 (line tables) is enough for the reports' file:line and compiles ~40 % faster than -g; the
-# test programs themselves are compiled at -O1 (SPARSA_TEST_CXX_FLAGS), which saves ~35 % there.
+mode=all
+case ${1:-} in --build-only) mode=build; shift ;; --test-only) mode=test; shift ;; esac
+# The Release build's optimisation (-O3) for the library, so the sanitizers check the code CI
+# ships: at -O1 the compiler does not vectorise, and tests with tight floating-point tolerances
+# see other roundings. -g1 (line tables) is enough for the reports' file:line and compiles ~40 %
+# faster than -g; the test programs and the CLI front end are compiled at -O1
+# (SPARSA_TEST_CXX_FLAGS, SPARSA_CLI_CXX_FLAGS), which saves ~35 % there. No CUDA: its tests skip without a GPU.
 flags="-g1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
-gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
-[[ -f "$build/CMakeCache.txt" ]] && gen=()
-cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DSPARSA_CUDA=OFF -DSPARSA_BUILD_BENCH=OFF \
-  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_C_FLAGS="$flags" -DSPARSA_TEST_CXX_FLAGS=-O1 \
-  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
-cmake --build "$build" -j "$(nproc)"
+if [[ $mode != test ]]; then
+  gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
+  [[ -f "$build/CMakeCache.txt" ]] && gen=()
+  launcher=(); command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="$root" CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+  cmake -S "$root" -B "$build" "${gen[@]}" "${launcher[@]}" -DCMAKE_BUILD_TYPE=Release -DSPARSA_CUDA=OFF \
+    -DSPARSA_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_C_FLAGS="$flags" -DSPARSA_TEST_CXX_FLAGS=-O1 -DSPARSA_CLI_CXX_FLAGS=-O1 \
+    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+  cmake --build "$build" -j "$(nproc)"
+fi
+[[ $mode == build ]] && exit 0
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
 export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # One-time set-up on a Debian 12 machine: system packages, the pinned DuckDB from npm,
-# then a Release build in build/. Safe to run again (everything is skipped when present).
+# then a Release build in build/ (SPARSA_SETUP_BUILD=0 stops before it). Safe to run again
+# (everything is skipped when present).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libopenblas-openmp-dev libpcre2-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libzip-dev libcairo2-dev fonts-dejavu-core libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libzip-dev libcairo2-dev fonts-dejavu-core libcpp-httplib-dev ccache
 )
+# What the test suite needs beyond the build (scripts/test.sh asks for them here, in the same
+# apt-get run: the browser test's chromium, the fuzzers' clang).
+[[ ${SPARSA_SETUP_TEST_PACKAGES:-0} == 1 ]] && PACKAGES+=(chromium clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,4 +26,4 @@ if ((${#missing[@]})); then
 fi
 "$root/scripts/fetch-duckdb.sh"
 "$root/scripts/fetch-web.sh"
-"$root/scripts/build.sh"
+[[ ${SPARSA_SETUP_BUILD:-1} == 0 ]] || "$root/scripts/build.sh"

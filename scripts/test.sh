@@ -2,10 +2,33 @@
 # Sets up (idempotent: packages, DuckDB, incremental build) and runs the whole test suite, the
 # dashboard's browser test, then the same suite under ASan + UBSan and the parser fuzzers.
 # Tests that need ../shared (the goldens) read it beside the repo. Extra args go to ctest.
-set -euo pipefail
+# Ends with a table of each step's wall time; a failing step stops the run (exit 1) after it.
+set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/setup.sh"
-ctest --test-dir "$root/build" --output-on-failure -j "$(nproc)" "$@"
-"$root/scripts/e2e.sh" "$root/build"  # the dashboard in a real browser
+names=() secs=()
+table() {
+  printf '\n%-28s %8s\n' "step" "seconds"
+  local total=0
+  for i in "${!names[@]}"; do printf '%-28s %8d\n' "${names[$i]}" "${secs[$i]}"; total=$((total + secs[i])); done
+  printf '%-28s %8d\n' "total" "$total"
+}
+step() {  # step NAME COMMAND...: runs it, records its wall time, stops the run when it fails
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "== $name" >&2
+  "$@"
+  local rc=$?
+  names+=("$name"); secs+=($((SECONDS - t0)))
+  if ((rc != 0)); then table; echo "test.sh: step '$name' failed (exit $rc)" >&2; exit 1; fi
+}
+step "packages + DuckDB + web" env SPARSA_SETUP_BUILD=0 SPARSA_SETUP_TEST_PACKAGES=1 "$root/scripts/setup.sh"
+step "build (Release, CUDA)" "$root/scripts/build.sh"
+step "ctest" ctest --test-dir "$root/build" --output-on-failure -j "$(nproc)" "$@"
+step "browser test (e2e)" "$root/scripts/e2e.sh" "$root/build"
 # The reliability checks (docs/reliability.md); SPARSA_RELIABILITY=0 skips them.
-if [[ ${SPARSA_RELIABILITY:-1} != 0 ]]; then "$root/scripts/sanitize.sh"; "$root/scripts/fuzz.sh"; fi
+if [[ ${SPARSA_RELIABILITY:-1} != 0 ]]; then
+  step "sanitizer build" "$root/scripts/sanitize.sh" --build-only
+  step "sanitizer ctest" "$root/scripts/sanitize.sh" --test-only "$@"
+  step "fuzzers" "$root/scripts/fuzz.sh"
+fi
+table
