@@ -1,6 +1,8 @@
 # The dashboard's files (`sparsa serve`), embedded into the library at build time: the pages in
-# web/ (served under /) and the chart library that scripts/fetch-web.sh puts in third_party/web/
-# (served under /vendor/). Regenerated when any of them changes.
+# web/ (served under /), the chart library that scripts/fetch-web.sh puts in third_party/web/
+# (served under /vendor/) and the benchmark notes bench/RESULTS.md (/bench/RESULTS.md, shown on
+# the benchmarks page unless `sparsa serve --bench-results FILE` names another file), so an
+# installed binary needs none of the source tree. Regenerated when any of them changes.
 set(SPARSA_WEB_VENDOR_DIR "${CMAKE_SOURCE_DIR}/third_party/web" CACHE PATH "Folder with vega.min.js, vega-lite.min.js, vega-embed.min.js")
 set(SPARSA_WEB_VENDOR_FILES vega.min.js vega-lite.min.js vega-embed.min.js LICENSE.vega LICENSE.vega-lite LICENSE.vega-embed)
 foreach(f ${SPARSA_WEB_VENDOR_FILES})
@@ -20,6 +22,9 @@ foreach(f ${SPARSA_WEB_VENDOR_FILES})
   list(APPEND entries "/vendor/${f}=${SPARSA_WEB_VENDOR_DIR}/${f}")
   list(APPEND inputs "${SPARSA_WEB_VENDOR_DIR}/${f}")
 endforeach()
+
+list(APPEND entries "/bench/RESULTS.md=${CMAKE_SOURCE_DIR}/bench/RESULTS.md")
+list(APPEND inputs "${CMAKE_SOURCE_DIR}/bench/RESULTS.md")
 
 set(SPARSA_WEB_ASSETS_CPP "${CMAKE_BINARY_DIR}/generated/web_assets.cpp")
 list(JOIN entries "|" entries_arg)

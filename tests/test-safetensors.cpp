@@ -6,6 +6,7 @@
 // with write_safetensors, so that the reader is not tested against its own writer only.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <bit>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/safetensors.h"
 #include "sparsa/tensor.h"
@@ -219,6 +221,89 @@ TEST(SafetensorsWrite, UnwritableFolderIsARuntimeErrorNamingThePathAndLeavesNoth
     EXPECT_NE(std::string(e.what()).find("x.safetensors"), std::string::npos) << e.what();
   }
   EXPECT_TRUE(dir_entries(tmp.path()).empty());
+}
+
+// ---- StagingDir (sparsa/atomic_file.h): a folder assembled beside its place, moved in at the end ----
+
+TEST(StagingDir, CommitMovesTheFinishedFolderIntoPlace) {
+  TempDir tmp;
+  const fs::path out = tmp / "out";
+  {
+    StagingDir staging(out);
+    EXPECT_EQ(staging.path(), fs::path(out.string() + ".tmp-" + std::to_string(getpid())));
+    EXPECT_EQ(dir_entries(staging.path()), std::vector<std::string>{});
+    write_file(staging.path() / "a.txt", "a");
+    EXPECT_FALSE(fs::exists(out)) << "nothing may appear at the target before the commit";
+    staging.commit(false);
+  }
+  EXPECT_EQ(dir_entries(tmp.path()), std::vector<std::string>{"out"});
+  EXPECT_EQ(read_file(out / "a.txt"), "a");
+}
+
+TEST(StagingDir, AFailedRunLeavesNothing) {
+  TempDir tmp;
+  try {
+    StagingDir staging(tmp / "deep" / "out");
+    write_file(staging.path() / "half.txt", "half");
+    throw Error(ErrorKind::kRuntime, "the run failed");
+  } catch (const Error&) {
+  }
+  EXPECT_EQ(dir_entries(tmp / "deep"), std::vector<std::string>{});
+}
+
+TEST(StagingDir, ANonEmptyFolderIsReplacedOnlyWhenAsked) {
+  TempDir tmp;
+  const fs::path out = tmp / "out";
+  fs::create_directories(tmp / "empty-before");
+  {
+    StagingDir staging(tmp / "empty-before");  // an empty folder is replaced without asking
+    write_file(staging.path() / "new.txt", "new");
+    staging.commit(false);
+  }
+  EXPECT_EQ(dir_entries(tmp / "empty-before"), std::vector<std::string>{"new.txt"});
+
+  fs::create_directories(out);
+  write_file(out / "old.txt", "old");
+  fs::path kept;
+  {
+    StagingDir staging(out);
+    kept = staging.path();
+    write_file(staging.path() / "new.txt", "new");
+    try {
+      staging.commit(false);
+      ADD_FAILURE() << "a non-empty folder was replaced without being asked to";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kRuntime);
+      const std::string what = e.what();
+      EXPECT_NE(what.find(out.string() + ": "), std::string::npos) << what;
+      EXPECT_NE(what.find("the result is left in " + kept.string()), std::string::npos) << what;
+    }
+  }
+  EXPECT_EQ(read_file(out / "old.txt"), "old");
+  EXPECT_EQ(read_file(kept / "new.txt"), "new") << "the finished folder is kept after a failed commit";
+  fs::remove_all(kept);
+
+  {
+    StagingDir staging(out);
+    write_file(staging.path() / "new.txt", "new");
+    staging.commit(true);
+  }
+  EXPECT_EQ(dir_entries(out), std::vector<std::string>{"new.txt"});
+  EXPECT_EQ(dir_entries(tmp.path()), (std::vector<std::string>{"empty-before", "out"}));
+}
+
+TEST(StagingDir, StagingFoldersOfKilledRunsAreRemoved) {
+  TempDir tmp;
+  const fs::path dead = tmp / "out.tmp-999999999", alive = tmp / ("out.tmp-" + std::to_string(getppid()));
+  const fs::path other = tmp / "other.tmp-999999999";
+  for (const fs::path& d : {dead, alive, other}) {
+    fs::create_directories(d);
+    write_file(d / "x", "x");
+  }
+  StagingDir staging(tmp / "out");
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(alive / "x")) << "a running process's staging folder must stay";
+  EXPECT_TRUE(fs::exists(other / "x")) << "another folder's staging folders are not ours";
 }
 
 // Header order is kept (the doc of tensors() says "in header order"), even when it is not sorted.

@@ -246,6 +246,17 @@ TEST_F(ServeTest, NamedQueriesReturnTheStudy) {
   EXPECT_EQ(notes["markdown"], test::read_file(test::repo_dir() / "bench" / "RESULTS.md"));
 }
 
+// With no --bench-results file the benchmarks page shows the notes built into the binary, so an
+// installed binary needs no source tree.
+TEST_F(ServeTest, BenchmarkNotesAreBuiltIn) {
+  serve::ServeOptions o = options();
+  o.bench_results.clear();
+  Running s(o);
+  const json notes = get_json(s, "/api/bench-results");
+  EXPECT_EQ(notes["markdown"], test::read_file(test::repo_dir() / "bench" / "RESULTS.md"));
+  EXPECT_EQ(notes["path"], "bench/RESULTS.md (built in)");
+}
+
 TEST_F(ServeTest, TextParametersAreQuotedNotInjected) {
   Running s(options());
   const std::string w = std::to_string(ids_.wanda);

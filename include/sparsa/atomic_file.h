@@ -1,7 +1,13 @@
-// sparsa/atomic_file.h — AtomicFile: write a file so that readers see either the old file or the complete new one.
-// Bytes go to "<path>.tmp-<pid>" in the same folder; commit() flushes, fsyncs and renames it
-// over `path`. Destroying an uncommitted AtomicFile removes the temporary file.
-// Errors throw sparsa::Error(kRuntime) naming the path.
+// sparsa/atomic_file.h — files and folders that readers see either as before or complete.
+//
+// AtomicFile: bytes go to "<path>.tmp-<pid>" in the same folder; commit() flushes, fsyncs and
+// renames it over `path`. Destroying an uncommitted AtomicFile removes the temporary file.
+//
+// StagingDir: a folder is assembled in "<dir>.tmp-<pid>" beside `dir` and renamed to `dir` by
+// commit(), so an interrupted or failed run never leaves a folder that looks complete.
+//
+// Errors throw sparsa::Error(kRuntime) naming the path. Neither type is thread-safe; each
+// object belongs to one thread.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +32,36 @@ class AtomicFile {
  private:
   std::filesystem::path path_, tmp_;
   std::FILE* f_ = nullptr;
+};
+
+class StagingDir {
+ public:
+  // Creates "<dir>.tmp-<pid>" empty (and dir's parent folders). Staging folders of `dir` left by
+  // killed runs ("<dir>.tmp-<pid>" whose process no longer exists) are removed first; those of
+  // running processes are left alone. `dir` should be absolute and normalised (no trailing
+  // separator), so the staging folder lands beside it.
+  explicit StagingDir(std::filesystem::path dir);
+  // Removes the staging folder unless commit() moved it into place or kept it after a failure.
+  ~StagingDir();
+  StagingDir(const StagingDir&) = delete;
+  StagingDir& operator=(const StagingDir&) = delete;
+
+  // The folder to write into.
+  const std::filesystem::path& path() const { return tmp_; }
+  // The folder commit() moves it to.
+  const std::filesystem::path& target() const { return dir_; }
+
+  // Moves the staging folder to `dir`, replacing what is there only now: an empty folder always,
+  // a non-empty one only when `replace` (else Error(kRuntime): it was filled while staging).
+  // When the move fails, the finished folder is kept under its staging name, which the
+  // Error(kRuntime) names.
+  void commit(bool replace);
+
+ private:
+  [[noreturn]] void keep_and_fail(const std::string& why);
+
+  std::filesystem::path dir_, tmp_;
+  bool keep_ = false;  // moved into place, or left for the user after a failed commit
 };
 
 // Writes `contents` to `path` atomically.

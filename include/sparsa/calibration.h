@@ -1,8 +1,8 @@
 // sparsa/calibration.h — the calibration set of a pruning run or a study: token windows
 // [n_samples, seqlen] read from a tokens .safetensors file, or drawn from tokenized text files.
 //
-// Messages of the errors name the command-line flags that `sparsa prune` and `sparsa study`
-// share (--calib, --calib-key, --calib-text, --nsamples, --seqlen).
+// Messages of the errors name the file (and tensor) at fault and speak of samples and windows,
+// not of command-line flags.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +35,7 @@ struct Calibration {
 };
 
 // Reads or draws the windows. Exactly one of spec.tokens_file / spec.text_files must be given.
-// Throws Error(kBadInput) naming the file and flag for a missing tensor, a bad shape, too few
+// Throws Error(kBadInput) naming the file for a missing tensor, a bad shape, too few
 // rows or tokens, or a token id outside the model's vocabulary.
 Calibration load_calibration(const CalibrationSpec& spec, const ModelConfig& config);
 

@@ -29,7 +29,8 @@ namespace sparsa::serve {
 struct ServeOptions {
   std::filesystem::path db;          // the study's DuckDB file
   std::filesystem::path masks_dir;   // empty: masks/ beside the database
-  std::filesystem::path bench_results;  // a Markdown file shown on the benchmarks page; empty = none
+  std::filesystem::path bench_results;  // a Markdown file shown on the benchmarks page; empty = the
+                                        // notes built into the binary (bench/RESULTS.md)
   std::string host = "127.0.0.1";    // the address to bind; anything else exposes the dashboard
   int port = 8765;                   // 0 = any free port (see Server::port())
   QueryLimits limits{10000, 10.0};   // per SQL query

@@ -50,7 +50,8 @@ struct StudyOptions {
   std::filesystem::path eval_text;      // held-out text, tokenized without BOS ...
   std::filesystem::path eval_tokens;    // ... or int32 safetensors windows [n, seqlen] ...
   std::string eval_key = "eval";        // ... under this key
-  int64_t eval_seqlen = 0;              // window length for eval_text; 0 = the model's context
+  int64_t eval_seqlen = 0;              // window length (sparsa/eval_set.h); 0 = the rows of
+                                        // eval_tokens, or the model's context for eval_text
   int64_t eval_windows = 0;             // evaluate only the first N windows; 0 = all
 
   std::vector<double> act_sparsities{0.25, 0.4, 0.5, 0.7, 0.9};

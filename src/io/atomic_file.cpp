@@ -1,11 +1,13 @@
 #include "sparsa/atomic_file.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 
 #include "sparsa/error.h"
 
@@ -43,6 +45,61 @@ void AtomicFile::commit() {
     std::remove(tmp_.c_str());
     runtime_failure("{}: cannot rename the finished file into place: {}", path_.string(), std::strerror(e));
   }
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_nonempty_dir(const fs::path& p) { return fs::is_directory(p) && !fs::is_empty(p); }
+
+// Removes "<dir>.tmp-<pid>" folders left by runs that were killed (their pid no longer exists).
+void remove_stale_staging(const fs::path& dir) {
+  const std::string prefix = dir.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir.parent_path(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || !e.is_directory()) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) {
+      std::error_code rm;
+      fs::remove_all(e.path(), rm);
+    }
+  }
+}
+
+}  // namespace
+
+StagingDir::StagingDir(fs::path dir) : dir_(std::move(dir)) {
+  tmp_ = dir_;
+  tmp_ += ".tmp-" + std::to_string(getpid());
+  std::error_code ec;
+  fs::create_directories(dir_.parent_path(), ec);
+  remove_stale_staging(dir_);
+  fs::remove_all(tmp_, ec);
+  fs::create_directories(tmp_, ec);
+  if (ec) runtime_failure("{}: cannot create the staging folder: {}", tmp_.string(), ec.message());
+}
+
+StagingDir::~StagingDir() {
+  if (keep_) return;
+  std::error_code ec;
+  fs::remove_all(tmp_, ec);
+}
+
+void StagingDir::commit(bool replace) {
+  if (is_nonempty_dir(dir_) && !replace) keep_and_fail("the folder was filled by another process meanwhile");
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+  if (!ec) fs::rename(tmp_, dir_, ec);
+  if (ec) keep_and_fail(fmt::format("cannot move the finished folder into place: {}", ec.message()));
+  keep_ = true;
+}
+
+void StagingDir::keep_and_fail(const std::string& why) {
+  keep_ = true;
+  runtime_failure("{}: {}; the result is left in {}", dir_.string(), why, tmp_.string());
 }
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents) {

@@ -145,7 +145,7 @@ std::optional<DType> parse_weight_dtype(std::string_view s) {
   if (s == "keep") return std::nullopt;
   for (DType t : {DType::F32, DType::BF16, DType::F16})
     if (torch_dtype_name(t) == s) return t;
-  bad_input("--dtype '{}' is not one of keep, float32, bfloat16, float16", s);
+  bad_input("weight dtype '{}' is not one of keep, float32, bfloat16, float16", s);
 }
 
 std::string_view torch_dtype_name(DType t) {

@@ -38,15 +38,16 @@ Calibration from_tokens(const CalibrationSpec& spec, const ModelConfig& config) 
   const std::string file = spec.tokens_file.string();
   const auto store = TensorStore::open(spec.tokens_file);
   if (!store->contains(spec.key))
-    bad_input("{}: no tensor '{}' (--calib-key); it holds: {}", file, spec.key, fmt::join(store->names(), ", "));
+    bad_input("{}: no tensor '{}'; it holds: {}", file, spec.key, fmt::join(store->names(), ", "));
   const TensorI32 all = store->load_i32(spec.key);
   if (all.rank() != 2 || all.dim(0) == 0 || all.dim(1) == 0)
     bad_input("{}: tensor '{}' has shape {}, expected [n_samples, seqlen]", file, spec.key, shape_string(all.shape));
   const int64_t rows = all.dim(0), cols = all.dim(1);
   const int64_t seqlen = spec.seqlen > 0 ? spec.seqlen : cols;
-  if (seqlen > cols) bad_input("--seqlen {} is longer than the rows of {}: tensor '{}' ({} tokens)", seqlen, file, spec.key, cols);
+  if (seqlen > cols)
+    bad_input("{}: tensor '{}': windows of {} tokens are longer than its rows ({} tokens)", file, spec.key, seqlen, cols);
   if (spec.nsamples_given && spec.nsamples > rows)
-    bad_input("--nsamples {}: {}: tensor '{}' has only {} rows", spec.nsamples, file, spec.key, rows);
+    bad_input("{}: tensor '{}' has only {} rows, fewer than the {} samples asked for", file, spec.key, rows, spec.nsamples);
   const int64_t n = std::min(spec.nsamples, rows);
 
   Calibration c;
@@ -78,12 +79,12 @@ Calibration from_text(const CalibrationSpec& spec, const ModelConfig& config) {
   }
   for (size_t i = 0; i < stream.size(); ++i)
     if (stream[i] < 0 || stream[i] >= config.vocab_size)
-      bad_input("--calib-text {}: token {} has id {}, outside the model's vocabulary (size {}); does the tokenizer "
+      bad_input("{}: token {} has id {}, outside the model's vocabulary (size {}); does the tokenizer "
                 "match the model?", text_file_list(spec), i, stream[i], config.vocab_size);
   const int64_t seqlen = spec.seqlen > 0 ? spec.seqlen : config.max_position;
   const auto total = static_cast<int64_t>(stream.size());
   if (total < seqlen)
-    bad_input("--calib-text {}: {} tokens, fewer than one window of --seqlen {}", text_file_list(spec), total, seqlen);
+    bad_input("{}: {} tokens, fewer than one window of {}", text_file_list(spec), total, seqlen);
 
   Calibration c;
   c.tokens = TensorI32({spec.nsamples, seqlen});
@@ -114,8 +115,8 @@ uint64_t fnv1a64(std::span<const int32_t> ids) {
 
 Calibration load_calibration(const CalibrationSpec& spec, const ModelConfig& config) {
   if (spec.tokens_file.empty() == spec.text_files.empty())
-    bad_input("pass exactly one of --calib FILE.safetensors or --calib-text FILES...");
-  if (spec.nsamples < 1) bad_input("--nsamples must be at least 1, got {}", spec.nsamples);
+    bad_input("calibration windows come from exactly one of a tokens file or text files");
+  if (spec.nsamples < 1) bad_input("the number of calibration samples must be at least 1, got {}", spec.nsamples);
   Calibration c = spec.tokens_file.empty() ? from_text(spec, config) : from_tokens(spec, config);
   c.description["nsamples"] = c.tokens.dim(0);
   c.description["seqlen"] = c.tokens.dim(1);

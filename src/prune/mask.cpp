@@ -24,7 +24,7 @@ std::string_view prune_method_name(PruneMethod m) {
 PruneMethod parse_prune_method(std::string_view s) {
   for (auto m : {PruneMethod::kMagnitude, PruneMethod::kWanda, PruneMethod::kSparseGPT})
     if (prune_method_name(m) == s) return m;
-  bad_input("--method '{}' is not one of magnitude, wanda, sparsegpt", s);
+  bad_input("pruning method '{}' is not one of magnitude, wanda, sparsegpt", s);
 }
 
 std::string SparsityTarget::label() const {
@@ -36,7 +36,7 @@ SparsityTarget parse_sparsity(std::string_view s) {
   double v = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || end != s.data() + s.size() || !(v > 0.0 && v < 1.0))
-    bad_input("--sparsity '{}' must be a number in (0, 1)", s);
+    bad_input("sparsity '{}' must be a number in (0, 1)", s);
   SparsityTarget t;
   t.ratio = v;
   return t;
@@ -51,7 +51,7 @@ SparsityTarget parse_nm(std::string_view s) {
     const auto b = std::from_chars(s.data() + colon + 1, s.data() + s.size(), m);
     ok = a.ec == std::errc() && a.ptr == s.data() + colon && b.ec == std::errc() && b.ptr == s.data() + s.size();
   }
-  if (!ok || !(n > 0 && n < m)) bad_input("--nm '{}' must be N:M with 0 < N < M (e.g. 2:4)", s);
+  if (!ok || !(n > 0 && n < m)) bad_input("N:M target '{}' must be N:M with 0 < N < M (e.g. 2:4)", s);
   SparsityTarget t;
   t.n = n;
   t.m = m;

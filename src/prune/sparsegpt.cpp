@@ -26,11 +26,11 @@ void upper_cholesky_of_inverse(float* h, int n) {
   int info = 0;
   const char lower = 'L';
   spotrf_(&lower, &n, h, &n, &info);
-  if (info != 0) runtime_failure("SparseGPT: the dampened Hessian is not positive definite (Cholesky failed at column {}); raise --percdamp", info);
+  if (info != 0) runtime_failure("SparseGPT: the dampened Hessian is not positive definite (Cholesky failed at column {}); raise the dampening (percdamp)", info);
   spotri_(&lower, &n, h, &n, &info);
   if (info != 0) runtime_failure("SparseGPT: inverting the Hessian failed (LAPACK info {})", info);
   spotrf_(&lower, &n, h, &n, &info);
-  if (info != 0) runtime_failure("SparseGPT: the inverse Hessian is not positive definite (Cholesky failed at column {}); raise --percdamp", info);
+  if (info != 0) runtime_failure("SparseGPT: the inverse Hessian is not positive definite (Cholesky failed at column {}); raise the dampening (percdamp)", info);
   for (int i = 0; i < n; ++i) std::fill(h + static_cast<int64_t>(i) * n, h + static_cast<int64_t>(i) * n + i, 0.0f);
 }
 
@@ -39,7 +39,7 @@ void upper_cholesky_of_inverse(float* h, int n) {
 Mask sparsegpt_prune(Tensor& w, Tensor& hessian, const SparsityTarget& t, int64_t blocksize, double percdamp) {
   const int64_t rows = w.dim(0), cols = w.dim(1);
   SPARSA_ASSERT(hessian.dim(0) == cols && hessian.dim(1) == cols);
-  if (blocksize <= 0) bad_input("--blocksize must be positive");
+  if (blocksize <= 0) bad_input("SparseGPT blocksize must be positive");
   float* H = hessian.ptr();  // [cols, cols]
   float* W = w.ptr();        // [rows, cols]
 

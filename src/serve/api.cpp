@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "serve/assets.h"
 #include "sparsa/error.h"
 
 namespace sparsa::serve {
@@ -16,7 +17,11 @@ Api::Api(const Store& store, std::filesystem::path masks_dir, std::filesystem::p
 nlohmann::json Api::sql(std::string_view statement) const { return store_.query_json(statement, limits_); }
 
 nlohmann::json Api::bench_results() const {
-  if (bench_results_.empty()) throw NotFound("no benchmark notes were given (sparsa serve --bench-results FILE)");
+  if (bench_results_.empty()) {
+    const Asset* builtin = find_asset(kBuiltinBenchResults);
+    if (!builtin) throw NotFound("this binary holds no benchmark notes");
+    return {{"path", "bench/RESULTS.md (built in)"}, {"markdown", builtin->bytes}};
+  }
   std::ifstream in(bench_results_, std::ios::binary);
   if (!in) throw NotFound(fmt::format("{}: cannot be read", bench_results_.string()));
   std::ostringstream text;

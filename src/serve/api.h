@@ -41,7 +41,8 @@ class Api {
   // PNG bytes of the image `name` (images.cpp: spy, gradient_spy, clustered_spy).
   std::string image(std::string_view name, const Params& params) const;
 
-  // {"path", "markdown"} of the benchmark notes; NotFound when none were given or readable.
+  // {"path", "markdown"} of the benchmark notes: the file given, or when none was the notes built
+  // into the binary; NotFound when the file cannot be read.
   nlohmann::json bench_results() const;
 
   // {"db", "schema_version", "masks_dir", "limits": {...}}

@@ -14,7 +14,7 @@ const Asset* find_asset(std::string_view url_path) {
 }
 
 std::string_view content_type(std::string_view path) {
-  static constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kTypes{{
+  static constexpr std::array<std::pair<std::string_view, std::string_view>, 9> kTypes{{
       {".html", "text/html; charset=utf-8"},
       {".js", "text/javascript; charset=utf-8"},
       {".mjs", "text/javascript; charset=utf-8"},
@@ -23,6 +23,7 @@ std::string_view content_type(std::string_view path) {
       {".png", "image/png"},
       {".json", "application/json"},
       {".txt", "text/plain; charset=utf-8"},
+      {".md", "text/markdown; charset=utf-8"},
   }};
   for (const auto& [ext, type] : kTypes)
     if (path.ends_with(ext)) return type;

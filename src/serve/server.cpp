@@ -155,10 +155,10 @@ void Server::Impl::add_routes() {
 }
 
 Server::Impl::Impl(const ServeOptions& o) : opt(o) {
-  if (opt.threads < 1 || opt.threads > 1024) bad_input("--threads: {} is outside [1, 1024]", opt.threads);
-  if (opt.port < 0 || opt.port > 65535) bad_input("--port: {} is outside [0, 65535]", opt.port);
-  if (opt.limits.max_rows < 1) bad_input("--max-rows: must be at least 1");
-  if (!(opt.limits.max_seconds > 0)) bad_input("--max-seconds: must be positive");
+  if (opt.threads < 1 || opt.threads > 1024) bad_input("request threads: {} is outside [1, 1024]", opt.threads);
+  if (opt.port < 0 || opt.port > 65535) bad_input("port {} is outside [0, 65535]", opt.port);
+  if (opt.limits.max_rows < 1) bad_input("the row limit of a query must be at least 1");
+  if (!(opt.limits.max_seconds > 0)) bad_input("the time limit of a query must be positive");
   if (!std::filesystem::is_regular_file(opt.db)) bad_input("{}: no such database file", opt.db.string());
   store = Store::open(opt.db, Store::Mode::kSandboxed);
   const std::filesystem::path masks = opt.masks_dir.empty() ? opt.db.parent_path() / "masks" : opt.masks_dir;

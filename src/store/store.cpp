@@ -83,8 +83,8 @@ std::unique_ptr<Store> Store::open(const std::filesystem::path& path, Mode mode)
               path.string(), version, kStoreSchemaVersion);
   if (version < kStoreSchemaVersion) {
     if (mode != Mode::kReadWrite)
-      bad_input("{}: schema version {} is older than {}; open it read-write once (e.g. sparsa study --db) to "
-                "migrate it", path.string(), version, kStoreSchemaVersion);
+      bad_input("{}: schema version {} is older than {}; opening it read-write once "
+                "migrates it", path.string(), version, kStoreSchemaVersion);
     store::migrate_schema(con, version);
   }
   impl->version = kStoreSchemaVersion;

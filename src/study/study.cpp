@@ -9,9 +9,8 @@
 
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
+#include "sparsa/eval_set.h"
 #include "sparsa/run_rows.h"
-#include "sparsa/safetensors.h"
-#include "sparsa/tokenizer.h"
 #include "study_context.h"
 
 namespace sparsa {
@@ -45,48 +44,35 @@ std::optional<double> Context::query_number(const std::string& sql) const {
 namespace {
 
 void check_options(const StudyOptions& o) {
-  if (o.model.empty()) bad_input("--model: no model given");
+  if (o.model.empty()) bad_input("no model given");
   if (!fs::is_directory(o.model) || !fs::exists(o.model / "config.json"))
-    bad_input("--model {}: not a Hugging Face folder (config.json + safetensors)", o.model.string());
-  if (o.out_dir.empty()) bad_input("--out: no output folder given");
-  if (o.eval_text.empty() == o.eval_tokens.empty()) bad_input("pass exactly one of --eval-text FILE or --eval-tokens FILE");
-  if (o.methods.empty()) bad_input("--methods: no pruning method given");
+    bad_input("{}: not a Hugging Face folder (config.json + safetensors)", o.model.string());
+  if (o.out_dir.empty()) bad_input("no output folder given");
+  if (o.eval_text.empty() == o.eval_tokens.empty()) bad_input("evaluation windows come from exactly one of a text file or a tokens file");
+  if (o.methods.empty()) bad_input("no pruning method given");
   for (double s : o.act_sparsities)
-    if (!(s > 0 && s < 1)) bad_input("--act-sparsities: {} is not in (0, 1)", s);
+    if (!(s > 0 && s < 1)) bad_input("activation sparsity {} is not in (0, 1)", s);
   if (!(o.act_bitset_sparsity > 0 && o.act_bitset_sparsity < 1))
-    bad_input("--bitset-sparsity: {} is not in (0, 1)", o.act_bitset_sparsity);
-  if (o.act_bitset_windows < 1) bad_input("--bitset-windows must be at least 1, got {}", o.act_bitset_windows);
-  if (o.ks.empty()) bad_input("--ks: no cluster count given");
+    bad_input("the activation sparsity of the co-activation bitsets, {}, is not in (0, 1)", o.act_bitset_sparsity);
+  if (o.act_bitset_windows < 1) bad_input("the co-activation bitsets need at least 1 window, got {}", o.act_bitset_windows);
+  if (o.ks.empty()) bad_input("no k-means cluster count given");
   for (int k : o.ks)
-    if (k < 2) bad_input("--ks: k = {} is too small (at least 2 clusters)", k);
-  if (o.kmeans_runs < 1) bad_input("--kmeans-runs must be at least 1, got {}", o.kmeans_runs);
-  if (o.tsne_iterations < 1) bad_input("--tsne-iterations must be at least 1, got {}", o.tsne_iterations);
-  if (o.eval_windows < 0) bad_input("--eval-windows must be >= 0, got {}", o.eval_windows);
+    if (k < 2) bad_input("k-means with k = {} is too small (at least 2 clusters)", k);
+  if (o.kmeans_runs < 1) bad_input("k-means runs must be at least 1, got {}", o.kmeans_runs);
+  if (o.tsne_iterations < 1) bad_input("t-SNE iterations must be at least 1, got {}", o.tsne_iterations);
+  if (o.eval_windows < 0) bad_input("the number of evaluation windows must be >= 0 (0 = all), got {}", o.eval_windows);
 }
 
 TensorI32 eval_windows(const StudyOptions& o, const Model& m, std::string& name) {
-  TensorI32 w;
-  if (!o.eval_tokens.empty()) {
-    const auto store = TensorStore::open(o.eval_tokens);
-    if (!store->contains(o.eval_key)) bad_input("{}: no tensor '{}' (--eval-key)", o.eval_tokens.string(), o.eval_key);
-    w = store->load_i32(o.eval_key);
-    if (w.rank() != 2 || w.dim(0) == 0 || w.dim(1) < 2)
-      bad_input("{}: tensor '{}' has shape {}, expected [n_windows, seqlen]", o.eval_tokens.string(), o.eval_key,
-                shape_string(w.shape));
-    name = eval_dataset_name(o.eval_tokens, o.eval_key, {});
-  } else {
-    const auto tok = HfTokenizer::load(o.model / "tokenizer.json");
-    const int64_t seqlen = o.eval_seqlen > 0 ? o.eval_seqlen : m.config.max_position;
-    w = make_windows(tok->encode(read_file_contents(o.eval_text), /*add_bos=*/false), seqlen);
-    if (w.dim(0) == 0) bad_input("--eval-text {}: shorter than one window of {} tokens", o.eval_text.string(), seqlen);
-    name = eval_dataset_name({}, "", o.eval_text);
-  }
-  if (o.eval_windows > 0 && o.eval_windows < w.dim(0)) {
-    TensorI32 first({o.eval_windows, w.dim(1)});
-    std::copy_n(w.data.begin(), first.data.size(), first.data.begin());
-    w = std::move(first);
-  }
-  return w;
+  EvalSetSpec spec;
+  spec.tokens_file = o.eval_tokens;
+  spec.key = o.eval_key;
+  spec.text_file = o.eval_text;
+  if (o.eval_tokens.empty()) spec.tokenizer = o.model / "tokenizer.json";
+  spec.seqlen = o.eval_seqlen;
+  spec.limit = o.eval_windows;
+  name = o.eval_tokens.empty() ? eval_dataset_name({}, "", o.eval_text) : eval_dataset_name(o.eval_tokens, o.eval_key, {});
+  return load_eval_windows(spec, m.config);
 }
 
 nlohmann::json summary_json(const Context& ctx, const std::vector<PruneRun>& runs) {
@@ -126,7 +112,7 @@ StudyResult run_study(const StudyOptions& options, const std::function<void(cons
   std::error_code ec;
   fs::create_directories(opt.out_dir / "masks", ec);
   fs::create_directories(opt.out_dir / "figures", ec);
-  if (ec) runtime_failure("--out {}: cannot create the folder: {}", opt.out_dir.string(), ec.message());
+  if (ec) runtime_failure("{}: cannot create the folder: {}", opt.out_dir.string(), ec.message());
   StudyResult result;
   result.db = opt.db.empty() ? opt.out_dir / "study.duckdb" : opt.db;
   result.figures_dir = opt.out_dir / "figures";
@@ -143,7 +129,7 @@ StudyResult run_study(const StudyOptions& options, const std::function<void(cons
   ctx.figures_dir = result.figures_dir;
   ctx.analysis_layer = opt.analysis_layer >= 0 ? opt.analysis_layer : ctx.dense.config.num_layers / 2;
   if (ctx.analysis_layer >= ctx.dense.config.num_layers)
-    bad_input("--analysis-layer {}: the model has {} blocks", ctx.analysis_layer, ctx.dense.config.num_layers);
+    bad_input("analysis layer {}: the model has {} blocks", ctx.analysis_layer, ctx.dense.config.num_layers);
   ctx.log = log;
 
   study::dense_step(ctx);

@@ -12,10 +12,6 @@
 
 namespace sparsa::cli {
 
-std::filesystem::path default_model_path() {
-  return std::filesystem::path(SPARSA_SOURCE_DIR) / "models" / "tiny-llama-15m";
-}
-
 std::filesystem::path tokenizer_path_for(const std::filesystem::path& model, const std::string& explicit_path) {
   if (!explicit_path.empty()) return explicit_path;
   if (!std::filesystem::is_directory(model))
@@ -23,6 +19,12 @@ std::filesystem::path tokenizer_path_for(const std::filesystem::path& model, con
   const auto p = model / "tokenizer.json";
   if (!std::filesystem::exists(p)) bad_input("{}: no tokenizer.json in the model folder; pass --tokenizer", model.string());
   return p;
+}
+
+void check_seqlen_flag(int64_t seqlen, const ModelConfig& config) {
+  if (seqlen < 0 || seqlen == 1) bad_input("--seqlen must be at least 2, got {}", seqlen);
+  if (seqlen > config.max_position)
+    bad_input("--seqlen {} is above the model's context length {}", seqlen, config.max_position);
 }
 
 std::string read_text_file(const std::filesystem::path& p) { return read_file_contents(p); }

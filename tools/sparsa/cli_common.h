@@ -9,17 +9,42 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "sparsa/error.h"
 #include "sparsa/gpu.h"
+#include "sparsa/model.h"
 #include "sparsa/store.h"
 
 namespace sparsa::cli {
 
-// The bundled demo model (models/tiny-llama-15m in the source tree), used when --model is not given.
+// The folder of the bundled demo model and data: <prefix>/share/sparsa for an installed binary
+// (<prefix>/bin/sparsa, `cmake --install`); the source checkout for a binary that runs from the
+// build folder it was linked in. Resolved from /proc/self/exe, so it holds in any working folder.
+std::filesystem::path resource_dir();
+// The bundled demo model (<resource_dir>/models/tiny-llama-15m), used when --model is not given.
 std::filesystem::path default_model_path();
+// A bundled data file: <resource_dir>/data/<name> (calib-tokens.safetensors, persuasion.txt).
+std::filesystem::path default_data_file(std::string_view name);
 
 // The tokenizer.json for `model`: `explicit_path` when given, else <model folder>/tokenizer.json.
 // Throws Error(kBadInput) when there is none (llama2.c .bin models need --tokenizer).
 std::filesystem::path tokenizer_path_for(const std::filesystem::path& model, const std::string& explicit_path);
+
+// --seqlen of the commands that cut token windows: 0 (the default: the data's rows or the model's
+// context) or 2..the model's context length; Error(kBadInput) naming the flag otherwise.
+void check_seqlen_flag(int64_t seqlen, const ModelConfig& config);
+
+// Runs `step` and returns its result; a bad-input Error from it is rethrown as
+// "<prefix><its message><suffix>": the command naming the flag whose value the library refused
+// (the library's messages name no flags), or adding the way out it offers.
+template <typename Step>
+auto rephrase_bad_input(std::string_view prefix, std::string_view suffix, Step&& step) -> decltype(step()) {
+  try {
+    return step();
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kBadInput) throw;
+    throw Error(ErrorKind::kBadInput, fmt::format("{}{}{}", prefix, e.what(), suffix));
+  }
+}
 
 // Reads a whole text file; Error(kBadInput) naming it when it cannot be read.
 std::string read_text_file(const std::filesystem::path& p);

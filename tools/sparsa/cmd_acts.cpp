@@ -16,12 +16,12 @@
 #include "commands.h"
 #include "sparsa/activations.h"
 #include "sparsa/error.h"
+#include "sparsa/eval_set.h"
 #include "sparsa/model.h"
 #include "sparsa/progress.h"
 #include "sparsa/run_rows.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/safetensors.h"
-#include "sparsa/tokenizer.h"
 
 namespace sparsa::cli {
 namespace {
@@ -51,37 +51,20 @@ double parse_fraction(const std::string& s, std::string_view flag) {
   return v;
 }
 
-// The first `limit` rows (all when 0) of `t`, which is [n, seqlen].
-TensorI32 first_rows(TensorI32 t, int64_t limit) {
-  if (limit > 0 && limit < t.dim(0)) {
-    t.shape[0] = limit;
-    t.data.resize(static_cast<size_t>(limit * t.dim(1)));
-  }
-  return t;
-}
-
-// Windows [n, seqlen] from tensor `key` of FILE (rows cut to --seqlen when given), or from a text
-// file tokenized with the model's tokenizer and cut into --seqlen windows (default: the context).
+// Windows [n, seqlen] from tensor `key` of FILE (each row's first --seqlen tokens when given), or
+// from a text file tokenized with the model's tokenizer and cut into --seqlen windows (default:
+// the context).
 TensorI32 load_windows(const ActsArgs& a, const std::string& file, const std::string& key, const std::string& text,
                        const Model& m, int64_t limit) {
-  TensorI32 w;
-  if (!file.empty()) {
-    const TensorI32 t = TensorStore::open(file)->load_i32(key);
-    if (t.rank() != 2 || t.dim(0) == 0 || t.dim(1) < 2)
-      bad_input("{}: tensor '{}' has shape {}, expected token windows [n_windows, seqlen]", file, key,
-                shape_string(t.shape));
-    const int64_t seqlen = a.seqlen > 0 ? a.seqlen : t.dim(1);
-    if (seqlen > t.dim(1)) bad_input("--seqlen {} is longer than the rows of {}: tensor '{}'", seqlen, file, key);
-    w = TensorI32({t.dim(0), seqlen});
-    for (int64_t r = 0; r < t.dim(0); ++r)
-      std::copy_n(t.ptr() + r * t.dim(1), seqlen, w.ptr() + r * seqlen);
-  } else {
-    const auto tok = HfTokenizer::load(tokenizer_path_for(a.model, a.tokenizer));
-    const int64_t seqlen = a.seqlen > 0 ? a.seqlen : m.config.max_position;
-    w = make_windows(tok->encode(read_text_file(text), /*add_bos=*/false), seqlen);
-    if (w.dim(0) == 0) bad_input("{}: fewer tokens than one window of {}", text, seqlen);
-  }
-  return first_rows(std::move(w), limit);
+  EvalSetSpec spec;
+  spec.tokens_file = file;
+  spec.key = key;
+  spec.text_file = text;
+  if (file.empty()) spec.tokenizer = tokenizer_path_for(a.model, a.tokenizer);
+  spec.seqlen = a.seqlen;
+  spec.limit = limit;
+  spec.row_cut = RowCut::kPrefix;
+  return load_eval_windows(spec, m.config);
 }
 
 // --bits LAYER:POINT:S -> the request (threshold filled in later) and its sparsity.
@@ -218,7 +201,7 @@ void run_acts(const ActsArgs& a) {
   const auto store = open_db(a.db);
   const auto t_start = Clock::now();
   const Model m = load_model(a.model);
-  if (a.seqlen > m.config.max_position) bad_input("--seqlen {} is above the model's context length {}", a.seqlen, m.config.max_position);
+  check_seqlen_flag(a.seqlen, m.config);
   std::vector<BitsSpec> bit_specs;
   for (const std::string& b : a.bits) bit_specs.push_back(parse_bits(b, m.config.num_layers));
   const TensorI32 calib = load_windows(a, a.tokens, a.key, a.text, m, a.nsamples);

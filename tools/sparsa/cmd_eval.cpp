@@ -6,12 +6,11 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "sparsa/error.h"
+#include "sparsa/eval_set.h"
 #include "sparsa/model.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/progress.h"
 #include "sparsa/run_rows.h"
-#include "sparsa/safetensors.h"
-#include "sparsa/tokenizer.h"
 
 namespace sparsa::cli {
 namespace {
@@ -25,44 +24,23 @@ struct EvalArgs {
 };
 
 std::filesystem::path text_path(const EvalArgs& a) {
-  return a.text.empty() ? std::filesystem::path(SPARSA_SOURCE_DIR) / "data" / "persuasion.txt"
+  return a.text.empty() ? default_data_file("persuasion.txt")
                         : std::filesystem::path(a.text);
 }
 
 // The evaluation windows [n, seqlen] from --tokens/--key or --text.
 TensorI32 eval_windows(const EvalArgs& a, const Model& m) {
-  std::vector<int32_t> stream;
-  std::string source;  // names the input in messages
-  int64_t seqlen = a.seqlen;
-  if (!a.tokens.empty()) {
-    const auto store = TensorStore::open(a.tokens);
-    source = fmt::format("{}: tensor '{}'", a.tokens, a.key);
-    const TensorI32 t = store->load_i32(a.key);
-    if (t.rank() != 1 && t.rank() != 2)
-      bad_input("{}: tensor '{}' has shape {}, expected [n_windows, seqlen] or [n_tokens]", a.tokens, a.key,
-                shape_string(t.shape));
-    if (seqlen == 0) seqlen = t.rank() == 2 ? t.dim(1) : m.config.max_position;
-    for (size_t i = 0; i < t.data.size(); ++i)
-      if (t.data[i] < 0 || t.data[i] >= m.config.vocab_size)
-        bad_input("{}: tensor '{}' element {} is token id {}, outside the model's vocabulary (size {})", a.tokens,
-                  a.key, i, t.data[i], m.config.vocab_size);
-    stream = t.data;
-  } else {
-    const auto tok = HfTokenizer::load(tokenizer_path_for(a.model, a.tokenizer));
-    stream = tok->encode(read_text_file(text_path(a)), /*add_bos=*/false);
-    source = text_path(a).string();
-    if (seqlen == 0) seqlen = m.config.max_position;
+  check_seqlen_flag(a.seqlen, m.config);
+  EvalSetSpec spec;
+  spec.tokens_file = a.tokens;
+  spec.key = a.key;
+  if (a.tokens.empty()) {
+    spec.text_file = text_path(a);
+    spec.tokenizer = tokenizer_path_for(a.model, a.tokenizer);
   }
-  if (seqlen > m.config.max_position)
-    bad_input("--seqlen {} is above the model's context length {}", seqlen, m.config.max_position);
-  if (seqlen < 2) bad_input("--seqlen must be at least 2");
-  TensorI32 windows = make_windows(stream, seqlen);
-  if (windows.dim(0) == 0) bad_input("{}: {} tokens, fewer than one window of {}", source, stream.size(), seqlen);
-  if (a.limit > 0 && a.limit < windows.dim(0)) {
-    windows.shape[0] = a.limit;
-    windows.data.resize(static_cast<size_t>(a.limit * seqlen));
-  }
-  return windows;
+  spec.seqlen = a.seqlen;
+  spec.limit = a.limit;
+  return load_eval_windows(spec, m.config);
 }
 
 // What --db records: a dense run, or for a pruned folder (summary.json + masks.safetensors) its

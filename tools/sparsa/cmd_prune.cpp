@@ -1,26 +1,20 @@
 // sparsa prune: magnitude / Wanda / SparseGPT pruning of a Hugging Face checkpoint, written as
 // a new checkpoint folder + masks.safetensors (the golden mask format) + summary.json.
 //
-// The output is assembled in a sibling folder "<out>.tmp-<pid>" and renamed into place at the
-// very end, so an interrupted or failed run never leaves a folder that looks complete. Each
-// finished block is checkpointed in "<out>.partial/" (prune_progress.h): a rerun with the same
-// arguments resumes after the last finished block.
+// The output is assembled in a sibling folder "<out>.tmp-<pid>" (StagingDir, sparsa/atomic_file.h)
+// and renamed into place at the very end, so an interrupted or failed run never leaves a folder
+// that looks complete. Each finished block is checkpointed in "<out>.partial/" (PruneResume,
+// sparsa/prune_resume.h): a rerun with the same arguments resumes after the last finished block.
 #include <omp.h>
-#include <signal.h>
-#include <unistd.h>
-
-#include <cerrno>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <system_error>
 
 #include <fmt/ranges.h>
 
 #include "cli_common.h"
 #include "commands.h"
-#include "prune_progress.h"
 #include "sparsa/atomic_file.h"
 #include "sparsa/calibration.h"
 #include "sparsa/checkpoint.h"
@@ -28,6 +22,7 @@
 #include "sparsa/model.h"
 #include "sparsa/progress.h"
 #include "sparsa/prune.h"
+#include "sparsa/prune_resume.h"
 #include "sparsa/run_rows.h"
 #include "sparsa/safetensors.h"
 #include "sparsa/tokenizer.h"
@@ -57,7 +52,8 @@ struct PruneArgs {
 SparsityTarget target_from_args(const PruneArgs& a) {
   if (a.sparsity.empty() == a.nm.empty())
     bad_input("pass exactly one of --sparsity F (unstructured, e.g. 0.5) or --nm N:M (e.g. 2:4)");
-  return a.nm.empty() ? parse_sparsity(a.sparsity) : parse_nm(a.nm);
+  if (a.nm.empty()) return rephrase_bad_input("--sparsity: ", "", [&] { return parse_sparsity(a.sparsity); });
+  return rephrase_bad_input("--nm: ", "", [&] { return parse_nm(a.nm); });
 }
 
 void check_numeric_flags(const PruneArgs& a) {
@@ -111,67 +107,6 @@ void check_out_dir(const fs::path& out, const fs::path& model, bool force) {
     bad_input("--out {}: the folder exists and is not empty (pass --force to replace it)", out.string());
   if (is_within(model, out)) bad_input("--out {}: would replace the model folder {} itself", out.string(), model.string());
 }
-
-// Removes "<out>.tmp-<pid>" folders left by runs that were killed (their pid no longer exists).
-void remove_stale_staging(const fs::path& out) {
-  const std::string prefix = out.filename().string() + ".tmp-";
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(out.parent_path(), ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind(prefix, 0) != 0 || !e.is_directory()) continue;
-    const std::string pid = name.substr(prefix.size());
-    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) {
-      std::error_code rm;
-      fs::remove_all(e.path(), rm);
-    }
-  }
-}
-
-// "<out>.tmp-<pid>": created empty; removed on destruction unless commit() renamed it to <out>.
-// Creating it first removes the stale staging folders of killed runs.
-class StagingDir {
- public:
-  explicit StagingDir(fs::path out) : out_(std::move(out)) {
-    tmp_ = out_;
-    tmp_ += ".tmp-" + std::to_string(getpid());
-    std::error_code ec;
-    fs::create_directories(out_.parent_path(), ec);
-    remove_stale_staging(out_);
-    fs::remove_all(tmp_, ec);
-    fs::create_directories(tmp_, ec);
-    if (ec) runtime_failure("{}: cannot create the output folder: {}", tmp_.string(), ec.message());
-  }
-  ~StagingDir() {
-    if (keep_) return;
-    std::error_code ec;
-    fs::remove_all(tmp_, ec);
-  }
-  StagingDir(const StagingDir&) = delete;
-  StagingDir& operator=(const StagingDir&) = delete;
-
-  const fs::path& path() const { return tmp_; }
-
-  // Moves the finished folder to <out>, replacing an old folder only now (a non-empty one only
-  // with `force`). When that fails the finished folder is kept where it is and named.
-  void commit(bool force) {
-    if (is_nonempty_dir(out_) && !force) keep_and_fail("the folder was filled by another process while pruning");
-    std::error_code ec;
-    fs::remove_all(out_, ec);
-    if (!ec) fs::rename(tmp_, out_, ec);
-    if (ec) keep_and_fail(fmt::format("cannot move the finished folder into place: {}", ec.message()));
-    keep_ = true;
-  }
-
- private:
-  [[noreturn]] void keep_and_fail(const std::string& why) {
-    keep_ = true;
-    runtime_failure("--out {}: {}; the result is left in {}", out_.string(), why, tmp_.string());
-  }
-
-  fs::path out_, tmp_;
-  bool keep_ = false;  // renamed into place, or left for the user after a failed commit
-};
 
 // ---- calibration ----
 
@@ -227,16 +162,8 @@ json timings_json(const PruneTimings& t, double load, double save) {
   return {{"load", load}, {"forward", t.forward}, {"stats", t.stats}, {"select", t.select}, {"total", t.total}, {"save", save}};
 }
 
-// What determines the pruned weights; a rerun resumes only when this is unchanged. --dtype,
-// --threads, --json and --force only shape the output and may differ between the runs.
-json run_identity(const fs::path& model_dir, const PruneOptions& opt, const Calibration& calib) {
-  return {{"model", fs::absolute(model_dir).lexically_normal().string()},
-          {"method", prune_method_name(opt.method)},
-          {"target", opt.target.label()},
-          {"calibration", needs_calibration(opt.method) ? calib.description : json(nullptr)},
-          {"blocksize", opt.blocksize},
-          {"percdamp", opt.percdamp}};
-}
+// The way out of a refusal to resume (another run's or a corrupt "<out>.partial/").
+constexpr std::string_view kRestartHint = "; pass --restart to discard the interrupted run";
 
 // The prune run of these arguments (the study's identity: sparsa/run_rows.h prune_run_info),
 // recorded in summary.json as "run" and added to --db.
@@ -304,10 +231,13 @@ void run_prune(const PruneArgs& a) {
   Model m = load_hf_model(model_dir);
   const double load_seconds = since(t_load);
 
-  PruneProgress progress(out, run_identity(model_dir, opt, calib), a.restart);
+  // --dtype, --threads, --json and --force only shape the output: they are not part of what resumes.
+  const json calib_identity = calibrated ? calib.description : json(nullptr);
+  PruneResume progress = rephrase_bad_input(
+      "", kRestartHint, [&] { return PruneResume(out, prune_resume_identity(model_dir, opt, calib_identity), a.restart); });
   const int64_t restored_blocks = progress.finished_blocks();
   PruneResult result;
-  result.linears = progress.restore(m);
+  result.linears = rephrase_bad_input("", kRestartHint, [&] { return progress.restore(m); });
   if (restored_blocks > 0)
     std::fprintf(stderr, "prune: resuming after block %lld of %lld (finished blocks restored from %s)\n",
                  static_cast<long long>(restored_blocks), static_cast<long long>(m.config.num_layers),

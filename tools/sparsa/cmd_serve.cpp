@@ -2,7 +2,6 @@
 #include <signal.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -11,8 +10,6 @@
 
 namespace sparsa::cli {
 namespace {
-
-namespace fs = std::filesystem;
 
 struct ServeArgs {
   serve::ServeOptions opt;
@@ -48,8 +45,6 @@ void run_serve(ServeArgs& a) {
 
 void register_serve(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
-  const fs::path notes = fs::path(SPARSA_SOURCE_DIR) / "bench" / "RESULTS.md";
-  if (fs::exists(notes)) a->bench_results = notes.string();
   auto* cmd = app.add_subcommand(
       "serve",
       "An interactive dashboard over a study's database in the browser: runs and perplexities, the matrix "
@@ -63,8 +58,9 @@ void register_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--port", a->opt.port, "port to listen on (0 = any free port)")->capture_default_str();
   cmd->add_option("--masks", a->masks, "folder of the study's mask files (default: masks/ beside the database)");
-  cmd->add_option("--bench-results", a->bench_results, "Markdown file shown on the benchmarks page")
-      ->capture_default_str();
+  cmd->add_option("--bench-results", a->bench_results,
+                  "Markdown file shown on the benchmarks page (default: the notes built into the binary, "
+                  "bench/RESULTS.md of its source)");
   cmd->add_option("--max-rows", a->opt.limits.max_rows, "rows a SQL console query returns at most")
       ->capture_default_str();
   cmd->add_option("--max-seconds", a->opt.limits.max_seconds, "seconds a query may run before it is interrupted")

@@ -57,9 +57,11 @@ StudyOptions options_from(const StudyArgs& a) {
   o.out_dir = a.out;
   o.db = a.db;
   o.methods.clear();
-  for (const auto& m : split_list(a.methods, "--methods")) o.methods.push_back(parse_prune_method(m));
+  for (const auto& m : split_list(a.methods, "--methods"))
+    o.methods.push_back(rephrase_bad_input("--methods: ", "", [&] { return parse_prune_method(m); }));
   for (const auto& t : split_list(a.sparsities, "--sparsities"))
-    o.targets.push_back(t.find(':') != std::string::npos ? parse_nm(t) : parse_sparsity(t));
+    o.targets.push_back(rephrase_bad_input(
+        "--sparsities: ", "", [&] { return t.find(':') != std::string::npos ? parse_nm(t) : parse_sparsity(t); }));
   if (!a.calib_text.empty() && a.calib_given) bad_input("--calib and --calib-text are alternatives; pass one");
   if (a.calib_text.empty()) {
     o.calib.tokens_file = a.calib;
@@ -137,8 +139,8 @@ void run_report(const ReportArgs& a) {
 void register_study(CLI::App& app) {
   auto a = std::make_shared<StudyArgs>();
   a->model = default_model_path().string();
-  a->calib = (fs::path(SPARSA_SOURCE_DIR) / "data" / "calib-tokens.safetensors").string();
-  a->eval_text = (fs::path(SPARSA_SOURCE_DIR) / "data" / "persuasion.txt").string();
+  a->calib = default_data_file("calib-tokens.safetensors").string();
+  a->eval_text = default_data_file("persuasion.txt").string();
   auto* cmd = app.add_subcommand(
       "study",
       "The whole study of a model: dense perplexity; pruning with each method x structure and its perplexity; mask "

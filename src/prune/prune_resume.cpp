@@ -1,5 +1,5 @@
-// "<out>.partial/": checkpoints of the finished blocks of `sparsa prune` (see prune_progress.h).
-#include "prune_progress.h"
+// "<out>.partial/": checkpoints of the finished blocks of a pruning run (see sparsa/prune_resume.h).
+#include "sparsa/prune_resume.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -15,7 +15,7 @@
 #include "sparsa/error.h"
 #include "sparsa/safetensors.h"
 
-namespace sparsa::cli {
+namespace sparsa {
 namespace {
 
 namespace fs = std::filesystem;
@@ -63,7 +63,16 @@ std::string seconds_key(const std::string& linear) { return "seconds." + linear;
 
 }  // namespace
 
-PruneProgress::PruneProgress(const fs::path& out, const json& identity, bool restart) : dir_(partial_dir(out)) {
+json prune_resume_identity(const fs::path& model_dir, const PruneOptions& opt, const json& calibration) {
+  return {{"model", fs::absolute(model_dir).lexically_normal().string()},
+          {"method", prune_method_name(opt.method)},
+          {"target", opt.target.label()},
+          {"calibration", calibration},
+          {"blocksize", opt.blocksize},
+          {"percdamp", opt.percdamp}};
+}
+
+PruneResume::PruneResume(const fs::path& out, const json& identity, bool discard) : dir_(partial_dir(out)) {
   const fs::path run_file = dir_ / "run.json";
   std::error_code ec;
   if (fs::exists(run_file)) {
@@ -71,16 +80,15 @@ PruneProgress::PruneProgress(const fs::path& out, const json& identity, bool res
     try {
       saved = json::parse(read_file_contents(run_file));
     } catch (const nlohmann::json::exception&) {
-      saved = nullptr;  // unreadable: refused below unless --restart
+      saved = nullptr;  // unreadable: refused below unless discarded
     }
-    if (!saved.is_object() && !restart)
-      bad_input("{}: not a JSON object; pass --restart to discard the interrupted run", run_file.string());
+    if (!saved.is_object() && !discard) bad_input("{}: not a JSON object", run_file.string());
     const std::string differs = saved.is_object() ? first_difference(saved, identity) : "run.json";
-    if (!differs.empty() && !restart)
-      bad_input("--out {}: {} holds an interrupted run with different arguments ({} was {}, now {}); rerun with "
-                "the same arguments to resume it, or pass --restart to discard it",
-                out.string(), dir_.string(), differs, saved.value(differs, json()).dump(), identity.value(differs, json()).dump());
-    if (!differs.empty() || restart) fs::remove_all(dir_, ec);
+    if (!differs.empty() && !discard)
+      bad_input("{}: holds an interrupted run with different arguments ({} was {}, now {}); the same arguments "
+                "resume it",
+                dir_.string(), differs, saved.value(differs, json()).dump(), identity.value(differs, json()).dump());
+    if (!differs.empty() || discard) fs::remove_all(dir_, ec);
   } else {
     fs::remove_all(dir_, ec);  // a folder killed before run.json was written holds nothing of use
   }
@@ -90,12 +98,11 @@ PruneProgress::PruneProgress(const fs::path& out, const json& identity, bool res
   while (fs::exists(block_file(finished_))) ++finished_;
 }
 
-fs::path PruneProgress::block_file(int64_t layer) const { return dir_ / fmt::format("block-{:04d}.safetensors", layer); }
+fs::path PruneResume::block_file(int64_t layer) const { return dir_ / fmt::format("block-{:04d}.safetensors", layer); }
 
-std::vector<LinearPruneResult> PruneProgress::restore(Model& m) const {
+std::vector<LinearPruneResult> PruneResume::restore(Model& m) const {
   if (finished_ > m.config.num_layers)
-    bad_input("{}: holds {} blocks but the model has {}; pass --restart to discard it", dir_.string(), finished_,
-              m.config.num_layers);
+    bad_input("{}: holds {} blocks but the model has {}", dir_.string(), finished_, m.config.num_layers);
   std::vector<LinearPruneResult> restored;
   for (int64_t l = 0; l < finished_; ++l) {
     const fs::path file = block_file(l);
@@ -112,8 +119,7 @@ std::vector<LinearPruneResult> PruneProgress::restore(Model& m) const {
       const bool weight_type_ok = wi && (wi->dtype == DType::F32 || wi->dtype == DType::BF16 || wi->dtype == DType::F16);
       if (!weight_type_ok || wi->shape != w.shape || mi->dtype != DType::U8 ||
           mi->shape != std::vector<int64_t>{rows, (cols + 7) / 8})
-        bad_input("{}: {} is missing or does not fit the model; pass --restart to discard the interrupted run",
-                  file.string(), lr.name);
+        bad_input("{}: {} is missing or does not fit the model", file.string(), lr.name);
       convert_to_f32(wi->dtype, wi->data, w.ptr(), static_cast<size_t>(w.numel()));
       lr.mask = unpack_mask(mi->data, rows, cols);
       const auto seconds = saved->metadata().find(seconds_key(lr.name));
@@ -124,7 +130,7 @@ std::vector<LinearPruneResult> PruneProgress::restore(Model& m) const {
   return restored;
 }
 
-void PruneProgress::save_block(const Model& m, int64_t layer, std::span<const LinearPruneResult> linears) {
+void PruneResume::save_block(const Model& m, int64_t layer, std::span<const LinearPruneResult> linears) {
   std::vector<std::vector<uint8_t>> packed;
   std::vector<std::vector<uint16_t>> narrowed;
   packed.reserve(linears.size());
@@ -147,7 +153,7 @@ void PruneProgress::save_block(const Model& m, int64_t layer, std::span<const Li
   finished_ = layer + 1;
 }
 
-void PruneProgress::remove() const {
+void PruneResume::remove() const {
   // Renamed first, so that a kill while deleting leaves no half-deleted progress folder behind
   // (a rerun would find it corrupt), only a folder under another name.
   fs::path doomed = dir_;
@@ -157,4 +163,4 @@ void PruneProgress::remove() const {
   fs::remove_all(ec ? dir_ : doomed, ec);
 }
 
-}  // namespace sparsa::cli
+}  // namespace sparsa

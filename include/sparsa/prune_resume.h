@@ -1,5 +1,6 @@
-// PruneProgress: the finished blocks of a `sparsa prune` run, kept in "<out>.partial/" so that a
-// rerun with the same arguments continues after the last finished block instead of starting over.
+// sparsa/prune_resume.h — PruneResume: the finished blocks of a pruning run into the folder <out>,
+// kept in "<out>.partial/" so that a rerun of the same run continues after the last finished
+// block instead of starting over (`sparsa prune`; PruneOptions::first_layer and on_block).
 //
 // Layout of "<out>.partial/":
 //   run.json                  the arguments that determine the pruned weights (the run's identity)
@@ -11,6 +12,10 @@
 // only complete files. Blocks are used in order from block 0 while their files exist; the
 // calibration inputs of the first unfinished block are recomputed by running the restored
 // blocks forward (see PruneOptions::first_layer), which reproduces them exactly.
+//
+// Errors: Error(kBadInput) for a progress folder that cannot be resumed (another run's, or a
+// corrupt file), naming the folder or file; opening with `discard` = true always recovers from
+// them. Error(kRuntime) when a file cannot be written. Not thread-safe: one object per run.
 #pragma once
 
 #include <cstdint>
@@ -23,14 +28,20 @@
 #include "sparsa/model.h"
 #include "sparsa/prune.h"
 
-namespace sparsa::cli {
+namespace sparsa {
 
-class PruneProgress {
+// What determines the pruned weights of a run (the model folder, method, target, calibration,
+// blocksize, percdamp); a rerun resumes only when this is unchanged. `calibration` is the
+// Calibration::description of the run's calibration set, or null for a method without one.
+nlohmann::ordered_json prune_resume_identity(const std::filesystem::path& model_dir, const PruneOptions& opt,
+                                             const nlohmann::ordered_json& calibration);
+
+class PruneResume {
  public:
   // Opens or creates "<out>.partial/" for a run identified by `identity`. An existing folder
-  // whose run.json differs is discarded when `restart`, else Error(kBadInput) naming the first
-  // differing key and the two ways on (same arguments, or --restart).
-  PruneProgress(const std::filesystem::path& out, const nlohmann::ordered_json& identity, bool restart);
+  // of another run (its run.json differs), or with an unreadable run.json, is removed when
+  // `discard`, else Error(kBadInput) naming the first differing key with both values.
+  PruneResume(const std::filesystem::path& out, const nlohmann::ordered_json& identity, bool discard);
 
   // The number of leading blocks with a checkpoint (0 for a fresh run).
   int64_t finished_blocks() const { return finished_; }
@@ -53,4 +64,4 @@ class PruneProgress {
   int64_t finished_ = 0;
 };
 
-}  // namespace sparsa::cli
+}  // namespace sparsa
