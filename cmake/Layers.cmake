@@ -45,9 +45,9 @@ sparsa_subsystem(core HEADERS error progress tensor
   LIBS OpenMP::OpenMP_CXX fmt::fmt nlohmann_json::nlohmann_json Threads::Threads)
 sparsa_subsystem(io DEPS core HEADERS atomic_file safetensors tokenizer torch_pt
   LIBS sparsa::pcre2 sparsa::zip)
-sparsa_subsystem(model DEPS io HEADERS model checkpoint ops generate synth
+sparsa_subsystem(model DEPS io HEADERS model checkpoint ops generate synth eval_set
   LIBS sparsa::blas)
-sparsa_subsystem(prune DEPS model HEADERS prune calibration)
+sparsa_subsystem(prune DEPS model HEADERS prune calibration prune_resume)
 sparsa_subsystem(analysis DEPS prune HEADERS activations bitmatrix coactivation mask_compare)
 sparsa_subsystem(viz DEPS io HEADERS viz LIBS sparsa::cairo)
 sparsa_subsystem(store DEPS analysis HEADERS store LIBS sparsa::duckdb)
