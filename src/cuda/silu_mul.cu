@@ -1,8 +1,8 @@
-// The silu_mul kernels behind sparsa::silu_mul_cuda; the CPU reference is sparsa::silu_mul.
+// The silu_mul kernels behind cuda/silu_mul.cuh; the CPU reference is sparsa::silu_mul.
 // Elementwise over the flat buffers with a grid-stride loop: float4 loads and stores over the
 // largest multiple of 4 elements when all three buffers are 16-byte aligned, scalar for the rest.
 #include "cuda/cuda_check.h"
-#include "cuda/launch.h"
+#include "cuda/silu_mul.cuh"
 
 #include <algorithm>
 #include <cstdint>

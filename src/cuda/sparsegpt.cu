@@ -7,10 +7,10 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "cuda/cuda_check.h"
-#include "gpu/kernels.h"
-#include "gpu/reduce.cuh"
+#include "cuda/sparsegpt.cuh"
+#include "cuda/reduce.cuh"
 
-namespace sparsa::gpu {
+namespace sparsa::cuda {
 namespace {
 
 constexpr int kThreads = 256;
@@ -172,4 +172,4 @@ float kth_smallest_device(const float* values, float* sorted, void* temp, size_t
   return v;
 }
 
-}  // namespace sparsa::gpu
+}  // namespace sparsa::cuda

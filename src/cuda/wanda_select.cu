@@ -7,9 +7,9 @@
 #include <cub/block/block_scan.cuh>
 
 #include "cuda/cuda_check.h"
-#include "gpu/kernels.h"
+#include "cuda/wanda_select.cuh"
 
-namespace sparsa::gpu {
+namespace sparsa::cuda {
 namespace {
 
 constexpr int kThreads = 512;
@@ -105,4 +105,4 @@ void launch_nm_lowest(const float* w, const float* norm, uint8_t* mask, int64_t 
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 
-}  // namespace sparsa::gpu
+}  // namespace sparsa::cuda
