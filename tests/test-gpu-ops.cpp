@@ -641,7 +641,7 @@ void check_fill_random() {
                                                         std::cos(2.0 * std::numbers::pi * u2));
   }
   cuda::launch_fill_normal(d32.data(), cuda::Elem::kF32, n, nseed, stddev, nullptr);
-  expect_close(normal, d32.download(), Tol{1e-8, 2e-5}, "fill_normal fp32");  // logf, cospif: a few ulp
+  expect_close(normal, d32.download(), Tol{1e-7, 2e-5}, "fill_normal fp32");  // logf, cospif: a few ulp
 }
 
 // ---- the sparse GEMVs (sparse_gemv*.cuh), through their public plans ----

@@ -11,25 +11,27 @@
 // Contract, for every function here:
 // - Pointers passed to the *_cuda ops are device pointers (cudaMalloc'd, e.g. DeviceBuffer::data()),
 //   fp32 row-major with the shapes and aliasing rules of the CPU op of the same name.
-// - Work runs on the calling thread's current device, on the legacy default stream (stream 0).
+// - Work runs on the calling thread's current device, on the legacy default stream (stream 0)
+//   unless a `stream` argument (a cudaStream_t as void*) names another.
 // - The ops are asynchronous: they enqueue a kernel and return. Launch errors (bad configuration,
 //   no device) throw at once; errors while the kernel runs surface at the next synchronising call
 //   (copy_to_host, DeviceBuffer::download, cuda_synchronize). Results are visible to later work on
 //   the default stream and to the host after such a call.
 // - Every CUDA failure throws sparsa::Error(kRuntime, "CUDA error <name> at <file>:<line>: <msg>").
 // - Without CUDA (SPARSA_WITH_CUDA undefined) the library still links: cuda_device_count()
-//   returns 0, device_free() does nothing, and every other function throws
-//   sparsa::Error(kRuntime, "<function>: sparsa was built without CUDA").
+//   and gpu_peak_allocated() return 0, device_free() and gpu_reset_peak_allocated() do nothing,
+//   and every other function throws sparsa::Error(kRuntime, "<function>: sparsa was built
+//   without CUDA").
 //   Callers choose the GPU path only when cuda_device_count() > 0.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-
-#include "sparsa/tensor.h"
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "sparsa/tensor.h"
 
 namespace sparsa {
 
@@ -56,9 +58,9 @@ void copy_to_host(void* dst, const void* src, size_t bytes);    // device -> hos
 
 // Peak device memory allocated through device_alloc since the last reset, in bytes (what
 // sparsa's own allocations held at most; cuBLAS/cuSOLVER workspaces are included when they come
-// from it). Thread-safe. 0 without CUDA.
+// from it). Thread-safe.
 int64_t gpu_peak_allocated();
-// Starts a new peak at what is allocated now. Thread-safe; does nothing without CUDA.
+// Starts a new peak at what is allocated now. Thread-safe.
 void gpu_reset_peak_allocated();
 
 namespace detail {

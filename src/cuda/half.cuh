@@ -1,5 +1,5 @@
-// fp32 <-> bf16 / fp16 conversions for the GPU model's kernels (private to src/gpu .cu files):
-// as_float widens any of the three exactly; from_float<T> rounds to nearest even.
+// src/cuda/half.cuh — fp32 <-> bf16 / fp16 conversions for the ops' kernels (private to src/cuda
+// .cu files): as_float widens any of the three exactly; from_float<T> rounds to nearest even.
 #pragma once
 
 #include <cuda_bf16.h>

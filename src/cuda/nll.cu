@@ -1,4 +1,5 @@
-// Per-token negative log-likelihood of the next token for GPU perplexity. One block per row.
+// The NLL kernel behind cuda/nll.cuh: per-token negative log-likelihood of the next token for
+// GPU perplexity. One block per row.
 #include "cuda/cuda_check.h"
 #include "cuda/nll.cuh"
 #include "cuda/reduce.cuh"

@@ -1,4 +1,4 @@
-// Block-wide reductions for the GPU model's kernels (private to src/gpu .cu files).
+// src/cuda/reduce.cuh — block-wide reductions for the ops' kernels (private to src/cuda .cu files).
 #pragma once
 
 namespace sparsa::cuda {

@@ -1,5 +1,5 @@
-// The causal softmax of the GPU attention (the score and value products are cuBLAS batched
-// GEMMs in gpu_forward.cpp). One block per query row.
+// The causal softmax kernel behind cuda/softmax.cuh (the score and value products are cuBLAS
+// batched GEMMs in gpu_forward.cpp). One block per query row.
 #include "cuda/cuda_check.h"
 #include "cuda/half.cuh"
 #include "cuda/softmax.cuh"

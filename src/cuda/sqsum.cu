@@ -1,4 +1,4 @@
-// Calibration statistics on the GPU: per-feature sums of squares (Wanda's input norms).
+// The sums-of-squares kernels behind cuda/sqsum.cuh: per-feature statistics (Wanda's input norms).
 #include "cuda/cuda_check.h"
 #include "cuda/half.cuh"
 #include "cuda/sqsum.cuh"

@@ -1,4 +1,4 @@
-// Wanda's selection on the GPU: per output row, the k lowest of |w| * norm (unstructured) or
+// The selection kernels behind cuda/wanda_select.cuh: per output row, the k lowest of |w| * norm (unstructured) or
 // the n lowest of every m (N:M), ties towards the lower column as a stable sort orders them.
 //
 // Unstructured: one block per row finds the k-th smallest score by a 4-pass radix select over
