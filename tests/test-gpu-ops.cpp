@@ -146,7 +146,8 @@ void check_rmsnorm() {
     DeviceBuffer<float> dx(x), dw(w), dy(x.size());
     cuda::launch_rmsnorm(dx.data(), dw.data(), dy.data(), n, dim, 1e-5f);
     // The sum of squares is reduced in another order: a few fp32 ulp.
-    expect_close(run_rmsnorm_ref(x, w, n, dim, 1e-5f), dy.download(), Tol{1e-6, 1e-5}, "rmsnorm " + std::to_string(dim));
+    expect_close(run_rmsnorm_ref(x, w, n, dim, 1e-5f), dy.download(), Tol{1e-6, 1e-5},
+                 "rmsnorm " + std::to_string(dim));
   }
   // The fused residual form: x += delta (exact fp32 adds), then y = rmsnorm(x); and without delta.
   const int64_t n = 2, dim = 2053;
@@ -327,8 +328,10 @@ void check_causal_softmax() {
     const float mx = *std::max_element(s, s + visible);
     double sum = 0.0;
     for (int64_t j = 0; j < visible; ++j) sum += std::exp(static_cast<double>((s[j] - mx) * scale));
-    for (int64_t j = 0; j < visible; ++j)
-      want[static_cast<size_t>(r * seqlen + j)] = static_cast<float>(std::exp(static_cast<double>((s[j] - mx) * scale)) / sum);
+    for (int64_t j = 0; j < visible; ++j) {
+      const double p = std::exp(static_cast<double>((s[j] - mx) * scale)) / sum;
+      want[static_cast<size_t>(r * seqlen + j)] = static_cast<float>(p);
+    }
   }
   DeviceBuffer<float> ds(scores), dp(scores.size());
   cuda::launch_causal_softmax(ds.data(), dp.data(), rows, seqlen, scale, false, false);
@@ -384,7 +387,8 @@ void check_sqsum() {
     const auto got = acc.download();
     expect_close(want, got, Tol{0.0, 3e-5}, bf16 ? "col_sqsum bf16" : "col_sqsum fp32");  // fp32 slices
     std::vector<float> norm(static_cast<size_t>(cols));
-    for (size_t c = 0; c < norm.size(); ++c) norm[c] = std::sqrt(static_cast<float>(got[c] / static_cast<double>(samples)));
+    for (size_t c = 0; c < norm.size(); ++c)
+      norm[c] = std::sqrt(static_cast<float>(got[c] / static_cast<double>(samples)));
     DeviceBuffer<float> dnorm(static_cast<size_t>(cols));
     cuda::launch_mean_sqrt(acc.data(), dnorm.data(), cols, samples);
     expect_close(norm, dnorm.download(), kExact, "mean_sqrt");
@@ -397,8 +401,8 @@ void check_sqsum() {
 void mark_lowest(const std::vector<float>& score, int64_t from, int64_t width, int64_t k, uint8_t* mask) {
   std::vector<int64_t> order(static_cast<size_t>(width));
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return score[static_cast<size_t>(from + a)] < score[static_cast<size_t>(from + b)]; });
+  const float* s = score.data() + from;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return s[a] < s[b]; });
   for (int64_t i = 0; i < k; ++i) mask[from + order[static_cast<size_t>(i)]] = 1;
 }
 
@@ -485,7 +489,7 @@ BlockResult sparsegpt_block_ref(std::vector<float> w, const std::vector<float>& 
       row[i] = q;
       out.err[static_cast<size_t>(r * count + i)] = e;
     }
-    for (int64_t c = 0; c < count; ++c) out.mask[static_cast<size_t>(r * cols + i1 + c)] = pruned[static_cast<size_t>(c)];
+    std::copy(pruned.begin(), pruned.end(), out.mask.begin() + r * cols + i1);
   }
   out.w = std::move(w);
   return out;
@@ -502,7 +506,8 @@ void check_sparsegpt_block() {
   std::vector<float> scores(static_cast<size_t>(rows * count));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < count; ++c) {
-      const float v = w[static_cast<size_t>(r * cols + i1 + c)], d = hinv[static_cast<size_t>((i1 + c) * cols + i1 + c)];
+      const float v = w[static_cast<size_t>(r * cols + i1 + c)];
+      const float d = hinv[static_cast<size_t>((i1 + c) * cols + i1 + c)];
       scores[static_cast<size_t>(r * count + c)] = v * v / (d * d);
     }
   DeviceBuffer<float> dw(w), dh(hinv), dscore(scores.size());
@@ -544,11 +549,12 @@ std::vector<float> decode_attention_ref(const std::vector<float>& q, const std::
   std::vector<float> out(static_cast<size_t>(heads * hd));
   for (int64_t h = 0; h < heads; ++h) {
     const int64_t kvh = h / group;
+    const float* qh = q.data() + h * hd;
     std::vector<double> s(static_cast<size_t>(pos + 1));
     for (int64_t j = 0; j <= pos; ++j) {
+      const float* kj = kc.data() + j * kv_dim + kvh * hd;
       double dot = 0.0;
-      for (int64_t i = 0; i < hd; ++i)
-        dot += static_cast<double>(q[static_cast<size_t>(h * hd + i)]) * kc[static_cast<size_t>(j * kv_dim + kvh * hd + i)];
+      for (int64_t i = 0; i < hd; ++i) dot += static_cast<double>(qh[i]) * kj[i];
       s[static_cast<size_t>(j)] = dot * scale;
     }
     const double mx = *std::max_element(s.begin(), s.end());
@@ -556,7 +562,8 @@ std::vector<float> decode_attention_ref(const std::vector<float>& q, const std::
     for (double& v : s) sum += v = std::exp(v - mx);
     for (int64_t i = 0; i < hd; ++i) {
       double o = 0.0;
-      for (int64_t j = 0; j <= pos; ++j) o += s[static_cast<size_t>(j)] * vc[static_cast<size_t>(j * kv_dim + kvh * hd + i)];
+      for (int64_t j = 0; j <= pos; ++j)
+        o += s[static_cast<size_t>(j)] * vc[static_cast<size_t>(j * kv_dim + kvh * hd + i)];
       out[static_cast<size_t>(h * hd + i)] = static_cast<float>(o / sum);
     }
   }
@@ -710,7 +717,7 @@ std::vector<uint8_t> pruned_raw(const GemvData& d, const std::vector<uint8_t>& m
   std::vector<uint8_t> raw = d.w.raw;
   const size_t bytes = dtype_size(d.shape.weight_type);
   for (size_t i = 0; i < mask.size(); ++i)
-    if (!mask[i]) std::fill(raw.begin() + static_cast<std::ptrdiff_t>(i * bytes), raw.begin() + static_cast<std::ptrdiff_t>((i + 1) * bytes), 0);
+    if (!mask[i]) std::fill_n(raw.begin() + static_cast<std::ptrdiff_t>(i * bytes), bytes, uint8_t{0});
   return raw;
 }
 
