@@ -2,8 +2,9 @@
 // one table of ops, each with a generator of random non-zero inputs (odd sizes included), the
 // launcher(s), the reference and a tolerance. GpuOps.EveryLauncherIsInTheTable reads the
 // launchers declared in src/cuda/*.cuh (every top-level function declaration there) and fails when
-// one has no case here, so a new op cannot land untested; it runs in every build. The op cases
-// skip without a CUDA device (CPU-only builds, CI).
+// one has no case here, so a new op cannot land untested; GpuOps.DriversHoldNoKernels keeps
+// kernels out of src/gpu. Both run in every build. The op cases skip without a CUDA device
+// (CPU-only builds, CI).
 //
 // Tolerances, per element |gpu - ref| <= atol + rtol * |ref|, are stated in each case: exact (0, 0)
 // where the GPU computes the reference's expression element by element; fp32 rounding-order
@@ -44,6 +45,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <numbers>
 #include <numeric>
@@ -824,6 +826,19 @@ TEST(GpuOps, EveryLauncherIsInTheTable) {
                                      << ", which has no case in test-gpu-ops's table";
   for (const std::string& name : covered)
     EXPECT_TRUE(declared.count(name)) << "the table names " << name << ", which no src/cuda/*.cuh declares";
+}
+
+// The border: src/gpu holds model-level drivers only; every kernel is an op of src/cuda.
+TEST(GpuOps, DriversHoldNoKernels) {
+  const std::filesystem::path dir = std::filesystem::path(SPARSA_SOURCE_DIR) / "src" / "gpu";
+  ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string(), ext = entry.path().extension().string();
+    EXPECT_TRUE(ext != ".cu" && ext != ".cuh") << "src/gpu/" << name << ": CUDA sources belong in src/cuda";
+    std::ifstream in(entry.path());
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text.find("__global__"), std::string::npos) << "src/gpu/" << name << " defines a kernel";
+  }
 }
 
 class GpuOp : public ::testing::TestWithParam<size_t> {};
