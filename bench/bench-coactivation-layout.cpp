@@ -46,7 +46,6 @@
 #include "sparsa/sparse_gemv_blocks.h"
 
 #ifdef SPARSA_WITH_CUDA
-#include "cuda/sparse_gemv_launch.h"
 #include "gpu_graph_timer.h"
 #endif
 
@@ -175,8 +174,7 @@ std::vector<GpuRow> run_gpu(const Args& a, const std::vector<float>& test, int64
   std::vector<DeviceBuffer<float>> x, y;
   for (int i = 0; i < kLaunches; ++i) {
     w.emplace_back(static_cast<size_t>(in * out));
-    cuda::gemv::fill_random(cuda::gemv::WeightType::BF16, w.back().data(), in * out, static_cast<uint32_t>(i + 1),
-                            stream);
+    fill_uniform_cuda(w.back().data(), DType::BF16, in * out, static_cast<uint32_t>(i + 1), stream);
     x.emplace_back(static_cast<size_t>(in));
     y.emplace_back(static_cast<size_t>(out));
   }

@@ -30,8 +30,6 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include "gpu/kernels.h"
-
 namespace {
 
 using namespace sparsa;
@@ -95,7 +93,7 @@ void matrix_table(const Args& a) {
     for (int i = 0; i < 2; ++i) {
       x32.emplace_back(normal(static_cast<size_t>(chunk * cols), 10 + i, 1.0f));
       xh.emplace_back(static_cast<size_t>(chunk * cols) * 2);
-      gpu::launch_to_half(x32.back().data(), xh.back().data(), chunk * cols, true);
+      to_half_cuda(x32.back().data(), xh.back().data(), chunk * cols, DType::BF16);
     }
     DeviceBuffer<float> h(static_cast<size_t>(cols * cols));
     const int64_t calls = samples * seqlen / chunk;
@@ -109,7 +107,7 @@ void matrix_table(const Args& a) {
         hessian_accumulate_cuda(h.data(), nullptr, xh[c % 2].data(), GpuPrecision::kBf16, chunk, cols, 1.0f);
     });
     // A real Hessian (2/n XᵀX of the random activations) and random weights, copied fresh per run.
-    gpu::launch_scale(h.data(), h.data(), 2.0f / static_cast<float>(samples * seqlen), cols * cols);
+    scale_cuda(h.data(), h.data(), 2.0f / static_cast<float>(samples * seqlen), cols * cols);
     const DeviceBuffer<float> w0(normal(static_cast<size_t>(rows * cols), 3, 0.02f));
     DeviceBuffer<float> w(static_cast<size_t>(rows * cols)), hw(static_cast<size_t>(cols * cols));
     DeviceBuffer<uint8_t> mask(static_cast<size_t>(rows * cols));
@@ -124,11 +122,11 @@ void matrix_table(const Args& a) {
       sparsegpt_prune_cuda(w.data(), hw.data(), mask.data(), rows, cols, parse_nm("2:4"), 128, 0.01);
     });
     DeviceBuffer<double> acc(static_cast<size_t>(cols));
-    DeviceBuffer<float> partial(static_cast<size_t>((chunk / gpu::kSqsumSlice + 1) * cols)), norm(static_cast<size_t>(cols));
+    DeviceBuffer<float> partial(static_cast<size_t>(column_sqsum_scratch_floats(chunk, cols))), norm(static_cast<size_t>(cols));
     const double t_ws = median_seconds(a.reps, [&] { cudaMemset(acc.data(), 0, acc.size() * sizeof(double)); }, [&] {
       for (int64_t c = 0; c < calls; ++c)
-        gpu::launch_col_sqsum(nullptr, xh[c % 2].data(), true, acc.data(), partial.data(), chunk, cols);
-      gpu::launch_mean_sqrt(acc.data(), norm.data(), cols, samples);
+        column_sqsum_cuda(xh[c % 2].data(), DType::BF16, acc.data(), partial.data(), chunk, cols);
+      column_norm_cuda(acc.data(), norm.data(), cols, samples);
     });
     const double t_sel = median_seconds(a.reps, [] {}, [&] {
       wanda_mask_cuda(w0.data(), norm.data(), mask.data(), rows, cols, parse_sparsity("0.5"));
@@ -148,8 +146,8 @@ double gemm_tflops() {
   DeviceBuffer<float> C(static_cast<size_t>(m) * n), R(static_cast<size_t>(m) * k);
   const std::vector<float> r = normal(static_cast<size_t>(m) * k, 5, 1.0f);
   R.upload(r);
-  gpu::launch_to_half(R.data(), A.data(), static_cast<int64_t>(m) * k, true);
-  gpu::launch_to_half(R.data(), B.data(), static_cast<int64_t>(k) * n, true);
+  to_half_cuda(R.data(), A.data(), static_cast<int64_t>(m) * k, DType::BF16);
+  to_half_cuda(R.data(), B.data(), static_cast<int64_t>(k) * n, DType::BF16);
   cublasHandle_t hnd;
   cublasCreate(&hnd);
   const float one = 1, zero = 0;

@@ -1,5 +1,5 @@
 // bench-sparse-gemv-weights: do weight sparsity and activation sparsity multiply? The 2:4
-// weight- and activation-sparse GEMV (sparsa/sparse_gemv_nm.h) against the activation-sparse
+// weight- and activation-sparse GEMV (sparsa/sparse_gemv_2to4.h, sparse_gemv_masked.h) against the activation-sparse
 // GEMV (sparsa/sparse_gemv.h, tuned through its table) and cuBLAS dense GEMV, measured as
 // bench-sparse-gemv does (issue #8's anchor method, bench/gpu_graph_timer.h): a CUDA graph of 16
 // launches over 16 different weight buffers (past the 50 MB L2) and 16 different x, CUDA events,
@@ -30,16 +30,15 @@
 #include <tuple>
 #include <vector>
 
-#include "cuda/sparse_gemv_launch.h"
 #include "gpu_graph_timer.h"
 #include "sparsa/cuda.h"
 #include "sparsa/sparse_gemv.h"
-#include "sparsa/sparse_gemv_nm.h"
+#include "sparsa/sparse_gemv_2to4.h"
+#include "sparsa/sparse_gemv_masked.h"
 
 namespace {
 
 using sparsa::bench::check;
-namespace gemv = sparsa::cuda::gemv;
 
 constexpr int kBuffers = 16;
 constexpr double kSparsities[] = {0.0, 0.25, 0.4, 0.5, 0.7, 0.9};
@@ -71,7 +70,7 @@ struct Row {
   Cell cell[2][kNumSparsities];  // [pattern][sparsity]
 };
 
-// The unstructured layout (sparsa/sparse_gemv_nm.h) of a random Wᵀ [in, out] keeping each weight
+// The unstructured layout (sparsa/sparse_gemv_masked.h) of a random Wᵀ [in, out] keeping each weight
 // with probability 1/2 (a random bit), values random in [-1, 1), never 0.
 struct MaskedLayout {
   std::vector<uint8_t> masks;     // [in, tiles × 32]
@@ -185,7 +184,7 @@ int main(int argc, char** argv) {
   }
   const bool bf16 = type_name == "bf16";
   const sparsa::DType dtype = bf16 ? sparsa::DType::BF16 : sparsa::DType::F16;
-  const gemv::WeightType wtype = bf16 ? gemv::WeightType::BF16 : gemv::WeightType::F16;
+  const sparsa::DType wtype = bf16 ? sparsa::DType::BF16 : sparsa::DType::F16;
   const cudaDataType_t cublas_type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
   auto table = sparsa::GemvTuneTable::load(tune_file);
 
@@ -215,9 +214,9 @@ int main(int argc, char** argv) {
       check(cudaMalloc(&xh[i], batch * in * 2), "x half");
       check(cudaMalloc(&y[i], batch * out * 4), "y");
       check(cudaMalloc(&yh[i], batch * out * 2), "y half");
-      gemv::fill_random(wtype, w[i], n, static_cast<uint32_t>(1 + i), stream);
-      gemv::fill_random(wtype, values[i], n / 2, static_cast<uint32_t>(101 + i), stream);
-      gemv::fill_random(wtype, xh[i], batch * in, static_cast<uint32_t>(201 + i), stream);
+      sparsa::fill_uniform_cuda(w[i], wtype, n, static_cast<uint32_t>(1 + i), stream);
+      sparsa::fill_uniform_cuda(values[i], wtype, n / 2, static_cast<uint32_t>(101 + i), stream);
+      sparsa::fill_uniform_cuda(xh[i], wtype, batch * in, static_cast<uint32_t>(201 + i), stream);
       const auto host_indices = random_indices(groups, out, static_cast<uint64_t>(i + 1));
       check(cudaMemcpy(indices[i], host_indices.data(), index_words * 4, cudaMemcpyHostToDevice), "upload indices");
     }

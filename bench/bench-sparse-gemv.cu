@@ -33,14 +33,12 @@
 #include <string>
 #include <vector>
 
-#include "cuda/sparse_gemv_launch.h"
 #include "gpu_graph_timer.h"
 #include "sparsa/cuda.h"
 #include "sparsa/sparse_gemv.h"
 
 namespace {
 
-namespace gemv = sparsa::cuda::gemv;
 
 constexpr int kBuffers = 16;  // weight buffers per graph, as the anchor
 constexpr double kSparsities[] = {0.0, 0.25, 0.4, 0.5, 0.7, 0.9};
@@ -308,7 +306,7 @@ double launch_floor_us(const Gpu& g, int reps, int64_t in, int64_t out, unsigned
   for (int i = 0; i < kBuffers; ++i) {
     check(cudaMalloc(&x[i], in * 4), "floor x");
     check(cudaMalloc(&y[i], out * 4), "floor y");
-    gemv::fill_random(gemv::WeightType::F32, x[i], in, 77u + i, g.stream);
+    sparsa::fill_uniform_cuda(x[i], sparsa::DType::F32, in, 77u + i, g.stream);
   }
   check(cudaFuncSetAttribute(launch_floor_kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), "floor attribute");
   auto launch = [&](int i) {
@@ -348,7 +346,7 @@ int run_fused(const Options& o, Gpu& g, sparsa::GemvTuneTable& table) {
     for (int i = 0; i < kBuffers; ++i) {
       check(cudaMalloc(&w[i], n * 2), "reference weights");
       check(cudaMalloc(&yh[i], batch * kReferenceOut * 2), "reference y");
-      gemv::fill_random(o.bf16() ? gemv::WeightType::BF16 : gemv::WeightType::F16, w[i], n, 500u + i, g.stream);
+      sparsa::fill_uniform_cuda(w[i], o.dtype(), n, 500u + i, g.stream);
     }
     auto dense = [&](int i) { cublas_gemv(g, o.cublas_type(), kReferenceOut, kReferenceIn, batch, w[i], inputs.xh[i], yh[i]); };
     dense(0);
@@ -389,7 +387,7 @@ int run_fused(const Options& o, Gpu& g, sparsa::GemvTuneTable& table) {
       check(cudaMalloc(&w[i], n * 2), "weights");
       check(cudaMalloc(&y[i], batch * total_out * 4), "y");
       check(cudaMalloc(&yh[i], batch * total_out * 2), "y half");
-      gemv::fill_random(o.bf16() ? gemv::WeightType::BF16 : gemv::WeightType::F16, w[i], n, 900u + i, g.stream);
+      sparsa::fill_uniform_cuda(w[i], o.dtype(), n, 900u + i, g.stream);
     }
     auto part_of = [&](int i, size_t m, float t) {
       return sparsa::GemvPart{static_cast<const uint16_t*>(w[i]) + first_out[m] * in, y[i] + batch * first_out[m], t};
@@ -446,8 +444,7 @@ int run_fused(const Options& o, Gpu& g, sparsa::GemvTuneTable& table) {
   constexpr int64_t kFloorIn = 4096, kFloorOut = 4096;
   const sparsa::GemvShape floor_shape{o.dtype(), batch, kFloorIn, kFloorOut};
   const sparsa::GemvConfig c = table.lookup(sparsa::GemvKey{floor_shape, sparsa::gemv_sparsity_bin(0.9f)});
-  const auto ls = gemv::launch_shape(floor_shape);
-  const auto kernel_blocks = static_cast<unsigned>(gemv::total_tiles(ls, c.vecs) * c.split);
+  const auto kernel_blocks = static_cast<unsigned>(sparsa::gemv_grid_blocks(floor_shape, c));
   const double plain_us = launch_floor_us(g, o.reps, kFloorIn, kFloorOut * batch, 16, 256, 1);
   const double cluster_us = launch_floor_us(g, o.reps, kFloorIn, kFloorOut * batch, kernel_blocks,
                                             static_cast<unsigned>(c.warps * 32), static_cast<unsigned>(c.split));

@@ -51,7 +51,7 @@ sparsa_subsystem(prune DEPS model HEADERS prune calibration prune_resume)
 sparsa_subsystem(analysis DEPS prune HEADERS activations bitmatrix coactivation mask_compare)
 sparsa_subsystem(viz DEPS io HEADERS viz LIBS sparsa::cairo)
 sparsa_subsystem(store DEPS analysis HEADERS store LIBS sparsa::duckdb)
-sparsa_subsystem(cuda DEPS io HEADERS cuda sparse_gemv sparse_gemv_blocks sparse_gemv_nm
+sparsa_subsystem(cuda DEPS io HEADERS cuda sparse_gemv sparse_gemv_blocks sparse_gemv_2to4 sparse_gemv_masked
   CUDA_LIBS CUDA::cudart CUDA::cublas)
 sparsa_subsystem(gpu DEPS cuda prune HEADERS gpu decode
   CUDA_LIBS CUDA::cudart CUDA::cublas CUDA::cusolver ${CMAKE_DL_LIBS})

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check: every CUDA test program, compute-sanitizer on the kernels' tests, the GPU
-# pruning and sparse GEMV benchmarks, and `sparsa prune/eval --device cuda` end to end.
+# The GPU check: every CUDA test program (test-gpu-ops first: every op launcher against its CPU
+# reference), compute-sanitizer on the kernels' tests, the GPU pruning and sparse GEMV benchmarks,
+# and `sparsa prune/eval --device cuda` end to end.
 #
 # The device machine has the CUDA toolkit but not the library's C++ dependencies, so the
 # programs are built here and carried:
@@ -24,7 +25,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pack_dir="$root/.carry/gpu"
-PROGRAMS=(tests/test-sparse-gemv tests/test-cuda-ops tests/test-gpu-model tests/test-gpu-decode
+PROGRAMS=(tests/test-gpu-ops tests/test-sparse-gemv tests/test-cuda-ops tests/test-gpu-model tests/test-gpu-decode
   tests/test-sparse-gemv-weights tests/test-sparse-gemv-blocks bench/bench-sparse-gemv bench/bench-gpu-prune
   bench/bench-decode bench/bench-sparse-gemv-weights bench/bench-coactivation-layout sparsa)
 GOLDENS=(README.md tokens.safetensors wanda_u50.safetensors wanda_2-4.safetensors sparsegpt_u50.safetensors
@@ -75,7 +76,7 @@ run() {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$logs/gpu.txt"
   date -u | tee -a "$logs/gpu.txt"
   if [[ $steps == *,tests,* ]]; then
-    for t in ${GPU_TESTS:-test-cuda-ops test-sparse-gemv test-sparse-gemv-weights test-sparse-gemv-blocks test-gpu-model \
+    for t in ${GPU_TESTS:-test-gpu-ops test-cuda-ops test-sparse-gemv test-sparse-gemv-weights test-sparse-gemv-blocks test-gpu-model \
       test-gpu-decode}; do
       "$bin/$t" >"$logs/$t.log" 2>&1; rc=$?
       echo "$t: exit $rc; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$logs/$t.log" | tr '\n' ' ')"
@@ -85,6 +86,10 @@ run() {
   fi
   if [[ $steps == *,sanitizer,* ]]; then  # every kernel runs far slower under it: small cases only
     for tool in memcheck racecheck; do
+      timeout 240 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin/test-gpu-ops" \
+        >"$logs/sanitizer-ops-$tool.log" 2>&1; rc=$?  # every op launcher once, on small inputs
+      echo "compute-sanitizer $tool test-gpu-ops: exit $rc; $(grep 'ERROR SUMMARY' "$logs/sanitizer-ops-$tool.log" | tail -1)"
+      [[ $rc == 0 ]] || status=1
       timeout 240 compute-sanitizer --tool "$tool" --error-exitcode 9 "$bin/test-gpu-model" \
         --gtest_filter='GpuHessian.*:GpuWanda.*:GpuSparseGpt.*:GpuPerplexity.Refuses*' >"$logs/sanitizer-gpu-$tool.log" 2>&1; rc=$?
       echo "compute-sanitizer $tool test-gpu-model: exit $rc; $(grep 'ERROR SUMMARY' "$logs/sanitizer-gpu-$tool.log" | tail -1)"

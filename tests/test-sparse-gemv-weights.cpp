@@ -1,6 +1,7 @@
-// The GEMVs that skip pruned weights as well as inactive inputs (sparsa/sparse_gemv_nm.h), 2:4
-// and unstructured (bitmask): the packers (layout, mask and zeros, rejection of non-2:4 input),
-// the CPU references against the dense activation-sparse reference sparse_gemv() on the pruned
+// The GEMVs that skip pruned weights as well as inactive inputs, 2:4 (sparsa/sparse_gemv_2to4.h)
+// and unstructured (bitmask, sparsa/sparse_gemv_masked.h): the packers (layout, mask and zeros,
+// rejection of non-2:4 input), the CPU references against the dense activation-sparse reference
+// sparse_gemv() on the pruned
 // matrix (an independent computation), the plans' validation, and the GPU kernels against the
 // CPU references. GPU tests skip when no CUDA device is present.
 //
@@ -9,7 +10,8 @@
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
 #include "sparsa/sparse_gemv.h"
-#include "sparsa/sparse_gemv_nm.h"
+#include "sparsa/sparse_gemv_2to4.h"
+#include "sparsa/sparse_gemv_masked.h"
 #include "gemv_test_support.h"
 #include "test_support.h"
 

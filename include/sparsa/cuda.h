@@ -1,18 +1,27 @@
 // sparsa/cuda.h — the CUDA backend: device queries, device memory, and the GPU twins of the CPU
-// reference ops in sparsa/ops.h.
+// reference ops in sparsa/ops.h, plus the few device ops the benchmarks drive directly.
+//
+// Naming (one convention for GPU things): the backend is "cuda" — src/cuda, namespace
+// sparsa::cuda, kernel launchers cuda::launch_<op> declared in src/cuda/<op>.cuh beside
+// <op>.cu, and public ops named after their CPU reference with the suffix _cuda (rmsnorm_cuda,
+// perplexity_cuda) or, for types, Cuda (SparseGemvCuda). Model-level drivers built on it live in
+// src/gpu (namespace sparsa::gpu) and keep the Gpu prefix of their options and types
+// (GpuOptions, GpuPrecision, GpuDecoder); gpu_peak_allocated keeps its older name for its callers.
 //
 // Contract, for every function here:
 // - Pointers passed to the *_cuda ops are device pointers (cudaMalloc'd, e.g. DeviceBuffer::data()),
 //   fp32 row-major with the shapes and aliasing rules of the CPU op of the same name.
-// - Work runs on the calling thread's current device, on the legacy default stream (stream 0).
+// - Work runs on the calling thread's current device, on the legacy default stream (stream 0)
+//   unless a `stream` argument (a cudaStream_t as void*) names another.
 // - The ops are asynchronous: they enqueue a kernel and return. Launch errors (bad configuration,
 //   no device) throw at once; errors while the kernel runs surface at the next synchronising call
 //   (copy_to_host, DeviceBuffer::download, cuda_synchronize). Results are visible to later work on
 //   the default stream and to the host after such a call.
 // - Every CUDA failure throws sparsa::Error(kRuntime, "CUDA error <name> at <file>:<line>: <msg>").
 // - Without CUDA (SPARSA_WITH_CUDA undefined) the library still links: cuda_device_count()
-//   returns 0, device_free() does nothing, and every other function throws
-//   sparsa::Error(kRuntime, "<function>: sparsa was built without CUDA").
+//   and gpu_peak_allocated() return 0, device_free() and gpu_reset_peak_allocated() do nothing,
+//   and every other function throws sparsa::Error(kRuntime, "<function>: sparsa was built
+//   without CUDA").
 //   Callers choose the GPU path only when cuda_device_count() > 0.
 #pragma once
 
@@ -21,6 +30,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "sparsa/tensor.h"
 
 namespace sparsa {
 
@@ -44,6 +55,13 @@ void device_free(void* ptr) noexcept;        // cudaFree; ignores nullptr and er
 void copy_to_device(void* dst, const void* src, size_t bytes);  // host -> device
 void copy_to_host(void* dst, const void* src, size_t bytes);    // device -> host; waits for the
                                                                 // default stream's earlier work
+
+// Peak device memory allocated through device_alloc since the last reset, in bytes (what
+// sparsa's own allocations held at most; cuBLAS/cuSOLVER workspaces are included when they come
+// from it). Thread-safe.
+int64_t gpu_peak_allocated();
+// Starts a new peak at what is allocated now. Thread-safe.
+void gpu_reset_peak_allocated();
 
 namespace detail {
 // Throws Error(kRuntime) saying an upload of `given` elements does not fit in `capacity`.
@@ -108,5 +126,32 @@ void silu_mul_cuda(const float* gate, const float* up, float* out, int64_t n_tok
 inline constexpr int64_t kRopeMaxHeadDim = 512;
 void rope_cuda(float* x, const int32_t* positions, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                float theta);
+
+// ---- device ops for benchmarks and tools (device pointers; same contract as above) ----
+
+// y[i] = x[i] rounded to half_type (DType::BF16 or F16; round to nearest even, as the host's
+// float_to_bf16 / float_to_f16). x: [n] fp32, y: [n] of half_type. Enqueues on `stream` (a
+// cudaStream_t; nullptr: the legacy default stream). Error(kBadInput) for another type.
+void to_half_cuda(const float* x, void* y, int64_t n, DType half_type, void* stream = nullptr);
+
+// y[i] = x[i] * s; y may alias x. x, y: [n].
+void scale_cuda(float* y, const float* x, float s, int64_t n);
+
+// Wanda's input statistics in two steps: column_sqsum_cuda adds Σ_t x[t, c]² to acc [cols]
+// (fp32 per slice of 256 tokens, fp64 over slices, in a fixed order, so the result does not depend
+// on the launch) for x [n_tokens, cols] of `type` (F32, BF16 or F16); `scratch` holds
+// column_sqsum_scratch_floats(n_tokens, cols) floats. column_norm_cuda then writes
+// norm[c] = sqrt(acc[c] / samples), the norm Wanda scales |w| with. Error(kBadInput) for another type.
+inline constexpr int64_t kColumnSqsumSlice = 256;  // tokens summed in fp32 before the fp64 merge
+inline int64_t column_sqsum_scratch_floats(int64_t n_tokens, int64_t cols) {
+  return (n_tokens + kColumnSqsumSlice - 1) / kColumnSqsumSlice * cols;
+}
+void column_sqsum_cuda(const void* x, DType type, double* acc, float* scratch, int64_t n_tokens, int64_t cols);
+void column_norm_cuda(const double* acc, float* norm, int64_t cols, int64_t samples);
+
+// data [n] of `type` (F32, BF16 or F16) = uniform in [-1, 1), never exactly 0, from a
+// counter-based hash of (seed, index): the same values for any launch shape. Enqueues on `stream`.
+// Error(kBadInput) for another type.
+void fill_uniform_cuda(void* data, DType type, int64_t n, uint32_t seed, void* stream = nullptr);
 
 }  // namespace sparsa

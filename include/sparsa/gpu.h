@@ -24,6 +24,7 @@
 #include <functional>
 #include <string_view>
 
+#include "sparsa/cuda.h"  // the runtime: devices, DeviceBuffer, gpu_peak_allocated
 #include "sparsa/model.h"
 #include "sparsa/prune.h"
 
@@ -64,11 +65,6 @@ PruneResult prune_model_cuda(Model& m, const TensorI32& calib, const PruneOption
 
 // True when NCCL (libnccl.so.2, or SPARSA_NCCL_LIBRARY) can be loaded: what devices > 1 needs.
 bool gpu_nccl_available();
-
-// Peak device memory allocated through sparsa since the last reset, in bytes (what sparsa's own
-// allocations held at most; cuBLAS/cuSOLVER workspaces are included when they come from it).
-int64_t gpu_peak_allocated();
-void gpu_reset_peak_allocated();
 
 // ---- device-level pruning primitives (device pointers; fp32 row-major) ----
 // For benchmarks and tests; the driver above uses them.

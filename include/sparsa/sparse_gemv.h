@@ -129,6 +129,10 @@ std::vector<GemvConfig> gemv_candidates(const GemvFusedShape& shape);
 GemvConfig default_gemv_config(const GemvShape& shape);
 GemvConfig default_gemv_config(const GemvFusedShape& shape);
 
+// Thread blocks one launch of `shape` with `config` runs (column tiles × split), for benchmarks
+// that compare launch costs. Pure function of its arguments.
+int64_t gemv_grid_blocks(const GemvShape& shape, const GemvConfig& config);
+
 class GemvTuneTable {
  public:
   std::optional<GemvConfig> find(const GemvKey& key) const;

@@ -25,6 +25,15 @@ void rmsnorm_cuda(const float*, const float*, float*, int64_t, int64_t, float) {
 void silu_mul_cuda(const float*, const float*, float*, int64_t, int64_t) { no_cuda("silu_mul_cuda"); }
 void rope_cuda(float*, const int32_t*, int64_t, int64_t, int64_t, float) { no_cuda("rope_cuda"); }
 
+int64_t gpu_peak_allocated() { return 0; }
+void gpu_reset_peak_allocated() {}
+
+void to_half_cuda(const float*, void*, int64_t, DType, void*) { no_cuda("to_half_cuda"); }
+void scale_cuda(float*, const float*, float, int64_t) { no_cuda("scale_cuda"); }
+void column_sqsum_cuda(const void*, DType, double*, float*, int64_t, int64_t) { no_cuda("column_sqsum_cuda"); }
+void column_norm_cuda(const double*, float*, int64_t, int64_t) { no_cuda("column_norm_cuda"); }
+void fill_uniform_cuda(void*, DType, int64_t, uint32_t, void*) { no_cuda("fill_uniform_cuda"); }
+
 }  // namespace sparsa
 
 #endif  // SPARSA_WITH_CUDA

@@ -5,7 +5,6 @@
 #include "cuda/cuda_check.h"
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
-#include "sparsa/gpu.h"
 
 #include <algorithm>
 #include <mutex>

@@ -5,7 +5,7 @@
 #pragma once
 
 #include "cuda/cuda_check.h"
-#include "cuda/sparse_gemv_launch.h"
+#include "cuda/sparse_gemv.cuh"
 
 #include <cooperative_groups.h>
 

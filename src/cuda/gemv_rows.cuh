@@ -4,7 +4,7 @@
 // tile of fp32 column accumulators.
 #pragma once
 
-#include "cuda/sparse_gemv_launch.h"
+#include "cuda/sparse_gemv.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

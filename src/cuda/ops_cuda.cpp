@@ -1,9 +1,15 @@
-// The public GPU ops of sparsa/cuda.h: argument checks, then the launchers in the .cu files.
+// The public GPU ops of sparsa/cuda.h: argument checks, then the launchers of src/cuda/<op>.cuh.
 // Compiled by the C++ compiler, so rope's inverse frequencies come out bit-identical to the CPU
 // reference in src/model/ops.cpp (same expression, same libm).
 #ifdef SPARSA_WITH_CUDA
 
-#include "cuda/launch.h"
+#include "cuda/convert.cuh"
+#include "cuda/elementwise.cuh"
+#include "cuda/fill_random.cuh"
+#include "cuda/rmsnorm.cuh"
+#include "cuda/rope.cuh"
+#include "cuda/silu_mul.cuh"
+#include "cuda/sqsum.cuh"
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
 
@@ -11,8 +17,28 @@
 #include <cstdint>
 
 namespace sparsa {
+namespace {
+
+// The element type of a public op's buffer; Error(kBadInput) naming `op` for another type.
+cuda::Elem elem_of(DType type, const char* op) {
+  switch (type) {
+    case DType::F32: return cuda::Elem::kF32;
+    case DType::BF16: return cuda::Elem::kBf16;
+    case DType::F16: return cuda::Elem::kF16;
+    default: bad_input("{}: unsupported element type {}", op, dtype_name(type));
+  }
+}
+
+cuda::Elem half_elem_of(DType type, const char* op) {
+  const cuda::Elem e = elem_of(type, op);
+  if (e == cuda::Elem::kF32) bad_input("{}: {} is not a half type (bf16 or f16)", op, dtype_name(type));
+  return e;
+}
+
+}  // namespace
 
 static_assert(cuda::kRopeMaxHalf * 2 == kRopeMaxHeadDim);
+static_assert(cuda::kSqsumSlice == kColumnSqsumSlice);
 
 // Same expression as sparsa::rope.
 cuda::RopeFreqs cuda::rope_freqs(int64_t head_dim, float theta) {
@@ -43,6 +69,41 @@ void rope_cuda(float* x, const int32_t* positions, int64_t n_tokens, int64_t n_h
     runtime_failure("rope_cuda: head_dim {} exceeds the supported maximum {}", head_dim, kRopeMaxHeadDim);
   if (n_tokens == 0 || n_heads == 0 || head_dim < 2) return;
   cuda::launch_rope(x, positions, n_tokens, n_heads, head_dim, cuda::rope_freqs(head_dim, theta));
+}
+
+void to_half_cuda(const float* x, void* y, int64_t n, DType half_type, void* stream) {
+  const cuda::Elem e = half_elem_of(half_type, "to_half_cuda");
+  SPARSA_ASSERT(n >= 0);
+  if (n == 0) return;
+  cuda::launch_to_half(x, y, n, e == cuda::Elem::kBf16, stream);
+}
+
+void scale_cuda(float* y, const float* x, float s, int64_t n) {
+  SPARSA_ASSERT(n >= 0);
+  if (n == 0) return;
+  cuda::launch_scale(y, x, s, n);
+}
+
+void column_sqsum_cuda(const void* x, DType type, double* acc, float* scratch, int64_t n_tokens, int64_t cols) {
+  const cuda::Elem e = elem_of(type, "column_sqsum_cuda");
+  SPARSA_ASSERT(n_tokens >= 0 && cols >= 0);
+  if (n_tokens == 0 || cols == 0) return;
+  if (e == cuda::Elem::kF32)
+    cuda::launch_col_sqsum(static_cast<const float*>(x), nullptr, false, acc, scratch, n_tokens, cols);
+  else
+    cuda::launch_col_sqsum(nullptr, x, e == cuda::Elem::kBf16, acc, scratch, n_tokens, cols);
+}
+
+void column_norm_cuda(const double* acc, float* norm, int64_t cols, int64_t samples) {
+  SPARSA_ASSERT(cols >= 0 && samples >= 1);
+  if (cols == 0) return;
+  cuda::launch_mean_sqrt(acc, norm, cols, samples);
+}
+
+void fill_uniform_cuda(void* data, DType type, int64_t n, uint32_t seed, void* stream) {
+  const cuda::Elem e = elem_of(type, "fill_uniform_cuda");
+  SPARSA_ASSERT(n >= 0);
+  cuda::launch_fill_uniform(data, e, n, seed, stream);
 }
 
 }  // namespace sparsa

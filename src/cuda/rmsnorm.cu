@@ -1,51 +1,36 @@
-// The rmsnorm kernel behind sparsa::rmsnorm_cuda; the CPU reference is sparsa::rmsnorm.
-// One block per row: each thread sums the squares of a strided slice, warps reduce with shuffles,
-// warp 0 reduces the per-warp partials, then every thread scales its slice. All fp32.
+// The rmsnorm kernel behind cuda/rmsnorm.cuh; the CPU reference is sparsa::rmsnorm.
+// One block per row: each thread sums the squares of a strided slice (adding the residual delta
+// first in the fused form), the block reduces (cuda/reduce.cuh), then every thread scales its
+// slice. All fp32. Each thread reads back only the elements it wrote, so y may alias x.
 #include "cuda/cuda_check.h"
-#include "cuda/launch.h"
+#include "cuda/reduce.cuh"
+#include "cuda/rmsnorm.cuh"
 
 #include <cstdint>
 
 namespace sparsa::cuda {
 namespace {
 
-constexpr int kWarpSize = 32;
-constexpr int kThreads = 256;  // per block (one row): 8 warps
-constexpr int kWarps = kThreads / kWarpSize;
-constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kRowThreads = 256;     // many rows (the forward pass): 8 warps per row
+constexpr int kSingleThreads = 1024; // the decoder's one row of a few thousand
 
-__device__ float warp_sum(float v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullMask, v, offset);
-  return v;
-}
-
-// Sum of `v` over the block; every thread gets the result.
-__device__ float block_sum(float v) {
-  __shared__ float partials[kWarps];  // [kWarps]
-  __shared__ float total;
-  const int lane = threadIdx.x % kWarpSize;
-  const int warp = threadIdx.x / kWarpSize;
-  v = warp_sum(v);
-  if (lane == 0) partials[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = warp_sum(lane < kWarps ? partials[lane] : 0.0f);
-    if (lane == 0) total = v;
-  }
-  __syncthreads();
-  return total;
-}
-
-// x, y: [n_tokens, dim]; weight: [dim]; grid = n_tokens blocks of kThreads.
-// y may alias x: each thread reads and writes only its own elements.
+// x, y: [n_tokens, dim]; weight: [dim]; delta: [n_tokens, dim] or null. grid = n_tokens blocks.
+template <int kThreads>
 __global__ void __launch_bounds__(kThreads)
-rmsnorm_kernel(const float* x, const float* __restrict__ weight, float* y, int64_t dim, float eps) {
-  const float* xr = x + static_cast<int64_t>(blockIdx.x) * dim;
-  float* yr = y + static_cast<int64_t>(blockIdx.x) * dim;
+rmsnorm_kernel(float* x, const float* __restrict__ delta, const float* __restrict__ weight, float* y, int64_t dim,
+               float eps) {
+  __shared__ float scratch[kThreads / 32];
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * dim;
+  float* xr = x + row;
+  float* yr = y + row;
 
   float ss = 0.0f;
-  for (int64_t i = threadIdx.x; i < dim; i += kThreads) ss += xr[i] * xr[i];
-  ss = block_sum(ss);
+  for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
+    float v = xr[i];
+    if (delta != nullptr) xr[i] = v = v + delta[row + i];
+    ss += v * v;
+  }
+  ss = block_reduce<kThreads, false>(ss, scratch);
 
   // Same expression as the CPU reference (IEEE sqrt and division).
   const float scale = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
@@ -54,8 +39,19 @@ rmsnorm_kernel(const float* x, const float* __restrict__ weight, float* y, int64
 
 }  // namespace
 
-void launch_rmsnorm(const float* x, const float* weight, float* y, int64_t n_tokens, int64_t dim, float eps) {
-  rmsnorm_kernel<<<static_cast<unsigned>(n_tokens), kThreads>>>(x, weight, y, dim, eps);
+void launch_rmsnorm(const float* x, const float* weight, float* y, int64_t n_tokens, int64_t dim, float eps,
+                    void* stream) {
+  // x is only read when delta is null.
+  rmsnorm_kernel<kRowThreads><<<static_cast<unsigned>(n_tokens), kRowThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      const_cast<float*>(x), nullptr, weight, y, dim, eps);
+  SPARSA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_residual_rmsnorm(float* x, const float* delta, const float* weight, float* y, int64_t n_tokens,
+                             int64_t dim, float eps, void* stream) {
+  rmsnorm_kernel<kSingleThreads>
+      <<<static_cast<unsigned>(n_tokens), kSingleThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, delta, weight, y,
+                                                                                                   dim, eps);
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,8 +1,9 @@
-// The silu_mul kernels behind sparsa::silu_mul_cuda; the CPU reference is sparsa::silu_mul.
+// The silu_mul kernels behind cuda/silu_mul.cuh; the CPU reference is sparsa::silu_mul.
 // Elementwise over the flat buffers with a grid-stride loop: float4 loads and stores over the
 // largest multiple of 4 elements when all three buffers are 16-byte aligned, scalar for the rest.
 #include "cuda/cuda_check.h"
-#include "cuda/launch.h"
+#include "cuda/launch_util.cuh"
+#include "cuda/silu_mul.cuh"
 
 #include <algorithm>
 #include <cstdint>
@@ -36,9 +37,7 @@ __global__ void silu_mul_vec4_kernel(const float4* gate, const float4* __restric
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-unsigned blocks_for(int64_t n) {
-  return static_cast<unsigned>(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks));
-}
+unsigned blocks_for(int64_t n) { return grid_stride_blocks(n, kThreads, kMaxBlocks); }
 
 }  // namespace
 

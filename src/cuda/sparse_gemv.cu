@@ -26,7 +26,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/gemv_cluster.cuh"
 #include "cuda/gemv_rows.cuh"
-#include "cuda/sparse_gemv_launch.h"
+#include "cuda/sparse_gemv.cuh"
 
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
@@ -133,27 +133,6 @@ void dispatch_type(const LaunchShape& s, const GemvConfig& c, const GemvPart* pa
   else dispatch_tile<T, 1>(s, c, parts, x, stream);
 }
 
-// splitmix-style hash of (seed, i) -> uniform in [-1, 1), never 0.
-__device__ float hashed_uniform(uint32_t seed, int64_t i) {
-  uint64_t z = (static_cast<uint64_t>(i) + 1) * 0x9E3779B97F4A7C15ull + seed;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  const float u = static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f;  // 24 random bits
-  return u == 0.0f ? 0.5f : u;
-}
-
-template <WeightType T>
-__global__ void fill_random_kernel(void* data, int64_t n, uint32_t seed) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const float v = hashed_uniform(seed, i);
-    if constexpr (T == WeightType::F32) static_cast<float*>(data)[i] = v;
-    else if constexpr (T == WeightType::F16) static_cast<__half*>(data)[i] = __float2half_rn(v);
-    else static_cast<__nv_bfloat16*>(data)[i] = __float2bfloat16_rn(v);
-  }
-}
-
 }  // namespace
 
 void launch_sparse_gemv(const LaunchShape& s, const GemvConfig& c, const GemvPart* parts, const float* x,
@@ -164,19 +143,6 @@ void launch_sparse_gemv(const LaunchShape& s, const GemvConfig& c, const GemvPar
     case WeightType::F16: dispatch_type<WeightType::F16>(s, c, parts, x, st); break;
     case WeightType::BF16: dispatch_type<WeightType::BF16>(s, c, parts, x, st); break;
   }
-}
-
-void fill_random(WeightType type, void* data, int64_t n, uint32_t seed, void* stream) {
-  if (n == 0) return;
-  constexpr int kThreads = 256;
-  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 4096));
-  const auto st = static_cast<cudaStream_t>(stream);
-  switch (type) {
-    case WeightType::F32: fill_random_kernel<WeightType::F32><<<blocks, kThreads, 0, st>>>(data, n, seed); break;
-    case WeightType::F16: fill_random_kernel<WeightType::F16><<<blocks, kThreads, 0, st>>>(data, n, seed); break;
-    case WeightType::BF16: fill_random_kernel<WeightType::BF16><<<blocks, kThreads, 0, st>>>(data, n, seed); break;
-  }
-  SPARSA_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace sparsa::cuda::gemv

@@ -8,7 +8,7 @@
 //   3. partials are reduced through the cluster (gemv_cluster.cuh: deterministic).
 #include "cuda/gemv_cluster.cuh"
 #include "cuda/gemv_rows.cuh"
-#include "cuda/sparse_gemv_blocks_launch.h"
+#include "cuda/sparse_gemv_blocks.cuh"
 
 #include <cooperative_groups.h>
 

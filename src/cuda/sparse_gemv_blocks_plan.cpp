@@ -2,7 +2,7 @@
 // the default, validation, run(), and the host count of blocks read. Plain C++ compiled in every
 // build; run() launches the kernel (sparse_gemv_blocks.cu) in CUDA builds and throws "built
 // without CUDA" otherwise.
-#include "cuda/sparse_gemv_blocks_launch.h"
+#include "cuda/sparse_gemv_blocks.cuh"
 #include "sparsa/error.h"
 #include "sparsa/sparse_gemv_blocks.h"
 

@@ -4,7 +4,7 @@
 #ifdef SPARSA_WITH_CUDA
 
 #include "cuda/cuda_check.h"
-#include "cuda/sparse_gemv_launch.h"
+#include "cuda/sparse_gemv.cuh"
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
 #include "sparsa/sparse_gemv.h"
@@ -152,13 +152,13 @@ GemvConfig tune_sparse_gemv_fused(const GemvFusedShape& shape, float expected_sp
   std::vector<DeviceBuffer<uint8_t>> weights;
   for (int64_t c = 0; c < copies; ++c) {
     weights.emplace_back(static_cast<size_t>(offset[parts]));
-    gemv::fill_random(ls.type, weights.back().data(), offset[parts] / ls.element_bytes, static_cast<uint32_t>(c + 1),
-                      nullptr);
+    fill_uniform_cuda(weights.back().data(), shape.weight_type, offset[parts] / ls.element_bytes,
+                      static_cast<uint32_t>(c + 1));
   }
   int64_t y_size = 0;
   for (int64_t out : shape.outs) y_size += shape.batch * out;
   DeviceBuffer<float> x(static_cast<size_t>(shape.batch * shape.in)), y(static_cast<size_t>(y_size));
-  gemv::fill_random(gemv::WeightType::F32, x.data(), shape.batch * shape.in, 1234u, nullptr);
+  fill_uniform_cuda(x.data(), DType::F32, shape.batch * shape.in, 1234u);
   const float threshold = sparsity_threshold(x.download(), expected_sparsity);
   // The parts of weight copy i.
   auto parts_of = [&](int64_t i) {

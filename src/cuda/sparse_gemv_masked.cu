@@ -1,6 +1,6 @@
 // The unstructured-mask weight- and activation-sparse GEMV kernel behind
 // sparsa::SparseGemvMaskedCuda; the CPU reference is sparsa::sparse_gemv_masked
-// (sparse_gemv_masked_ref.cpp). Layout: sparsa/sparse_gemv_nm.h.
+// (sparse_gemv_masked_ref.cpp). Layout: sparsa/sparse_gemv_masked.h.
 //
 // Grid: one thread-block cluster of `split` blocks per 256-column tile (split-K over the inputs,
 // each warp a segment of its block's chunk), lane l owning columns 8l … 8l + 7 of the tile:
@@ -12,7 +12,7 @@
 //   3. partials are reduced through the cluster (gemv_cluster.cuh: deterministic).
 #include "cuda/gemv_cluster.cuh"
 #include "cuda/gemv_rows.cuh"
-#include "cuda/sparse_gemv_masked_launch.h"
+#include "cuda/sparse_gemv_masked.cuh"
 
 #include <cooperative_groups.h>
 

@@ -1,9 +1,9 @@
-// The launch plan of the unstructured-mask sparse GEMV (sparsa/sparse_gemv_nm.h): candidate
+// The launch plan of the unstructured-mask sparse GEMV (sparsa/sparse_gemv_masked.h): candidate
 // configs, the default, validation, run(). Plain C++ compiled in every build; run() launches the
 // kernel (sparse_gemv_masked.cu) in CUDA builds and throws "built without CUDA" otherwise.
-#include "cuda/sparse_gemv_masked_launch.h"
+#include "cuda/sparse_gemv_masked.cuh"
 #include "sparsa/error.h"
-#include "sparsa/sparse_gemv_nm.h"
+#include "sparsa/sparse_gemv_masked.h"
 
 #include <algorithm>
 #include <cstdint>

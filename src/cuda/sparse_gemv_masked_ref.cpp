@@ -1,6 +1,6 @@
-// The unstructured-mask packer and the CPU reference of its GEMV (sparsa/sparse_gemv_nm.h).
+// The unstructured-mask packer and the CPU reference of its GEMV (sparsa/sparse_gemv_masked.h).
 #include "sparsa/error.h"
-#include "sparsa/sparse_gemv_nm.h"
+#include "sparsa/sparse_gemv_masked.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,7 +1,7 @@
 // The sparse GEMV's tile configurations and the persisted tuning table (sparsa/sparse_gemv.h).
 // Plain C++, compiled in every build: which configs a shape allows depends only on the kernel's
-// limits (cuda/sparse_gemv_launch.h), not on a GPU.
-#include "cuda/sparse_gemv_launch.h"
+// limits (cuda/sparse_gemv.cuh), not on a GPU.
+#include "cuda/sparse_gemv.cuh"
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/sparse_gemv.h"
@@ -82,6 +82,10 @@ GemvConfig default_gemv_config(const GemvFusedShape& shape) {
   while (split < gemv::kMaxSplit && (tiles * split < kTargetBlocks || !supported(ls, {vecs, 4, 8, split})))
     split *= 2;
   return {vecs, 4, 8, split};
+}
+
+int64_t gemv_grid_blocks(const GemvShape& shape, const GemvConfig& config) {
+  return gemv::total_tiles(gemv::launch_shape(shape), config.vecs) * config.split;
 }
 
 GemvConfig default_gemv_config(const GemvShape& shape) { return default_gemv_config(GemvFusedShape::single(shape)); }

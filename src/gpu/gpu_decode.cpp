@@ -10,13 +10,18 @@
 #include <exception>
 #include <optional>
 
+#include "cuda/argmax.cuh"
+#include "cuda/convert.cuh"
 #include "cuda/cuda_check.h"
-#include "cuda/launch.h"
-#include "gpu/decode_kernels.h"
+#include "cuda/decode_attention.cuh"
+#include "cuda/fill_random.cuh"
+#include "cuda/get_rows.cuh"
+#include "cuda/rmsnorm.cuh"
+#include "cuda/rope.cuh"
+#include "cuda/silu_mul.cuh"
 #include "gpu/gpu_context.h"
 #include "gpu/gpu_types.h"
 #include "gpu/host_staging.h"
-#include "gpu/kernels.h"
 #include "sparsa/cuda.h"
 #include "sparsa/decode.h"
 #include "sparsa/error.h"
@@ -24,19 +29,17 @@
 namespace sparsa {
 namespace {
 
-using gpu::DecodeElem;
-
 // Indices into decode_matrices(): the four matrices of a block, then the lm_head.
 enum Mat : int { kQkv, kO, kGateUp, kDown, kLmHead };
 inline constexpr int kBlockMats = 4;
 
-DecodeElem elem_of(GpuPrecision p) {
+cuda::Elem elem_of(GpuPrecision p) {
   switch (p) {
-    case GpuPrecision::kFp32: return DecodeElem::kF32;
-    case GpuPrecision::kBf16: return DecodeElem::kBf16;
-    case GpuPrecision::kFp16: return DecodeElem::kF16;
+    case GpuPrecision::kFp32: return cuda::Elem::kF32;
+    case GpuPrecision::kBf16: return cuda::Elem::kBf16;
+    case GpuPrecision::kFp16: return cuda::Elem::kF16;
   }
-  return DecodeElem::kF32;
+  return cuda::Elem::kF32;
 }
 
 int64_t point_dim(const ModelConfig& c, ObsPoint p) {
@@ -100,7 +103,7 @@ struct GpuDecoder::Impl {
 
   ModelConfig c;
   DecodeOptions opt;
-  DecodeElem elem;
+  cuda::Elem elem;
   int64_t max_seq;
   std::vector<DecodeMatrix> mats;
   std::vector<Layer> layers;
@@ -211,7 +214,7 @@ struct GpuDecoder::Impl {
     const GpuPrecision p = opt.precision;
     const void* b = in;
     if (gpu::is_half(p)) {
-      gpu::launch_to_half(in, half_in.data(), s.in, gpu::is_bf16(p), stream);
+      cuda::launch_to_half(in, half_in.data(), s.in, gpu::is_bf16(p), stream);
       b = half_in.data();
     }
     // Wᵀ [in, out] row-major is W column-major [out, in] (ld out): y = W · x.
@@ -233,31 +236,31 @@ struct GpuDecoder::Impl {
   // Enqueues one step on `stream` (see sparsa/decode.h for the sequence).
   void enqueue_step(const StepState& st, Recording* rec) {
     const int64_t d = c.hidden_size, ff = c.intermediate_size;
-    gpu::launch_decode_embed(embed.data(), elem, st.tokens, st.pos, x.data(), d, stream);
+    cuda::launch_embed_row(embed.data(), elem, st.tokens, st.pos, x.data(), d, stream);
     for (int64_t li = 0; li < c.num_layers; ++li) {
       Layer& l = layers[static_cast<size_t>(li)];
       const auto& t = thresholds.t[static_cast<size_t>(li)];
       auto threshold = [&](ObsPoint p) { return t[static_cast<size_t>(p)]; };
-      gpu::launch_residual_rmsnorm(x.data(), li == 0 ? nullptr : delta.data(), l.attn_norm.data(), normed.data(), d,
-                                   c.norm_eps, stream);
+      cuda::launch_residual_rmsnorm(x.data(), li == 0 ? nullptr : delta.data(), l.attn_norm.data(), normed.data(), 1,
+                                    d, c.norm_eps, stream);
       record(rec, li, ObsPoint::kAttnIn, normed.data());
       linear(kQkv, l.w[kQkv].data(), normed.data(), qkv.data(), threshold(ObsPoint::kAttnIn));
-      gpu::launch_rope_append(qkv.data(), l.k_cache.data(), l.v_cache.data(), elem, st.pos, c.num_heads,
-                              c.num_kv_heads, c.head_dim, freqs, stream);
-      gpu::launch_decode_attention(qkv.data(), l.k_cache.data(), l.v_cache.data(), elem, st.pos, attn.data(),
-                                   c.num_heads, c.num_kv_heads, c.head_dim, max_seq, stream);
+      cuda::launch_rope_append(qkv.data(), l.k_cache.data(), l.v_cache.data(), elem, st.pos, c.num_heads,
+                               c.num_kv_heads, c.head_dim, freqs, stream);
+      cuda::launch_decode_attention(qkv.data(), l.k_cache.data(), l.v_cache.data(), elem, st.pos, attn.data(),
+                                    c.num_heads, c.num_kv_heads, c.head_dim, max_seq, stream);
       record(rec, li, ObsPoint::kOIn, attn.data());
       linear(kO, l.w[kO].data(), attn.data(), delta.data(), threshold(ObsPoint::kOIn));
-      gpu::launch_residual_rmsnorm(x.data(), delta.data(), l.mlp_norm.data(), normed.data(), d, c.norm_eps, stream);
+      cuda::launch_residual_rmsnorm(x.data(), delta.data(), l.mlp_norm.data(), normed.data(), 1, d, c.norm_eps, stream);
       record(rec, li, ObsPoint::kMlpIn, normed.data());
       linear(kGateUp, l.w[kGateUp].data(), normed.data(), gate_up.data(), threshold(ObsPoint::kMlpIn));
       cuda::launch_silu_mul(gate_up.data(), gate_up.data() + ff, act.data(), ff, stream);
       record(rec, li, ObsPoint::kDownIn, act.data());
       linear(kDown, l.w[kDown].data(), act.data(), delta.data(), threshold(ObsPoint::kDownIn));
     }
-    gpu::launch_residual_rmsnorm(x.data(), delta.data(), final_norm.data(), normed.data(), d, c.norm_eps, stream);
+    cuda::launch_residual_rmsnorm(x.data(), delta.data(), final_norm.data(), normed.data(), 1, d, c.norm_eps, stream);
     linear(kLmHead, lm_head.data(), normed.data(), logits.data(), -1.0f);
-    gpu::launch_argmax_advance(logits.data(), c.vocab_size, st.tokens, st.pos, st.prompt_len, stream);
+    cuda::launch_argmax_advance(logits.data(), c.vocab_size, st.tokens, st.pos, st.prompt_len, stream);
   }
 
   StepState state() { return {tokens.data(), pos.data(), prompt_len.data()}; }
@@ -381,7 +384,7 @@ struct GpuDecoder::Impl {
     uint64_t stream_id = 0;
     auto fill = [&](DeviceBuffer<uint8_t>& buf) {
       const auto n = static_cast<int64_t>(buf.size() / gpu::element_bytes(opt.precision));
-      gpu::launch_fill_normal(buf.data(), elem, n, seed * 0x9E3779B97F4A7C15ull + ++stream_id, init_std, stream);
+      cuda::launch_fill_normal(buf.data(), elem, n, seed * 0x9E3779B97F4A7C15ull + ++stream_id, init_std, stream);
     };
     const std::vector<float> ones(static_cast<size_t>(c.hidden_size), 1.0f);
     for (Layer& l : layers) {

@@ -9,9 +9,11 @@
 #include <cmath>
 #include <numeric>
 
+#include "cuda/convert.cuh"
+#include "cuda/elementwise.cuh"
+#include "cuda/softmax.cuh"
 #include "gpu/gpu_context.h"
 #include "gpu/gpu_types.h"
-#include "gpu/kernels.h"
 #include "sparsa/error.h"
 
 namespace sparsa::gpu {
@@ -93,7 +95,7 @@ void linear_cuda(const GpuLinear& l, GpuPrecision p, const float* x32, const voi
   SPARSA_CUBLAS_CHECK(cublasGemmEx(cublas(), CUBLAS_OP_T, CUBLAS_OP_N, out, static_cast<int>(n), in, &alpha,
                                    l.weight.bytes.data(), t, in, x, t, in, &beta, y, CUDA_R_32F, out,
                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  if (l.bias.size()) launch_add_bias(y, l.bias.data(), n, out);
+  if (l.bias.size()) cuda::launch_add_bias(y, l.bias.data(), n, out);
 }
 
 GpuForward::GpuForward(const ModelConfig& c, GpuPrecision p, int64_t max_samples, int64_t seqlen)
@@ -149,7 +151,7 @@ GpuForward::GpuForward(const ModelConfig& c, GpuPrecision p, int64_t max_samples
 
 const void* GpuForward::to_half(const float* x32, DeviceBuffer<uint8_t>& h, int64_t n) {
   if (!is_half(p_)) return nullptr;
-  launch_to_half(x32, h.data(), n, is_bf16(p_));
+  cuda::launch_to_half(x32, h.data(), n, is_bf16(p_));
   return h.data();
 }
 
@@ -166,8 +168,8 @@ void GpuForward::attention(int64_t n_samples) {
                                             k_ptrs_.data() + at, t, kvld, q_ptrs_.data() + at, t, qld, &zero,
                                             s_ptrs_.data() + at, CUDA_R_32F, Li, static_cast<int>(H),
                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    launch_causal_softmax(scores_.data(), probs_.data(), H * L, L, 1.0f / std::sqrt(static_cast<float>(hd)),
-                          is_half(p_), is_bf16(p_));
+    cuda::launch_causal_softmax(scores_.data(), probs_.data(), H * L, L, 1.0f / std::sqrt(static_cast<float>(hd)),
+                                is_half(p_), is_bf16(p_));
     // Column-major outᵀ [hd, queries] = V_gᵀ · Pᵀ, per head, into attn_ [n, n_heads * hd].
     SPARSA_CUBLAS_CHECK(cublasGemmBatchedEx(cublas(), CUBLAS_OP_N, CUBLAS_OP_N, hdi, Li, Li, &one,
                                             v_ptrs_.data() + at, t, kvld, p_ptrs_.data() + at, t, Li, &zero,

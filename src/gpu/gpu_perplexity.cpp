@@ -4,9 +4,10 @@
 #include <chrono>
 #include <cmath>
 
+#include "cuda/get_rows.cuh"
+#include "cuda/nll.cuh"
 #include "gpu/gpu_forward.h"
 #include "gpu/gpu_types.h"
-#include "gpu/kernels.h"
 #include "sparsa/error.h"
 #include "sparsa/gpu.h"
 
@@ -46,12 +47,12 @@ PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const
     for (int64_t t = 0; t + 1 < T; ++t) next[static_cast<size_t>(t)] = tok[static_cast<size_t>(t + 1)];  // last of each window unused
     tokens.upload(tok);
     targets.upload(next);
-    gpu::launch_gather_rows(embed.data(), tokens.data(), x.data(), T, d);
+    cuda::launch_gather_rows(embed.data(), tokens.data(), x.data(), T, d);
     for (const gpu::GpuBlock& b : blocks) fw.block(b, x.data(), S, nullptr);
     rmsnorm_cuda(x.data(), final_norm.data(), x.data(), T, d, c.norm_eps);
     const void* h = fw.to_half(x.data(), xh, T * d);
     gpu::linear_cuda(lm_head, p, x.data(), h, logits.data(), T, 0.0f);
-    gpu::launch_row_nll(logits.data(), targets.data(), nll.data(), T, V);
+    cuda::launch_row_nll(logits.data(), targets.data(), nll.data(), T, V);
     std::vector<double> row(static_cast<size_t>(T));
     copy_to_host(row.data(), nll.data(), row.size() * sizeof(double));
     for (int64_t s = 0; s < S; ++s) {

@@ -20,8 +20,6 @@ PruneResult prune_model_cuda(Model&, const TensorI32&, const PruneOptions&, cons
   no_cuda("prune_model_cuda");
 }
 bool gpu_nccl_available() { return false; }
-int64_t gpu_peak_allocated() { return 0; }
-void gpu_reset_peak_allocated() {}
 void hessian_accumulate_cuda(float*, const float*, const void*, GpuPrecision, int64_t, int64_t, float) {
   no_cuda("hessian_accumulate_cuda");
 }

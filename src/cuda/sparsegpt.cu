@@ -1,4 +1,4 @@
-// SparseGPT's kernels: Hessian preparation, the block scores for the unstructured threshold,
+// The SparseGPT kernels behind cuda/sparsegpt.cuh: Hessian preparation, the block scores for the unstructured threshold,
 // and the fused column-block update that replaces the reference's 128 launches per block.
 //
 // The fused kernel gives each row to one warp: rows are independent inside a column block (each
@@ -7,10 +7,11 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "cuda/cuda_check.h"
-#include "gpu/kernels.h"
-#include "gpu/reduce.cuh"
+#include "cuda/launch_util.cuh"
+#include "cuda/sparsegpt.cuh"
+#include "cuda/reduce.cuh"
 
-namespace sparsa::gpu {
+namespace sparsa::cuda {
 namespace {
 
 constexpr int kThreads = 256;
@@ -114,10 +115,7 @@ sparsegpt_block_kernel(float* w, const float* __restrict__ hinv, uint8_t* __rest
   }
 }
 
-unsigned grid_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 65535 * 32 ? b : 65535 * 32);
-}
+unsigned grid_for(int64_t n) { return grid_stride_blocks(n, kThreads, 65535 * 32); }
 
 }  // namespace
 
@@ -172,4 +170,4 @@ float kth_smallest_device(const float* values, float* sorted, void* temp, size_t
   return v;
 }
 
-}  // namespace sparsa::gpu
+}  // namespace sparsa::cuda

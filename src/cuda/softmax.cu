@@ -1,11 +1,11 @@
-// The causal softmax of the GPU attention (the score and value products are cuBLAS batched
-// GEMMs in gpu_forward.cpp). One block per query row.
+// The causal softmax kernel behind cuda/softmax.cuh (the score and value products are cuBLAS
+// batched GEMMs in gpu_forward.cpp). One block per query row.
 #include "cuda/cuda_check.h"
-#include "gpu/half.cuh"
-#include "gpu/kernels.h"
-#include "gpu/reduce.cuh"
+#include "cuda/half.cuh"
+#include "cuda/softmax.cuh"
+#include "cuda/reduce.cuh"
 
-namespace sparsa::gpu {
+namespace sparsa::cuda {
 namespace {
 
 constexpr int kThreads = 256;
@@ -43,4 +43,4 @@ void launch_causal_softmax(const float* scores, void* p, int64_t n_rows, int64_t
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 
-}  // namespace sparsa::gpu
+}  // namespace sparsa::cuda

@@ -1,5 +1,5 @@
 // The 2:4 weight- and activation-sparse GEMV kernel behind sparsa::SparseGemv2to4Cuda; the CPU
-// reference is sparsa::sparse_gemv_2to4 (sparse_gemv_nm_ref.cpp). Layout: sparsa/sparse_gemv_nm.h.
+// reference is sparsa::sparse_gemv_2to4 (sparse_gemv_2to4_ref.cpp). Layout: sparsa/sparse_gemv_2to4.h.
 //
 // Grid: one thread-block cluster of `split` blocks per tile of kCols output columns; block `rank`
 // owns a contiguous chunk of the groups (split-K), each warp a contiguous segment of that chunk:
@@ -12,7 +12,7 @@
 //      distributed shared memory (gemv_cluster.cuh: no atomics, deterministic).
 // Columns that are not a multiple of 8 take the same kernel with one column per lane and load.
 #include "cuda/gemv_cluster.cuh"
-#include "cuda/sparse_gemv_nm_launch.h"
+#include "cuda/sparse_gemv_2to4.cuh"
 
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>

@@ -1,9 +1,9 @@
-// Calibration statistics on the GPU: per-feature sums of squares (Wanda's input norms).
+// The sums-of-squares kernels behind cuda/sqsum.cuh: per-feature statistics (Wanda's input norms).
 #include "cuda/cuda_check.h"
-#include "gpu/half.cuh"
-#include "gpu/kernels.h"
+#include "cuda/half.cuh"
+#include "cuda/sqsum.cuh"
 
-namespace sparsa::gpu {
+namespace sparsa::cuda {
 namespace {
 
 constexpr int kThreads = 256;
@@ -61,4 +61,4 @@ void launch_mean_sqrt(const double* acc, float* out, int64_t cols, int64_t sampl
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 
-}  // namespace sparsa::gpu
+}  // namespace sparsa::cuda

@@ -1,9 +1,10 @@
-// Per-token negative log-likelihood of the next token for GPU perplexity. One block per row.
+// The NLL kernel behind cuda/nll.cuh: per-token negative log-likelihood of the next token for
+// GPU perplexity. One block per row.
 #include "cuda/cuda_check.h"
-#include "gpu/kernels.h"
-#include "gpu/reduce.cuh"
+#include "cuda/nll.cuh"
+#include "cuda/reduce.cuh"
 
-namespace sparsa::gpu {
+namespace sparsa::cuda {
 namespace {
 
 constexpr int kThreads = 256;
@@ -30,4 +31,4 @@ void launch_row_nll(const float* logits, const int32_t* targets, double* nll, in
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 
-}  // namespace sparsa::gpu
+}  // namespace sparsa::cuda

@@ -1,4 +1,4 @@
-// src/cuda/sparse_gemv_launch.h — the limits of the sparse GEMV kernel and its launcher (private
+// src/cuda/sparse_gemv.cuh — the limits of the sparse GEMV kernel and its launcher (private
 // to src/cuda). Plain C++ with no CUDA headers: the tuner's candidate filter (always compiled)
 // and the kernel (sparse_gemv.cu) read the same limits.
 #pragma once
@@ -91,9 +91,5 @@ inline int64_t total_tiles(const LaunchShape& s, int vecs) {
 // valid here (the plan checked them); `stream` is a cudaStream_t. Defined in sparse_gemv.cu.
 void launch_sparse_gemv(const LaunchShape& s, const GemvConfig& config, const GemvPart* parts, const float* x,
                         void* stream);
-
-// Fills n elements of a device buffer of `type` with values uniform in [-1, 1) from `seed`,
-// never exactly zero (for the tuner's and the benchmark's data). Defined in sparse_gemv.cu.
-void fill_random(WeightType type, void* data, int64_t n, uint32_t seed, void* stream);
 
 }  // namespace sparsa::cuda::gemv

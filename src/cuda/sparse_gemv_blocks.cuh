@@ -1,9 +1,9 @@
-// src/cuda/sparse_gemv_blocks_launch.h — the limits of the block-skipping GEMV kernel and its
+// src/cuda/sparse_gemv_blocks.cuh — the limits of the block-skipping GEMV kernel and its
 // launcher (private to src/cuda). Plain C++ with no CUDA headers: the candidate filter (always
 // compiled) and the kernel (sparse_gemv_blocks.cu) read the same limits.
 #pragma once
 
-#include "cuda/sparse_gemv_launch.h"
+#include "cuda/sparse_gemv.cuh"
 
 #include <cstdint>
 

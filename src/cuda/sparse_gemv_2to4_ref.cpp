@@ -1,6 +1,6 @@
-// The 2:4 packer and the CPU reference of the 2:4 sparse GEMV (sparsa/sparse_gemv_nm.h).
+// The 2:4 packer and the CPU reference of the 2:4 sparse GEMV (sparsa/sparse_gemv_2to4.h).
 #include "sparsa/error.h"
-#include "sparsa/sparse_gemv_nm.h"
+#include "sparsa/sparse_gemv_2to4.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,10 +1,10 @@
-// src/cuda/sparse_gemv_nm_launch.h — the limits of the 2:4 sparse GEMV kernel and its launcher
+// src/cuda/sparse_gemv_2to4.cuh — the limits of the 2:4 sparse GEMV kernel and its launcher
 // (private to src/cuda). Plain C++ with no CUDA headers: the candidate filter (always compiled)
-// and the kernel (sparse_gemv_nm.cu) read the same limits.
+// and the kernel (sparse_gemv_2to4.cu) read the same limits.
 #pragma once
 
-#include "cuda/sparse_gemv_launch.h"
-#include "sparsa/sparse_gemv_nm.h"
+#include "cuda/sparse_gemv.cuh"
+#include "sparsa/sparse_gemv_2to4.h"
 
 #include <cstdint>
 
@@ -44,7 +44,7 @@ inline int register_words(const LaunchShape& s, int vecs, int unroll) {
   return unroll * vecs * 9 + batch_tile(s.batch) * vecs * s.epl;
 }
 
-// Enqueues the kernel; arguments were validated by the plan. Defined in sparse_gemv_nm.cu.
+// Enqueues the kernel; arguments were validated by the plan. Defined in sparse_gemv_2to4.cu.
 void launch_sparse_gemv_2to4(const LaunchShape& s, int vecs, int unroll, int warps, int split, const void* values,
                              const uint32_t* indices, const float* x, float* y, float threshold, void* stream);
 

@@ -1,7 +1,7 @@
-// Block-wide reductions for the GPU model's kernels (private to src/gpu .cu files).
+// src/cuda/reduce.cuh — block-wide reductions for the ops' kernels (private to src/cuda .cu files).
 #pragma once
 
-namespace sparsa::gpu {
+namespace sparsa::cuda {
 
 inline constexpr unsigned kFullMask = 0xffffffffu;
 
@@ -28,4 +28,4 @@ __device__ float block_reduce(float v, float* scratch) {
   return r;
 }
 
-}  // namespace sparsa::gpu
+}  // namespace sparsa::cuda

@@ -1,4 +1,4 @@
-// Wanda's selection on the GPU: per output row, the k lowest of |w| * norm (unstructured) or
+// The selection kernels behind cuda/wanda_select.cuh: per output row, the k lowest of |w| * norm (unstructured) or
 // the n lowest of every m (N:M), ties towards the lower column as a stable sort orders them.
 //
 // Unstructured: one block per row finds the k-th smallest score by a 4-pass radix select over
@@ -7,9 +7,9 @@
 #include <cub/block/block_scan.cuh>
 
 #include "cuda/cuda_check.h"
-#include "gpu/kernels.h"
+#include "cuda/wanda_select.cuh"
 
-namespace sparsa::gpu {
+namespace sparsa::cuda {
 namespace {
 
 constexpr int kThreads = 512;
@@ -105,4 +105,4 @@ void launch_nm_lowest(const float* w, const float* norm, uint8_t* mask, int64_t 
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 
-}  // namespace sparsa::gpu
+}  // namespace sparsa::cuda

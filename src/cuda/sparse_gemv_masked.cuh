@@ -1,10 +1,10 @@
-// src/cuda/sparse_gemv_masked_launch.h — the limits of the unstructured-mask sparse GEMV kernel and
+// src/cuda/sparse_gemv_masked.cuh — the limits of the unstructured-mask sparse GEMV kernel and
 // its launcher (private to src/cuda). Plain C++ with no CUDA headers: the candidate filter
 // (always compiled) and the kernel (sparse_gemv_masked.cu) read the same limits.
 #pragma once
 
-#include "cuda/sparse_gemv_launch.h"
-#include "sparsa/sparse_gemv_nm.h"
+#include "cuda/sparse_gemv.cuh"
+#include "sparsa/sparse_gemv_masked.h"
 
 #include <cstdint>
 

@@ -1,4 +1,4 @@
-// Single-query grouped attention over the KV cache for the GPU decoder (src/gpu/decode_kernels.h).
+// Single-query grouped attention over the KV cache for the GPU decoder (cuda/decode_attention.cuh).
 //
 // Grid: one thread-block cluster of kSplit blocks per query head; block `rank` owns a contiguous
 // share of the keys 0..*pos (read from device memory, so a captured graph serves every position).
@@ -18,11 +18,11 @@
 #include <type_traits>
 
 #include "cuda/cuda_check.h"
-#include "gpu/decode_kernels.h"
-#include "gpu/half.cuh"
-#include "gpu/reduce.cuh"
+#include "cuda/decode_attention.cuh"
+#include "cuda/half.cuh"
+#include "cuda/reduce.cuh"
 
-namespace sparsa::gpu {
+namespace sparsa::cuda {
 namespace {
 
 namespace cg = cooperative_groups;
@@ -186,21 +186,21 @@ void launch_typed(const float* q, const void* k_cache, const void* v_cache, cons
 
 }  // namespace
 
-void launch_decode_attention(const float* q, const void* k_cache, const void* v_cache, DecodeElem e,
+void launch_decode_attention(const float* q, const void* k_cache, const void* v_cache, Elem e,
                              const int32_t* pos, float* out, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                              int64_t max_seq, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   switch (e) {
-    case DecodeElem::kF32:
+    case Elem::kF32:
       launch_typed<float>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, s);
       break;
-    case DecodeElem::kBf16:
+    case Elem::kBf16:
       launch_typed<__nv_bfloat16>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, s);
       break;
-    case DecodeElem::kF16:
+    case Elem::kF16:
       launch_typed<__half>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, s);
       break;
   }
 }
 
-}  // namespace sparsa::gpu
+}  // namespace sparsa::cuda

@@ -1,9 +1,9 @@
-// The launch plan of the 2:4 sparse GEMV (sparsa/sparse_gemv_nm.h): candidate configs, the
+// The launch plan of the 2:4 sparse GEMV (sparsa/sparse_gemv_2to4.h): candidate configs, the
 // default, shape validation, and run(). Plain C++ compiled in every build; run() launches the
-// kernel (sparse_gemv_nm.cu) in CUDA builds and throws "built without CUDA" otherwise.
-#include "cuda/sparse_gemv_nm_launch.h"
+// kernel (sparse_gemv_2to4.cu) in CUDA builds and throws "built without CUDA" otherwise.
+#include "cuda/sparse_gemv_2to4.cuh"
 #include "sparsa/error.h"
-#include "sparsa/sparse_gemv_nm.h"
+#include "sparsa/sparse_gemv_2to4.h"
 
 #include <algorithm>
 #include <cstdint>
