@@ -9,7 +9,7 @@
 
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
-#include "sparsa/run_rows.h"
+#include "sparsa/runs.h"
 #include "sparsa/safetensors.h"
 #include "sparsa/tokenizer.h"
 #include "study_context.h"

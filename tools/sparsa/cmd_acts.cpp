@@ -18,7 +18,7 @@
 #include "sparsa/error.h"
 #include "sparsa/model.h"
 #include "sparsa/progress.h"
-#include "sparsa/run_rows.h"
+#include "sparsa/runs.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/safetensors.h"
 #include "sparsa/tokenizer.h"
