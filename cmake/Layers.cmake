@@ -1,6 +1,6 @@
 # The library, one static target per subsystem (src/<name>/), linked in the order of the layers:
 #
-#   core -> io -> model -> prune -> analysis, viz -> store -> report -> cuda -> gpu -> study -> serve
+#   core -> io -> model -> prune -> analysis, viz -> store -> runs, report -> cuda -> gpu -> study -> serve
 #
 # A subsystem may use the public headers (include/sparsa/) and the internal headers (src/<dep>/)
 # of the subsystems it names in DEPS, directly or through them, and nothing above it. test-layers
@@ -55,8 +55,9 @@ sparsa_subsystem(cuda DEPS io HEADERS cuda sparse_gemv sparse_gemv_blocks sparse
   CUDA_LIBS CUDA::cudart CUDA::cublas)
 sparsa_subsystem(gpu DEPS cuda prune HEADERS gpu decode
   CUDA_LIBS CUDA::cudart CUDA::cublas CUDA::cusolver ${CMAKE_DL_LIBS})
+sparsa_subsystem(runs DEPS store HEADERS runs)
 sparsa_subsystem(report DEPS store HEADERS report)
-sparsa_subsystem(study DEPS store gpu viz report HEADERS study run_rows)
+sparsa_subsystem(study DEPS runs gpu viz report HEADERS study)
 sparsa_subsystem(serve DEPS store viz HEADERS serve LIBS sparsa::httplib)
 
 get_property(table GLOBAL PROPERTY SPARSA_LAYERS_TABLE)

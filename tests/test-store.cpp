@@ -154,7 +154,9 @@ TEST(Store, CreatesTheDocumentedSchema) {
   }
   RawDb raw(db.string());
   EXPECT_EQ(raw.column("SELECT table_name FROM duckdb_tables() ORDER BY 1"), kTables);
-  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), std::to_string(kStoreSchemaVersion));
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'runs' AND column_name = 'mask_file'"),
+            "1");
   EXPECT_EQ(raw.column("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"),
             std::vector<std::string>{"cluster_sizes"});
 }
@@ -162,7 +164,8 @@ TEST(Store, CreatesTheDocumentedSchema) {
 TEST(Store, ReopensWithRunsIntact) {
   test::TempDir dir;
   const fs::path db = dir / "study.duckdb";
-  const RunInfo info = prune_info("wanda", unstructured(0.5));
+  RunInfo info = prune_info("wanda", unstructured(0.5));
+  info.mask_file = "/study/masks/wanda_u50.safetensors";
   int64_t id = 0;
   {
     auto store = Store::open(db, Mode::kReadWrite);
@@ -178,6 +181,7 @@ TEST(Store, ReopensWithRunsIntact) {
   EXPECT_EQ(raw.scalar("SELECT status || ' ' || structure || ' ' || method || ' ' || sparsity || ' ' || "
                        "seconds_total || ' ' || (seconds_select IS NULL) FROM runs"),
             "complete u50 wanda 0.5 2.0 true");
+  EXPECT_EQ(raw.scalar("SELECT mask_file FROM runs"), "/study/masks/wanda_u50.safetensors");
   EXPECT_EQ(raw.scalar("SELECT finished_at >= started_at FROM runs"), "true");
 }
 
@@ -202,13 +206,14 @@ TEST(Store, RefusesANewerSchemaVersion) {
   test::TempDir dir;
   const fs::path db = dir / "study.duckdb";
   Store::open(db, Mode::kReadWrite);
-  raw_exec(db, {"UPDATE sparsa_meta SET value = '2' WHERE key = 'schema_version'"});
+  const std::string newer = std::to_string(kStoreSchemaVersion + 1);
+  raw_exec(db, {"UPDATE sparsa_meta SET value = '" + newer + "' WHERE key = 'schema_version'"});
   for (Mode mode : {Mode::kReadWrite, Mode::kReadOnly}) {
     const std::string m = error_of([&] { Store::open(db, mode); }, ErrorKind::kBadInput);
-    EXPECT_TRUE(contains(m, "schema version 2 is newer")) << m;
+    EXPECT_TRUE(contains(m, "schema version " + newer + " is newer")) << m;
   }
   RawDb raw(db.string());
-  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), "2");
+  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), newer);
 }
 
 // Version 0: a DuckDB file without the sparsa tables (sparsa_meta saying 0, other tables of
@@ -228,10 +233,41 @@ TEST(Store, MigratesAnOlderSchemaVersion) {
     write_prune_run(*store, prune_info("magnitude", nm(2, 4)), 0);
   }
   RawDb raw(db.string());
-  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), std::to_string(kStoreSchemaVersion));
   EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'note'"), "made by hand");
   EXPECT_EQ(raw.column("SELECT text FROM notes ORDER BY id"), (std::vector<std::string>{"keep me", "me too"}));
   EXPECT_EQ(raw.scalar("SELECT count(*) FROM runs"), "1");
+}
+
+// Version 1: runs without mask_file (here a copy of a current file's runs without the column).
+// Read-only refuses it; read-write adds the column, and the old runs keep NULL there and are
+// still found.
+TEST(Store, MigratesVersionOneRunsWithoutMaskFiles) {
+  test::TempDir dir;
+  const fs::path current = dir / "current.duckdb", db = dir / "v1.duckdb";
+  const RunInfo old = prune_info("wanda", unstructured(0.5));
+  int64_t id = 0;
+  {
+    auto store = Store::open(current, Mode::kReadWrite);
+    id = write_prune_run(*store, old, 1);
+  }
+  raw_exec(db, {"ATTACH '" + current.string() + "' AS current_db (READ_ONLY)",
+                "CREATE TABLE sparsa_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+                "INSERT INTO sparsa_meta VALUES ('schema_version', '1')",
+                "CREATE SEQUENCE run_id_seq START 100",
+                "CREATE TABLE runs AS SELECT * EXCLUDE (mask_file) FROM current_db.runs", "DETACH current_db"});
+  const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(m, "schema version 1 is older")) << m;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    EXPECT_EQ(store->find_run(old), id);
+    RunWriter w = store->begin_run({.kind = RunKind::kDense, .model_path = "/m", .mask_file = "/out/masks.safetensors"});
+    w.commit();
+  }
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), std::to_string(kStoreSchemaVersion));
+  EXPECT_EQ(raw.column("SELECT coalesce(mask_file, 'NULL') FROM runs ORDER BY run_id"),
+            (std::vector<std::string>{"NULL", "/out/masks.safetensors"}));
 }
 
 TEST(Store, RefusesADatabaseWithClashingTables) {

@@ -102,6 +102,12 @@ TEST_F(StudyTest, DatabaseHoldsEveryStep) {
   for (const char* kind : {"dense", "acts", "compare", "analysis"})
     EXPECT_EQ(count(*s, std::string("SELECT count(*) FROM runs WHERE kind = '") + kind + "'"), 1) << kind;
   EXPECT_EQ(count(*s, "SELECT count(*) FROM runs WHERE kind = 'prune'"), 2);
+  // Each prune run records its mask file (the dashboard draws from it); no other run does.
+  const json files = s->query_json("SELECT method, mask_file FROM runs WHERE mask_file IS NOT NULL ORDER BY method")["rows"];
+  ASSERT_EQ(files.size(), 2u);
+  for (const json& f : files)
+    EXPECT_EQ(fs::path(f[1].get<std::string>()),
+              fs::absolute(out() / "masks" / (f[0].get<std::string>() + "_u50.safetensors")).lexically_normal());
   EXPECT_EQ(count(*s, "SELECT count(*) FROM matrices"), 2 * 6 * 7);   // 2 runs x 6 blocks x 7 linears
   EXPECT_EQ(count(*s, "SELECT count(*) FROM comparisons"), 6 * 7);
   EXPECT_EQ(count(*s, "SELECT count(*) FROM act_thresholds"), 2 * 6 * 4);  // 2 targets x 6 blocks x 4 points
@@ -224,8 +230,9 @@ bool kill_after_line(const std::vector<std::string>& args, const std::string& li
 }
 
 // A digest of `table`'s rows without what may differ between two runs of the same study: timings,
-// timestamps and the machine name are left out, and ids drawn from sequences are replaced by
-// what they stand for (a run's run_key; a clustering's run, source, matrix, k and seed).
+// timestamps and the machine name are left out, ids drawn from sequences are replaced by what
+// they stand for (a run's run_key; a clustering's run, source, matrix, k and seed), and mask
+// files by their names (each study writes into its own folder).
 std::string table_digest(const Store& s, const std::string& table) {
   const json cols = s.query_json("SELECT column_name FROM duckdb_columns() WHERE table_name = '" + table +
                                  "' ORDER BY column_index")["rows"];
@@ -238,6 +245,7 @@ std::string table_digest(const Store& s, const std::string& table) {
       continue;
     std::string expr = "t." + name;
     if (name == "run_id" || name.ends_with("_run_id") || name == "run_a" || name == "run_b") expr = run_key(name);
+    if (name == "mask_file") expr = "regexp_extract(t.mask_file, '[^/]*$')";  // the study folders differ
     if (name == "analysis_id")
       expr = "(SELECT concat_ws('/', (SELECT run_key FROM runs r WHERE r.run_id = c.run_id), c.source, c.hf_name, c.k, "
              "c.seed) FROM cluster_summary c WHERE c.analysis_id = t.analysis_id)";

@@ -33,6 +33,9 @@ struct SparsityTarget {
 };
 SparsityTarget parse_sparsity(std::string_view ratio);  // "0.5" -> unstructured; Error(kBadInput) outside (0, 1)
 SparsityTarget parse_nm(std::string_view nm);           // "2:4"; Error(kBadInput) unless 0 < n < m
+// SparsityTarget::label() reversed: "u50" -> 50 % unstructured, "2-4" -> 2:4. Error(kBadInput) for
+// anything label() does not write (e.g. "u050", "u100", "4-2", "50").
+SparsityTarget parse_target_label(std::string_view label);
 
 // Boolean matrix, 1 = pruned.
 struct Mask {

@@ -4,8 +4,9 @@
 // The database is opened Store::Mode::kSandboxed: read-only, no access to other files, locked
 // configuration, so no request can change it or read anything else. Pages, scripts and the
 // chart library (vega, vega-lite, vega-embed) are embedded in the binary; only those are
-// served as files (no path reaches the file system). Mask images are drawn from the study's
-// masks/<method>_<structure>.safetensors files (sparsa/study.h) named by the database's runs.
+// served as files (no path reaches the file system). Mask images are drawn from the mask file a
+// prune run records (runs.mask_file); for runs stored without one, from masks_dir's
+// <method>_<structure>.safetensors (the study's masks/ folder, sparsa/study.h).
 //
 // Limits: every SQL query (the console's and the API's own) runs under `limits` (rows, seconds;
 // DuckDB is interrupted at the time limit); a request body larger than max_request_bytes is
@@ -28,7 +29,7 @@ namespace sparsa::serve {
 
 struct ServeOptions {
   std::filesystem::path db;          // the study's DuckDB file
-  std::filesystem::path masks_dir;   // empty: masks/ beside the database
+  std::filesystem::path masks_dir;   // for runs without runs.mask_file; empty: masks/ beside the database
   std::filesystem::path bench_results;  // a Markdown file shown on the benchmarks page; empty = the
                                         // notes built into the binary (bench/RESULTS.md)
   std::string host = "127.0.0.1";    // the address to bind; anything else exposes the dashboard

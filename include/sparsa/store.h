@@ -41,7 +41,7 @@
 namespace sparsa {
 
 // The schema version this build writes (sparsa_meta.schema_version); see docs/schema.md.
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;
 
 enum class RunKind : uint8_t { kDense, kPrune, kActs, kCompare, kAnalysis, kBench };
 std::string_view run_kind_name(RunKind k);  // "dense", "prune", "acts", "compare", "analysis", "bench"
@@ -64,6 +64,9 @@ struct RunInfo {
   int64_t seqlen = 0;             // calibration / evaluation window length (0 = none)
   std::string device = "cpu";
   std::string options{};          // other settings that change results, e.g. "blocksize=128 percdamp=0.01"
+  // Where a prune run's masks were written (a mask .safetensors file, absolute); empty when
+  // unknown. Not part of the identity: the same computation may be stored in several places.
+  std::filesystem::path mask_file{};
 };
 // The identity of a run: kind, model path, method, target label, calibration hash, nsamples,
 // seqlen and options joined into one string (stored in runs.run_key).

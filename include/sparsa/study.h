@@ -8,7 +8,8 @@
 //
 // Layout of `out_dir`:
 //   study.duckdb                       every number (docs/schema.md), unless `db` says otherwise
-//   masks/<method>_<label>.safetensors the masks of each pruning run (golden mask format)
+//   masks/<method>_<label>.safetensors the masks of each pruning run (golden mask format; the
+//                                      name: sparsa/runs.h mask_file_name; recorded in runs.mask_file)
 //   figures/*.png                      the figures REPORT.md shows
 //   REPORT.md                          the findings, generated from the database
 //

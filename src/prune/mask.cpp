@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -56,6 +57,45 @@ SparsityTarget parse_nm(std::string_view s) {
   t.n = n;
   t.m = m;
   return t;
+}
+
+namespace {
+
+// "50" -> 0.5 (snapped to the ratio label() prints, as parse_sparsity would read it); nullopt
+// unless a number in (0, 100).
+std::optional<SparsityTarget> unstructured_from_percent(std::string_view digits) {
+  double percent = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), percent);
+  if (ec != std::errc() || end != digits.data() + digits.size() || !(percent > 0.0 && percent < 100.0))
+    return std::nullopt;
+  const std::string ratio = fmt::format("{:g}", percent / 100.0);
+  SparsityTarget t;
+  std::from_chars(ratio.data(), ratio.data() + ratio.size(), t.ratio);
+  return t;
+}
+
+// "2-4" -> 2:4; nullopt unless two integers with 0 < n < m.
+std::optional<SparsityTarget> nm_from_label(std::string_view label, size_t dash) {
+  SparsityTarget t;
+  const auto a = std::from_chars(label.data(), label.data() + dash, t.n);
+  const auto b = std::from_chars(label.data() + dash + 1, label.data() + label.size(), t.m);
+  const bool ok = a.ec == std::errc() && a.ptr == label.data() + dash && b.ec == std::errc() &&
+                  b.ptr == label.data() + label.size() && t.n > 0 && t.n < t.m;
+  return ok ? std::optional<SparsityTarget>(t) : std::nullopt;
+}
+
+}  // namespace
+
+SparsityTarget parse_target_label(std::string_view label) {
+  std::optional<SparsityTarget> t;
+  if (label.size() > 1 && label[0] == 'u') {
+    t = unstructured_from_percent(label.substr(1));
+  } else if (const size_t dash = label.find('-'); dash != std::string_view::npos) {
+    t = nm_from_label(label, dash);
+  }
+  if (!t || t->label() != label)
+    bad_input("'{}' is not a target label (u50 for 50 % unstructured, 2-4 for 2:4)", label);
+  return *t;
 }
 
 int64_t Mask::count() const {

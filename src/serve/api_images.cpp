@@ -3,10 +3,14 @@
 //   gradient_spy   ?analysis=&feature=      the clustered mask's rows by Hamming distance to a feature
 //   clustered_spy  ?analysis=               the clustered mask's rows grouped by k-means cluster
 // Optional width= and height= (pixels, 200 to 3000; default 1000 × 800).
-// A prune run's masks are the study's masks/<method>_<structure>.safetensors; a clustering of a
-// mask names it in its source, "<method> <structure> <matrix> rows" (study_coactivation.cpp).
-// Clusterings of activation bitsets have no image here: the bitsets are not stored.
+// A prune run's masks are the file its runs row records (runs.mask_file); for a run stored before
+// files were recorded (mask_file NULL), the study's masks/<mask_file_name(method, target)> in the
+// Api's masks folder. A clustering of a mask names it in its source, "<method> <structure>
+// <matrix> rows" (study_coactivation.cpp), and its analysis run names the prune runs it clustered
+// (analysis_mask_runs). Clusterings of activation bitsets have no image here: the bitsets are not
+// stored.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <sstream>
@@ -15,6 +19,7 @@
 #include "sparsa/coactivation.h"
 #include "sparsa/error.h"
 #include "sparsa/mask_compare.h"
+#include "sparsa/runs.h"
 #include "sparsa/viz.h"
 
 namespace sparsa::serve {
@@ -25,19 +30,33 @@ using json = nlohmann::json;
 
 constexpr QueryLimits kLookupLimits{1'000'000, 30.0};
 
+std::string text_or_empty(const json& v) { return v.is_string() ? v.get<std::string>() : std::string(); }
+
 struct MaskRef {
-  std::string method, structure, matrix;
+  fs::path file;
+  std::string matrix;
   std::string model_path;  // for the true column counts, when the checkpoint is still there
 };
 
-BitMatrix load_mask(const fs::path& masks_dir, const MaskRef& ref) {
-  const fs::path file = masks_dir / fmt::format("{}_{}.safetensors", ref.method, ref.structure);
-  if (!fs::exists(file)) throw NotFound(fmt::format("{}: no such mask file", file.string()));
+// The mask file of a prune run from its runs row [method, structure, model_path, mask_file].
+MaskRef run_mask(const Api& api, const json& row, std::string matrix) {
+  MaskRef ref{fs::path(text_or_empty(row[3])), std::move(matrix), text_or_empty(row[2])};
+  if (!ref.file.empty()) return ref;
+  // stored before runs recorded their mask file: the study's file of its method and structure
+  const std::string method = text_or_empty(row[0]), structure = text_or_empty(row[1]);
+  const auto named = parse_mask_file_name(fmt::format("{}_{}", method, structure));
+  if (!named) throw NotFound(fmt::format("the {} {} run records no mask file", method, structure));
+  ref.file = api.masks_dir() / mask_file_name(named->method, named->target);
+  return ref;
+}
+
+BitMatrix load_mask(const MaskRef& ref) {
+  if (!fs::exists(ref.file)) throw NotFound(fmt::format("{}: no such mask file", ref.file.string()));
   std::error_code ec;
   const bool has_model = !ref.model_path.empty() && fs::exists(ref.model_path, ec);
-  const MaskSet set = MaskSet::open(file, has_model ? fs::path(ref.model_path) : fs::path());
+  const MaskSet set = MaskSet::open(ref.file, has_model ? fs::path(ref.model_path) : fs::path());
   const MaskInfo* info = set.find(ref.matrix);
-  if (!info) throw NotFound(fmt::format("{}: no mask for '{}'", file.string(), ref.matrix));
+  if (!info) throw NotFound(fmt::format("{}: no mask for '{}'", ref.file.string(), ref.matrix));
   return set.load_pruned(*info);
 }
 
@@ -45,8 +64,6 @@ const json& only_row(const json& result, const std::string& what) {
   if (result["rows"].empty()) throw NotFound(what);
   return result["rows"][0];
 }
-
-std::string text_or_empty(const json& v) { return v.is_string() ? v.get<std::string>() : std::string(); }
 
 viz::SpyOptions mask_spy_options(const Params& p, std::string title) {
   viz::SpyOptions o;
@@ -70,44 +87,66 @@ struct Clustered {
   double separation = 0;
 };
 
-Clustered clustering(const Store& store, int64_t analysis) {
+constexpr std::string_view kRunColumns = "method, structure, model_path, mask_file";
+
+// The runs row of the prune run whose mask `method` `structure` the analysis run clustered: the
+// newest of the runs its options name; for an analysis that names none (written by hand or
+// before they were named), the study's mask file of that method and structure.
+json clustered_run_row(const Store& store, const std::string& options, const std::string& method,
+                       const std::string& structure) {
+  const std::vector<int64_t> ids = analysis_mask_runs(options);
+  if (!ids.empty()) {
+    const json rows = store.query_json(fmt::format("SELECT {} FROM runs WHERE kind = 'prune' AND run_id IN ({}) "
+                                                   "ORDER BY run_id DESC",
+                                                   kRunColumns, fmt::join(ids, ", ")),
+                                       kLookupLimits)["rows"];
+    for (const json& r : rows)
+      if (text_or_empty(r[0]) == method && text_or_empty(r[1]) == structure) return r;
+  }
+  return json::array({method, structure, nullptr, nullptr});
+}
+
+Clustered clustering(const Api& api, int64_t analysis) {
   const json row = only_row(
-      store.query_json(fmt::format("SELECT s.source, s.hf_name, s.k, s.separation_ratio, r.model_path FROM "
-                                   "cluster_summary s JOIN runs r USING (run_id) WHERE s.analysis_id = {}",
-                                   analysis),
-                       kLookupLimits),
+      api.store().query_json(fmt::format("SELECT s.source, s.hf_name, s.k, s.separation_ratio, r.model_path, "
+                                         "r.options FROM cluster_summary s JOIN runs r USING (run_id) WHERE "
+                                         "s.analysis_id = {}",
+                                         analysis),
+                             kLookupLimits),
       fmt::format("no clustering with analysis_id {}", analysis));
   Clustered c;
   c.source = row[0].get<std::string>();
-  c.mask.matrix = text_or_empty(row[1]);
   c.k = row[2].get<int64_t>();
   c.separation = row[3].is_number() ? row[3].get<double>() : 0.0;
-  c.mask.model_path = text_or_empty(row[4]);
-  std::istringstream words(c.source);
-  words >> c.mask.method >> c.mask.structure;
-  if (c.mask.matrix.empty())
+  const std::string matrix = text_or_empty(row[1]);
+  if (matrix.empty())
     throw NotFound(fmt::format("'{}' is not a mask: its bits are not stored in the database", c.source));
+  std::string method, structure;
+  std::istringstream words(c.source);
+  words >> method >> structure;
+  json run = clustered_run_row(api.store(), text_or_empty(row[5]), method, structure);
+  if (run[2].is_null()) run[2] = row[4];  // the analysed model, when the prune run is not stored
+  c.mask = run_mask(api, run, matrix);
   return c;
 }
 
 std::string spy(const Api& api, const Params& p) {
   const int64_t run = param_int(p, "run");
   const std::string& matrix = param_text(p, "matrix");
-  const json row = only_row(api.store().query_json(fmt::format("SELECT method, structure, model_path FROM runs WHERE "
-                                                               "run_id = {} AND kind = 'prune'",
-                                                               run),
-                                                   kLookupLimits),
-                            fmt::format("no prune run with run_id {}", run));
-  const MaskRef ref{row[0].get<std::string>(), row[1].get<std::string>(), matrix, text_or_empty(row[2])};
-  const BitMatrix bits = load_mask(api.masks_dir(), ref);
-  return viz::spy_plot(bits, mask_spy_options(p, fmt::format("{} {} (run {}): {}", ref.method, ref.structure, run,
-                                                              matrix)))
+  const json row = only_row(
+      api.store().query_json(fmt::format("SELECT {} FROM runs WHERE run_id = {} AND kind = 'prune'", kRunColumns, run),
+                             kLookupLimits),
+      fmt::format("no prune run with run_id {}", run));
+  const MaskRef ref = run_mask(api, row, matrix);
+  const BitMatrix bits = load_mask(ref);
+  return viz::spy_plot(bits, mask_spy_options(p, fmt::format("{} {} (run {}): {}", text_or_empty(row[0]),
+                                                              text_or_empty(row[1]), run, matrix)))
       .png();
 }
 
 std::string gradient_spy(const Api& api, const Params& p) {
-  const Clustered c = clustering(api.store(), param_int(p, "analysis"));
-  const BitMatrix bits = load_mask(api.masks_dir(), c.mask);
+  const Clustered c = clustering(api, param_int(p, "analysis"));
+  const BitMatrix bits = load_mask(c.mask);
   const int64_t feature = param_int(p, "feature");
   if (feature < 0 || feature >= bits.rows())
     bad_input("parameter 'feature': {} is outside [0, {})", feature, bits.rows());
@@ -119,8 +158,8 @@ std::string gradient_spy(const Api& api, const Params& p) {
 
 std::string clustered_spy(const Api& api, const Params& p) {
   const int64_t analysis = param_int(p, "analysis");
-  const Clustered c = clustering(api.store(), analysis);
-  const BitMatrix bits = load_mask(api.masks_dir(), c.mask);
+  const Clustered c = clustering(api, analysis);
+  const BitMatrix bits = load_mask(c.mask);
   const json rows = api.store().query_json(
       fmt::format("SELECT feature, cluster FROM clusters WHERE analysis_id = {} ORDER BY feature", analysis),
       kLookupLimits)["rows"];

@@ -154,8 +154,14 @@ CREATE VIEW cluster_sizes AS
   SELECT analysis_id, cluster, count(*) AS size FROM clusters GROUP BY analysis_id, cluster;
 )sql";
 
+// Version 2: a prune run records where its masks were written (runs.mask_file); older runs keep
+// NULL there.
+constexpr std::string_view kSchemaV2 = R"sql(
+ALTER TABLE runs ADD COLUMN mask_file VARCHAR;
+)sql";
+
 // kMigrations[v] brings version v to v + 1.
-constexpr std::string_view kMigrations[] = {kSchemaV1};
+constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2};
 static_assert(std::size(kMigrations) == kStoreSchemaVersion, "one migration per schema version");
 
 // Lower-case letters, digits and '_' only (a view name needs no quoting then).

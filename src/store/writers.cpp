@@ -292,8 +292,8 @@ RunWriter Store::begin_run(const RunInfo& info) {
   store::Prepared insert(w.con,
                          "INSERT INTO runs (run_id, run_key, kind, model_name, model_path, architecture, method, "
                          "sparsity, nm_n, nm_m, structure, calib_description, calib_hash, nsamples, seqlen, device, "
-                         "options, tool_version, started_at, status) VALUES (nextval('run_id_seq'), $1, $2, $3, $4, "
-                         "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 'running') "
+                         "options, tool_version, started_at, status, mask_file) VALUES (nextval('run_id_seq'), $1, $2, $3, "
+                         "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 'running', $19) "
                          "RETURNING run_id");
   const std::optional<SparsityTarget>& t = info.target;
   insert.bind(1, std::string_view(run_key(info)))
@@ -313,7 +313,8 @@ RunWriter Store::begin_run(const RunInfo& info) {
       .bind_text_or_null(15, info.device)
       .bind_text_or_null(16, info.options)
       .bind(17, std::string_view(SPARSA_VERSION))
-      .bind_timestamp_us(18, now_micros());
+      .bind_timestamp_us(18, now_micros())
+      .bind_text_or_null(19, info.mask_file.string());
   w.run_id = insert.run("starting a run").scalar_int().value();
   return writer;
 }

@@ -10,7 +10,7 @@
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/eval_set.h"
-#include "sparsa/run_rows.h"
+#include "sparsa/runs.h"
 #include "study_context.h"
 
 namespace sparsa {

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "sparsa/run_rows.h"
+#include "sparsa/runs.h"
 #include "sparsa/viz.h"
 #include "study_context.h"
 

@@ -10,6 +10,7 @@
 #include "sparsa/coactivation.h"
 #include "sparsa/error.h"
 #include "sparsa/mask_compare.h"
+#include "sparsa/runs.h"
 #include "sparsa/viz.h"
 #include "study_context.h"
 
@@ -256,7 +257,7 @@ void coactivation_step(Context& ctx, const std::vector<PruneRun>& runs, const Ac
   RunInfo info = ctx.run_info(RunKind::kAnalysis);
   info.method = "coactivation";
   info.options = analysis_options(ctx.opt, ctx.analysis_layer);
-  for (const auto& r : runs) info.options += fmt::format(" {}={}", r.mask_file.filename().string(), r.run_id);
+  for (const auto& r : runs) info.options += analysis_mask_run_option(r.mask_file, r.run_id);
   const fs::path marker = ctx.figures_dir / "separation_ratio.png";
   if (const auto id = ctx.store.find_run(info); id && (!ctx.opt.figures || fs::exists(marker))) {
     ++ctx.reused;

@@ -30,7 +30,7 @@ struct PruneRun {
   PruneMethod method;
   SparsityTarget target;
   int64_t run_id = 0;
-  std::filesystem::path mask_file;  // masks/<method>_<label>.safetensors
+  std::filesystem::path mask_file;  // masks/<mask_file_name(method, target)>
   double ppl = 0;
 };
 

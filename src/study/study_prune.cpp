@@ -5,7 +5,7 @@
 
 #include "sparsa/error.h"
 #include "sparsa/mask_compare.h"
-#include "sparsa/run_rows.h"
+#include "sparsa/runs.h"
 #include "study_context.h"
 
 namespace sparsa::study {
@@ -43,7 +43,8 @@ double dense_step(Context& ctx) {
 PruneRun prune_step(Context& ctx, PruneMethod method, const SparsityTarget& target) {
   RunInfo info = prune_run_info(ctx.run_info(RunKind::kPrune), method, target, ctx.opt.blocksize, ctx.opt.percdamp);
   info.options += (info.options.empty() ? "" : " ") + ctx.eval_identity();  // the run holds a perplexity
-  PruneRun run{method, target, 0, ctx.masks_dir / fmt::format("{}_{}.safetensors", info.method, target.label()), 0};
+  PruneRun run{method, target, 0, ctx.masks_dir / mask_file_name(method, target), 0};
+  info.mask_file = fs::absolute(run.mask_file).lexically_normal();
   const std::string what = fmt::format("{} {}", info.method, target.label());
   if (const auto id = ctx.store.find_run(info); id && fs::exists(run.mask_file)) {
     if (const auto ppl = ctx.query_number(ppl_query(*id, "pruned"))) {

@@ -19,7 +19,7 @@
 #include "sparsa/eval_set.h"
 #include "sparsa/model.h"
 #include "sparsa/progress.h"
-#include "sparsa/run_rows.h"
+#include "sparsa/runs.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/safetensors.h"
 

@@ -14,7 +14,7 @@
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/mask_compare.h"
-#include "sparsa/run_rows.h"
+#include "sparsa/runs.h"
 
 namespace sparsa::cli {
 namespace {

@@ -10,7 +10,7 @@
 #include "sparsa/model.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/progress.h"
-#include "sparsa/run_rows.h"
+#include "sparsa/runs.h"
 
 namespace sparsa::cli {
 namespace {
@@ -55,8 +55,7 @@ EvalRun eval_run(const EvalArgs& a, const Model& m, const TensorI32& windows) {
   namespace fs = std::filesystem;
   EvalRun r;
   r.dataset = eval_dataset_name(a.tokens, a.key, a.tokens.empty() ? text_path(a) : fs::path());
-  if (fs::is_directory(a.model) && fs::exists(fs::path(a.model) / "summary.json") &&
-      fs::exists(fs::path(a.model) / "masks.safetensors")) {
+  if (fs::is_directory(a.model) && PrunedFolder(a.model).is_finished()) {
     r.pruned = mask_set_origin(a.model);
     r.info = r.pruned->info;
     r.info.options += (r.info.options.empty() ? "" : " ") + eval_options(r.dataset, windows);

@@ -23,7 +23,7 @@
 #include "sparsa/progress.h"
 #include "sparsa/prune.h"
 #include "sparsa/prune_resume.h"
-#include "sparsa/run_rows.h"
+#include "sparsa/runs.h"
 #include "sparsa/safetensors.h"
 #include "sparsa/tokenizer.h"
 
@@ -125,50 +125,17 @@ Calibration load_calibration_for(const PruneArgs& a, const ModelConfig& config) 
 
 // ---- outputs ----
 
-json target_json(const SparsityTarget& t) {
-  if (t.is_nm()) return {{"type", "n:m"}, {"n", t.n}, {"m", t.m}, {"sparsity", t.fraction()}, {"label", t.label()}};
-  return {{"type", "unstructured"}, {"sparsity", t.ratio}, {"label", t.label()}};
-}
-
 std::string target_text(const SparsityTarget& t) {
   return t.is_nm() ? fmt::format("{}:{}", t.n, t.m) : fmt::format("{:g} unstructured", t.ratio);
-}
-
-double overall_sparsity(const PruneResult& r) {
-  double pruned = 0, total = 0;
-  for (const auto& l : r.linears) {
-    pruned += static_cast<double>(l.mask.count());
-    total += static_cast<double>(l.mask.pruned.size());
-  }
-  return total > 0 ? pruned / total : 0.0;
-}
-
-json matrices_json(const PruneResult& r) {
-  json rows = json::array();
-  for (const auto& l : r.linears) {
-    const int64_t pruned = l.mask.count();
-    rows.push_back({{"name", l.name},
-                    {"layer", l.layer},
-                    {"role", role_info(l.role).short_name},
-                    {"shape", {l.mask.rows, l.mask.cols}},
-                    {"pruned", pruned},
-                    {"sparsity", static_cast<double>(pruned) / static_cast<double>(l.mask.pruned.size())},
-                    {"seconds", l.seconds}});
-  }
-  return rows;
-}
-
-json timings_json(const PruneTimings& t, double load, double save) {
-  return {{"load", load}, {"forward", t.forward}, {"stats", t.stats}, {"select", t.select}, {"total", t.total}, {"save", save}};
 }
 
 // The way out of a refusal to resume (another run's or a corrupt "<out>.partial/").
 constexpr std::string_view kRestartHint = "; pass --restart to discard the interrupted run";
 
-// The prune run of these arguments (the study's identity: sparsa/run_rows.h prune_run_info),
-// recorded in summary.json as "run" and added to --db.
+// The prune run of these arguments (the study's identity: sparsa/runs.h prune_run_info) with its
+// masks in `out`, recorded in summary.json as "run" and added to --db.
 RunInfo prune_info(const PruneArgs& a, const fs::path& model_dir, const ModelConfig& config, const PruneOptions& opt,
-                   const Calibration& calib) {
+                   const Calibration& calib, const fs::path& out) {
   RunInfo base = model_run_info(RunKind::kPrune, model_dir, config);
   base.device = a.device.device;
   if (needs_calibration(opt.method)) {
@@ -179,12 +146,13 @@ RunInfo prune_info(const PruneArgs& a, const fs::path& model_dir, const ModelCon
   }
   RunInfo info = prune_run_info(base, opt.method, opt.target, opt.blocksize, opt.percdamp);
   if (!a.device.run_options().empty()) info.options += (info.options.empty() ? "" : " ") + a.device.run_options();
+  info.mask_file = PrunedFolder(out).mask_file();
   return info;
 }
 
 // True when `out` is a finished prune folder of the run `info` (its summary.json records it).
 bool holds_run(const fs::path& out, const RunInfo& info) {
-  if (!fs::exists(out / "summary.json") || !fs::exists(out / "masks.safetensors")) return false;
+  if (!PrunedFolder(out).is_finished()) return false;
   try {
     return run_key(mask_set_origin(out).info) == run_key(info);
   } catch (const Error&) {
@@ -223,7 +191,7 @@ void run_prune(const PruneArgs& a) {
     bad_input("--seqlen {} is above the model's context length {}", a.seqlen, config.max_position);
   const bool calibrated = needs_calibration(opt.method);
   const Calibration calib = calibrated ? load_calibration_for(a, config) : Calibration{};
-  const RunInfo info = prune_info(a, model_dir, config, opt, calib);
+  const RunInfo info = prune_info(a, model_dir, config, opt, calib, out);
   const int64_t existing = store ? store->find_run(info).value_or(0) : 0;  // run ids start at 1
   if (existing > 0 && holds_run(out, info)) return note_db_run("prune", *store, existing, false);
   check_out_dir(out, model_dir, a.force);
@@ -255,31 +223,27 @@ void run_prune(const PruneArgs& a) {
   }
 
   const auto t_save = Clock::now();
-  const CheckpointWriteInfo written = save_pruned_checkpoint(m, model_dir, staging.path(), weight_dtype);
-  write_mask_file(staging.path() / "masks.safetensors", result, opt.method, opt.target);
+  const PrunedFolder staged(staging.path());
+  const CheckpointWriteInfo written = save_pruned_checkpoint(m, model_dir, staged.dir(), weight_dtype);
+  write_mask_file(staged.mask_file(), result, opt.method, opt.target);
   const double save_seconds = since(t_save);
-  const double sparsity = overall_sparsity(result);
-  const json timings = timings_json(result.timings, load_seconds, save_seconds);
-  json summary = {
-      {"tool", "sparsa"},
-      {"version", SPARSA_VERSION},
-      {"model", fs::absolute(model_dir).lexically_normal().string()},
-      {"method", prune_method_name(opt.method)},
-      {"target", target_json(opt.target)},
-      {"overall_sparsity", sparsity},
-      {"matrices", matrices_json(result)},
-      {"timings", timings},
-      {"calibration", calibrated ? calib.description : json(nullptr)},
-      {"blocksize", a.blocksize},
-      {"percdamp", a.percdamp},
-      {"dtype", a.dtype},
-      {"threads", omp_get_max_threads()},
-      {"checkpoint", {{"tensors", written.tensors}, {"bytes", written.bytes}, {"copied_files", written.copied_files}}},
-      {"resume", {{"restored_blocks", restored_blocks}, {"pruned_blocks", m.config.num_layers - restored_blocks}}},
-      {"run", run_info_json(info)},
-  };
-  summary.update(a.device.describe());
-  write_file_atomic(staging.path() / "summary.json", summary.dump(2) + "\n");
+  PruneSummary summary = summarize_prune(result);
+  summary.timings.load = load_seconds;
+  summary.timings.save = save_seconds;
+  summary.model = fs::absolute(model_dir).lexically_normal().string();
+  summary.method = opt.method;
+  summary.target = opt.target;
+  summary.calibration = calibrated ? calib.description : json(nullptr);
+  summary.blocksize = a.blocksize;
+  summary.percdamp = a.percdamp;
+  summary.dtype = a.dtype;
+  summary.threads = omp_get_max_threads();
+  summary.checkpoint = written;
+  summary.restored_blocks = restored_blocks;
+  summary.pruned_blocks = m.config.num_layers - restored_blocks;
+  summary.run = info;
+  summary.device = a.device.describe();
+  staged.write_summary(summary);
   if (store) {  // before the folder is moved into place: a failed write leaves neither
     if (existing > 0) note_db_run("prune", *store, existing, false);
     else add_prune_run(*store, info, result);
@@ -290,15 +254,16 @@ void run_prune(const PruneArgs& a) {
   if (a.json) {
     const json compact = {{"method", prune_method_name(opt.method)},
                           {"target", target_json(opt.target)},
-                          {"sparsity", sparsity},
+                          {"sparsity", summary.overall_sparsity},
                           {"matrices", result.linears.size()},
-                          {"timings", timings},
+                          {"timings", stage_seconds_json(summary.timings)},
                           {"out", out.string()}};
     print_json(nlohmann::json(compact));
   } else {
     std::printf("pruned %zu matrices with %s %s: overall sparsity %.4f (prune %.1f s, save %.1f s) -> %s\n",
                 result.linears.size(), std::string(prune_method_name(opt.method)).c_str(),
-                target_text(opt.target).c_str(), sparsity, result.timings.total, save_seconds, out.string().c_str());
+                target_text(opt.target).c_str(), summary.overall_sparsity, result.timings.total, save_seconds,
+                out.string().c_str());
   }
 }
 
