@@ -58,7 +58,7 @@ sparsa_subsystem(gpu DEPS cuda prune HEADERS gpu decode
 sparsa_subsystem(runs DEPS store HEADERS runs)
 sparsa_subsystem(report DEPS store HEADERS report)
 sparsa_subsystem(study DEPS runs gpu viz report HEADERS study)
-sparsa_subsystem(serve DEPS store viz HEADERS serve LIBS sparsa::httplib)
+sparsa_subsystem(serve DEPS runs viz HEADERS serve LIBS sparsa::httplib)
 
 get_property(table GLOBAL PROPERTY SPARSA_LAYERS_TABLE)
 file(WRITE "${CMAKE_BINARY_DIR}/layers.txt" "${table}")
