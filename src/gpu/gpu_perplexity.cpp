@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "gpu/gpu_backends.h"
 #include "gpu/gpu_forward.h"
 #include "gpu/gpu_types.h"
 #include "gpu/kernels.h"
@@ -12,7 +13,7 @@
 
 namespace sparsa {
 
-PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const GpuOptions& gpu,
+PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const DeviceOptions& gpu,
                                  const std::function<void(int64_t, int64_t)>& progress) {
   const ModelConfig& c = m.config;
   check_gpu_supported(c);
