@@ -4,7 +4,7 @@
 //   per matrix   Hessian accumulation over 128 x 2048 tokens (fp32 SYRK, and the bf16 tensor-core
 //                GEMM of the half mode), SparseGPT fasterprune (Cholesky chain + fused column
 //                blocks + lazy GEMMs), Wanda statistics and selection; CUDA events, median of --reps.
-//   end to end   prune_model_cuda on a random-weight LLaMA-2-7B-shaped model (sparsa synth's
+//   end to end   prune_model with Device::kCuda on a random-weight LLaMA-2-7B-shaped model (sparsa synth's
 //                weights, in memory) with 128 x 2048 random calibration tokens: wall time, stage
 //                times, peak device memory held by sparsa, calibration forward tokens/s next to the
 //                cuBLAS bf16 GEMM rate measured in the same run.
@@ -172,7 +172,7 @@ void e2e_table(const Args& a) {
   // FLOPs per token of one block's linears (the calibration forward is dominated by them).
   const double d = static_cast<double>(c.hidden_size), ff = static_cast<double>(c.intermediate_size);
   const double block_flops = 2.0 * (4 * d * d + 3 * d * ff);
-  std::printf("## End to end: prune_model_cuda on %d GPU(s), %s shapes (%lld blocks, d %lld, d_ff %lld, synthesised in %.0f s), 128 x 2048 tokens, %s\n\n",
+  std::printf("## End to end: prune_model (--device cuda) on %d GPU(s), %s shapes (%lld blocks, d %lld, d_ff %lld, synthesised in %.0f s), 128 x 2048 tokens, %s\n\n",
               a.gpus, a.preset.c_str(), static_cast<long long>(c.num_layers), static_cast<long long>(c.hidden_size),
               static_cast<long long>(c.intermediate_size), synth_s, std::string(gpu_precision_name(a.precision)).c_str());
   std::printf("cuBLAS bf16 GEMM (11008 x 8192 x 4096) in this run: %.0f TFLOP/s\n\n", tflops);
@@ -183,12 +183,13 @@ void e2e_table(const Args& a) {
     PruneOptions opt;
     opt.method = parse_prune_method(name);
     opt.target = parse_sparsity("0.5");
-    GpuOptions g;
+    DeviceOptions g;
+    g.device = Device::kCuda;
     g.precision = a.precision;
     g.devices = a.gpus;
     gpu_reset_peak_allocated();
     const auto w0 = std::chrono::steady_clock::now();
-    const PruneResult r = prune_model_cuda(m, calib, opt, g);
+    const PruneResult r = prune_model(m, calib, opt, g);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
     // The pruned pass runs every block over all tokens: its rate is the calibration forward's.
     const double tokens = 128.0 * 2048.0 * static_cast<double>(c.num_layers);

@@ -41,13 +41,13 @@ function(sparsa_subsystem name)
 endfunction()
 
 # HEADERS: the public headers (include/sparsa/<h>.h) whose contract the subsystem implements.
-sparsa_subsystem(core HEADERS error progress tensor
+sparsa_subsystem(core HEADERS error progress tensor device
   LIBS OpenMP::OpenMP_CXX fmt::fmt nlohmann_json::nlohmann_json Threads::Threads)
 sparsa_subsystem(io DEPS core HEADERS atomic_file safetensors tokenizer torch_pt
   LIBS sparsa::pcre2 sparsa::zip)
 sparsa_subsystem(model DEPS io HEADERS model checkpoint ops generate synth eval_set
   LIBS sparsa::blas)
-sparsa_subsystem(prune DEPS model HEADERS prune calibration prune_resume)
+sparsa_subsystem(prune DEPS model HEADERS prune calibration prune_resume prune_backend)
 sparsa_subsystem(analysis DEPS prune HEADERS activations bitmatrix coactivation mask_compare)
 sparsa_subsystem(viz DEPS io HEADERS viz LIBS sparsa::cairo)
 sparsa_subsystem(store DEPS analysis HEADERS store LIBS sparsa::duckdb)

@@ -23,6 +23,13 @@ namespace {
 #define SKIP_WITHOUT_GPU() \
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"
 
+// The options of the GPU path (fp32, one device): the entry points pick the CUDA backend from them.
+DeviceOptions cuda() {
+  DeviceOptions d;
+  d.device = Device::kCuda;
+  return d;
+}
+
 Tensor random_tensor(int64_t rows, int64_t cols, uint64_t seed, int levels = 0) {
   std::mt19937_64 g(seed);
   std::normal_distribution<float> n(0.0f, 1.0f);
@@ -50,12 +57,12 @@ TEST(GpuPerplexity, MatchesCpuOnDemoModel) {
   const Model m = load_model(test::llama_demo_model());
   const TensorI32 w = eval_windows(16);
   const double cpu = perplexity(m, w).ppl;
-  GpuOptions fp32;
+  DeviceOptions fp32 = cuda();
   fp32.chunk_tokens = 3 * w.dim(1);  // several chunks, the last one partial
-  const double gpu = perplexity_cuda(m, w, fp32).ppl;
-  GpuOptions bf16;
+  const double gpu = perplexity(m, w, fp32).ppl;
+  DeviceOptions bf16 = cuda();
   bf16.precision = GpuPrecision::kBf16;
-  const double gpu_bf16 = perplexity_cuda(m, w, bf16).ppl;
+  const double gpu_bf16 = perplexity(m, w, bf16).ppl;
   std::printf("perplexity: cpu %.6f, gpu fp32 %.6f, gpu bf16 %.6f\n", cpu, gpu, gpu_bf16);
   EXPECT_NEAR(gpu, cpu, cpu * 1e-3);  // the 0.1 %
   EXPECT_NEAR(gpu_bf16, cpu, cpu * 2e-2);
@@ -66,7 +73,7 @@ TEST(GpuPerplexity, RefusesOutOfVocabularyTokens) {
   const Model m = load_model(test::llama_demo_model());
   TensorI32 w = eval_windows(1);
   w.data[5] = static_cast<int32_t>(m.config.vocab_size);
-  EXPECT_EQ(test::bad_input_message([&] { perplexity_cuda(m, w, GpuOptions{}); }).empty(), false);
+  EXPECT_EQ(test::bad_input_message([&] { perplexity(m, w, cuda()); }).empty(), false);
 }
 
 TEST(GpuHessian, MatchesBruteForce) {
@@ -165,9 +172,9 @@ TEST(GpuPrune, MatchesCpuDriverOnSyntheticModel) {
     opt.target = parse_sparsity("0.5");
     Model cpu = dense, gpu = dense;
     const PruneResult a = prune_model(cpu, calib, opt);
-    GpuOptions g;
+    DeviceOptions g = cuda();
     g.chunk_tokens = 3 * 128;
-    const PruneResult b = prune_model_cuda(gpu, calib, opt, g);
+    const PruneResult b = prune_model(gpu, calib, opt, g);
     ASSERT_EQ(a.linears.size(), b.linears.size());
     for (size_t i = 0; i < a.linears.size(); ++i) {
       EXPECT_EQ(a.linears[i].name, b.linears[i].name);
@@ -203,16 +210,16 @@ TEST(GpuPrune, DataParallelPathMatchesOneDevice) {
     PruneOptions opt;
     opt.method = method;
     opt.target = parse_nm("2:4");
-    GpuOptions single;
+    DeviceOptions single = cuda();
     single.chunk_tokens = 2 * 96;  // the same chunks: Wanda's sums are then bit-identical
     Model one = dense;
-    const PruneResult a = prune_model_cuda(one, calib, opt, single);
+    const PruneResult a = prune_model(one, calib, opt, single);
     for (int devices = 1; devices <= std::min(cuda_device_count(), 4); ++devices) {
-      GpuOptions g = single;
+      DeviceOptions g = single;
       g.devices = devices;
       g.force_nccl = true;
       Model many = dense;
-      const PruneResult b = prune_model_cuda(many, calib, opt, g);
+      const PruneResult b = prune_model(many, calib, opt, g);
       ASSERT_EQ(a.linears.size(), b.linears.size());
       for (size_t i = 0; i < a.linears.size(); ++i) {
         const double agree = agreement(a.linears[i].mask, b.linears[i].mask);
@@ -253,7 +260,7 @@ TEST(GpuPrune, ResumedRunEqualsUninterruptedOne) {
       }
       finished.push_back(full.blocks[static_cast<size_t>(layer)]);
     };
-    const PruneResult a = prune_model_cuda(full, calib, opt, GpuOptions{});
+    const PruneResult a = prune_model(full, calib, opt, cuda());
     std::vector<int64_t> expected(static_cast<size_t>(c.num_layers));
     for (int64_t l = 0; l < c.num_layers; ++l) expected[static_cast<size_t>(l)] = l;
     EXPECT_EQ(order, expected) << prune_method_name(method);
@@ -263,7 +270,7 @@ TEST(GpuPrune, ResumedRunEqualsUninterruptedOne) {
     for (int64_t l = 0; l < k; ++l) resumed.blocks[static_cast<size_t>(l)] = finished[static_cast<size_t>(l)];
     opt.on_block = {};
     opt.first_layer = k;
-    const PruneResult b = prune_model_cuda(resumed, calib, opt, GpuOptions{});
+    const PruneResult b = prune_model(resumed, calib, opt, cuda());
     const size_t per_block = arch_info(c.arch).roles.size();
     ASSERT_EQ(b.linears.size(), a.linears.size() - static_cast<size_t>(k) * per_block);
     for (size_t i = 0; i < b.linears.size(); ++i) {

@@ -1,6 +1,8 @@
 // sparsa/gpu.h — the model on the GPU: the LLaMA-family forward pass, perplexity, and the
-// sequential calibration + pruning driver (Wanda, SparseGPT, magnitude) with the statistics,
-// selection and SparseGPT updates on the device.
+// CUDA backend of the sequential calibration + pruning driver (Wanda, SparseGPT) with the
+// statistics, selection and SparseGPT updates on the device. They are reached through the
+// device-dispatching entry points, perplexity(m, windows, DeviceOptions) (sparsa/model.h) and
+// prune_model(m, calib, opt, DeviceOptions) (sparsa/prune.h), with Device::kCuda.
 //
 // Contract:
 // - The host Model stays the source of truth: blocks are uploaded one at a time (only one
@@ -17,7 +19,7 @@
 //   memory names the size asked for, what is free, and what to lower.
 // - Families: the LLaMA family only (RMSNorm, RoPE, gated SiLU MLP, GQA; optional q/k/v/o
 //   biases). OPT and models with project_in/out throw Error(kBadInput).
-// - Without CUDA (SPARSA_WITH_CUDA undefined) every function throws Error(kRuntime).
+// - Without CUDA (SPARSA_WITH_CUDA undefined) every GPU path throws Error(kRuntime).
 #pragma once
 
 #include <cstdint>
@@ -25,49 +27,20 @@
 #include <string_view>
 
 #include "sparsa/cuda.h"  // the runtime: devices, DeviceBuffer, gpu_peak_allocated
+#include "sparsa/device.h"
 #include "sparsa/model.h"
 #include "sparsa/prune.h"
 
 namespace sparsa {
 
-enum class GpuPrecision : uint8_t { kFp32, kBf16, kFp16 };
-std::string_view gpu_precision_name(GpuPrecision p);   // "fp32", "bf16", "fp16"
-GpuPrecision parse_gpu_precision(std::string_view s);   // Error(kBadInput) when unknown
-
-struct GpuOptions {
-  GpuPrecision precision = GpuPrecision::kFp32;
-  // Tokens per forward chunk (whole samples: at least one). Bounds the activation scratch:
-  // about chunk_tokens * (4 d_model + 3 d_ff) * 4 bytes, plus heads * seqlen^2 * 4 for attention.
-  int64_t chunk_tokens = 8192;
-  // prune_model_cuda: data-parallel over GPUs 0..devices-1 (each takes a share of the samples;
-  // norms / Hessians are all-reduced and the linears of a block are pruned in parallel across
-  // the GPUs, through NCCL loaded at run time). 1 = one GPU, no NCCL.
-  int devices = 1;
-  bool force_nccl = false;  // use the NCCL path even with one device (tests it on one GPU)
-};
-
 // Refuses (Error(kBadInput)) a model the GPU path does not run, naming what is missing.
 void check_gpu_supported(const ModelConfig& c);
-
-// perplexity() on the GPU: same windows, same definition.
-PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const GpuOptions& gpu,
-                                 const std::function<void(int64_t, int64_t)>& progress = {});
-
-// prune_model() on the GPU: the same sequential procedure and the same result layout. The
-// calibration activations of all samples stay on the device(s) ([n_samples, seqlen, d_model]
-// fp32, split over gpu.devices); one block's weights are resident at a time. Magnitude
-// selection runs on the host. With several devices the results equal one device's up to the
-// order in which sample statistics are summed. opt.first_layer and opt.on_block work as on the
-// CPU, except that on_block runs on a background thread (blocks in order, one at a time) while
-// the GPU goes on: an exception it throws stops pruning at most two blocks later.
-PruneResult prune_model_cuda(Model& m, const TensorI32& calib, const PruneOptions& opt, const GpuOptions& gpu,
-                             const std::function<void(int64_t done, int64_t total)>& progress = {});
 
 // True when NCCL (libnccl.so.2, or SPARSA_NCCL_LIBRARY) can be loaded: what devices > 1 needs.
 bool gpu_nccl_available();
 
 // ---- device-level pruning primitives (device pointers; fp32 row-major) ----
-// For benchmarks and tests; the driver above uses them.
+// For benchmarks and tests; the CUDA pruning backend uses them.
 
 // hessian [cols, cols] += scale * Xᵀ X for x [n_tokens, cols] given as fp32 (x32) or, in the
 // half modes, as the bf16/fp16 copy (xh, products exact in fp32, fp32 accumulation). Only the

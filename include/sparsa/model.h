@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sparsa/device.h"
 #include "sparsa/tensor.h"
 
 namespace sparsa {
@@ -79,6 +80,8 @@ struct LinearRoleInfo {
 };
 const LinearRoleInfo& role_info(LinearRole r);
 std::string_view obs_point_name(ObsPoint p);  // "attn_in", "o_in", "mlp_in", "down_in"
+// The width of the activation seen at point p: d_model, q_dim, d_model, d_ff.
+int64_t obs_point_dim(const ModelConfig& c, ObsPoint p);
 
 enum class NormKind : uint8_t { kRMSNorm, kLayerNorm };     // LayerNorm: weight and (optional) bias
 enum class PositionKind : uint8_t { kRope, kLearned };      // learned: a table added to the embeddings
@@ -213,6 +216,11 @@ struct PerplexityResult {
 // positions 1..seqlen-1 are predicted from the window's own prefix; ppl = exp(mean NLL).
 // `progress(done, total)` is called after each window when given.
 PerplexityResult perplexity(const Model& m, const TensorI32& windows, Observer* obs = nullptr,
+                            const std::function<void(int64_t, int64_t)>& progress = {});
+// The same on the device `device` picks (sparsa/device.h): the CPU path above without an
+// observer, or with Device::kCuda the GPU (sparsa/gpu.h: same windows, same definition; every
+// block resident, windows in chunks of device.chunk_tokens, GPU 0).
+PerplexityResult perplexity(const Model& m, const TensorI32& windows, const DeviceOptions& device,
                             const std::function<void(int64_t, int64_t)>& progress = {});
 
 // Cuts a token stream into non-overlapping windows of `seqlen` (the tail that does not fill a

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sparsa/device.h"
 #include "sparsa/model.h"
 #include "sparsa/tensor.h"
 
@@ -118,9 +119,19 @@ struct PruneResult {
 // them); for each block, the dense block is run on every sample with observers collecting
 // statistics, its linears are pruned, then the pruned block is run again to produce the next
 // block's inputs. Results do not depend on the thread count.
-// `progress(stage, done, total)` reports blocks as they finish when given. With
-// opt.first_layer = k, result.linears holds the blocks k.. only.
-PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& opt,
+// `progress(done, total)` reports blocks as they finish when given. With opt.first_layer = k,
+// result.linears holds the blocks k.. only.
+//
+// `device` picks the backend (sparsa/prune_backend.h): the CPU, or with Device::kCuda the GPU
+// (sparsa/gpu.h: the LLaMA family; the calibration activations of all samples stay on the
+// device(s), [n_samples, seqlen, d_model] fp32 split over device.devices; one block's weights
+// are resident at a time). Magnitude needs no forward pass and selects on the host with either
+// device. On the GPU, with several devices the results equal one device's up to the order in
+// which sample statistics are summed, and opt.on_block runs on a background thread (blocks in
+// order, one at a time) while the GPU goes on: an exception it throws stops pruning at most two
+// blocks later. Error(kBadInput) for a model the GPU does not run or a SparseGPT blocksize above
+// the GPU kernel's 128; Error(kRuntime) without CUDA or with more devices than the machine has.
+PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& opt, const DeviceOptions& device = {},
                         const std::function<void(int64_t done, int64_t total)>& progress = {});
 
 // Writes the masks of `r` in the golden mask format, atomically: for every linear

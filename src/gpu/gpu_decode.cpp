@@ -42,16 +42,6 @@ cuda::Elem elem_of(GpuPrecision p) {
   return cuda::Elem::kF32;
 }
 
-int64_t point_dim(const ModelConfig& c, ObsPoint p) {
-  switch (p) {
-    case ObsPoint::kAttnIn:
-    case ObsPoint::kMlpIn: return c.hidden_size;
-    case ObsPoint::kOIn: return c.q_dim();
-    case ObsPoint::kDownIn: return c.intermediate_size;
-  }
-  return 0;
-}
-
 // dst [in, ld] row-major, columns col0 .. col0 + out = Wᵀ of w [out, in].
 void transpose_into(const Tensor& w, float* dst, int64_t ld, int64_t col0) {
   const int64_t out = w.dim(0), in = w.dim(1);
@@ -227,7 +217,7 @@ struct GpuDecoder::Impl {
 
   void record(Recording* rec, int64_t layer, ObsPoint p, const float* v) {
     if (!rec) return;
-    const int64_t dim = point_dim(c, p);
+    const int64_t dim = obs_point_dim(c, p);
     float* dst = rec->base + rec->chunk * (*rec->offset)[static_cast<size_t>(layer * kNumObsPoints + static_cast<int>(p))] +
                  rec->step * dim;
     SPARSA_CUDA_CHECK(cudaMemcpyAsync(dst, v, static_cast<size_t>(dim) * sizeof(float), cudaMemcpyDeviceToDevice, stream));
@@ -323,7 +313,7 @@ struct GpuDecoder::Impl {
     for (int64_t l = 0; l < c.num_layers; ++l)
       for (int p = 0; p < kNumObsPoints; ++p) {
         offset[static_cast<size_t>(l * kNumObsPoints + p)] = per_step;
-        per_step += point_dim(c, static_cast<ObsPoint>(p));
+        per_step += obs_point_dim(c, static_cast<ObsPoint>(p));
       }
     DeviceBuffer<float> rec_dev(static_cast<size_t>(chunk * per_step));
     std::vector<float> rec_host(rec_dev.size());
@@ -344,7 +334,7 @@ struct GpuDecoder::Impl {
       for (int64_t i = 0; i < pairs; ++i) {
         const auto p = static_cast<ObsPoint>(i % kNumObsPoints);
         try {
-          fn(i / kNumObsPoints, p, rec_host.data() + chunk * offset[static_cast<size_t>(i)], n, point_dim(c, p));
+          fn(i / kNumObsPoints, p, rec_host.data() + chunk * offset[static_cast<size_t>(i)], n, obs_point_dim(c, p));
         } catch (...) {
 #pragma omp critical(sparsa_decode_record)
           if (!failure) failure = std::current_exception();

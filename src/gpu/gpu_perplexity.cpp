@@ -6,6 +6,7 @@
 
 #include "cuda/get_rows.cuh"
 #include "cuda/nll.cuh"
+#include "gpu/gpu_backends.h"
 #include "gpu/gpu_forward.h"
 #include "gpu/gpu_types.h"
 #include "sparsa/error.h"
@@ -13,7 +14,7 @@
 
 namespace sparsa {
 
-PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const GpuOptions& gpu,
+PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const DeviceOptions& gpu,
                                  const std::function<void(int64_t, int64_t)>& progress) {
   const ModelConfig& c = m.config;
   check_gpu_supported(c);

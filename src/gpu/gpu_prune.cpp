@@ -1,27 +1,29 @@
-// The sequential calibration driver on the GPU (prune_model's procedure, sparsa/gpu.h): the
-// calibration activations of every sample stay on the device; each block is uploaded, run
-// densely over all samples with observers accumulating Wanda norms or SparseGPT Hessians, its
-// linears pruned on the device in place (magnitude on the host), the masks and SparseGPT's
-// updated weights copied back into the host model, and the pruned block run again to give the
-// next block its inputs. In the half modes the linears are pruned from their half-precision
-// values, as the reference prunes a half-precision model.
+// The CUDA block backend of the pruning driver (sparsa/prune_backend.h): the calibration
+// activations of every sample stay on the device(s); each block is uploaded, run densely over
+// all samples with observers accumulating Wanda norms or SparseGPT Hessians, its linears pruned
+// on the device in place, the masks and SparseGPT's updated weights copied back into the host
+// model (host_write_back.h), and the pruned block run again to give the next block its inputs.
+// With several GPUs (rank_group.h) each holds a share of the samples, the statistics are
+// all-reduced and the linears of a block are pruned across the GPUs and broadcast. In the half
+// modes the linears are pruned from their half-precision values, as the reference prunes a
+// half-precision model.
 #ifdef SPARSA_WITH_CUDA
 
+#include <algorithm>
 #include <array>
 #include <chrono>
-#include <condition_variable>
-#include <cstring>
-#include <exception>
 #include <future>
-#include <mutex>
+#include <memory>
 #include <span>
-#include <thread>
 
 #include "cuda/cuda_check.h"
+#include "gpu/gpu_backends.h"
 #include "gpu/gpu_forward.h"
 #include "gpu/gpu_types.h"
+#include "gpu/host_write_back.h"
 #include "gpu/kernels.h"
 #include "gpu/nccl.h"
+#include "gpu/rank_group.h"
 #include "sparsa/error.h"
 #include "sparsa/gpu.h"
 
@@ -43,10 +45,9 @@ class StatsObserver : public gpu::GpuObserver {
  public:
   StatsObserver(PruneMethod method, GpuPrecision p, const ModelConfig& c, int64_t chunk_tokens, int64_t seqlen)
       : method_(method), p_(p), seqlen_(seqlen) {
-    const int64_t dims[kNumObsPoints] = {c.hidden_size, c.q_dim(), c.hidden_size, c.intermediate_size};
     for (int i = 0; i < kNumObsPoints; ++i) {
       PointStats& s = points_[static_cast<size_t>(i)];
-      s.dim = dims[i];
+      s.dim = obs_point_dim(c, static_cast<ObsPoint>(i));
       if (method == PruneMethod::kWanda) {
         s.sqsum = DeviceBuffer<double>(static_cast<size_t>(s.dim));
         s.partial = DeviceBuffer<float>(static_cast<size_t>(((chunk_tokens + gpu::kSqsumSlice - 1) / gpu::kSqsumSlice) * s.dim));
@@ -77,6 +78,13 @@ class StatsObserver : public gpu::GpuObserver {
       }
   }
   PointStats& point(ObsPoint p) { return points_[static_cast<size_t>(p)]; }
+  // Sums every rank's statistics in place: each then holds those of all samples.
+  void all_reduce(const gpu::Nccl& nccl, void* comm) {
+    for (PointStats& ps : points_) {
+      if (ps.sqsum.size()) nccl.all_reduce_sum(ps.sqsum.data(), ps.sqsum.data(), ps.sqsum.size(), gpu::kNcclFloat64, comm);
+      if (ps.xtx.size()) nccl.all_reduce_sum(ps.xtx.data(), ps.xtx.data(), ps.xtx.size(), gpu::kNcclFloat32, comm);
+    }
+  }
 
  private:
   PruneMethod method_;
@@ -125,328 +133,191 @@ void prune_linear(gpu::GpuLinear& dev, PointStats& stats, int64_t samples, const
     SPARSA_CUDA_CHECK(cudaMemcpy(wd, w, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToDevice));
 }
 
-// A block's results on their way to the host: its masks (and SparseGPT's weights, in the run's
-// precision) in page-locked memory, applied to the host model by a background task while the
-// GPU goes on. Two of these alternate.
-struct BlockResults {
-  gpu::HostStaging masks, weights;
-  std::shared_future<void> done;  // shared: the next block's task waits for it before on_block
-};
-
-// One GPU's share of the work: a contiguous share of the samples, their activations, a copy of
-// the resident block, and its statistics.
-struct Rank {
-  int device = 0;
-  int64_t first = 0, samples = 0;  // samples [first, first + samples)
-  void* comm = nullptr;            // NCCL communicator (multi-GPU path)
+// One GPU's state: its samples' activations, a copy of the resident block, its statistics.
+struct RankState {
   DeviceBuffer<float> xs;          // [samples, seqlen, d_model]: inputs of the current block
-  DeviceBuffer<float> scratch;     // a chunk's copy for the statistics pass
+  DeviceBuffer<float> scratch;     // [per_chunk, seqlen, d_model]: a chunk's copy for the statistics pass
   std::unique_ptr<gpu::GpuForward> fw;
   std::unique_ptr<StatsObserver> stats;
   gpu::GpuBlock block;
   LinearScratch linear;
-  std::array<DeviceBuffer<uint8_t>, kNumLinearRoles> masks;  // this block's masks, by role order
+  std::array<DeviceBuffer<uint8_t>, kNumLinearRoles> masks;  // this block's masks [rows, cols], by role order
 };
 
-// A reusable barrier for the rank threads that also carries the first failure: after wait(),
-// every rank sees failed() and stops before the next collective (a rank that skipped one would
-// leave the others waiting forever).
-class RankBarrier {
+class CudaPruneBackend final : public PruneBackend {
  public:
-  explicit RankBarrier(int n) : n_(n) {}
-  void fail(std::exception_ptr e) {
-    std::lock_guard<std::mutex> lock(m_);
-    if (!error_) error_ = e;
+  CudaPruneBackend(Model& m, const PruneOptions& opt, const DeviceOptions& device)
+      : m_(m), opt_(opt), device_(device), roles_(arch_info(m.config.arch).roles), p_(device.precision),
+        write_back_(device.precision, opt.method == PruneMethod::kSparseGPT) {
+    if (opt.method == PruneMethod::kSparseGPT && (opt.blocksize < 1 || opt.blocksize > gpu::kSparseGptMaxBlock))
+      bad_input("--blocksize {} is outside 1..{} on the GPU", opt.blocksize, gpu::kSparseGptMaxBlock);
   }
-  // Waits for every rank; true when all of them got here without a failure.
-  bool wait() {
-    std::unique_lock<std::mutex> lock(m_);
-    const int64_t gen = generation_;
-    if (++arrived_ == n_) {
-      arrived_ = 0;
-      ++generation_;
-      cv_.notify_all();
-    } else {
-      cv_.wait(lock, [&] { return generation_ != gen; });
-    }
-    return !error_;
+  ~CudaPruneBackend() override { release(); }
+
+  void embed(const TensorI32& calib) override;
+  void load_block(int64_t layer) override;
+  void run_block(int64_t) override {
+    group_->for_each([&](int r) { run_samples(r, /*collect=*/false); });
   }
-  std::exception_ptr error() const { return error_; }
+  void observe(int64_t) override {
+    group_->for_each([&](int r) {
+      ranks_[static_cast<size_t>(r)].stats->reset();
+      run_samples(r, /*collect=*/true);
+    });
+  }
+  void prune_linears(int64_t layer, std::span<LinearPruneResult> linears) override;
+  void commit_block(int64_t layer, std::span<LinearPruneResult> linears) override {
+    write_back_.start(layer, m_.blocks[static_cast<size_t>(layer)], linears, opt_.on_block);
+  }
+  void finish() override {
+    if (packing_.valid()) packing_.get();
+    write_back_.finish();
+  }
+  void abandon() noexcept override {
+    if (packing_.valid()) packing_.wait();
+    write_back_.abandon();
+  }
 
  private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  int n_, arrived_ = 0;
-  int64_t generation_ = 0;
-  std::exception_ptr error_;
+  void setup_rank(int r, const TensorI32& calib);
+  void run_samples(int r, bool collect);
+  void prune_own_linears(int r, std::span<LinearPruneResult> linears);
+  void broadcast_pruned_linears(int r);
+  std::future<void> pack(int64_t layer);
+  void release() noexcept;
+
+  Model& m_;
+  const PruneOptions& opt_;
+  DeviceOptions device_;
+  const std::vector<LinearRole>& roles_;
+  GpuPrecision p_;
+  int64_t samples_ = 0, seqlen_ = 0, per_chunk_ = 0;  // all samples; samples per forward chunk
+  std::unique_ptr<gpu::RankGroup> group_;
+  std::vector<RankState> ranks_;            // by rank
+  std::array<gpu::HostStaging, 2> packed_;  // block l + 1 is packed into page-locked memory while the GPUs work on l
+  std::future<void> packing_;
+  gpu::HostWriteBack write_back_;
 };
+
+void CudaPruneBackend::embed(const TensorI32& calib) {
+  samples_ = calib.dim(0);
+  seqlen_ = calib.dim(1);
+  const int G = device_.devices;
+  group_ = std::make_unique<gpu::RankGroup>(G, samples_, G > 1 || device_.force_nccl);
+  per_chunk_ = std::max<int64_t>(1, std::min(device_.chunk_tokens / seqlen_, (samples_ + G - 1) / G));
+  ranks_.resize(static_cast<size_t>(G));
+  packing_ = pack(0);
+  group_->for_each([&](int r) { setup_rank(r, calib); });
+}
+
+void CudaPruneBackend::setup_rank(int r, const TensorI32& calib) {
+  const gpu::RankShare& share = group_->rank(r);
+  RankState& k = ranks_[static_cast<size_t>(r)];
+  const ModelConfig& c = m_.config;
+  const int64_t L = seqlen_, d = c.hidden_size;
+  k.xs = DeviceBuffer<float>(static_cast<size_t>(share.samples * L * d));
+  {
+    DeviceBuffer<float> embed(m_.embed.data);
+    DeviceBuffer<int32_t> tokens(std::vector<int32_t>(calib.ptr() + share.first * L, calib.ptr() + (share.first + share.samples) * L));
+    gpu::launch_gather_rows(embed.data(), tokens.data(), k.xs.data(), share.samples * L, d);
+    cuda_synchronize();
+  }
+  k.fw = std::make_unique<gpu::GpuForward>(c, p_, per_chunk_, L);
+  k.stats = std::make_unique<StatsObserver>(opt_.method, p_, c, per_chunk_ * L, L);
+  k.scratch = DeviceBuffer<float>(static_cast<size_t>(per_chunk_ * L * d));
+}
+
+std::future<void> CudaPruneBackend::pack(int64_t layer) {
+  const Block& b = m_.blocks[static_cast<size_t>(layer)];
+  gpu::HostStaging& buf = packed_[static_cast<size_t>(layer % 2)];
+  buf.reserve(gpu::GpuBlock::packed_bytes(b, p_));
+  return std::async(std::launch::async, [&b, &buf, p = p_] { gpu::GpuBlock::pack(b, p, buf.data()); });
+}
+
+void CudaPruneBackend::load_block(int64_t layer) {
+  packing_.get();
+  const Block& b = m_.blocks[static_cast<size_t>(layer)];
+  const void* packed = packed_[static_cast<size_t>(layer % 2)].data();
+  group_->for_each([&](int r) { ranks_[static_cast<size_t>(r)].block.upload_packed(b, p_, packed); });
+  if (layer + 1 < m_.config.num_layers) packing_ = pack(layer + 1);
+}
+
+// Runs the resident block over rank r's samples: statistics on a copy, or in place.
+void CudaPruneBackend::run_samples(int r, bool collect) {
+  RankState& k = ranks_[static_cast<size_t>(r)];
+  const int64_t samples = group_->rank(r).samples, L = seqlen_, d = m_.config.hidden_size;
+  for (int64_t s0 = 0; s0 < samples; s0 += per_chunk_) {
+    const int64_t S = std::min(per_chunk_, samples - s0);
+    float* x = k.xs.data() + s0 * L * d;
+    if (collect) {
+      SPARSA_CUDA_CHECK(cudaMemcpy(k.scratch.data(), x, static_cast<size_t>(S * L * d) * sizeof(float), cudaMemcpyDeviceToDevice));
+      k.fw->block(k.block, k.scratch.data(), S, k.stats.get(), /*stop_at_down_input=*/true);
+    } else {
+      k.fw->block(k.block, x, S, nullptr);
+    }
+  }
+  cuda_synchronize();
+}
+
+// Every rank gets the statistics of all samples; linear i is pruned by rank i mod G.
+void CudaPruneBackend::prune_own_linears(int r, std::span<LinearPruneResult> linears) {
+  RankState& k = ranks_[static_cast<size_t>(r)];
+  if (const gpu::Nccl* nccl = group_->nccl()) k.stats->all_reduce(*nccl, group_->rank(r).comm);
+  const auto G = static_cast<size_t>(group_->size());
+  for (size_t i = 0; i < roles_.size(); ++i) {
+    gpu::GpuLinear& lin = k.block.linears[static_cast<size_t>(roles_[i])];
+    uint8_t* mask = LinearScratch::at_least(k.masks[i], lin.weight.rows * lin.weight.cols);
+    if (static_cast<int>(i % G) != r) continue;
+    const auto t0 = Clock::now();
+    prune_linear(lin, k.stats->point(role_info(roles_[i]).input), samples_, opt_, p_, mask, k.linear);
+    cuda_synchronize();
+    linears[i].seconds = since(t0);
+  }
+}
+
+// Every rank gets every pruned linear and mask from the rank that pruned it.
+void CudaPruneBackend::broadcast_pruned_linears(int r) {
+  const gpu::Nccl* nccl = group_->nccl();
+  if (!nccl) return;
+  RankState& k = ranks_[static_cast<size_t>(r)];
+  void* comm = group_->rank(r).comm;
+  const auto G = static_cast<size_t>(group_->size());
+  for (size_t i = 0; i < roles_.size(); ++i) {
+    gpu::GpuLinear& lin = k.block.linears[static_cast<size_t>(roles_[i])];
+    const int owner = static_cast<int>(i % G);
+    nccl->broadcast(lin.weight.bytes.data(), lin.weight.bytes.data(), lin.weight.bytes.size(), gpu::kNcclUint8, owner, comm);
+    nccl->broadcast(k.masks[i].data(), k.masks[i].data(), static_cast<size_t>(lin.weight.rows * lin.weight.cols),
+                    gpu::kNcclUint8, owner, comm);
+  }
+  cuda_synchronize();
+}
+
+void CudaPruneBackend::prune_linears(int64_t layer, std::span<LinearPruneResult> linears) {
+  group_->for_each([&](int r) { prune_own_linears(r, linears); });
+  group_->for_each([&](int r) {
+    broadcast_pruned_linears(r);
+    if (r == 0)  // the block's results into page-locked memory, for commit_block's host task
+      write_back_.stage(layer, ranks_[0].block, roles_, std::span<const DeviceBuffer<uint8_t>>(ranks_[0].masks.data(), roles_.size()));
+  });
+}
+
+// Background work and device buffers refer to this object: finish them, then free each rank's
+// device memory on its device and the communicators.
+void CudaPruneBackend::release() noexcept {
+  abandon();
+  if (!group_) return;
+  for (int r = 0; r < group_->size(); ++r) {
+    if (cudaSetDevice(group_->rank(r).device) != cudaSuccess) continue;
+    ranks_[static_cast<size_t>(r)] = RankState{};
+  }
+  group_.reset();
+  cudaSetDevice(0);
+}
 
 }  // namespace
 
-PruneResult prune_model_cuda(Model& m, const TensorI32& calib, const PruneOptions& opt, const GpuOptions& gpu,
-                             const std::function<void(int64_t, int64_t)>& progress) {
-  const auto start = Clock::now();
-  const ModelConfig& c = m.config;
-  check_gpu_supported(c);
-  const SparsityTarget& t = opt.target;
-  if (t.is_nm() ? !(t.n > 0 && t.n < t.m) : !(t.ratio > 0.0 && t.ratio < 1.0))
-    bad_input("sparsity target must be in (0, 1) or N:M with 0 < N < M");
-  if (opt.method == PruneMethod::kSparseGPT && (opt.blocksize < 1 || opt.blocksize > gpu::kSparseGptMaxBlock))
-    bad_input("--blocksize {} is outside 1..{} on the GPU", opt.blocksize, gpu::kSparseGptMaxBlock);
-  const int64_t first = opt.first_layer;
-  if (first < 0 || first > c.num_layers) bad_input("cannot resume at block {}: the model has {} blocks", first, c.num_layers);
-  const std::vector<LinearRole>& roles = arch_info(c.arch).roles;
-  PruneResult result;
-  result.linears.reserve(static_cast<size_t>(c.num_layers - first) * roles.size());  // background tasks fill them in place
-  for (int64_t l = first; l < c.num_layers; ++l)
-    for (LinearRole role : roles) {
-      LinearPruneResult& lr = result.linears.emplace_back();
-      lr.layer = l;
-      lr.role = role;
-      lr.name = hf_linear_name(c.arch, l, role);
-    }
-  auto entry = [&](int64_t l, size_t i) -> LinearPruneResult& {
-    return result.linears[static_cast<size_t>(l - first) * roles.size() + i];
-  };
-  auto block_results = [&](int64_t l) {
-    return std::span<const LinearPruneResult>(&entry(l, 0), roles.size());
-  };
-
-  if (opt.method == PruneMethod::kMagnitude) {  // host selection, no forward pass
-    for (int64_t l = first; l < c.num_layers; ++l) {
-      const auto t0 = Clock::now();
-      for (size_t i = 0; i < roles.size(); ++i) {
-        Tensor& w = m.blocks[static_cast<size_t>(l)].linear(roles[i]).weight;
-        entry(l, i).mask = magnitude_mask(w, t);
-        apply_mask(w, entry(l, i).mask);
-        entry(l, i).seconds = since(t0);
-      }
-      result.timings.select += since(t0);
-      if (opt.on_block) opt.on_block(l, block_results(l));
-      if (progress) progress(l + 1, c.num_layers);
-    }
-    result.timings.total = since(start);
-    return result;
-  }
-
-  if (calib.rank() != 2 || calib.dim(0) == 0) bad_input("calibration tokens must be [n_samples, seqlen], got {}", shape_string(calib.shape));
-  const int64_t n = calib.dim(0), L = calib.dim(1), d = c.hidden_size;
-  if (L > c.max_position) bad_input("calibration seqlen {} is above the model's context length {}", L, c.max_position);
-  for (size_t i = 0; i < calib.numel(); ++i)
-    if (calib.data[i] < 0 || calib.data[i] >= c.vocab_size)
-      bad_input("calibration token id {} at sample {}, position {} is outside the vocabulary (size {})", calib.data[i],
-                static_cast<int64_t>(i) / L, static_cast<int64_t>(i) % L, c.vocab_size);
-  const int G = gpu.devices;
-  if (G < 1) bad_input("--gpus must be at least 1, got {}", G);
-  if (G > cuda_device_count()) runtime_failure("--gpus {}: this machine has {} CUDA device(s)", G, cuda_device_count());
-  if (G > n) bad_input("--gpus {} is more than the {} calibration samples", G, n);
-  const bool collectives = G > 1 || gpu.force_nccl;
-  const GpuPrecision p = gpu.precision;
-  const int64_t per_chunk = std::max<int64_t>(1, std::min(gpu.chunk_tokens / L, (n + G - 1) / G));
-
-  std::vector<Rank> ranks(static_cast<size_t>(G));
-  for (int r = 0; r < G; ++r) {  // an even split of the samples, the first ranks taking the remainder
-    Rank& k = ranks[static_cast<size_t>(r)];
-    k.device = r;
-    k.samples = n / G + (r < n % G ? 1 : 0);
-    k.first = r == 0 ? 0 : ranks[static_cast<size_t>(r - 1)].first + ranks[static_cast<size_t>(r - 1)].samples;
-  }
-  if (collectives) {
-    std::vector<void*> comms(static_cast<size_t>(G));
-    std::vector<int> devs(static_cast<size_t>(G));
-    for (int r = 0; r < G; ++r) devs[static_cast<size_t>(r)] = r;
-    gpu::Nccl::get().init_all(comms.data(), G, devs.data());
-    for (int r = 0; r < G; ++r) ranks[static_cast<size_t>(r)].comm = comms[static_cast<size_t>(r)];
-  }
-
-  // Block l + 1 is converted into page-locked memory while the GPUs work on block l.
-  std::array<gpu::HostStaging, 2> packed;
-  auto pack = [&](int64_t l) {
-    const Block& b = m.blocks[static_cast<size_t>(l)];
-    gpu::HostStaging& buf = packed[static_cast<size_t>(l % 2)];
-    buf.reserve(gpu::GpuBlock::packed_bytes(b, p));
-    return std::async(std::launch::async, [&b, &buf, p] { gpu::GpuBlock::pack(b, p, buf.data()); });
-  };
-  std::future<void> packing;
-  std::array<BlockResults, 2> results;
-  RankBarrier barrier(G);
-
-  auto run_rank = [&](Rank& k) {
-    const bool lead = k.device == 0;
-    try {
-      SPARSA_CUDA_CHECK(cudaSetDevice(k.device));
-      const auto t_embed = Clock::now();
-      k.xs = DeviceBuffer<float>(static_cast<size_t>(k.samples * L * d));
-      {
-        DeviceBuffer<float> embed(m.embed.data);
-        DeviceBuffer<int32_t> tokens(std::vector<int32_t>(calib.ptr() + k.first * L, calib.ptr() + (k.first + k.samples) * L));
-        gpu::launch_gather_rows(embed.data(), tokens.data(), k.xs.data(), k.samples * L, d);
-        cuda_synchronize();
-      }
-      k.fw = std::make_unique<gpu::GpuForward>(c, p, per_chunk, L);
-      k.stats = std::make_unique<StatsObserver>(opt.method, p, c, per_chunk * L, L);
-      k.scratch = DeviceBuffer<float>(static_cast<size_t>(per_chunk * L * d));
-      if (lead) result.timings.forward += since(t_embed);
-    } catch (...) {
-      barrier.fail(std::current_exception());
-    }
-    // Runs the resident block over this rank's samples: statistics on a copy, or in place.
-    auto run_samples = [&](bool collect) {
-      for (int64_t s0 = 0; s0 < k.samples; s0 += per_chunk) {
-        const int64_t S = std::min(per_chunk, k.samples - s0);
-        float* x = k.xs.data() + s0 * L * d;
-        if (collect) {
-          SPARSA_CUDA_CHECK(cudaMemcpy(k.scratch.data(), x, static_cast<size_t>(S * L * d) * sizeof(float), cudaMemcpyDeviceToDevice));
-          k.fw->block(k.block, k.scratch.data(), S, k.stats.get(), /*stop_at_down_input=*/true);
-        } else {
-          k.fw->block(k.block, x, S, nullptr);
-        }
-      }
-      cuda_synchronize();
-    };
-    const gpu::Nccl* nccl = collectives ? &gpu::Nccl::get() : nullptr;
-    for (int64_t l = 0; l < c.num_layers; ++l) {
-      if (lead) try {
-          packing.get();
-        } catch (...) {
-          barrier.fail(std::current_exception());
-        }
-      if (!barrier.wait()) return;  // block l is packed
-      try {
-        Block& b = m.blocks[static_cast<size_t>(l)];
-        const auto t0 = Clock::now();
-        k.block.upload_packed(b, p, packed[static_cast<size_t>(l % 2)].data());
-        if (lead && l + 1 < c.num_layers) packing = pack(l + 1);
-        if (l < first) {  // already pruned (a resumed run): only its outputs are needed
-          run_samples(/*collect=*/false);
-          if (lead) result.timings.forward += since(t0);
-        } else {
-          k.stats->reset();
-          run_samples(/*collect=*/true);
-          if (lead) result.timings.stats += since(t0);
-        }
-      } catch (...) {
-        barrier.fail(std::current_exception());
-      }
-      if (!barrier.wait()) return;
-      if (l < first) continue;
-      const auto t_select = Clock::now();
-      try {
-        if (nccl)  // every rank gets the statistics of all samples
-          for (int i = 0; i < kNumObsPoints; ++i) {
-            PointStats& ps = k.stats->point(static_cast<ObsPoint>(i));
-            if (ps.sqsum.size()) nccl->all_reduce_sum(ps.sqsum.data(), ps.sqsum.data(), ps.sqsum.size(), gpu::kNcclFloat64, k.comm);
-            if (ps.xtx.size()) nccl->all_reduce_sum(ps.xtx.data(), ps.xtx.data(), ps.xtx.size(), gpu::kNcclFloat32, k.comm);
-          }
-        for (size_t i = 0; i < roles.size(); ++i) {  // linear i is pruned by rank i mod G
-          gpu::GpuLinear& lin = k.block.linears[static_cast<size_t>(roles[i])];
-          uint8_t* mask = LinearScratch::at_least(k.masks[i], lin.weight.rows * lin.weight.cols);
-          if (static_cast<int>(i % static_cast<size_t>(G)) != k.device) continue;
-          const auto t_linear = Clock::now();
-          prune_linear(lin, k.stats->point(role_info(roles[i]).input), n, opt, p, mask, k.linear);
-          cuda_synchronize();
-          entry(l, i).seconds = since(t_linear);
-        }
-      } catch (...) {
-        barrier.fail(std::current_exception());
-      }
-      if (!barrier.wait()) return;
-      try {
-        if (nccl) {  // every rank gets every pruned linear and mask from the rank that pruned it
-          for (size_t i = 0; i < roles.size(); ++i) {
-            gpu::GpuLinear& lin = k.block.linears[static_cast<size_t>(roles[i])];
-            const int owner = static_cast<int>(i % static_cast<size_t>(G));
-            nccl->broadcast(lin.weight.bytes.data(), lin.weight.bytes.data(), lin.weight.bytes.size(), gpu::kNcclUint8, owner, k.comm);
-            nccl->broadcast(k.masks[i].data(), k.masks[i].data(), static_cast<size_t>(lin.weight.rows * lin.weight.cols),
-                            gpu::kNcclUint8, owner, k.comm);
-          }
-          cuda_synchronize();
-        }
-        if (lead) {  // hand the block's results to the host (waiting for the task that last used the buffer)
-          Block& b = m.blocks[static_cast<size_t>(l)];
-          BlockResults& out = results[static_cast<size_t>(l % 2)];
-          if (out.done.valid()) out.done.get();
-          size_t mask_bytes = 0, weight_bytes = 0;
-          for (size_t i = 0; i < roles.size(); ++i) {
-            const gpu::GpuLinear& lin = k.block.linears[static_cast<size_t>(roles[i])];
-            mask_bytes += static_cast<size_t>(lin.weight.rows * lin.weight.cols);
-            weight_bytes += lin.weight.bytes.size();
-          }
-          auto* mask_host = static_cast<uint8_t*>(out.masks.reserve(mask_bytes));
-          auto* weight_host = opt.method == PruneMethod::kSparseGPT ? static_cast<uint8_t*>(out.weights.reserve(weight_bytes)) : nullptr;
-          for (size_t i = 0, mo = 0, wo = 0; i < roles.size(); ++i) {
-            const gpu::GpuLinear& lin = k.block.linears[static_cast<size_t>(roles[i])];
-            const auto numel = static_cast<size_t>(lin.weight.rows * lin.weight.cols);
-            copy_to_host(mask_host + mo, k.masks[i].data(), numel);
-            mo += numel;
-            if (weight_host) {
-              copy_to_host(weight_host + wo, lin.weight.bytes.data(), lin.weight.bytes.size());
-              wo += lin.weight.bytes.size();
-            }
-          }
-          std::shared_future<void> previous = results[static_cast<size_t>((l + 1) % 2)].done;
-          out.done = std::async(std::launch::async, [&, p, bp = &b, l, mask_host, weight_host, previous] {
-            for (size_t i = 0, mo = 0, wo = 0; i < roles.size(); ++i) {
-              Tensor& w = bp->linear(roles[i]).weight;
-              Mask& mask = entry(l, i).mask;
-              mask = Mask(w.dim(0), w.dim(1));
-              std::memcpy(mask.pruned.data(), mask_host + mo, mask.pruned.size());
-              mo += mask.pruned.size();
-              if (weight_host) {  // SparseGPT's updated weights (in the half modes, as the half model holds them)
-                gpu::convert_to_f32(weight_host + wo, static_cast<int64_t>(w.numel()), w.ptr(), p);
-                wo += w.numel() * gpu::element_bytes(p);
-              } else {
-                apply_mask(w, mask);
-              }
-            }
-            if (opt.on_block) {  // in block order, each once its weights in the model are final
-              if (previous.valid()) previous.get();
-              opt.on_block(l, block_results(l));
-            }
-          }).share();
-          result.timings.select += since(t_select);
-        }
-        const auto t1 = Clock::now();
-        run_samples(/*collect=*/false);  // the resident block now holds the pruned weights
-        if (lead) {
-          result.timings.forward += since(t1);
-          if (progress) progress(l + 1, c.num_layers);
-        }
-      } catch (...) {
-        barrier.fail(std::current_exception());
-      }
-    }
-    barrier.wait();
-  };
-
-  try {
-    packing = pack(0);
-    std::vector<std::thread> threads;
-    for (int r = 1; r < G; ++r) threads.emplace_back([&, r] { run_rank(ranks[static_cast<size_t>(r)]); });
-    run_rank(ranks[0]);
-    for (std::thread& th : threads) th.join();
-  } catch (...) {
-    barrier.fail(std::current_exception());
-  }
-  // Background tasks and device buffers refer to this frame: finish them before returning or throwing.
-  if (packing.valid()) packing.wait();
-  for (BlockResults& r : results)
-    if (r.done.valid()) try {
-        r.done.get();
-      } catch (...) {
-        barrier.fail(std::current_exception());
-      }
-  for (int r = 0; r < G; ++r) {
-    Rank& k = ranks[static_cast<size_t>(r)];
-    if (cudaSetDevice(k.device) != cudaSuccess) continue;
-    void* comm = k.comm;
-    k = Rank{};  // frees this rank's device memory on its device
-    if (comm) gpu::Nccl::get().destroy(comm);
-  }
-  SPARSA_CUDA_CHECK(cudaSetDevice(0));
-  if (barrier.error()) std::rethrow_exception(barrier.error());
-  result.timings.total = since(start);
-  return result;
+std::unique_ptr<PruneBackend> make_cuda_prune_backend(Model& m, const PruneOptions& opt, const DeviceOptions& device) {
+  return std::make_unique<CudaPruneBackend>(m, opt, device);
 }
 
 }  // namespace sparsa

@@ -1,6 +1,7 @@
 // The CPU-only build's stand-ins for the GPU model (sparsa/gpu.h): every entry point throws.
 #ifndef SPARSA_WITH_CUDA
 
+#include "gpu/gpu_backends.h"
 #include "sparsa/error.h"
 #include "sparsa/gpu.h"
 
@@ -11,13 +12,12 @@ namespace {
 
 }  // namespace
 
-PerplexityResult perplexity_cuda(const Model&, const TensorI32&, const GpuOptions&,
+PerplexityResult perplexity_cuda(const Model&, const TensorI32&, const DeviceOptions&,
                                  const std::function<void(int64_t, int64_t)>&) {
-  no_cuda("perplexity_cuda");
+  no_cuda("perplexity on the GPU");
 }
-PruneResult prune_model_cuda(Model&, const TensorI32&, const PruneOptions&, const GpuOptions&,
-                             const std::function<void(int64_t, int64_t)>&) {
-  no_cuda("prune_model_cuda");
+std::unique_ptr<PruneBackend> make_cuda_prune_backend(Model&, const PruneOptions&, const DeviceOptions&) {
+  no_cuda("pruning on the GPU");
 }
 bool gpu_nccl_available() { return false; }
 void hessian_accumulate_cuda(float*, const float*, const void*, GpuPrecision, int64_t, int64_t, float) {

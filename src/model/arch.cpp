@@ -94,6 +94,17 @@ std::string_view obs_point_name(ObsPoint p) {
   return kObsNames[i];
 }
 
+int64_t obs_point_dim(const ModelConfig& c, ObsPoint p) {
+  switch (p) {
+    case ObsPoint::kAttnIn:
+    case ObsPoint::kMlpIn: return c.hidden_size;
+    case ObsPoint::kOIn: return c.q_dim();
+    case ObsPoint::kDownIn: return c.intermediate_size;
+  }
+  SPARSA_ASSERT(false);
+  return 0;
+}
+
 const ArchInfo& arch_info(Arch a) {
   const auto i = static_cast<size_t>(a);
   SPARSA_ASSERT(i < std::size(kArchs));

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "sparsa/gpu.h"
+#include "sparsa/device.h"
 #include "sparsa/model.h"
 #include "sparsa/safetensors.h"
 #include "test_support.h"
@@ -57,8 +57,9 @@ void check_golden_prune(const GoldenPruneCase& c) {
   PruneOptions opt;
   opt.method = c.method;
   opt.target = c.target;
-  const PruneResult r = c.gpu ? prune_model_cuda(m, tokens->load_i32("calib"), opt, GpuOptions{})
-                              : prune_model(m, tokens->load_i32("calib"), opt);
+  DeviceOptions device;
+  device.device = c.gpu ? Device::kCuda : Device::kCpu;
+  const PruneResult r = prune_model(m, tokens->load_i32("calib"), opt, device);
   const std::vector<LinearRole>& roles = arch_info(m.config.arch).roles;
   ASSERT_EQ(r.linears.size(), static_cast<size_t>(m.config.num_layers) * roles.size());
   expect_biases_unchanged(dense, m);
@@ -109,8 +110,7 @@ void check_golden_prune(const GoldenPruneCase& c) {
   }
 
   if (quick) return;  // perplexity needs every block
-  const PerplexityResult p = c.gpu ? perplexity_cuda(m, tokens->load_i32("eval"), GpuOptions{})
-                                   : perplexity(m, tokens->load_i32("eval"));
+  const PerplexityResult p = perplexity(m, tokens->load_i32("eval"), device);
   std::printf("%s: ppl %.4f (golden %.4f), prune %.1f s\n", c.golden_file.c_str(), p.ppl, c.golden_ppl, r.timings.total);
   EXPECT_NEAR(p.ppl, c.golden_ppl, c.golden_ppl * 0.005);
 }

@@ -27,7 +27,7 @@ struct GoldenPruneCase {
   double max_deep_weight_error = 1e-3;
   // The checkpoint the golden was made from; empty: the LLaMA demo model (llama_demo_model()).
   std::filesystem::path model = {};
-  // Prune and evaluate on the GPU (prune_model_cuda / perplexity_cuda, fp32) instead of the CPU.
+  // Prune and evaluate on the GPU (Device::kCuda, fp32) instead of the CPU.
   bool gpu = false;
 };
 

@@ -9,6 +9,7 @@
 #include "sparsa/atomic_file.h"
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
+#include "sparsa/gpu.h"
 
 namespace sparsa::cli {
 
@@ -40,16 +41,17 @@ void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
-GpuOptions DeviceArgs::gpu() const {
-  GpuOptions g;
-  g.precision = parse_gpu_precision(precision);
+DeviceOptions DeviceArgs::options() const {
+  DeviceOptions o;
+  o.device = parse_device(device);
+  o.precision = parse_gpu_precision(precision);
   if (chunk_tokens < 1) bad_input("--chunk-tokens must be at least 1, got {}", chunk_tokens);
-  g.chunk_tokens = chunk_tokens;
-  g.devices = gpus;
+  o.chunk_tokens = chunk_tokens;
+  o.devices = gpus;
   if (gpus < 1) bad_input("--gpus must be at least 1, got {}", gpus);
   if (gpus > 1 && !cuda()) bad_input("--gpus {} needs --device cuda", gpus);
   if (cuda() && cuda_device_count() == 0) runtime_failure("--device cuda: no CUDA device is available on this machine");
-  return g;
+  return o;
 }
 
 nlohmann::json DeviceArgs::describe() const {

@@ -9,8 +9,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "sparsa/device.h"
 #include "sparsa/error.h"
-#include "sparsa/gpu.h"
 #include "sparsa/model.h"
 #include "sparsa/store.h"
 
@@ -55,15 +55,18 @@ void print_json(const nlohmann::json& j);
 // Sets the number of CPU threads (0 = leave the default: all cores).
 void set_threads(int threads);
 
-// --device cpu|cuda with the GPU settings (--gpu-precision, --chunk-tokens).
+// --device cpu|cuda with the GPU settings (--gpu-precision, --chunk-tokens, --gpus): the one
+// place the flags are read. A command passes options() to the library's entry points
+// (prune_model, perplexity), which pick the backend.
 struct DeviceArgs {
   std::string device = "cpu";
   std::string precision = "fp32";
-  int64_t chunk_tokens = GpuOptions{}.chunk_tokens;
+  int64_t chunk_tokens = DeviceOptions{}.chunk_tokens;
   int gpus = 1;
   bool cuda() const { return device == "cuda"; }
-  // The GPU options; with --device cuda, Error(kRuntime) when this machine has no CUDA device.
-  GpuOptions gpu() const;
+  // The library's device options; Error(kBadInput) for a bad value, Error(kRuntime) with
+  // --device cuda when this machine has no CUDA device.
+  DeviceOptions options() const;
   // {"device", "gpu": {"name", "precision", "chunk_tokens", "peak_allocated_bytes"}} for summaries.
   nlohmann::json describe() const;
   // What the device adds to a run's identity (RunInfo::options): "gpu_precision=bf16" for a GPU

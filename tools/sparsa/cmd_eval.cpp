@@ -88,7 +88,7 @@ void record_eval(Store& store, const EvalArgs& a, const EvalRun& run, const Perp
 }
 
 void run_eval(const EvalArgs& a) {
-  const GpuOptions gpu = a.device.gpu();
+  const DeviceOptions device = a.device.options();
   set_threads(a.threads);
   if (a.limit < 0) bad_input("--limit must be >= 0 (0 = every window), got {}", a.limit);
   const auto store = open_db(a.db);
@@ -102,8 +102,7 @@ void run_eval(const EvalArgs& a) {
   }
   Progress bar("eval", windows.dim(0));
   const auto on_window = [&](int64_t done, int64_t) { bar.update(done); };
-  const PerplexityResult r = a.device.cuda() ? perplexity_cuda(m, windows, gpu, on_window)
-                                             : perplexity(m, windows, nullptr, on_window);
+  const PerplexityResult r = perplexity(m, windows, device, on_window);
   bar.finish();
   if (store) record_eval(*store, a, *run, r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   const int64_t tokens = windows.dim(0) * windows.dim(1);

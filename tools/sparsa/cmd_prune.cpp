@@ -171,7 +171,7 @@ void add_prune_run(Store& store, const RunInfo& info, const PruneResult& r) {
 }
 
 void run_prune(const PruneArgs& a) {
-  const GpuOptions gpu = a.device.gpu();
+  const DeviceOptions device = a.device.options();
   set_threads(a.threads);
   PruneOptions opt;
   opt.method = parse_prune_method(a.method);
@@ -216,8 +216,7 @@ void run_prune(const PruneArgs& a) {
     opt.first_layer = restored_blocks;
     opt.on_block = [&](int64_t layer, std::span<const LinearPruneResult> linears) { progress.save_block(m, layer, linears); };
     const auto on_progress = [&](int64_t done, int64_t) { bar.update(done); };
-    PruneResult rest = a.device.cuda() ? prune_model_cuda(m, calib.tokens, opt, gpu, on_progress)
-                                       : prune_model(m, calib.tokens, opt, on_progress);
+    PruneResult rest = prune_model(m, calib.tokens, opt, device, on_progress);
     for (auto& lr : rest.linears) result.linears.push_back(std::move(lr));
     result.timings = rest.timings;
   }

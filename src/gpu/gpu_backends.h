@@ -1,0 +1,25 @@
+// src/gpu/gpu_backends.h — the GPU implementations behind the device-dispatching entry points
+// (prune_model in sparsa/prune.h, perplexity in sparsa/model.h; private to src/gpu). Without
+// CUDA they throw Error(kRuntime) (gpu_stub.cpp). check_gpu_supported has passed (prune_model
+// runs it; perplexity_cuda runs it itself).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "sparsa/device.h"
+#include "sparsa/model.h"
+#include "sparsa/prune_backend.h"
+
+namespace sparsa {
+
+// The CUDA block backend (gpu_prune.cpp): on GPUs 0..device.devices-1, in device.precision.
+// Error(kBadInput) for a SparseGPT blocksize outside 1..128. `m` and `opt` must outlive it.
+std::unique_ptr<PruneBackend> make_cuda_prune_backend(Model& m, const PruneOptions& opt, const DeviceOptions& device);
+
+// perplexity() on GPU 0: every block resident, windows in chunks of device.chunk_tokens.
+PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const DeviceOptions& device,
+                                 const std::function<void(int64_t, int64_t)>& progress);
+
+}  // namespace sparsa
