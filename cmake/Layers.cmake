@@ -8,6 +8,13 @@
 # Sources: src/<name>/*.cpp, plus *.cu when the CUDA backend is built; files named *_stub.cpp are
 # the CPU-only build's stand-ins and are compiled only without CUDA.
 
+# SPARSA_UNITY compiles each subsystem as a few unity files (one compile per 16 sources: the
+# headers and templates they share are compiled once), as CI's builds do. These files keep their
+# own compile: their file-local helpers share names with a neighbour's.
+option(SPARSA_UNITY "Unity builds of the library subsystems (faster clean builds)" OFF)
+set(SPARSA_UNITY_SKIP "^(sparse_gemv_[a-z0-9]+_plan|sparse_gemv_tune|[a-z_]+_stub)\\.cpp$")
+set(CMAKE_UNITY_BUILD_BATCH_SIZE 16)
+
 function(sparsa_subsystem name)
   cmake_parse_arguments(S "" "" "DEPS;HEADERS;LIBS;CUDA_LIBS" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/src/${name}/*.cpp")
@@ -20,7 +27,15 @@ function(sparsa_subsystem name)
     list(APPEND srcs ${cu})
   endif()
   add_library(sparsa_${name} STATIC ${srcs})
-  set_target_properties(sparsa_${name} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  set_target_properties(sparsa_${name} PROPERTIES POSITION_INDEPENDENT_CODE ON UNITY_BUILD ${SPARSA_UNITY})
+  if(SPARSA_UNITY)
+    foreach(f ${srcs})
+      get_filename_component(base "${f}" NAME)
+      if(base MATCHES "${SPARSA_UNITY_SKIP}")
+        set_source_files_properties("${f}" PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
+      endif()
+    endforeach()
+  endif()
   target_include_directories(sparsa_${name} PUBLIC "${CMAKE_SOURCE_DIR}/include" PRIVATE "${CMAKE_SOURCE_DIR}/src")
   target_compile_options(sparsa_${name} PRIVATE
     $<$<COMPILE_LANGUAGE:CXX>:${SPARSA_ARCH_FLAGS} -Wall -Wextra -Wno-unused-parameter>)

@@ -21,7 +21,7 @@ if [[ $mode != test ]]; then
   launcher=(); command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
   export CCACHE_BASEDIR="$root" CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
   cmake -S "$root" -B "$build" "${gen[@]}" "${launcher[@]}" -DCMAKE_BUILD_TYPE=Release -DSPARSA_CUDA=OFF \
-    -DSPARSA_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_C_FLAGS="$flags" -DSPARSA_TEST_CXX_FLAGS=-O1 -DSPARSA_CLI_CXX_FLAGS=-O1 \
+    -DSPARSA_BUILD_BENCH=OFF -DSPARSA_UNITY=ON -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_C_FLAGS="$flags" -DSPARSA_TEST_CXX_FLAGS=-O1 -DSPARSA_CLI_CXX_FLAGS=-O1 \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
   cmake --build "$build" -j "$(nproc)"
 fi

@@ -6,7 +6,7 @@
 // <op>.cu, and public ops named after their CPU reference with the suffix _cuda (rmsnorm_cuda,
 // perplexity_cuda) or, for types, Cuda (SparseGemvCuda). Model-level drivers built on it live in
 // src/gpu (namespace sparsa::gpu) and keep the Gpu prefix of their options and types
-// (GpuOptions, GpuPrecision, GpuDecoder); gpu_peak_allocated keeps its older name for its callers.
+// (GpuPrecision, GpuDecoder); gpu_peak_allocated keeps its older name for its callers.
 //
 // Contract, for every function here:
 // - Pointers passed to the *_cuda ops are device pointers (cudaMalloc'd, e.g. DeviceBuffer::data()),

@@ -2,7 +2,8 @@
 //
 // Drawn only when stderr is a terminal (a CI log gets one summary line at finish() instead);
 // SPARSA_PROGRESS=0 silences it, SPARSA_PROGRESS=1 forces it on. update() is cheap and
-// redraws at most ~10 times a second; not thread-safe (callers serialise updates).
+// redraws at most ~10 times a second; not thread-safe (callers serialise updates). Also the
+// one stopwatch helper of the code base, seconds_since().
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,11 @@
 #include <string>
 
 namespace sparsa {
+
+// Wall seconds from `start` (a steady_clock reading) to now.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 class Progress {
  public:

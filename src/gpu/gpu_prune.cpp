@@ -25,13 +25,13 @@
 #include "gpu/nccl.h"
 #include "gpu/rank_group.h"
 #include "sparsa/error.h"
+#include "sparsa/progress.h"
 #include "sparsa/gpu.h"
 
 namespace sparsa {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // The statistics of one observation point over all samples.
 struct PointStats {
@@ -271,7 +271,7 @@ void CudaPruneBackend::prune_own_linears(int r, std::span<LinearPruneResult> lin
     const auto t0 = Clock::now();
     prune_linear(lin, k.stats->point(role_info(roles_[i]).input), samples_, opt_, p_, mask, k.linear);
     cuda_synchronize();
-    linears[i].seconds = since(t0);
+    linears[i].seconds = seconds_since(t0);
   }
 }
 

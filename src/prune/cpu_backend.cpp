@@ -9,13 +9,13 @@
 
 #include "prune/input_stats.h"
 #include "sparsa/error.h"
+#include "sparsa/progress.h"
 #include "sparsa/prune_backend.h"
 
 namespace sparsa {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Computes each observation point's per-sample statistics as the forward pass reaches it.
 class StatsObserver : public Observer {
@@ -108,7 +108,7 @@ void CpuPruneBackend::prune_linear(Block& b, LinearPruneResult& lr,
       break;
     }
   }
-  lr.seconds = since(t0);
+  lr.seconds = seconds_since(t0);
 }
 
 // The block's linears are pruned concurrently, each with single-threaded kernels: their

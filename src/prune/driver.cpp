@@ -5,13 +5,13 @@
 #include <chrono>
 
 #include "sparsa/error.h"
+#include "sparsa/progress.h"
 #include "sparsa/prune_backend.h"
 
 namespace sparsa {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 bool needs_data(PruneMethod m) { return m != PruneMethod::kMagnitude; }
 
@@ -36,16 +36,16 @@ void prune_block(PruneBackend& backend, int64_t l, std::span<LinearPruneResult> 
   if (data) {
     const auto t0 = Clock::now();
     backend.observe(l);
-    t.stats += since(t0);  // includes the dense forward the statistics ride on
+    t.stats += seconds_since(t0);  // includes the dense forward the statistics ride on
   }
   const auto t_select = Clock::now();
   backend.prune_linears(l, linears);
-  t.select += since(t_select);
+  t.select += seconds_since(t_select);
   backend.commit_block(l, linears);
   if (data) {
     const auto t0 = Clock::now();
     backend.run_block(l);
-    t.forward += since(t0);
+    t.forward += seconds_since(t0);
   }
 }
 
@@ -56,7 +56,7 @@ void run_blocks(const ModelConfig& c, const TensorI32& calib, const PruneOptions
   if (data) {
     const auto t0 = Clock::now();
     backend.embed(calib);
-    result.timings.forward += since(t0);
+    result.timings.forward += seconds_since(t0);
   }
   for (int64_t l = data ? 0 : opt.first_layer; l < c.num_layers; ++l) {
     if (data) {
@@ -64,10 +64,10 @@ void run_blocks(const ModelConfig& c, const TensorI32& calib, const PruneOptions
       backend.load_block(l);
       if (l < opt.first_layer) {  // already pruned (a resumed run): only its outputs are needed
         backend.run_block(l);
-        result.timings.forward += since(t0);
+        result.timings.forward += seconds_since(t0);
         continue;
       }
-      result.timings.stats += since(t0);
+      result.timings.stats += seconds_since(t0);
     }
     const std::span<LinearPruneResult> linears(result.linears.data() + static_cast<size_t>(l - opt.first_layer) * per_block,
                                                per_block);
@@ -107,7 +107,7 @@ PruneResult run_pruning(Model& m, const TensorI32& calib, const PruneOptions& op
     backend.abandon();  // its deferred work writes into `result`: wait for it before unwinding
     throw;
   }
-  result.timings.total = since(start);
+  result.timings.total = seconds_since(start);
   return result;
 }
 

@@ -10,19 +10,19 @@
 namespace sparsa {
 
 namespace fs = std::filesystem;
-using json = nlohmann::ordered_json;  // summary.json keeps a readable key order
+using ojson = nlohmann::ordered_json;  // summary.json keeps a readable key order
 
 namespace {
 
-json optional_number(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+ojson optional_number(const std::optional<double>& v) { return v ? ojson(*v) : ojson(nullptr); }
 
-std::optional<double> number(const json& j, const char* key) {
+std::optional<double> number(const ojson& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_number() ? std::optional<double>(j[key].get<double>())
                                                                 : std::nullopt;
 }
 
-json matrices_json(const std::vector<PrunedMatrixSummary>& matrices) {
-  json rows = json::array();
+ojson matrices_json(const std::vector<PrunedMatrixSummary>& matrices) {
+  ojson rows = ojson::array();
   for (const PrunedMatrixSummary& m : matrices)
     rows.push_back({{"name", m.name},
                     {"layer", m.layer},
@@ -34,13 +34,13 @@ json matrices_json(const std::vector<PrunedMatrixSummary>& matrices) {
   return rows;
 }
 
-json summary_json(const PruneSummary& s) {
-  json out = {
+ojson summary_json(const PruneSummary& s) {
+  ojson out = {
       {"tool", "sparsa"},
       {"version", SPARSA_VERSION},
       {"model", s.model},
-      {"method", s.method ? json(prune_method_name(*s.method)) : json(nullptr)},
-      {"target", s.target ? target_json(*s.target) : json(nullptr)},
+      {"method", s.method ? ojson(prune_method_name(*s.method)) : ojson(nullptr)},
+      {"target", s.target ? target_json(*s.target) : ojson(nullptr)},
       {"overall_sparsity", s.overall_sparsity},
       {"matrices", matrices_json(s.matrices)},
       {"timings", stage_seconds_json(s.timings)},
@@ -54,18 +54,18 @@ json summary_json(const PruneSummary& s) {
       {"resume", {{"restored_blocks", s.restored_blocks}, {"pruned_blocks", s.pruned_blocks}}},
   };
   if (s.run) out["run"] = run_info_json(*s.run);
-  if (s.device.is_object()) out.update(json(s.device));
+  if (s.device.is_object()) out.update(ojson(s.device));
   return out;
 }
 
 // ---- reading ----
 
-PrunedMatrixSummary matrix_from_json(const json& m) {
+PrunedMatrixSummary matrix_from_json(const ojson& m) {
   PrunedMatrixSummary r;
   r.name = m["name"].get<std::string>();
   r.layer = m.value("layer", int64_t{0});
   r.role = m.value("role", std::string());
-  const json shape = m.value("shape", json::array());
+  const ojson shape = m.value("shape", ojson::array());
   if (shape.size() == 2) {
     r.rows = shape[0].get<int64_t>();
     r.cols = shape[1].get<int64_t>();
@@ -76,7 +76,7 @@ PrunedMatrixSummary matrix_from_json(const json& m) {
 }
 
 // The fields of `s` (an object) other than "run", leniently: absent ones keep their defaults.
-PruneSummary summary_fields(const json& s, const std::string& file) {
+PruneSummary summary_fields(const ojson& s, const std::string& file) {
   PruneSummary o;
   o.version = s.value("version", std::string());
   o.model = s.value("model", std::string());
@@ -97,20 +97,20 @@ PruneSummary summary_fields(const json& s, const std::string& file) {
   }
   o.overall_sparsity = number(s, "overall_sparsity").value_or(0.0);
   if (s.contains("matrices") && s["matrices"].is_array())
-    for (const json& m : s["matrices"])
+    for (const ojson& m : s["matrices"])
       if (m.is_object() && m.contains("name") && m["name"].is_string()) o.matrices.push_back(matrix_from_json(m));
-  const json t = s.value("timings", json());
+  const ojson t = s.value("timings", ojson());
   o.timings = {number(t, "load"), number(t, "forward"), number(t, "stats"),
                number(t, "select"), number(t, "total"), number(t, "save")};
-  o.calibration = s.value("calibration", json(nullptr));
+  o.calibration = s.value("calibration", ojson(nullptr));
   o.blocksize = s.value("blocksize", int64_t{0});
   o.percdamp = number(s, "percdamp").value_or(0.0);
   o.dtype = s.value("dtype", std::string());
   o.threads = s.value("threads", 0);
-  const json c = s.value("checkpoint", json::object());
+  const ojson c = s.value("checkpoint", ojson::object());
   o.checkpoint = {c.value("tensors", int64_t{0}), c.value("bytes", uint64_t{0}),
                   c.value("copied_files", std::vector<std::string>())};
-  const json r = s.value("resume", json::object());
+  const ojson r = s.value("resume", ojson::object());
   o.restored_blocks = r.value("restored_blocks", int64_t{0});
   o.pruned_blocks = r.value("pruned_blocks", int64_t{0});
   o.device = nlohmann::json::object();
@@ -121,13 +121,13 @@ PruneSummary summary_fields(const json& s, const std::string& file) {
 
 }  // namespace
 
-json stage_seconds_json(const PruneStageSeconds& t) {
+ojson stage_seconds_json(const PruneStageSeconds& t) {
   return {{"load", optional_number(t.load)},   {"forward", optional_number(t.forward)},
           {"stats", optional_number(t.stats)}, {"select", optional_number(t.select)},
           {"total", optional_number(t.total)}, {"save", optional_number(t.save)}};
 }
 
-json target_json(const SparsityTarget& t) {
+ojson target_json(const SparsityTarget& t) {
   if (t.is_nm()) return {{"type", "n:m"}, {"n", t.n}, {"m", t.m}, {"sparsity", t.fraction()}, {"label", t.label()}};
   return {{"type", "unstructured"}, {"sparsity", t.ratio}, {"label", t.label()}};
 }
@@ -166,17 +166,17 @@ PruneSummary PrunedFolder::read_summary() const {
   const std::string file = summary_file().string();
   std::ifstream in(summary_file());
   if (!in) bad_input("{}: cannot open the pruned folder's summary", file);
-  json s;
+  ojson s;
   try {
-    s = json::parse(in);
-  } catch (const json::exception& e) {
+    s = ojson::parse(in);
+  } catch (const ojson::exception& e) {
     bad_input("{}: not valid JSON ({})", file, e.what());
   }
   if (!s.is_object()) bad_input("{}: not a JSON object", file);
   PruneSummary o;
   try {
     o = summary_fields(s, file);
-  } catch (const json::exception& e) {
+  } catch (const ojson::exception& e) {
     bad_input("{}: a field has the wrong type ({})", file, e.what());
   }
   if (s.contains("run")) o.run = run_info_from_json(nlohmann::json(s["run"]), RunKind::kPrune, file + ": \"run\"");

@@ -75,7 +75,7 @@ ActivationThresholds acts_step(Context& ctx) {
 
   const auto t0 = Clock::now();
   const ActivationProfile profile = capture_activation_profile(ctx.dense, ctx.calib.tokens);
-  const double capture_seconds = since(t0);
+  const double capture_seconds = seconds_since(t0);
   RunWriter w = ctx.store.begin_run(info);
   add_act_histogram_rows(w, profile);
   double eval_seconds = 0;
@@ -89,7 +89,7 @@ ActivationThresholds acts_step(Context& ctx) {
     ctx.note(fmt::format("activations sparsified to {:g}: perplexity {:.4f}", s, r.ppl));
   }
   if (ctx.opt.figures) draw_histograms(ctx, profile);
-  w.set_timings({.total = since(t0), .forward = capture_seconds, .eval = eval_seconds});
+  w.set_timings({.total = seconds_since(t0), .forward = capture_seconds, .eval = eval_seconds});
   ctx.acts_run = w.run_id();
   w.commit();
   ++ctx.computed;

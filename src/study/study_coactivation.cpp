@@ -284,10 +284,10 @@ void coactivation_step(Context& ctx, const std::vector<PruneRun>& runs, const Ac
     if (ctx.opt.figures) draw_source_figures(ctx, s, cs);
   }
   if (ctx.opt.figures) draw_comparison_figures(ctx, sources, clusters);
-  w.set_timings({.total = since(t0)});
+  w.set_timings({.total = seconds_since(t0)});
   w.commit();
   ++ctx.computed;
-  ctx.note(fmt::format("co-activation analysis: {} sources in {:.1f} s", sources.size(), since(t0)));
+  ctx.note(fmt::format("co-activation analysis: {} sources in {:.1f} s", sources.size(), seconds_since(t0)));
 }
 
 }  // namespace sparsa::study

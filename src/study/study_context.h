@@ -14,6 +14,7 @@
 #include "sparsa/activations.h"
 #include "sparsa/calibration.h"
 #include "sparsa/model.h"
+#include "sparsa/progress.h"
 #include "sparsa/prune.h"
 #include "sparsa/store.h"
 #include "sparsa/study.h"
@@ -21,9 +22,6 @@
 namespace sparsa::study {
 
 using Clock = std::chrono::steady_clock;
-
-// Seconds elapsed since `t`.
-inline double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // A pruning run of the study (computed now or found in the database).
 struct PruneRun {

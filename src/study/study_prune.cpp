@@ -32,7 +32,7 @@ double dense_step(Context& ctx) {
   const PerplexityResult r = perplexity(ctx.dense, ctx.eval);
   RunWriter w = ctx.store.begin_run(info);
   w.add_perplexity({ctx.eval_name, PplKind::kDense, std::nullopt, r.ppl, r.predicted_tokens, r.seconds});
-  w.set_timings({.total = since(t0), .eval = r.seconds});
+  w.set_timings({.total = seconds_since(t0), .eval = r.seconds});
   w.commit();
   ++ctx.computed;
   ctx.dense_ppl = r.ppl;
@@ -70,7 +70,7 @@ PruneRun prune_step(Context& ctx, PruneMethod method, const SparsityTarget& targ
   RunWriter w = ctx.store.begin_run(info);
   add_prune_rows(w, pr);
   w.add_perplexity({ctx.eval_name, PplKind::kPruned, std::nullopt, ev.ppl, ev.predicted_tokens, ev.seconds});
-  w.set_timings({.total = since(t0), .forward = pr.timings.forward, .stats = pr.timings.stats,
+  w.set_timings({.total = seconds_since(t0), .forward = pr.timings.forward, .stats = pr.timings.stats,
                  .select = pr.timings.select, .eval = ev.seconds});
   run.run_id = w.run_id();
   w.commit();
@@ -97,7 +97,7 @@ void compare_step(Context& ctx, const PruneRun& a, const PruneRun& b) {
 
   RunWriter w = ctx.store.begin_run(info);
   add_comparison_rows(w, cmp, a.run_id, b.run_id);
-  w.set_timings({.total = since(t0)});
+  w.set_timings({.total = seconds_since(t0)});
   w.commit();
   ++ctx.computed;
   ctx.note(fmt::format("{}: mean Jaccard of kept weights {:.4f}, Hamming {:.4f}", what, cmp.overall.jaccard.mean,

@@ -38,7 +38,6 @@ struct ActsArgs {
   bool dense = false, json = false;
 };
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // "0.5" as the golden file spells sparsities.
 std::string sparsity_key(double s) { return fmt::format("{:g}", s); }
@@ -222,7 +221,7 @@ void run_acts(const ActsArgs& a) {
     Progress bar("acts calibration", calib.dim(0));
     profile = capture_activation_profile(m, calib, [&](int64_t done, int64_t) { bar.update(done); });
   }
-  seconds["calibration"] = since(t0);
+  seconds["calibration"] = seconds_since(t0);
   std::vector<ActivationThresholds> thresholds;
   for (double s : sparsities) thresholds.push_back(profile.thresholds(s));
 
@@ -255,9 +254,9 @@ void run_acts(const ActsArgs& a) {
     const std::vector<BitMatrix> bits = capture_activation_bits(m, calib, reqs, [&](int64_t done, int64_t) { bar.update(done); });
     bar.finish();
     write_bits(a.bits_out, bit_specs, reqs, bits);
-    seconds["bitsets"] = since(t0);
+    seconds["bitsets"] = seconds_since(t0);
   }
-  if (store) record_acts(*store, *info, profile, thresholds, ppl_rows, since(t_start), seconds["calibration"].get<double>());
+  if (store) record_acts(*store, *info, profile, thresholds, ppl_rows, seconds_since(t_start), seconds["calibration"].get<double>());
   out["calib"] = {{"windows", calib.dim(0)}, {"seqlen", calib.dim(1)}};
   if (eval) out["eval"] = {{"windows", eval_windows.dim(0)}, {"seqlen", eval_windows.dim(1)}};
   out["seconds"] = seconds;

@@ -34,7 +34,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;  // summary.json keeps a readable key order
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct PruneArgs {
   std::string model, method, sparsity, nm, calib, calib_key = "calib", out, dtype = "keep", db;
@@ -197,7 +196,7 @@ void run_prune(const PruneArgs& a) {
   check_out_dir(out, model_dir, a.force);
   StagingDir staging(out);
   Model m = load_hf_model(model_dir);
-  const double load_seconds = since(t_load);
+  const double load_seconds = seconds_since(t_load);
 
   // --dtype, --threads, --json and --force only shape the output: they are not part of what resumes.
   const json calib_identity = calibrated ? calib.description : json(nullptr);
@@ -225,7 +224,7 @@ void run_prune(const PruneArgs& a) {
   const PrunedFolder staged(staging.path());
   const CheckpointWriteInfo written = save_pruned_checkpoint(m, model_dir, staged.dir(), weight_dtype);
   write_mask_file(staged.mask_file(), result, opt.method, opt.target);
-  const double save_seconds = since(t_save);
+  const double save_seconds = seconds_since(t_save);
   PruneSummary summary = summarize_prune(result);
   summary.timings.load = load_seconds;
   summary.timings.save = save_seconds;
