@@ -23,6 +23,8 @@ namespace sparsa {
 enum class PruneMethod : uint8_t { kMagnitude, kWanda, kSparseGPT };
 std::string_view prune_method_name(PruneMethod m);           // "magnitude", "wanda", "sparsegpt"
 PruneMethod parse_prune_method(std::string_view s);          // Error(kBadInput) when unknown
+// Wanda and SparseGPT score with calibration statistics; magnitude needs no data.
+inline bool needs_calibration(PruneMethod m) { return m != PruneMethod::kMagnitude; }
 
 // The target: unstructured `ratio` in (0, 1), or n:m (0 < n < m).
 struct SparsityTarget {

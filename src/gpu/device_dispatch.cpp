@@ -10,7 +10,7 @@ PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& op
                         const std::function<void(int64_t, int64_t)>& progress) {
   if (device.cuda()) check_gpu_supported(m.config);
   // Magnitude needs no forward pass: its selection runs on the host whatever the device.
-  const bool gpu = device.cuda() && opt.method != PruneMethod::kMagnitude;
+  const bool gpu = device.cuda() && needs_calibration(opt.method);
   const std::unique_ptr<PruneBackend> backend = gpu ? make_cuda_prune_backend(m, opt, device) : make_cpu_prune_backend(m, opt);
   return run_pruning(m, calib, opt, *backend, progress);
 }

@@ -13,8 +13,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool needs_data(PruneMethod m) { return m != PruneMethod::kMagnitude; }
-
 // result.linears for blocks first..num_layers-1 with layer, role and name filled in; the
 // backends fill in the rest in place (possibly from another thread), so it is never resized.
 std::vector<LinearPruneResult> result_slots(const ModelConfig& c, int64_t first) {
@@ -51,7 +49,7 @@ void prune_block(PruneBackend& backend, int64_t l, std::span<LinearPruneResult> 
 
 void run_blocks(const ModelConfig& c, const TensorI32& calib, const PruneOptions& opt, PruneBackend& backend,
                 PruneResult& result, const std::function<void(int64_t, int64_t)>& progress) {
-  const bool data = needs_data(opt.method);
+  const bool data = needs_calibration(opt.method);
   const size_t per_block = arch_info(c.arch).roles.size();
   if (data) {
     const auto t0 = Clock::now();
@@ -84,7 +82,7 @@ void check_prune_inputs(const ModelConfig& c, const TensorI32& calib, const Prun
     bad_input("sparsity target must be in (0, 1) or N:M with 0 < N < M");
   if (opt.first_layer < 0 || opt.first_layer > c.num_layers)
     bad_input("cannot resume at block {}: the model has {} blocks", opt.first_layer, c.num_layers);
-  if (!needs_data(opt.method)) return;
+  if (!needs_calibration(opt.method)) return;
   if (calib.rank() != 2 || calib.dim(0) == 0) bad_input("calibration tokens must be [n_samples, seqlen], got {}", shape_string(calib.shape));
   const int64_t seqlen = calib.dim(1);
   if (seqlen > c.max_position) bad_input("calibration seqlen {} is above the model's context length {}", seqlen, c.max_position);

@@ -39,7 +39,7 @@ RunInfo prune_run_info(RunInfo base, PruneMethod method, const SparsityTarget& t
   base.method = prune_method_name(method);
   base.target = target;
   base.options = method == PruneMethod::kSparseGPT ? fmt::format("blocksize={} percdamp={}", blocksize, percdamp) : "";
-  if (method == PruneMethod::kMagnitude) {  // needs no calibration data
+  if (!needs_calibration(method)) {
     base.calib_description.clear();
     base.calib_hash.clear();
     base.nsamples = 0;

@@ -62,8 +62,6 @@ void check_numeric_flags(const PruneArgs& a) {
   if (!std::isfinite(a.percdamp) || a.percdamp < 0) bad_input("--percdamp must be a number >= 0, got {}", a.percdamp);
 }
 
-bool needs_calibration(PruneMethod m) { return m != PruneMethod::kMagnitude; }
-
 void check_calibration_flags(const PruneArgs& a, PruneMethod method) {
   if (!a.calib.empty() && !a.calib_text.empty()) bad_input("--calib and --calib-text are alternatives; pass one");
   if (needs_calibration(method) && a.calib.empty() && a.calib_text.empty())
