@@ -65,7 +65,10 @@ sparsa_subsystem(model DEPS io HEADERS model checkpoint ops generate synth eval_
 sparsa_subsystem(prune DEPS model HEADERS prune calibration prune_resume prune_backend)
 sparsa_subsystem(analysis DEPS prune HEADERS activations bitmatrix coactivation mask_compare)
 sparsa_subsystem(viz DEPS io HEADERS viz LIBS sparsa::cairo)
-sparsa_subsystem(store DEPS analysis HEADERS store LIBS sparsa::duckdb)
+# libduckdb.so exports its own copies of some libstdc++ symbols (std::stringstream's constructors):
+# stdc++ goes first on the link line so that the C++ runtime's symbols bind to the C++ runtime, and
+# programs that use no DuckDB function do not depend on libduckdb.so (--as-needed drops it).
+sparsa_subsystem(store DEPS analysis HEADERS store LIBS stdc++ sparsa::duckdb)
 sparsa_subsystem(cuda DEPS io HEADERS cuda sparse_gemv sparse_gemv_blocks sparse_gemv_2to4 sparse_gemv_masked
   CUDA_LIBS CUDA::cudart CUDA::cublas)
 sparsa_subsystem(gpu DEPS cuda prune HEADERS gpu decode
