@@ -10,7 +10,8 @@
 // same files and its timings and results come back through DIR/reference.json.
 //
 // usage: bench-coactivation [--features N] [--tokens N] [--k N] [--seed N] [--dir DIR]
-//                           [--python EXE] [--no-reference] [--threads N]
+//                           [--python EXE] [--no-reference] [--threads N] [--isa auto|avx2|avx512]
+// --isa avx2 runs the AVX2 kernels on an AVX-512 CPU: what a CPU without AVX-512 runs.
 #include <omp.h>
 
 #include <algorithm>
@@ -102,7 +103,7 @@ int main(int argc, char** argv) {
     if (a == "--no-reference") { reference = false; continue; }
     if (i + 1 >= argc) {
       std::fprintf(stderr, "usage: bench-coactivation [--features N] [--tokens N] [--k N] [--seed N] [--dir DIR] "
-                           "[--python EXE] [--no-reference] [--threads N]\n");
+                           "[--python EXE] [--no-reference] [--threads N] [--isa auto|avx2|avx512]\n");
       return 2;
     }
     const std::string v = argv[++i];
@@ -113,6 +114,8 @@ int main(int argc, char** argv) {
     else if (a == "--dir") dir = v;
     else if (a == "--python") python = v;
     else if (a == "--threads") omp_set_num_threads(std::stoi(v));
+    else if (a == "--isa" && (v == "auto" || v == "avx2" || v == "avx512"))
+      sparsa::force_kernel_isa(v == "avx2" ? sparsa::KernelIsa::kAvx2 : v == "avx512" ? sparsa::KernelIsa::kAvx512 : sparsa::KernelIsa::kAuto);
     else { std::fprintf(stderr, "unknown flag %s\n", a.c_str()); return 2; }
   }
   if (tokens % 8 != 0) { std::fprintf(stderr, "--tokens must be a multiple of 8\n"); return 2; }
@@ -156,8 +159,8 @@ int main(int argc, char** argv) {
   const Seconds lloyd_s = timed([&] { km = sparsa::kmeans_from(m, init, opt); });
   const sparsa::ClusterQuality q = sparsa::cluster_quality(m, km.labels, k);
 
-  std::printf("machine: %s, %d threads, popcount kernel %s\n", sparsa::bench::cpu_model().c_str(), omp_get_max_threads(),
-              sparsa::active_popcount_kernel() == sparsa::PopcountKernel::kAvx512 ? "AVX-512 VPOPCNTDQ" : "AVX2");
+  std::printf("machine: %s, %d threads, popcount kernel %s, bit-sliced kernel %s\n", sparsa::bench::cpu_model().c_str(),
+              omp_get_max_threads(), sparsa::active_hamming_kernels().popcount, sparsa::active_hamming_kernels().bitsliced);
   int64_t set = 0;
   for (int64_t f = 0; f < features; ++f) set += m.row_count(f);
   const double density = static_cast<double>(set) / static_cast<double>(features * tokens);

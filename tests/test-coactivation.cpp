@@ -73,20 +73,30 @@ void expect_bad_input(const std::function<void()>& f, const std::string& needle)
   }
 }
 
-std::vector<sparsa::PopcountKernel> kernels() {
-  std::vector<sparsa::PopcountKernel> k{sparsa::PopcountKernel::kAvx2};
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq"))
-    k.push_back(sparsa::PopcountKernel::kAvx512);
+// The instruction sets this CPU runs: AVX2 everywhere (the tests' machines are x86-64-v3), and
+// AVX-512 where it has F, VL, BW and VPOPCNTDQ.
+std::vector<sparsa::KernelIsa> kernels() {
+  std::vector<sparsa::KernelIsa> k{sparsa::KernelIsa::kAvx2};
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vpopcntdq"))
+    k.push_back(sparsa::KernelIsa::kAvx512);
   return k;
 }
+
+// Runs with one instruction set forced, and back to the CPU's best after.
+struct ForcedIsa {
+  explicit ForcedIsa(sparsa::KernelIsa isa) { sparsa::force_kernel_isa(isa); }
+  ~ForcedIsa() { sparsa::force_kernel_isa(sparsa::KernelIsa::kAuto); }
+};
 
 TEST(Hamming, MatchesBruteForceForOddSizesOnEveryKernel) {
   for (int64_t cols : {1, 63, 64, 65, 127, 600}) {
     const Bools b = random_bools(37, cols, 100 + cols);
     const BitMatrix m = pack(b);
     for (auto kernel : kernels()) {
-      sparsa::force_popcount_kernel(kernel);
-      EXPECT_EQ(sparsa::active_popcount_kernel(), kernel);
+      ForcedIsa forced(kernel);
+      EXPECT_STREQ(sparsa::active_hamming_kernels().popcount, kernel == sparsa::KernelIsa::kAvx2 ? "AVX2" : "AVX-512 VPOPCNTDQ");
+      EXPECT_STREQ(sparsa::active_hamming_kernels().bitsliced, kernel == sparsa::KernelIsa::kAvx2 ? "AVX2" : "AVX-512");
       const std::vector<int32_t> all = sparsa::hamming_all_pairs(m);
       const std::vector<int64_t> listed{30, 5, 5, 36, 0};
       const std::vector<int32_t> some = sparsa::hamming_to(m, listed);
@@ -101,7 +111,6 @@ TEST(Hamming, MatchesBruteForceForOddSizesOnEveryKernel) {
       for (size_t j = 0; j < b.size(); ++j) EXPECT_EQ(from[j], brute_hamming(b, 11, j));
     }
   }
-  sparsa::force_popcount_kernel(sparsa::PopcountKernel::kAuto);
 }
 
 TEST(Hamming, AllPairsAcrossTilesMatchesBruteForce) {
@@ -114,8 +123,7 @@ TEST(Hamming, AllPairsAcrossTilesMatchesBruteForce) {
 // The bit-sliced kernel: one partial chunk of 512 features, rows whose set bits are not
 // a multiple of the 16-column round (and empty and full rows), densities from 0 to 1, and counts
 // large enough to carry through several planes of the high counter.
-TEST(Hamming, BitSlicedMatchesBruteForce) {
-  if (!sparsa::bitsliced_hamming_available()) GTEST_SKIP() << "no AVX-512 F/VL/BW on this CPU";
+void bitsliced_matches_brute_force() {
   struct Case {
     int64_t rows, cols;
     double density;
@@ -146,8 +154,7 @@ TEST(Hamming, BitSlicedMatchesBruteForce) {
 // Several 512-feature chunks: the lower triangle is mirrored from the upper one in 16 x 16 blocks
 // (a partial last chunk, so partial row groups and partial column blocks), and the 9 MB result is
 // large enough to be prefaulted.
-TEST(Hamming, BitSlicedMirrorsAcrossChunksOfAFreshBuffer) {
-  if (!sparsa::bitsliced_hamming_available()) GTEST_SKIP() << "no AVX-512 F/VL/BW on this CPU";
+void bitsliced_mirrors_across_chunks() {
   const Bools b = random_bools(1500, 67, 41);
   const BitMatrix m = pack(b);
   const size_t n = b.size();
@@ -161,6 +168,27 @@ TEST(Hamming, BitSlicedMirrorsAcrossChunksOfAFreshBuffer) {
     for (size_t j = 0; j < n; ++j)
       ASSERT_EQ(d[i * n + j], std::popcount(words[i] ^ words[j]) + std::popcount(tail[i] ^ tail[j])) << i << "," << j;
   for (size_t i : {0, 511, 512, 1024, 1499}) ASSERT_EQ(d[i * n + 1499 - i], brute_hamming(b, i, 1499 - i));
+}
+
+TEST(Hamming, BitSlicedMatchesBruteForceOnEveryInstructionSet) {
+  for (auto kernel : kernels()) {
+    ForcedIsa forced(kernel);
+    ASSERT_TRUE(sparsa::bitsliced_hamming_available());
+    bitsliced_matches_brute_force();
+  }
+}
+
+TEST(Hamming, BitSlicedMirrorsAcrossChunksOfAFreshBufferOnEveryInstructionSet) {
+  for (auto kernel : kernels()) {
+    ForcedIsa forced(kernel);
+    bitsliced_mirrors_across_chunks();
+  }
+}
+
+TEST(Hamming, ForcingAnInstructionSetTheCpuLacksIsRefused) {
+  if (kernels().size() == 2) GTEST_SKIP() << "this CPU runs every version";
+  expect_bad_input([] { sparsa::force_kernel_isa(sparsa::KernelIsa::kAvx512); }, "AVX-512");
+  EXPECT_STRNE(sparsa::active_hamming_kernels().popcount, "AVX-512 VPOPCNTDQ");
 }
 
 TEST(Hamming, GradientOrderAndNearestBreakTiesByIndex) {

@@ -24,13 +24,21 @@ namespace sparsa {
 
 // ---- Hamming distances (src/analysis/hamming.cpp) --------------------------------------------
 
-// The popcount kernel: AVX-512 VPOPCNTDQ when the CPU has it, else AVX2 (nibble lookup), chosen
-// once at run time (kAuto). Both give identical integers; tests and benches may force one.
-enum class PopcountKernel { kAuto, kAvx2, kAvx512 };
-// Forces a kernel process-wide (kAuto = back to the CPU's best). Throws kBadInput when the CPU
-// lacks it. Not to be called while another thread is computing distances.
-void force_popcount_kernel(PopcountKernel kernel);
-PopcountKernel active_popcount_kernel();  // the kernel in use now (never kAuto)
+// The Hamming kernels' instruction sets, chosen once at run time from CPUID: the popcount kernel
+// (AVX-512 VPOPCNTDQ, or AVX2 nibble lookup) and the bit-sliced one (AVX-512 F/VL/BW, or AVX2).
+// kAuto: each kernel the widest this CPU runs. kAvx2: the AVX2 versions even on an AVX-512 CPU,
+// as a CPU without AVX-512 runs them (tests and benches compare the two). kAvx512: the AVX-512
+// versions; kBadInput when the CPU lacks any of AVX-512 F, VL, BW, VPOPCNTDQ. Every choice gives
+// identical integers. Process-wide: not to be called while another thread computes distances.
+enum class KernelIsa { kAuto, kAvx2, kAvx512 };
+void force_kernel_isa(KernelIsa isa);
+// The kernels in use now, named for benches: popcount "AVX-512 VPOPCNTDQ", "AVX2" or "portable";
+// bit-sliced "AVX-512", "AVX2" or "none" (static strings).
+struct HammingKernels {
+  const char* popcount;
+  const char* bitsliced;
+};
+HammingKernels active_hamming_kernels();
 
 // Number of columns in which features a and b differ, for b = every row. [rows]
 std::vector<int32_t> hamming_from(const BitMatrix& m, int64_t reference);
@@ -51,7 +59,7 @@ std::vector<int32_t> hamming_to(const BitMatrix& m, std::span<const int64_t> fea
 // How hamming_all_pairs counts. kPopcount: pairs of rows ANDed and popcounted word by word (the
 // popcount kernel above), in cache-sized tiles; work per pair ~ columns. kBitSliced: for each
 // row, its set columns of 512 other features summed at once into bit-sliced counters
-// (carry-save adders; AVX-512 F/VL/BW only, else kBadInput); work per pair ~ the row's set bits,
+// (carry-save adders; AVX-512 or AVX2, else kBadInput); work per pair ~ the row's set bits,
 // so it wins on sparse rows. kAuto: kBitSliced when the CPU has it and at most
 // kBitSlicedMaxDensity of the bits are set, else kPopcount. Every method gives identical integers.
 enum class AllPairsMethod { kAuto, kPopcount, kBitSliced };

@@ -117,19 +117,20 @@ bool cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_sup
 #endif
 
 struct Kernel {
-  PopcountKernel name;
+  const char* name;
   AndCount4x4 fn;
 };
 
 Kernel best_kernel() {
 #ifdef SPARSA_X86_KERNELS
-  if (cpu_has_avx512_popcount()) return {PopcountKernel::kAvx512, and_count4x4_avx512};
-  if (cpu_has_avx2()) return {PopcountKernel::kAvx2, and_count4x4_avx2};
+  if (cpu_has_avx512_popcount()) return {"AVX-512 VPOPCNTDQ", and_count4x4_avx512};
+  if (cpu_has_avx2()) return {"AVX2", and_count4x4_avx2};
 #endif
-  return {PopcountKernel::kAvx2, and_count4x4_portable};  // same integers, no vector units needed
+  return {"portable", and_count4x4_portable};  // same integers, no vector units needed
 }
 
 Kernel g_kernel = best_kernel();
+coact::SlicedIsa g_sliced = coact::bitsliced_isa_of_cpu();
 
 constexpr int64_t kTile = 64;  // rows per tile: two tiles of 2 KiB rows stay in L2
 
@@ -182,25 +183,34 @@ std::vector<int32_t> row_counts(const BitMatrix& m) {
 
 }  // namespace
 
-void force_popcount_kernel(PopcountKernel kernel) {
-  switch (kernel) {
-    case PopcountKernel::kAuto: g_kernel = best_kernel(); return;
-#ifdef SPARSA_X86_KERNELS
-    case PopcountKernel::kAvx512:
-      if (!cpu_has_avx512_popcount()) bad_input("popcount kernel: this CPU has no AVX-512 VPOPCNTDQ");
-      g_kernel = {kernel, and_count4x4_avx512};
+void force_kernel_isa(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kAuto:
+      g_kernel = best_kernel();
+      g_sliced = coact::bitsliced_isa_of_cpu();
       return;
-    case PopcountKernel::kAvx2:
-      if (!cpu_has_avx2()) bad_input("popcount kernel: this CPU has no AVX2");
-      g_kernel = {kernel, and_count4x4_avx2};
+#ifdef SPARSA_X86_KERNELS
+    case KernelIsa::kAvx512:
+      if (!cpu_has_avx512_popcount() || coact::bitsliced_isa_of_cpu() != coact::SlicedIsa::kAvx512)
+        bad_input("kernel instruction set: this CPU lacks AVX-512 F, VL, BW or VPOPCNTDQ");
+      g_kernel = {"AVX-512 VPOPCNTDQ", and_count4x4_avx512};
+      g_sliced = coact::SlicedIsa::kAvx512;
+      return;
+    case KernelIsa::kAvx2:
+      if (!cpu_has_avx2()) bad_input("kernel instruction set: this CPU has no AVX2");
+      g_kernel = {"AVX2", and_count4x4_avx2};
+      g_sliced = coact::SlicedIsa::kAvx2;
       return;
 #else
-    default: bad_input("popcount kernel: only the portable kernel exists on this architecture");
+    default: bad_input("kernel instruction set: only the portable kernels exist on this architecture");
 #endif
   }
 }
 
-PopcountKernel active_popcount_kernel() { return g_kernel.name; }
+HammingKernels active_hamming_kernels() {
+  const char* sliced = g_sliced == coact::SlicedIsa::kAvx512 ? "AVX-512" : g_sliced == coact::SlicedIsa::kAvx2 ? "AVX2" : "none";
+  return {g_kernel.name, sliced};
+}
 
 std::vector<int32_t> hamming_to(const BitMatrix& m, std::span<const int64_t> features) {
   check_matrix(m, "hamming");
@@ -260,7 +270,7 @@ std::vector<int64_t> hamming_nearest(const BitMatrix& m, int64_t reference, int6
   return order;
 }
 
-bool bitsliced_hamming_available() { return coact::bitsliced_supported(); }
+bool bitsliced_hamming_available() { return g_sliced != coact::SlicedIsa::kNone; }
 
 void hamming_all_pairs_into(const BitMatrix& m, std::span<int32_t> out, AllPairsMethod method) {
   check_matrix(m, "hamming");
@@ -272,9 +282,9 @@ void hamming_all_pairs_into(const BitMatrix& m, std::span<int32_t> out, AllPairs
   if (method == AllPairsMethod::kAuto) {
     const double bits = std::accumulate(counts.begin(), counts.end(), 0.0);
     const bool sparse = bits <= kBitSlicedMaxDensity * static_cast<double>(n) * static_cast<double>(m.cols());
-    method = sparse && coact::bitsliced_supported() ? AllPairsMethod::kBitSliced : AllPairsMethod::kPopcount;
+    method = sparse && bitsliced_hamming_available() ? AllPairsMethod::kBitSliced : AllPairsMethod::kPopcount;
   }
-  if (method == AllPairsMethod::kBitSliced) return coact::hamming_all_pairs_bitsliced(m, counts, out.data());
+  if (method == AllPairsMethod::kBitSliced) return coact::hamming_all_pairs_bitsliced(m, counts, g_sliced, out.data());
   std::vector<int64_t> rows(static_cast<size_t>(n));
   std::iota(rows.begin(), rows.end(), 0);
   std::vector<std::pair<int64_t, int64_t>> upper;  // tile pairs (bi <= bj)

@@ -1,12 +1,15 @@
-// Bit-sliced all-pairs Hamming distances (see hamming_bitsliced.h). AVX-512 only: 512-bit
-// carry-save adders with VPTERNLOG and masked adds to turn the bit planes back into
-// integers (AVX-512BW masks).
+// Bit-sliced all-pairs Hamming distances (see hamming_bitsliced.h), in two instruction sets:
+// AVX-512 (512-bit carry-save adders with VPTERNLOG; masked adds turn the bit planes back into
+// integers) and AVX2 (two 256-bit halves, five logic operations an adder; the planes turned back
+// into integers by 8 x 8 bit transposes). The column sums are written once
+// (hamming_bitsliced_sum.inc) and compiled for each.
 #include "analysis/hamming_bitsliced.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <utility>
 
 #include "sparsa/error.h"
@@ -84,22 +87,6 @@ struct SetColumns {
   std::vector<Index> index;
 };
 
-#define SPARSA_TARGET __attribute__((target("avx512f,avx512vl,avx512bw")))
-
-// The set columns of one row, 16 columns a step with VPCOMPRESSD (see row_set_columns).
-SPARSA_TARGET int64_t row_set_columns_avx512(const uint64_t* row, int64_t nw, uint32_t* out) {
-  const __m512i step = _mm512_set1_epi32(16);
-  __m512i col = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  uint32_t* at = out;
-  for (int64_t w = 0; w < nw; ++w)
-    for (int q = 0; q < 4; ++q, col = _mm512_add_epi32(col, step)) {
-      const auto bits = static_cast<__mmask16>(row[w] >> (16 * q));
-      _mm512_storeu_si512(at, _mm512_maskz_compress_epi32(bits, col));
-      at += std::popcount(static_cast<unsigned>(bits));
-    }
-  return at - out;
-}
-
 template <typename Index>
 SetColumns<Index> set_columns(const BitMatrix& m, const std::vector<int32_t>& counts) {
   SetColumns<Index> s;
@@ -121,89 +108,42 @@ SetColumns<Index> set_columns(const BitMatrix& m, const std::vector<int32_t>& co
   return s;
 }
 
-// Carry-save adder: h:l = a + b + c, bit by bit (h = majority, l = parity).
-SPARSA_TARGET inline void csa(__m512i& h, __m512i& l, __m512i a, __m512i b, __m512i c) {
-  h = _mm512_ternarylogic_epi64(a, b, c, 0xE8);
-  l = _mm512_ternarylogic_epi64(a, b, c, 0x96);
+}  // namespace
+
+// ---- AVX-512 F/VL/BW --------------------------------------------------------------------------
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw")
+namespace {
+namespace avx512 {
+
+using V = __m512i;
+inline V vzero() { return _mm512_setzero_si512(); }
+inline V vload(const uint64_t* p) { return _mm512_load_si512(p); }
+inline V vand(V a, V b) { return _mm512_and_si512(a, b); }
+inline V vxor(V a, V b) { return _mm512_xor_si512(a, b); }
+inline void csa(V& h, V& l, V a, V b, V c) {
+  h = _mm512_ternarylogic_epi64(a, b, c, 0xE8);  // majority
+  l = _mm512_ternarylogic_epi64(a, b, c, 0x96);  // parity
 }
 
-// Adds 16 vectors, v(0) ... v(15), into the 4-plane carry-save counter (ones, twos, fours,
-// eights) and returns the carry out of it, worth 16 per bit (Harley-Seal: 15 adders).
-template <typename Load>
-SPARSA_TARGET inline __m512i add16(__m512i& ones, __m512i& twos, __m512i& fours, __m512i& eights, Load v) {
-  __m512i twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
-  csa(twos_a, ones, ones, v(0), v(1));
-  csa(twos_b, ones, ones, v(2), v(3));
-  csa(fours_a, twos, twos, twos_a, twos_b);
-  csa(twos_a, ones, ones, v(4), v(5));
-  csa(twos_b, ones, ones, v(6), v(7));
-  csa(fours_b, twos, twos, twos_a, twos_b);
-  csa(eights_a, fours, fours, fours_a, fours_b);
-  csa(twos_a, ones, ones, v(8), v(9));
-  csa(twos_b, ones, ones, v(10), v(11));
-  csa(fours_a, twos, twos, twos_a, twos_b);
-  csa(twos_a, ones, ones, v(12), v(13));
-  csa(twos_b, ones, ones, v(14), v(15));
-  csa(fours_b, twos, twos, twos_a, twos_b);
-  csa(eights_b, fours, fours, fours_a, fours_b);
-  csa(sixteens, eights, eights, eights_a, eights_b);
-  return sixteens;
-}
+#include "analysis/hamming_bitsliced_sum.inc"
 
-// The 512 counts of one row against one chunk, bit-sliced in two carry-save levels and a ripple
-// counter: count = sum over p < 8 of 2^p low[p] + sum over p of 256 * 2^p high[p] (bits).
-// alignas: it lives in code compiled for AVX2, where __m512i is only 32-byte aligned, and the
-// AVX-512 functions access it with aligned 64-byte moves.
-struct alignas(64) SlicedCounts {
-  __m512i low[8];  // weights 1, 2, ..., 128
-  __m512i high[kMaxHigh];
-  int high_used = 0;
-};
-
-// The inputs of add16: chunk columns by index, or the first n of a buffer (zeros after).
-template <typename Index>
-struct ColumnsAt {
-  const uint64_t* columns;
-  const Index* index;
-  SPARSA_TARGET __m512i operator()(int j) const { return _mm512_load_si512(columns + size_t{index[j]} * kWords); }
-};
-struct Buffered {
-  const __m512i* v;
-  int n;
-  SPARSA_TARGET __m512i operator()(int j) const { return j < n ? v[j] : _mm512_setzero_si512(); }
-};
-
-// Adds the n buffered level-1 carries into level 2 and ripples its carry into the high planes.
-SPARSA_TARGET void level2_add(__m512i l2[4], const __m512i* carries, int n, SlicedCounts& s) {
-  __m512i carry = add16(l2[0], l2[1], l2[2], l2[3], Buffered{carries, n});
-  for (int p = 0; p < s.high_used; ++p) {
-    const __m512i next = _mm512_and_si512(s.high[p], carry);
-    s.high[p] = _mm512_xor_si512(s.high[p], carry);
-    carry = next;
-  }
-}
-
-// Sums the chunk columns listed in idx[0, n) (n a multiple of kRound) into s. Level 1 adds the
-// columns 16 at a time; its carries (worth 16) are kept and added 16 at a time by level 2, whose
-// carries (worth 256) ripple into the high planes: no data-dependent branch in the loop.
-template <typename Index>
-SPARSA_TARGET void accumulate(const uint64_t* columns, const Index* idx, int64_t n, int high_planes, SlicedCounts& s) {
-  const __m512i z = _mm512_setzero_si512();
-  __m512i l1[4] = {z, z, z, z}, l2[4] = {z, z, z, z};
-  alignas(64) __m512i carries[kRound];
-  int pending = 0;
-  for (int p = 0; p < high_planes; ++p) s.high[p] = z;
-  s.high_used = high_planes;
-  for (int64_t i = 0; i < n; i += kRound) {
-    carries[pending++] = add16(l1[0], l1[1], l1[2], l1[3], ColumnsAt<Index>{columns, idx + i});
-    if (pending == kRound) level2_add(l2, carries, pending, s), pending = 0;
-  }
-  if (pending) level2_add(l2, carries, pending, s);
-  for (int p = 0; p < 4; ++p) s.low[p] = l1[p], s.low[4 + p] = l2[p];
+// The set columns of one row, 16 columns a step with VPCOMPRESSD (see row_set_columns).
+int64_t row_set_columns_avx512(const uint64_t* row, int64_t nw, uint32_t* out) {
+  const __m512i step = _mm512_set1_epi32(16);
+  __m512i col = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  uint32_t* at = out;
+  for (int64_t w = 0; w < nw; ++w)
+    for (int q = 0; q < 4; ++q, col = _mm512_add_epi32(col, step)) {
+      const auto bits = static_cast<__mmask16>(row[w] >> (16 * q));
+      _mm512_storeu_si512(at, _mm512_maskz_compress_epi32(bits, col));
+      at += std::popcount(static_cast<unsigned>(bits));
+    }
+  return at - out;
 }
 
 // acc[g] lane j += weight for every set bit 16 g + j of the plane's 256 bits from `half`.
-SPARSA_TARGET inline void add_plane(__m512i acc[16], const __m512i& plane, int half, int32_t weight) {
+inline void add_plane(__m512i acc[16], const __m512i& plane, int half, int32_t weight) {
   alignas(64) uint16_t bits[32];
   _mm512_store_si512(bits, plane);
   const __m512i w = _mm512_set1_epi32(weight);
@@ -212,7 +152,7 @@ SPARSA_TARGET inline void add_plane(__m512i acc[16], const __m512i& plane, int h
 
 // Distances from row a to the features [b0, b0 + nb) of one chunk, written to out[0, nb): the
 // counts decoded from the bit planes 256 features at a time (16 registers of 16 lanes).
-SPARSA_TARGET void chunk_distances(const SlicedCounts& s, int32_t count_a, const int32_t* count_b, int64_t nb,
+void chunk_distances(const SlicedCounts& s, int32_t count_a, const int32_t* count_b, int64_t nb,
                                    int32_t* out) {
   const __m512i ca = _mm512_set1_epi32(count_a);
   for (int half = 0; half * 256 < nb; ++half) {
@@ -234,7 +174,7 @@ SPARSA_TARGET void chunk_distances(const SlicedCounts& s, int32_t count_a, const
 // (GCC 12 warns about the _mm512_undefined_epi32() inside its unpack intrinsics: a false positive.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-SPARSA_TARGET inline void transpose16(__m512i r[16]) {
+inline void transpose16(__m512i r[16]) {
   __m512i t[16], u[16];
   for (int i = 0; i < 8; ++i) {  // within 128-bit lanes: pairs of rows interleaved
     t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
@@ -260,7 +200,7 @@ SPARSA_TARGET inline void transpose16(__m512i r[16]) {
 
 // Copies out[a, b] to out[b, a] for a in [a0, a0 + na) (na <= 16) and b in [b0, b0 + nb) of the
 // [n, n] matrix: 16 x 16 blocks transposed in registers, one 64-byte (masked) store per b.
-SPARSA_TARGET void mirror_rows(int32_t* out, int64_t n, int64_t a0, int64_t na, int64_t b0, int64_t nb) {
+void mirror_rows(int32_t* out, int64_t n, int64_t a0, int64_t na, int64_t b0, int64_t nb) {
   const __mmask16 rows_live = na >= 16 ? __mmask16(0xffff) : __mmask16((1u << na) - 1);
   for (int64_t j = 0; j < nb; j += 16) {
     const __mmask16 cols_live = nb - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (nb - j)) - 1);
@@ -272,65 +212,127 @@ SPARSA_TARGET void mirror_rows(int32_t* out, int64_t n, int64_t a0, int64_t na, 
   }
 }
 
+}  // namespace avx512
 }  // namespace
+#pragma GCC pop_options
 
-bool bitsliced_supported() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512bw");
+// ---- AVX2 -------------------------------------------------------------------------------------
+#pragma GCC push_options
+#pragma GCC target("avx2")
+namespace {
+namespace avx2 {
+
+struct V {
+  __m256i lo, hi;  // words 0-3 and 4-7 of the column
+};
+inline V vzero() { return {_mm256_setzero_si256(), _mm256_setzero_si256()}; }
+inline V vload(const uint64_t* p) {
+  return {_mm256_load_si256(reinterpret_cast<const __m256i*>(p)), _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 4))};
 }
+inline V vand(V a, V b) { return {_mm256_and_si256(a.lo, b.lo), _mm256_and_si256(a.hi, b.hi)}; }
+inline V vxor(V a, V b) { return {_mm256_xor_si256(a.lo, b.lo), _mm256_xor_si256(a.hi, b.hi)}; }
+inline void csa_half(__m256i& h, __m256i& l, __m256i a, __m256i b, __m256i c) {
+  const __m256i u = _mm256_xor_si256(a, b);
+  l = _mm256_xor_si256(u, c);
+  h = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));  // majority
+}
+inline void csa(V& h, V& l, V a, V b, V c) {
+  csa_half(h.lo, l.lo, a.lo, b.lo, c.lo);
+  csa_half(h.hi, l.hi, a.hi, b.hi, c.hi);
+}
+
+#include "analysis/hamming_bitsliced_sum.inc"
+
+// Transposes an 8 x 8 bit block: byte i bit k goes to byte k bit i.
+inline uint64_t transpose8(uint64_t x) {
+  uint64_t t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAull;
+  x ^= t ^ (t << 7);
+  t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCull;
+  x ^= t ^ (t << 14);
+  t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ull;
+  return x ^ t ^ (t << 28);
+}
+
+// The planes back into integers eight features at a time: byte j of eight planes of weights
+// 2^(8 g) ... 2^(8 g + 7), transposed, gives eight bytes, one per feature 8 j + k, each the
+// features' count bits 8 g ... 8 g + 7.
+void chunk_distances(const SlicedCounts& s, int32_t count_a, const int32_t* count_b, int64_t nb, int32_t* out) {
+  alignas(64) uint8_t planes[8 + kMaxHigh][kChunk / 8] = {};
+  for (int p = 0; p < 8; ++p) std::memcpy(planes[p], &s.low[p], sizeof(V));
+  for (int p = 0; p < s.high_used; ++p) std::memcpy(planes[8 + p], &s.high[p], sizeof(V));
+  const int groups = 1 + (s.high_used + 7) / 8;
+  for (int64_t j = 0; j * 8 < nb; ++j) {
+    int32_t count[8] = {};
+    for (int g = 0; g < groups; ++g) {
+      uint64_t x = 0;
+      for (int i = 0; i < 8; ++i) x |= uint64_t{planes[8 * g + i][j]} << (8 * i);
+      x = transpose8(x);
+      for (int k = 0; k < 8; ++k) count[k] += static_cast<int32_t>((x >> (8 * k)) & 0xff) << (8 * g);
+    }
+    for (int64_t k = 0; k < 8 && j * 8 + k < nb; ++k) out[j * 8 + k] = count_a + count_b[j * 8 + k] - 2 * count[k];
+  }
+}
+
+void mirror_rows(int32_t* out, int64_t n, int64_t a0, int64_t na, int64_t b0, int64_t nb) {
+  for (int64_t j = 0; j < nb; ++j)
+    for (int64_t i = 0; i < na; ++i) out[(b0 + j) * n + a0 + i] = out[(a0 + i) * n + b0 + j];
+}
+
+}  // namespace avx2
+}  // namespace
+#pragma GCC pop_options
 
 namespace {
 
 template <typename Index>
-void all_pairs(const BitMatrix& m, const std::vector<int32_t>& counts, int32_t* out) {
-  const int64_t n = m.rows();
+void all_pairs(const BitMatrix& m, const std::vector<int32_t>& counts, SlicedIsa isa, int32_t* out) {
   const ChunkColumns columns = transpose_chunks(m);
   const SetColumns<Index> sets = set_columns<Index>(m, counts);
   const int high_planes = std::max(1, static_cast<int>(std::bit_width(static_cast<uint64_t>(m.cols()) / 256)));
   std::vector<std::pair<int64_t, int64_t>> units;  // (row chunk, column chunk), upper triangle, by column chunk
   for (int64_t c = 0; c < columns.chunks; ++c)
     for (int64_t r = 0; r <= c; ++r) units.emplace_back(r, c);
+  const auto unit = isa == SlicedIsa::kAvx512 ? avx512::chunk_pair<Index> : avx2::chunk_pair<Index>;
 #pragma omp parallel for schedule(dynamic)
-  for (size_t u = 0; u < units.size(); ++u) {
-    const auto [r, c] = units[u];
-    const int64_t a0 = r * kChunk, a1 = std::min(n, a0 + kChunk);
-    const int64_t b0 = c * kChunk, nb = std::min(n, b0 + kChunk) - b0;
-    SlicedCounts s;
-    for (int64_t g = a0; g < a1; g += 16) {  // 16 rows, then their mirror image below the diagonal
-      for (int64_t a = g; a < std::min(a1, g + 16); ++a) {
-        accumulate(columns.chunk(c), sets.index.data() + sets.offset[a], sets.offset[a + 1] - sets.offset[a],
-                   high_planes, s);
-        chunk_distances(s, counts[a], counts.data() + b0, nb, out + a * n + b0);
-      }
-      if (r != c) mirror_rows(out, n, g, std::min<int64_t>(16, a1 - g), b0, nb);
-    }
-  }
+  for (size_t u = 0; u < units.size(); ++u) unit(columns, sets, counts, high_planes, units[u].first, units[u].second, out);
+}
+
+bool cpu_has_avx512_fvlbw() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512bw");
 }
 
 }  // namespace
 
-void hamming_all_pairs_bitsliced(const BitMatrix& m, const std::vector<int32_t>& counts, int32_t* out) {
-  if (!bitsliced_supported()) bad_input("hamming: the bit-sliced kernel needs AVX-512 (F, VL, BW)");
+SlicedIsa bitsliced_isa_of_cpu() {
+  if (cpu_has_avx512_fvlbw()) return SlicedIsa::kAvx512;
+  return __builtin_cpu_supports("avx2") ? SlicedIsa::kAvx2 : SlicedIsa::kNone;
+}
+
+void hamming_all_pairs_bitsliced(const BitMatrix& m, const std::vector<int32_t>& counts, SlicedIsa isa, int32_t* out) {
+  if (isa == SlicedIsa::kNone || (isa == SlicedIsa::kAvx512 && !cpu_has_avx512_fvlbw()) ||
+      !__builtin_cpu_supports("avx2"))
+    bad_input("hamming: this CPU cannot run the bit-sliced kernel's {} version", isa == SlicedIsa::kAvx512 ? "AVX-512" : "AVX2");
   if (m.cols() >= (int64_t{256} << kMaxHigh))
     bad_input("hamming: {} columns is too many for the bit-sliced kernel", m.cols());
-  if (m.cols() <= UINT16_MAX) return all_pairs<uint16_t>(m, counts, out);  // the zero column `cols` fits too
-  all_pairs<uint32_t>(m, counts, out);
+  if (m.cols() <= UINT16_MAX) return all_pairs<uint16_t>(m, counts, isa, out);  // the zero column `cols` fits too
+  all_pairs<uint32_t>(m, counts, isa, out);
 }
 
 #else
 
-bool bitsliced_supported() { return false; }
+SlicedIsa bitsliced_isa_of_cpu() { return SlicedIsa::kNone; }
 
-void hamming_all_pairs_bitsliced(const BitMatrix&, const std::vector<int32_t>&, int32_t*) {
-  bad_input("hamming: the bit-sliced kernel needs an x86-64 CPU with AVX-512");
+void hamming_all_pairs_bitsliced(const BitMatrix&, const std::vector<int32_t>&, SlicedIsa, int32_t*) {
+  bad_input("hamming: the bit-sliced kernel needs an x86-64 CPU with AVX2 or AVX-512");
 }
 
 #endif
 
 int64_t row_set_columns(const uint64_t* row, int64_t nw, uint32_t* out) {
 #ifdef SPARSA_BITSLICED
-  static const bool avx512 = bitsliced_supported();
-  if (avx512) return row_set_columns_avx512(row, nw, out);
+  static const bool avx512 = cpu_has_avx512_fvlbw();
+  if (avx512) return avx512::row_set_columns_avx512(row, nw, out);
 #endif
   uint32_t* at = out;
   for (int64_t w = 0; w < nw; ++w)
