@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
 #include <utility>
 
 #include "sparsa/error.h"
@@ -243,39 +242,106 @@ inline void csa(V& h, V& l, V a, V b, V c) {
 
 #include "analysis/hamming_bitsliced_sum.inc"
 
-// Transposes an 8 x 8 bit block: byte i bit k goes to byte k bit i.
-inline uint64_t transpose8(uint64_t x) {
-  uint64_t t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAull;
-  x ^= t ^ (t << 7);
-  t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCull;
-  x ^= t ^ (t << 14);
-  t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ull;
-  return x ^ t ^ (t << 28);
+// Transposes the 8 x 8 bit block in each 64-bit lane: byte i bit k goes to byte k bit i.
+inline __m256i transpose8(__m256i x) {
+  const auto swap = [](__m256i v, int shift, uint64_t mask) {
+    const __m256i t = _mm256_and_si256(_mm256_xor_si256(v, _mm256_srli_epi64(v, shift)), _mm256_set1_epi64x(static_cast<int64_t>(mask)));
+    return _mm256_xor_si256(v, _mm256_xor_si256(t, _mm256_slli_epi64(t, shift)));
+  };
+  x = swap(x, 7, 0x00AA00AA00AA00AAull);
+  x = swap(x, 14, 0x0000CCCC0000CCCCull);
+  return swap(x, 28, 0x00000000F0F0F0F0ull);
 }
 
-// The planes back into integers eight features at a time: byte j of eight planes of weights
-// 2^(8 g) ... 2^(8 g + 7), transposed, gives eight bytes, one per feature 8 j + k, each the
-// features' count bits 8 g ... 8 g + 7.
-void chunk_distances(const SlicedCounts& s, int32_t count_a, const int32_t* count_b, int64_t nb, int32_t* out) {
-  alignas(64) uint8_t planes[8 + kMaxHigh][kChunk / 8] = {};
-  for (int p = 0; p < 8; ++p) std::memcpy(planes[p], &s.low[p], sizeof(V));
-  for (int p = 0; p < s.high_used; ++p) std::memcpy(planes[8 + p], &s.high[p], sizeof(V));
-  const int groups = 1 + (s.high_used + 7) / 8;
-  for (int64_t j = 0; j * 8 < nb; ++j) {
-    int32_t count[8] = {};
-    for (int g = 0; g < groups; ++g) {
-      uint64_t x = 0;
-      for (int i = 0; i < 8; ++i) x |= uint64_t{planes[8 * g + i][j]} << (8 * i);
-      x = transpose8(x);
-      for (int k = 0; k < 8; ++k) count[k] += static_cast<int32_t>((x >> (8 * k)) & 0xff) << (8 * g);
-    }
-    for (int64_t k = 0; k < 8 && j * 8 + k < nb; ++k) out[j * 8 + k] = count_a + count_b[j * 8 + k] - 2 * count[k];
+// Eight planes' halves (256 features each) to bytes: out[j] byte k holds bit i of feature 8 j + k
+// from plane i. Bytes j of the planes are interleaved into 64-bit lanes in three unpack rounds,
+// then each lane is bit-transposed. [32] 64-bit words.
+inline void planes_to_bytes(const __m256i p[8], uint64_t out[32]) {
+  __m256i a[8], b[8];
+  for (int i = 0; i < 4; ++i) {  // a[2 i], a[2 i + 1]: planes 2 i, 2 i + 1 for bytes 0-7, 8-15 of each 128-bit lane
+    a[2 * i] = _mm256_unpacklo_epi8(p[2 * i], p[2 * i + 1]);
+    a[2 * i + 1] = _mm256_unpackhi_epi8(p[2 * i], p[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h)  // b[4 h + q]: planes 4 h ... 4 h + 3 for bytes 4 q ... 4 q + 3 of each lane
+    for (int q = 0; q < 4; ++q)
+      b[4 * h + q] = q % 2 == 0 ? _mm256_unpacklo_epi16(a[4 * h + q / 2], a[4 * h + 2 + q / 2])
+                                : _mm256_unpackhi_epi16(a[4 * h + q / 2], a[4 * h + 2 + q / 2]);
+  for (int m = 0; m < 8; ++m) {  // bytes 2 m, 2 m + 1 of each lane, all eight planes
+    const __m256i c = m % 2 == 0 ? _mm256_unpacklo_epi32(b[m / 2], b[4 + m / 2]) : _mm256_unpackhi_epi32(b[m / 2], b[4 + m / 2]);
+    alignas(32) uint64_t lanes[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), transpose8(c));
+    out[2 * m] = lanes[0], out[2 * m + 1] = lanes[1], out[16 + 2 * m] = lanes[2], out[17 + 2 * m] = lanes[3];
   }
 }
 
+inline __m256i first_lanes(int64_t n) {  // all ones in the first n of 8 int32 lanes
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// The planes back into integers 256 features at a time: eight planes of weights 2^(8 g) ...
+// 2^(8 g + 7) give one byte per feature (planes_to_bytes), widened and shifted into place.
+void chunk_distances(const SlicedCounts& s, int32_t count_a, const int32_t* count_b, int64_t nb, int32_t* out) {
+  const int groups = 1 + (s.high_used + 7) / 8;
+  const __m256i ca = _mm256_set1_epi32(count_a);
+  for (int half = 0; half * 256 < nb; ++half) {
+    uint64_t bytes[1 + kMaxHigh / 8][32];
+    for (int g = 0; g < groups; ++g) {
+      __m256i p[8];
+      for (int i = 0; i < 8; ++i) {
+        const int h = 8 * g + i - 8;  // index into the high planes
+        const V& plane = g == 0 ? s.low[i] : h < s.high_used ? s.high[h] : V{};
+        p[i] = half == 0 ? plane.lo : plane.hi;
+      }
+      planes_to_bytes(p, bytes[g]);
+    }
+    for (int64_t j = 0; j < 32 && half * 256 + 8 * j < nb; ++j) {
+      __m256i count = _mm256_setzero_si256();
+      for (int g = 0; g < groups; ++g) {
+        const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(&bytes[g][j])));
+        count = _mm256_add_epi32(count, _mm256_sllv_epi32(v, _mm256_set1_epi32(8 * g)));
+      }
+      const int64_t at = half * 256 + 8 * j;
+      const __m256i live = first_lanes(std::min<int64_t>(8, nb - at));
+      const __m256i cb = _mm256_maskload_epi32(count_b + at, live);
+      const __m256i d = _mm256_sub_epi32(_mm256_add_epi32(ca, cb), _mm256_add_epi32(count, count));
+      _mm256_maskstore_epi32(out + at, live, d);
+    }
+  }
+}
+
+// Transposes 8 x 8 int32 in registers: afterwards r[j] lane i is what r[i] lane j was.
+inline void transpose8x8(__m256i r[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {  // u[4 i + k]: columns k and 4 + k of rows 4 i ... 4 i + 3
+    u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
+    r[4 + k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
+  }
+}
+
+// 8 x 8 blocks transposed in registers, one 32-byte (masked) store per b.
 void mirror_rows(int32_t* out, int64_t n, int64_t a0, int64_t na, int64_t b0, int64_t nb) {
-  for (int64_t j = 0; j < nb; ++j)
-    for (int64_t i = 0; i < na; ++i) out[(b0 + j) * n + a0 + i] = out[(a0 + i) * n + b0 + j];
+  for (int64_t i0 = 0; i0 < na; i0 += 8) {
+    const int64_t rows = std::min<int64_t>(8, na - i0);
+    const __m256i rows_live = first_lanes(rows);
+    for (int64_t j = 0; j < nb; j += 8) {
+      const __m256i cols_live = first_lanes(std::min<int64_t>(8, nb - j));
+      __m256i r[8];
+      for (int i = 0; i < 8; ++i)
+        r[i] = i < rows ? _mm256_maskload_epi32(out + (a0 + i0 + i) * n + b0 + j, cols_live) : _mm256_setzero_si256();
+      transpose8x8(r);
+      for (int64_t k = 0; k < 8 && j + k < nb; ++k) _mm256_maskstore_epi32(out + (b0 + j + k) * n + a0 + i0, rows_live, r[k]);
+    }
+  }
 }
 
 }  // namespace avx2
