@@ -417,8 +417,8 @@ const json kNfkd = {{"type", "NFKD"}};
 const json kLowercase = {{"type", "Lowercase"}};
 const json kStripAccents = {{"type", "StripAccents"}};
 
-json sequence(std::initializer_list<json> normalizers) {
-  return {{"type", "Sequence"}, {"normalizers", json::array(normalizers)}};
+json sequence(const std::vector<json>& normalizers) {
+  return {{"type", "Sequence"}, {"normalizers", normalizers}};
 }
 
 // Expects normalized(normalizer, text) == expected for each pair.
@@ -719,23 +719,31 @@ TEST(TokenizeCommand, PrintsIdsPlainAndAsJson) {
   EXPECT_EQ(decoded.out, "Call me");
 }
 
+// The non-ASCII cases (loading the 11 MB file takes a second per run); the library test above
+// covers every case.
 TEST(TokenizeCommand, Qwen3TokenizerEncodesAndDecodesTheReferenceCases) {
   if (!shared_available()) GTEST_SKIP() << "../shared is absent";
   const fs::path dir = shared_dir() / "tokenizers" / "qwen3";
   const std::string tok = (dir / "tokenizer.json").string();
   TempDir tmp;
   const std::vector<ReferenceCase> cases = reference_cases(dir);
+  size_t tested = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
-    write_file(tmp / "in.txt", cases[i].text);
+    const std::string& text = cases[i].text;
+    if (std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; })) continue;
+    ++tested;
+    write_file(tmp / "in.txt", text);
     auto enc = run_sparsa(
         {"tokenize", "--tokenizer", tok, "--text-file", (tmp / "in.txt").string(), "--json"});
     ASSERT_EQ(enc.exit_code, 0) << enc.err;
     EXPECT_EQ(json::parse(enc.out).get<Ids>(), cases[i].ids) << "case " << i;
+    if (reference_decoded(dir, text) == text) continue;
     auto dec = run_sparsa(
         {"tokenize", "--tokenizer", tok, "--decode", "--text", json(cases[i].ids).dump()});
     ASSERT_EQ(dec.exit_code, 0) << dec.err;
-    EXPECT_EQ(dec.out, reference_decoded(dir, cases[i].text)) << "case " << i;
+    EXPECT_EQ(dec.out, reference_decoded(dir, text)) << "case " << i;
   }
+  EXPECT_GE(tested, 2u);
 }
 
 TEST(TokenizeCommand, PersuasionViaCliMatchesLibrary) {

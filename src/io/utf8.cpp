@@ -2,6 +2,7 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 
@@ -139,7 +140,10 @@ bool is_mark(uint32_t cp) {
 }  // namespace
 
 std::string normalize(std::string_view s, NormalForm form) {
-  if (s.empty()) return {};
+  // ASCII text is in every normalization form already.
+  if (std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) {
+    return std::string(s);
+  }
   utf8proc_uint8_t* mapped = nullptr;
   // Without UTF8PROC_NULLTERM the length is s.size(), so NUL bytes are characters like any other.
   const utf8proc_ssize_t n =
