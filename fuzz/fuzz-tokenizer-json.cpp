@@ -8,7 +8,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   sparsa::fuzz::expect_parse_or_error([&] {
     const auto tok = sparsa::HfTokenizer::load(path);
     const std::vector<int32_t> ids = tok->encode(
-        "Hello, w\xC3\xB6rld!  It's 2024 \xF0\x9F\x98\x80 <s>ok</s> Cafe\xCC\x81 \xEF\xAC\x81 \xC4\xB0",
+        "Hello, w\xC3\xB6rld!  It's 2024 \xF0\x9F\x98\x80 <s>ok</s> "
+        "Cafe\xCC\x81 \xEF\xAC\x81 \xC4\xB0",
         true);
     (void)tok->decode(ids, false);
     (void)tok->decode({0, 1, 2, -1, 1 << 30}, true);

@@ -430,16 +430,17 @@ void expect_normalized(const json& normalizer,
 }
 
 TEST(HfTokenizerNormalizers, NfcComposes) {
-  expect_normalized(kNfc, {
-                              {"e\xCC\x81", "\xC3\xA9"},            // e + U+0301 -> é
-                              {"A\xCC\x8A", "\xC3\x85"},            // A + ring -> Å
-                              {"\xE2\x84\xAB", "\xC3\x85"},        // ANGSTROM SIGN -> Å
-                              {"\xEF\xAC\x81", "\xEF\xAC\x81"},   // ﬁ: compatibility only
-                              {"\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB", "\xED\x95\x9C"},  // jamo -> 한
-                              // Canonical order: dot below (ccc 220) before circumflex (230).
-                              {"a\xCC\x82\xCC\xA3", "\xE1\xBA\xAD"},  // -> ậ
-                              {std::string("a\0b", 3), std::string("a\0b", 3)},
-                          });
+  expect_normalized(kNfc,
+                    {
+                        {"e\xCC\x81", "\xC3\xA9"},         // e + U+0301 -> é
+                        {"A\xCC\x8A", "\xC3\x85"},         // A + ring -> Å
+                        {"\xE2\x84\xAB", "\xC3\x85"},      // ANGSTROM SIGN -> Å
+                        {"\xEF\xAC\x81", "\xEF\xAC\x81"},  // ﬁ: compatibility only
+                        {"\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB", "\xED\x95\x9C"},  // jamo -> 한
+                        // Canonical order: dot below (ccc 220) before circumflex (230).
+                        {"a\xCC\x82\xCC\xA3", "\xE1\xBA\xAD"},  // -> ậ
+                        {std::string("a\0b", 3), std::string("a\0b", 3)},
+                    });
 }
 
 TEST(HfTokenizerNormalizers, NfdDecomposes) {
@@ -454,10 +455,10 @@ TEST(HfTokenizerNormalizers, NfdDecomposes) {
 
 TEST(HfTokenizerNormalizers, NfkcAndNfkdFoldCompatibilityCharacters) {
   expect_normalized(kNfkc, {
-                               {"\xEF\xAC\x81", "fi"},                                 // ﬁ
+                               {"\xEF\xAC\x81", "fi"},                           // ﬁ
                                {"\xEF\xBC\xA1\xEF\xBC\xA2\xEF\xBC\x91", "AB1"},  // ＡＢ１
-                               {"x\xC2\xB2", "x2"},                                     // x²
-                               {"\xE2\x91\xA0", "1"},                                  // ①
+                               {"x\xC2\xB2", "x2"},                              // x²
+                               {"\xE2\x91\xA0", "1"},                            // ①
                                {"e\xCC\x81", "\xC3\xA9"},
                                {"\xC2\xA0", " "},  // NBSP
                            });
@@ -484,29 +485,32 @@ TEST(HfTokenizerNormalizers, LowercaseMapsEachCharacterAlone) {
 TEST(HfTokenizerNormalizers, StripAccentsRemovesCombiningMarks) {
   expect_normalized(kStripAccents,
                     {
-                        {"e\xCC\x81", "e"},                 // Mn
-                        {"\xC3\xA9", "\xC3\xA9"},         // precomposed: no mark to remove
+                        {"e\xCC\x81", "e"},        // Mn
+                        {"\xC3\xA9", "\xC3\xA9"},  // precomposed: no mark to remove
                         {"\xE0\xA4\x95\xE0\xA4\xBE", "\xE0\xA4\x95"},  // Devanagari AA (Mc)
-                        {"1\xE2\x83\x9D", "1"},            // enclosing circle (Me)
+                        {"1\xE2\x83\x9D", "1"},                        // enclosing circle (Me)
                     });
   expect_normalized(sequence({kNfd, kStripAccents}),
                     {{"H\xC3\xA9ll\xC3\xB2 \xC3\x85ngstr\xC3\xB6m", "Hello Angstrom"}});
   // BERT's uncased pipeline.
   expect_normalized(sequence({kNfd, kLowercase, kStripAccents}),
-                    {{"Cr\xC3\xA8me BR\xC3\x9BL\xC3\x89" "E", "creme brulee"}});
+                    {{"Cr\xC3\xA8me BR\xC3\x9BL\xC3\x89"
+                      "E",
+                      "creme brulee"}});
 }
 
 TEST(HfTokenizerNormalizers, NormalizedAddedTokensMatchTheNormalizedText) {
   TempDir dir;
   const json vocab = {{"x", 0}, {" ", 1}};
-  const json added = json::array({{{"id", 2},
-                                   {"content", "Caf\xC3\xA9"},
-                                   {"normalized", true},
-                                   {"special", false}}});
-  auto tok = load_json(dir, tokenizer_json(bpe_model(vocab, json::array()), added,
-                                           sequence({kNfkc, kLowercase})));
+  const json added = json::array(
+      {{{"id", 2}, {"content", "Caf\xC3\xA9"}, {"normalized", true}, {"special", false}}});
+  auto tok = load_json(
+      dir, tokenizer_json(bpe_model(vocab, json::array()), added, sequence({kNfkc, kLowercase})));
   // The pattern is "café"; the text's fullwidth capitals and decomposed é normalize to it.
-  EXPECT_EQ(tok->encode("x \xEF\xBC\xA3" "AFE\xCC\x81 x", false), (Ids{0, 1, 2, 1, 0}));
+  EXPECT_EQ(tok->encode("x \xEF\xBC\xA3"
+                        "AFE\xCC\x81 x",
+                        false),
+            (Ids{0, 1, 2, 1, 0}));
 }
 
 // ---- what the loader refuses -------------------------------------------------------------
@@ -535,9 +539,9 @@ TEST(HfTokenizerErrors, RefusesWhatItCannotReproduce) {
             std::string::npos);
   json nested = good;
   nested["normalizer"] = sequence({kNfc, {{"type", "BertNormalizer"}}});
-  EXPECT_NE(
-      expect_bad_input([&] { load(nested); }, "normalizer.normalizers[1].type").find("BertNormalizer"),
-      std::string::npos);
+  EXPECT_NE(expect_bad_input([&] { load(nested); }, "normalizer.normalizers[1].type")
+                .find("BertNormalizer"),
+            std::string::npos);
 
   json bert = good;
   bert["pre_tokenizer"] = {{"type", "BertPreTokenizer"}};

@@ -141,9 +141,8 @@ bool is_mark(uint32_t cp) {
 
 std::string normalize(std::string_view s, NormalForm form) {
   // ASCII text is in every normalization form already.
-  if (std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) {
-    return std::string(s);
-  }
+  const auto is_ascii = [](char c) { return static_cast<unsigned char>(c) < 0x80; };
+  if (std::all_of(s.begin(), s.end(), is_ascii)) return std::string(s);
   utf8proc_uint8_t* mapped = nullptr;
   // Without UTF8PROC_NULLTERM the length is s.size(), so NUL bytes are characters like any other.
   const utf8proc_ssize_t n =

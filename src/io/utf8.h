@@ -36,8 +36,8 @@ bool is_whitespace(uint32_t cp);
 // The Unicode normalization forms (UAX #15).
 enum class NormalForm { kNfc, kNfd, kNfkc, kNfkd };
 
-// `s` in normalization form `form`. `s` must be valid UTF-8. Throws Error(kRuntimeFailure)
-// only when memory runs out.
+// `s` in normalization form `form`. `s` must be valid UTF-8. Throws Error(kRuntime) only
+// when memory runs out.
 std::string normalize(std::string_view s, NormalForm form);
 
 // Every code point replaced by its full lowercase mapping without context, as Rust's
