@@ -35,11 +35,14 @@ target_link_libraries(sparsa::pcre2 INTERFACE ${SPARSA_PCRE2_LIB})
 target_include_directories(sparsa::pcre2 INTERFACE ${SPARSA_PCRE2_INCLUDE})
 target_compile_definitions(sparsa::pcre2 INTERFACE PCRE2_CODE_UNIT_WIDTH=8)
 
-# libzip reads torch .pt archives; cairo draws the PNG figures.
+# libzip reads torch .pt archives; cairo draws the PNG figures; utf8proc holds the Unicode data
+# of the tokenizers' normalizers (NFC, NFKC, lowercase, ...).
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SPARSA_LIBZIP REQUIRED IMPORTED_TARGET libzip)
+pkg_check_modules(SPARSA_UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
 pkg_check_modules(SPARSA_CAIRO REQUIRED IMPORTED_TARGET cairo)
 add_library(sparsa::zip ALIAS PkgConfig::SPARSA_LIBZIP)
+add_library(sparsa::utf8proc ALIAS PkgConfig::SPARSA_UTF8PROC)
 add_library(sparsa::cairo ALIAS PkgConfig::SPARSA_CAIRO)
 # cpp-httplib serves the dashboard (`sparsa serve`); Debian builds it as a library whose
 # pkg-config flags (TLS / compression support) must match the header's configuration.

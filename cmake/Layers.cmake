@@ -59,7 +59,7 @@ endfunction()
 sparsa_subsystem(core HEADERS error progress tensor device
   LIBS OpenMP::OpenMP_CXX fmt::fmt nlohmann_json::nlohmann_json Threads::Threads)
 sparsa_subsystem(io DEPS core HEADERS atomic_file safetensors tokenizer torch_pt
-  LIBS sparsa::pcre2 sparsa::zip)
+  LIBS sparsa::pcre2 sparsa::utf8proc sparsa::zip)
 sparsa_subsystem(model DEPS io HEADERS model checkpoint ops generate synth eval_set
   LIBS sparsa::blas)
 sparsa_subsystem(prune DEPS model HEADERS prune calibration prune_resume prune_backend)

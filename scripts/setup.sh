@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
-  libopenblas-openmp-dev libpcre2-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libopenblas-openmp-dev libpcre2-dev libutf8proc-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libzip-dev libcairo2-dev fonts-dejavu-core libcpp-httplib-dev ccache
 )
 # What the test suite needs beyond the build (scripts/test.sh asks for them here, in the same

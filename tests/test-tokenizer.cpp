@@ -1,5 +1,6 @@
 // Tokenizers: HF tokenizer.json (byte-level and SentencePiece-style BPE) against the reference
-// `tokenizers` library's ids in golden/tokenizer_cases.json and golden/tokens.safetensors;
+// `tokenizers` library's ids in golden/tokenizer_cases.json, golden/tokens.safetensors and
+// tokenizers/*/reference.json (Llama-3, Qwen3); the Unicode normalizers on known examples;
 // llama2.c's tokenizer.bin against run.c's encode loop; bad files; the `tokenize` command.
 #include <gtest/gtest.h>
 
@@ -54,6 +55,48 @@ GoldenCases load_cases() {
   return c;
 }
 
+// ../shared/tokenizers/<name>/: a real tokenizer.json and reference.json, the ids the reference
+// library gives for a set of hard texts.
+struct ReferenceCase {
+  std::string text;
+  Ids ids;
+};
+
+std::vector<fs::path> reference_tokenizer_dirs() {
+  std::vector<fs::path> dirs;
+  for (const auto& entry : fs::directory_iterator(shared_dir() / "tokenizers")) {
+    if (fs::exists(entry.path() / "reference.json")) dirs.push_back(entry.path());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+std::vector<ReferenceCase> reference_cases(const fs::path& dir) {
+  const json j = json::parse(read_file(dir / "reference.json"));
+  std::vector<ReferenceCase> cases;
+  for (const json& c : j.at("cases")) {
+    cases.push_back({c.at("text").get<std::string>(), c.at("ids").get<Ids>()});
+  }
+  return cases;
+}
+
+// What the reference library's decode gives for the ids of `text`: the text as the tokenizer's
+// normalizer left it. Only Qwen3's has one (NFC); the reference texts' decomposed sequences and
+// their composed forms are spelled out here.
+std::string reference_decoded(const fs::path& dir, std::string text) {
+  if (dir.filename() != "qwen3") return text;
+  const std::pair<std::string, std::string> composed[] = {
+      {"e\xCC\x81", "\xC3\xA9"},  // e + U+0301 -> U+00E9
+      {"A\xCC\x8A", "\xC3\x85"},  // A + U+030A -> U+00C5
+  };
+  for (const auto& [from, to] : composed) {
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at)) {
+      text.replace(at, from.size(), to);
+    }
+  }
+  return text;
+}
+
 // Runs `f`, expecting Error(kBadInput) on one line that mentions `needle`; returns the message.
 template <typename F>
 std::string expect_bad_input(F&& f, const std::string& needle) {
@@ -100,6 +143,62 @@ TEST(HfTokenizerGolden, DecodeInvertsEncodeForBothKinds) {
       EXPECT_EQ(tok->decode(tok->encode(c.texts[i], false)), c.texts[i]) << file << " text " << i;
       EXPECT_EQ(tok->decode(tok->encode(c.texts[i], true), /*skip_special=*/true), c.texts[i])
           << file << " text " << i << " with BOS";
+    }
+  }
+}
+
+TEST(HfTokenizerGolden, RealTokenizersMatchEveryReferenceCase) {
+  if (!shared_available()) GTEST_SKIP() << "../shared is absent";
+  const std::vector<fs::path> dirs = reference_tokenizer_dirs();
+  std::vector<std::string> names;
+  for (const fs::path& dir : dirs) names.push_back(dir.filename().string());
+  EXPECT_NE(std::find(names.begin(), names.end(), "llama3"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "qwen3"), names.end());
+  for (const fs::path& dir : dirs) {
+    const auto tok = HfTokenizer::load(dir / "tokenizer.json");
+    const std::vector<ReferenceCase> cases = reference_cases(dir);
+    EXPECT_GE(cases.size(), 8u) << dir;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      EXPECT_EQ(tok->encode(cases[i].text, false), cases[i].ids) << dir << " case " << i;
+      const std::string decoded = tok->decode(cases[i].ids);
+      EXPECT_EQ(decoded, reference_decoded(dir, cases[i].text)) << dir << " case " << i;
+      EXPECT_EQ(tok->encode(decoded, false), cases[i].ids) << dir << " case " << i << " again";
+    }
+  }
+}
+
+TEST(HfTokenizerGolden, Qwen3SpecialTokensAndNormalizedInput) {
+  if (!shared_available()) GTEST_SKIP() << "../shared is absent";
+  const auto tok = HfTokenizer::load(shared_dir() / "tokenizers" / "qwen3");
+  EXPECT_EQ(tok->vocab_size(), 151669);
+  EXPECT_EQ(tok->bos_id(), -1);
+  EXPECT_EQ(tok->eos_id(), 151643);  // <|endoftext|>
+  const Ids chat = tok->encode("<|im_start|>user\nhi<|im_end|><think></think>", false);
+  ASSERT_GE(chat.size(), 4u);
+  EXPECT_EQ(chat.front(), 151644);
+  EXPECT_EQ(chat[chat.size() - 3], 151645);
+  EXPECT_EQ(chat[chat.size() - 2], 151667);  // <think> is an added token, not special
+  EXPECT_EQ(chat.back(), 151668);
+  EXPECT_EQ(tok->decode(chat, /*skip_special=*/true), "user\nhi<think></think>");
+  // NFC: the decomposed and the composed spellings give the same ids.
+  EXPECT_EQ(tok->encode("cafe\xCC\x81 \xE2\x84\xAB", false),
+            tok->encode("caf\xC3\xA9 \xC3\x85", false));
+}
+
+TEST(HfTokenizerGolden, Llama2TokenizerRoundTripsTheReferenceTexts) {
+  if (!shared_available()) GTEST_SKIP() << "../shared is absent";
+  const auto tok = HfTokenizer::load(llama2_tokenizer());
+  for (const fs::path& dir : reference_tokenizer_dirs()) {
+    const std::vector<ReferenceCase> cases = reference_cases(dir);
+    for (size_t i = 0; i < cases.size(); ++i) {
+      // Text around an added token (<s>, </s>) gets its own "▁" prefix, as in the library:
+      // such texts do not come back verbatim.
+      if (cases[i].text.find("<s>") != std::string::npos) continue;
+      const Ids ids = tok->encode(cases[i].text, true);
+      ASSERT_FALSE(ids.empty());
+      EXPECT_EQ(ids.front(), 1);
+      EXPECT_EQ(std::count(ids.begin(), ids.end(), 0), 0) << "no <unk>: bytes fall back";
+      EXPECT_EQ(tok->decode(ids, /*skip_special=*/true), cases[i].text) << dir << " case " << i;
     }
   }
 }
@@ -287,6 +386,133 @@ TEST(HfTokenizerBpe, MetaspacePreTokenizerPrependsOnlyAtTheStart) {
   EXPECT_EQ(tok->decode({3, 0, 2}), "a b");
 }
 
+// ---- the Unicode normalizers -------------------------------------------------------------
+
+// What `normalizer` makes of `text`: a tokenizer whose vocab holds every code point of `text`
+// and `expected` (no merges, no pre-tokenizer, no decoder), so decode(encode(text)) is the
+// normalized text itself; a character outside the vocab would be dropped and show as a difference.
+std::string normalized(const json& normalizer, const std::string& text,
+                       const std::string& expected) {
+  json vocab = json::object();
+  for (const std::string* s : {&text, &expected}) {
+    for (size_t i = 0; i < s->size();) {
+      size_t n = 1;
+      while (i + n < s->size() && (static_cast<unsigned char>((*s)[i + n]) & 0xC0) == 0x80) ++n;
+      const std::string ch = s->substr(i, n);
+      const size_t next_id = vocab.size();
+      if (!vocab.contains(ch)) vocab[ch] = next_id;
+      i += n;
+    }
+  }
+  TempDir dir;
+  const auto tok =
+      load_json(dir, tokenizer_json(bpe_model(vocab, json::array()), json::array(), normalizer));
+  return tok->decode(tok->encode(text, false));
+}
+
+const json kNfc = {{"type", "NFC"}};
+const json kNfd = {{"type", "NFD"}};
+const json kNfkc = {{"type", "NFKC"}};
+const json kNfkd = {{"type", "NFKD"}};
+const json kLowercase = {{"type", "Lowercase"}};
+const json kStripAccents = {{"type", "StripAccents"}};
+
+json sequence(const std::vector<json>& normalizers) {
+  return {{"type", "Sequence"}, {"normalizers", normalizers}};
+}
+
+// Expects normalized(normalizer, text) == expected for each pair.
+void expect_normalized(const json& normalizer,
+                       const std::vector<std::pair<std::string, std::string>>& cases) {
+  for (const auto& [text, expected] : cases) {
+    EXPECT_EQ(normalized(normalizer, text, expected), expected) << normalizer.dump() << " " << text;
+  }
+}
+
+TEST(HfTokenizerNormalizers, NfcComposes) {
+  expect_normalized(kNfc,
+                    {
+                        {"e\xCC\x81", "\xC3\xA9"},         // e + U+0301 -> é
+                        {"A\xCC\x8A", "\xC3\x85"},         // A + ring -> Å
+                        {"\xE2\x84\xAB", "\xC3\x85"},      // ANGSTROM SIGN -> Å
+                        {"\xEF\xAC\x81", "\xEF\xAC\x81"},  // ﬁ: compatibility only
+                        {"\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB", "\xED\x95\x9C"},  // jamo -> 한
+                        // Canonical order: dot below (ccc 220) before circumflex (230).
+                        {"a\xCC\x82\xCC\xA3", "\xE1\xBA\xAD"},  // -> ậ
+                        {std::string("a\0b", 3), std::string("a\0b", 3)},
+                    });
+}
+
+TEST(HfTokenizerNormalizers, NfdDecomposes) {
+  expect_normalized(kNfd, {
+                              {"\xC3\x85", "A\xCC\x8A"},  // Å -> A + U+030A
+                              {"\xC3\xA9", "e\xCC\x81"},
+                              {"\xED\x95\x9C", "\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB"},
+                              {"\xEF\xAC\x81", "\xEF\xAC\x81"},
+                              {"\xE1\xBA\xAD", "a\xCC\xA3\xCC\x82"},
+                          });
+}
+
+TEST(HfTokenizerNormalizers, NfkcAndNfkdFoldCompatibilityCharacters) {
+  expect_normalized(kNfkc, {
+                               {"\xEF\xAC\x81", "fi"},                           // ﬁ
+                               {"\xEF\xBC\xA1\xEF\xBC\xA2\xEF\xBC\x91", "AB1"},  // ＡＢ１
+                               {"x\xC2\xB2", "x2"},                              // x²
+                               {"\xE2\x91\xA0", "1"},                            // ①
+                               {"e\xCC\x81", "\xC3\xA9"},
+                               {"\xC2\xA0", " "},  // NBSP
+                           });
+  expect_normalized(kNfkd, {
+                               {"\xEF\xAC\x81", "fi"},
+                               {"\xC3\xA9", "e\xCC\x81"},
+                               {"\xE1\xBA\x9B\xCC\xA3", "s\xCC\xA3\xCC\x87"},  // ẛ̣ (UAX #15)
+                           });
+}
+
+TEST(HfTokenizerNormalizers, LowercaseMapsEachCharacterAlone) {
+  expect_normalized(kLowercase, {
+                                    {"HeLLo WORLD", "hello world"},
+                                    {"\xC3\x80\xC3\x89", "\xC3\xA0\xC3\xA9"},  // ÀÉ -> àé
+                                    // Σ is σ even at the end of a word (no context).
+                                    {"\xCE\x9F\xCE\xA3", "\xCE\xBF\xCF\x83"},
+                                    {"\xC4\xB0", "i\xCC\x87"},  // İ -> i + U+0307
+                                    {"\xC7\x85", "\xC7\x86"},   // ǅ -> ǆ
+                                    {"\xD0\x9C\xD0\xBE\xD1\x81", "\xD0\xBC\xD0\xBE\xD1\x81"},
+                                    {"\xC3\x9F", "\xC3\x9F"},  // ß stays (lowercase already)
+                                });
+}
+
+TEST(HfTokenizerNormalizers, StripAccentsRemovesCombiningMarks) {
+  expect_normalized(kStripAccents,
+                    {
+                        {"e\xCC\x81", "e"},        // Mn
+                        {"\xC3\xA9", "\xC3\xA9"},  // precomposed: no mark to remove
+                        {"\xE0\xA4\x95\xE0\xA4\xBE", "\xE0\xA4\x95"},  // Devanagari AA (Mc)
+                        {"1\xE2\x83\x9D", "1"},                        // enclosing circle (Me)
+                    });
+  expect_normalized(sequence({kNfd, kStripAccents}),
+                    {{"H\xC3\xA9ll\xC3\xB2 \xC3\x85ngstr\xC3\xB6m", "Hello Angstrom"}});
+  // BERT's uncased pipeline.
+  expect_normalized(sequence({kNfd, kLowercase, kStripAccents}),
+                    {{"Cr\xC3\xA8me BR\xC3\x9BL\xC3\x89"
+                      "E",
+                      "creme brulee"}});
+}
+
+TEST(HfTokenizerNormalizers, NormalizedAddedTokensMatchTheNormalizedText) {
+  TempDir dir;
+  const json vocab = {{"x", 0}, {" ", 1}};
+  const json added = json::array(
+      {{{"id", 2}, {"content", "Caf\xC3\xA9"}, {"normalized", true}, {"special", false}}});
+  auto tok = load_json(
+      dir, tokenizer_json(bpe_model(vocab, json::array()), added, sequence({kNfkc, kLowercase})));
+  // The pattern is "café"; the text's fullwidth capitals and decomposed é normalize to it.
+  EXPECT_EQ(tok->encode("x \xEF\xBC\xA3"
+                        "AFE\xCC\x81 x",
+                        false),
+            (Ids{0, 1, 2, 1, 0}));
+}
+
 // ---- what the loader refuses -------------------------------------------------------------
 
 TEST(HfTokenizerErrors, RefusesWhatItCannotReproduce) {
@@ -307,9 +533,15 @@ TEST(HfTokenizerErrors, RefusesWhatItCannotReproduce) {
   unigram["model"]["type"] = "Unigram";
   expect_bad_input([&] { load(unigram); }, "Unigram");
 
-  json nfc = good;
-  nfc["normalizer"] = {{"type", "NFC"}};
-  expect_bad_input([&] { load(nfc); }, "normalizer.type");
+  json precompiled = good;
+  precompiled["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", "AAAA"}};
+  EXPECT_NE(expect_bad_input([&] { load(precompiled); }, "normalizer.type").find("Precompiled"),
+            std::string::npos);
+  json nested = good;
+  nested["normalizer"] = sequence({kNfc, {{"type", "BertNormalizer"}}});
+  EXPECT_NE(expect_bad_input([&] { load(nested); }, "normalizer.normalizers[1].type")
+                .find("BertNormalizer"),
+            std::string::npos);
 
   json bert = good;
   bert["pre_tokenizer"] = {{"type", "BertPreTokenizer"}};
@@ -489,6 +721,33 @@ TEST(TokenizeCommand, PrintsIdsPlainAndAsJson) {
                              "[1, 37, 451, 442]"});
   ASSERT_EQ(decoded.exit_code, 0) << decoded.err;
   EXPECT_EQ(decoded.out, "Call me");
+}
+
+// The non-ASCII cases (loading the 11 MB file takes a second per run); the library test above
+// covers every case.
+TEST(TokenizeCommand, Qwen3TokenizerEncodesAndDecodesTheReferenceCases) {
+  if (!shared_available()) GTEST_SKIP() << "../shared is absent";
+  const fs::path dir = shared_dir() / "tokenizers" / "qwen3";
+  const std::string tok = (dir / "tokenizer.json").string();
+  TempDir tmp;
+  const std::vector<ReferenceCase> cases = reference_cases(dir);
+  size_t tested = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string& text = cases[i].text;
+    if (std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; })) continue;
+    ++tested;
+    write_file(tmp / "in.txt", text);
+    auto enc = run_sparsa(
+        {"tokenize", "--tokenizer", tok, "--text-file", (tmp / "in.txt").string(), "--json"});
+    ASSERT_EQ(enc.exit_code, 0) << enc.err;
+    EXPECT_EQ(json::parse(enc.out).get<Ids>(), cases[i].ids) << "case " << i;
+    if (reference_decoded(dir, text) == text) continue;
+    auto dec = run_sparsa(
+        {"tokenize", "--tokenizer", tok, "--decode", "--text", json(cases[i].ids).dump()});
+    ASSERT_EQ(dec.exit_code, 0) << dec.err;
+    EXPECT_EQ(dec.out, reference_decoded(dir, text)) << "case " << i;
+  }
+  EXPECT_GE(tested, 2u);
 }
 
 TEST(TokenizeCommand, PersuasionViaCliMatchesLibrary) {

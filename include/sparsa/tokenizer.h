@@ -1,14 +1,17 @@
 // sparsa/tokenizer.h — tokenizers: Hugging Face tokenizer.json (BPE) and llama2.c tokenizer.bin.
 //
 // HfTokenizer reproduces the `tokenizers` library for BPE models of both kinds in use:
-//  - byte-level (GPT-2 / OPT / Llama-3): ByteLevel pre-tokenizer with the GPT-2 split regex,
-//    bytes mapped to printable code points, merges by rank;
+//  - byte-level (GPT-2 / OPT / Llama-3 / Qwen2-3): ByteLevel pre-tokenizer with the GPT-2 split
+//    regex or a Split on the model's own regex first, bytes mapped to printable code points,
+//    merges by rank (Qwen: NFC normalizer first);
 //  - SentencePiece-style (Llama-2 / Mistral / TinyLlama): normalizer Prepend("▁") +
 //    Replace(" ", "▁"), no pre-tokenizer, merges by rank, byte fallback to <0xXX> tokens,
 //    unk fusing.
 // Added/special tokens in the text are matched before the model runs.
 // Supported stages (anything else is refused at load, naming the file and field):
-//   normalizer: Sequence, Prepend, Replace, Strip;
+//   normalizer: Sequence, Prepend, Replace, Strip, NFC, NFD, NFKC, NFKD, Lowercase, StripAccents
+//     (Unicode data from utf8proc; the library's Unicode version may differ for characters
+//     assigned in recent versions);
 //   pre_tokenizer: ByteLevel, Split, Sequence, Metaspace, Digits, Whitespace, WhitespaceSplit;
 //   decoder: ByteLevel, Sequence, Replace, ByteFallback, Fuse, Strip, Metaspace;
 //   post_processor: TemplateProcessing, ByteLevel, Sequence, RobertaProcessing, BertProcessing.

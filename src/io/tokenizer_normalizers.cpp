@@ -1,4 +1,5 @@
-// Normalizers of tokenizer.json: Sequence, Prepend, Replace, Strip.
+// Normalizers of tokenizer.json: Sequence, Prepend, Replace, Strip, and the Unicode ones
+// (NFC, NFD, NFKC, NFKD, Lowercase, StripAccents) over utf8proc.
 #include <string_view>
 #include <utility>
 
@@ -78,6 +79,33 @@ class StripNormalizer final : public Normalizer {
   bool right_;
 };
 
+// One whole-text Unicode transformation of utf8.h (normalization form, lowercase, mark removal).
+class UnicodeNormalizer final : public Normalizer {
+ public:
+  using Transform = std::string (*)(std::string_view);
+  explicit UnicodeNormalizer(Transform transform) : transform_(transform) {}
+  void normalize(std::string& text) const override { text = transform_(text); }
+
+ private:
+  Transform transform_;
+};
+
+template <utf8::NormalForm form>
+std::string to_normal_form(std::string_view text) {
+  return utf8::normalize(text, form);
+}
+
+// The transformation of a Unicode normalizer type, or nullptr for another type.
+UnicodeNormalizer::Transform unicode_transform(const std::string& type) {
+  if (type == "NFC") return &to_normal_form<utf8::NormalForm::kNfc>;
+  if (type == "NFD") return &to_normal_form<utf8::NormalForm::kNfd>;
+  if (type == "NFKC") return &to_normal_form<utf8::NormalForm::kNfkc>;
+  if (type == "NFKD") return &to_normal_form<utf8::NormalForm::kNfkd>;
+  if (type == "Lowercase") return &utf8::to_lowercase;
+  if (type == "StripAccents") return &utf8::strip_marks;
+  return nullptr;
+}
+
 }  // namespace
 
 // The pattern of a Replace/Split stage: {"String": s} (literal) or {"Regex": r}.
@@ -107,8 +135,13 @@ std::unique_ptr<Normalizer> make_normalizer(const JsonNode& node) {
     return std::make_unique<StripNormalizer>(node.boolean_or("strip_left", true),
                                              node.boolean_or("strip_right", true));
   }
-  node["type"].fail("unsupported normalizer \"{}\" (supported: Sequence, Prepend, Replace, Strip)",
-                    type);
+  if (const auto transform = unicode_transform(type)) {
+    return std::make_unique<UnicodeNormalizer>(transform);
+  }
+  node["type"].fail(
+      "unsupported normalizer \"{}\" (supported: Sequence, Prepend, Replace, Strip, NFC, NFD, "
+      "NFKC, NFKD, Lowercase, StripAccents)",
+      type);
 }
 
 }  // namespace sparsa

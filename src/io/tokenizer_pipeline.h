@@ -34,7 +34,9 @@ class Normalizer {
   virtual void normalize(std::string& text) const = 0;
 };
 
-// Supported: Sequence, Prepend, Replace (String or Regex pattern), Strip.
+// Supported: Sequence, Prepend, Replace (String or Regex pattern), Strip, and NFC, NFD, NFKC,
+// NFKD, Lowercase (each character's own full lowercase mapping, as char::to_lowercase) and
+// StripAccents (drops marks: Mn, Mc, Me), as the library's NormalizedString methods do.
 // Returns nullptr for a JSON null.
 std::unique_ptr<Normalizer> make_normalizer(const JsonNode& node);
 

@@ -1,5 +1,13 @@
 #include "io/utf8.h"
 
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+
+#include "sparsa/error.h"
+
 namespace sparsa::utf8 {
 
 size_t sequence_length(unsigned char lead) {
@@ -112,6 +120,62 @@ bool is_whitespace(uint32_t cp) {
   }
   if (cp >= 0x2000 && cp <= 0x200A) return true;
   return cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+namespace {
+
+utf8proc_option_t normal_form_options(NormalForm form) {
+  const bool compose = form == NormalForm::kNfc || form == NormalForm::kNfkc;
+  const bool compat = form == NormalForm::kNfkc || form == NormalForm::kNfkd;
+  return static_cast<utf8proc_option_t>(UTF8PROC_STABLE |
+                                        (compose ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) |
+                                        (compat ? UTF8PROC_COMPAT : 0));
+}
+
+bool is_mark(uint32_t cp) {
+  const utf8proc_category_t c = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
+  return c == UTF8PROC_CATEGORY_MN || c == UTF8PROC_CATEGORY_MC || c == UTF8PROC_CATEGORY_ME;
+}
+
+}  // namespace
+
+std::string normalize(std::string_view s, NormalForm form) {
+  // ASCII text is in every normalization form already.
+  const auto is_ascii = [](char c) { return static_cast<unsigned char>(c) < 0x80; };
+  if (std::all_of(s.begin(), s.end(), is_ascii)) return std::string(s);
+  utf8proc_uint8_t* mapped = nullptr;
+  // Without UTF8PROC_NULLTERM the length is s.size(), so NUL bytes are characters like any other.
+  const utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                   static_cast<utf8proc_ssize_t>(s.size()), &mapped, normal_form_options(form));
+  const std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(mapped, &std::free);
+  if (n < 0) runtime_failure("Unicode normalization failed: {}", utf8proc_errmsg(n));
+  return std::string(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+}
+
+std::string to_lowercase(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const uint32_t cp = next_code_point(s, i);
+    if (cp == 0x130) {
+      append(out, 'i');
+      append(out, 0x307);
+    } else {
+      append(out, static_cast<uint32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))));
+    }
+  }
+  return out;
+}
+
+std::string strip_marks(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const size_t start = i;
+    if (!is_mark(next_code_point(s, i))) out.append(s, start, i - start);
+  }
+  return out;
 }
 
 }  // namespace sparsa::utf8

@@ -1,6 +1,8 @@
-// utf8.h — the few UTF-8 facts the tokenizers need (private to src/io).
+// utf8.h — the few UTF-8 and Unicode facts the tokenizers need (private to src/io).
 //
 // Conventions: strings are byte strings holding UTF-8; offsets are byte offsets.
+// The Unicode data (normalization, case mappings, general categories) is utf8proc's, that is the
+// Unicode version of the installed libutf8proc (15.0 on Debian 12).
 #pragma once
 
 #include <cstddef>
@@ -30,5 +32,20 @@ std::string lossy(std::string_view s);
 
 // Unicode White_Space property (Rust's char::is_whitespace).
 bool is_whitespace(uint32_t cp);
+
+// The Unicode normalization forms (UAX #15).
+enum class NormalForm { kNfc, kNfd, kNfkc, kNfkd };
+
+// `s` in normalization form `form`. `s` must be valid UTF-8. Throws Error(kRuntime) only
+// when memory runs out.
+std::string normalize(std::string_view s, NormalForm form);
+
+// Every code point replaced by its full lowercase mapping without context, as Rust's
+// char::to_lowercase does: the simple mapping, except U+0130 (capital I with dot), whose
+// unconditional special casing is "i" + U+0307. `s` must be valid UTF-8.
+std::string to_lowercase(std::string_view s);
+
+// `s` without its combining marks (General_Category Mn, Mc, Me). `s` must be valid UTF-8.
+std::string strip_marks(std::string_view s);
 
 }  // namespace sparsa::utf8
