@@ -148,7 +148,8 @@ Routing Server::Impl::admit(const httplib::Request& req, httplib::Response& res)
     return Routing::Handled;
   }
   if (!req.path.starts_with("/api/")) return admit_page_token(req, res);
-  if (const auto why = access->cross_origin(host, req.get_header_value("Origin"), req.get_header_value("Sec-Fetch-Site"))) {
+  const auto why = access->cross_origin(host, req.get_header_value("Origin"), req.get_header_value("Sec-Fetch-Site"));
+  if (why) {
     send_error(res, 403, fmt::format("refused {}", *why));
     return Routing::Handled;
   }
@@ -213,7 +214,8 @@ void Server::Impl::add_routes() {
   http.Get(R"(/api/img/([a-z_]+)\.png)", guarded([this](const httplib::Request& req, httplib::Response& res) {
     send_body(res, in_query_slot([&] { return api->image(req.matches[1].str(), params_of(req)); }), "image/png");
   }));
-  http.Post("/api/sql", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+  http.Post("/api/sql", [this](const httplib::Request& req, httplib::Response& res,
+                               const httplib::ContentReader& read) {
     const std::optional<std::string> text = read_body(read, res);
     if (!text) return;
     guarded([&](const httplib::Request&, httplib::Response& r) {
@@ -246,7 +248,8 @@ void Server::Impl::check_options() const {
     bad_input("queries at once: {} is outside [1, 1024]", opt.max_queries);
   if (opt.query_threads < 1 || opt.query_threads > 1024)
     bad_input("query threads: {} is outside [1, 1024]", opt.query_threads);
-  if (opt.query_memory_bytes < (size_t{16} << 20)) bad_input("query memory: {} bytes is below 16 MiB", opt.query_memory_bytes);
+  if (opt.query_memory_bytes < (size_t{16} << 20))
+    bad_input("query memory: {} bytes is below 16 MiB", opt.query_memory_bytes);
   if (opt.port < 0 || opt.port > 65535) bad_input("port {} is outside [0, 65535]", opt.port);
   if (opt.limits.max_rows < 1) bad_input("the row limit of a query must be at least 1");
   if (!(opt.limits.max_seconds > 0)) bad_input("the time limit of a query must be positive");
