@@ -78,6 +78,36 @@ TEST(FolderReplaceable, OnlyEmptyOrMarkedFolders) {
   test::bad_input_message([&] { check_folder_replaceable({"--out", d / "file"}, "summary.json"); });
 }
 
+// A folder filled by someone else while a run was staging is not replaced at commit either.
+TEST(StagingCommit, ReplacesOnlyAFolderHoldingTheMarker) {
+  TempDir d;
+  const fs::path out = d / "out";
+  {
+    StagingDir staging(out);
+    test::write_file(staging.path() / "summary.json", "{}");
+    fs::create_directories(out);
+    test::write_file(out / "thesis.tex", "years of work");
+    try {
+      staging.commit(true, "summary.json");
+      ADD_FAILURE() << "replaced a folder without summary.json";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kRuntime);
+      EXPECT_TRUE(contains(e.what(), "summary.json") && contains(e.what(), staging.path().string())) << e.what();
+    }
+    EXPECT_EQ(test::read_file(out / "thesis.tex"), "years of work");
+    EXPECT_TRUE(fs::exists(staging.path() / "summary.json"));  // the finished result is kept
+    fs::remove_all(staging.path());
+  }
+  {
+    StagingDir staging(out);
+    test::write_file(staging.path() / "summary.json", "{\"new\": 1}");
+    test::write_file(out / "summary.json", "{}");
+    staging.commit(true, "summary.json");
+    EXPECT_FALSE(fs::exists(out / "thesis.tex"));
+    EXPECT_EQ(test::read_file(out / "summary.json"), "{\"new\": 1}");
+  }
+}
+
 // The case: prune --force --out DIR with its --db and --calib inside DIR deleted them.
 TEST(PruneForce, NeverDeletesItsOwnInputs) {
   TempDir d;

@@ -58,10 +58,11 @@ class StagingDir {
   const std::filesystem::path& target() const { return dir_; }
 
   // Moves the staging folder to `dir`, replacing what is there only now: an empty folder always,
-  // a non-empty one only when `replace` (else Error(kRuntime): it was filled while staging).
-  // When the move fails, the finished folder is kept under its staging name, which the
-  // Error(kRuntime) names.
-  void commit(bool replace);
+  // a non-empty one only when `replace` and it holds `marker` (the file every output of the
+  // command holds, as check_folder_replaceable; empty = any folder), else Error(kRuntime): it
+  // was filled while staging. When the move fails or is refused, the finished folder is kept
+  // under its staging name, which the Error(kRuntime) names.
+  void commit(bool replace, std::string_view marker = {});
 
  private:
   [[noreturn]] void keep_and_fail(const std::string& why);

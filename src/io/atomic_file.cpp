@@ -89,8 +89,10 @@ StagingDir::~StagingDir() {
   fs::remove_all(tmp_, ec);
 }
 
-void StagingDir::commit(bool replace) {
+void StagingDir::commit(bool replace, std::string_view marker) {
   if (is_nonempty_dir(dir_) && !replace) keep_and_fail("the folder was filled by another process meanwhile");
+  if (is_nonempty_dir(dir_) && !marker.empty() && !fs::is_regular_file(dir_ / marker))
+    keep_and_fail(fmt::format("the folder holds files but no {}, so it is not replaced", marker));
   std::error_code ec;
   fs::remove_all(dir_, ec);
   if (!ec) fs::rename(tmp_, dir_, ec);

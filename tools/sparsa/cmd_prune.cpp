@@ -249,7 +249,7 @@ void run_prune(const PruneArgs& a) {
     if (existing > 0) note_db_run("prune", *store, existing, false);
     else add_prune_run(*store, info, result);
   }
-  staging.commit(a.force);
+  staging.commit(a.force, PrunedFolder(out).summary_file().filename().string());
   progress.remove();
 
   if (a.json) {
