@@ -239,6 +239,7 @@ TEST_F(DbCommandsTest, TheDashboardServesTheDatabase) {
   serve::Server server(o);
   std::thread t([&] { server.run(); });
   httplib::Client c("127.0.0.1", server.port());
+  c.set_default_headers({{"X-Sparsa-Token", server.token()}});
   const auto res = c.Get("/api/q/comparison?a=1&b=2");
   const auto runs = c.Get("/api/q/prune_runs");
   server.stop();

@@ -406,6 +406,15 @@ TEST_F(PruneCliBadInput, NonEmptyOutNeedsForce) {
   EXPECT_FALSE(fs::exists(out / "summary.json"));
   EXPECT_TRUE(staging_leftovers(out).empty());
 
+  // --force deletes only an earlier prune's folder (its summary.json), never anything else.
+  const CommandResult forced = prune(out, magnitude({"--sparsity", "0.5", "--force"}));
+  EXPECT_EQ(forced.exit_code, 2);
+  EXPECT_TRUE(test::one_line(forced.err)) << forced.err;
+  EXPECT_NE(forced.err.find("summary.json"), std::string::npos) << forced.err;
+  EXPECT_TRUE(fs::exists(out / "old.txt"));
+  fs::remove(out / "old.txt");
+  expect_prune_ok(out, magnitude({"--sparsity", "0.5"}));
+  test::write_file(out / "old.txt", "old");
   expect_prune_ok(out, magnitude({"--sparsity", "0.5", "--force"}));
   EXPECT_FALSE(fs::exists(out / "old.txt"));
   EXPECT_TRUE(fs::exists(out / "summary.json"));

@@ -315,6 +315,7 @@ TEST(CommandRuns, TwoPruneRunsOfOneMethodAndTargetAreBothViewable) {
   serve::Server server(o);
   std::thread t([&] { server.run(); });
   httplib::Client c("127.0.0.1", server.port());
+  c.set_default_headers({{"X-Sparsa-Token", server.token()}});
   const auto get = [&](const std::string& path) {
     const auto res = c.Get(path.c_str());
     return res && res->status == 200 ? res->body

@@ -2,7 +2,11 @@
 // store API (so every expected number is known), the embedded files, the sandbox (no statement
 // changes the file), the limits, JSON errors, and a load test of concurrent requests during a
 // long query. Everything runs in-process on an ephemeral loopback port.
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -111,22 +115,31 @@ StudyIds write_study(const fs::path& dir) {
 // A server over the test study on an ephemeral port, serving on its own thread.
 class Running {
  public:
-  explicit Running(serve::ServeOptions o) : server_(std::make_unique<serve::Server>(o)) {
+  explicit Running(serve::ServeOptions o) : server_(std::make_unique<serve::Server>(o)), host_(o.host) {
     thread_ = std::thread([this] { server_->run(); });
   }
   ~Running() {
     server_->stop();
     thread_.join();
   }
+  // A client that sends the server's token (as a script of the dashboard's pages would, in its cookie).
   httplib::Client client() const {
-    httplib::Client c("127.0.0.1", server_->port());
+    httplib::Client c = bare_client();
+    if (!server_->token().empty()) c.set_default_headers({{"X-Sparsa-Token", server_->token()}});
+    return c;
+  }
+  // A client without the token.
+  httplib::Client bare_client() const {
+    httplib::Client c(host_ == "0.0.0.0" ? "127.0.0.1" : host_, server_->port());
     c.set_read_timeout(60, 0);
     return c;
   }
   const serve::Server& server() const { return *server_; }
+  std::string port_text() const { return std::to_string(server_->port()); }
 
  private:
   std::unique_ptr<serve::Server> server_;
+  std::string host_;
   std::thread thread_;
 };
 
@@ -463,6 +476,320 @@ TEST_F(ServeTest, APortInUseIsAnError) {
   }
 }
 
+// ---- access: token, origin, Host ----
+
+TEST_F(ServeTest, EveryApiRequestNeedsTheLaunchToken) {
+  Running s(options());
+  const std::string token = s.server().token();
+  ASSERT_EQ(token.size(), 48u);
+  EXPECT_EQ(s.server().url(), "http://127.0.0.1:" + s.port_text() + "/?token=" + token);
+  auto bare = s.bare_client();
+  for (const char* path : {"/api/q/runs", "/api/info", "/api/img/spy.png?run=1&matrix=x", "/api/nothing"}) {
+    auto res = bare.Get(path);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 401) << path;
+    expect_json_error(json::parse(res->body), 401);
+  }
+  auto post = bare.Post("/api/sql", R"({"sql": "SELECT 1"})", "text/plain");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 401);
+  auto wrong = bare.Get("/api/q/runs", {{"X-Sparsa-Token", std::string(48, '0')}});
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 401);
+  const std::string cookie = "sparsa_token_" + s.port_text();
+  auto other_cookie = bare.Get("/api/q/runs", {{"Cookie", "sparsa_token_1=" + token}});
+  ASSERT_TRUE(other_cookie);
+  EXPECT_EQ(other_cookie->status, 401);
+  auto by_cookie = bare.Get("/api/q/runs", {{"Cookie", "a=b; " + cookie + "=" + token + "; c=d"}});
+  ASSERT_TRUE(by_cookie);
+  EXPECT_EQ(by_cookie->status, 200) << by_cookie->body;
+  // Pages hold no data and load without it; the URL's token becomes the cookie.
+  auto page = bare.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  auto visit = bare.Get(("/?token=" + token).c_str());
+  ASSERT_TRUE(visit);
+  EXPECT_EQ(visit->status, 302);
+  EXPECT_EQ(visit->get_header_value("Location"), "/");
+  EXPECT_EQ(visit->get_header_value("Set-Cookie"), cookie + "=" + token + "; Path=/; HttpOnly; SameSite=Strict");
+  auto bad_visit = bare.Get("/?token=nope");
+  ASSERT_TRUE(bad_visit);
+  EXPECT_EQ(bad_visit->status, 401);
+  EXPECT_TRUE(bad_visit->get_header_value("Set-Cookie").empty());
+}
+
+TEST_F(ServeTest, TheTokenCanBeTurnedOffOnLoopback) {
+  serve::ServeOptions o = options();
+  o.require_token = false;
+  Running s(o);
+  EXPECT_EQ(s.server().url(), "http://127.0.0.1:" + s.port_text() + "/");
+  auto res = s.bare_client().Get("/api/q/runs");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  // The origin checks hold without a token.
+  auto cross = s.bare_client().Get("/api/q/runs", {{"Sec-Fetch-Site", "cross-site"}});
+  ASSERT_TRUE(cross);
+  EXPECT_EQ(cross->status, 403);
+}
+
+TEST_F(ServeTest, CrossOriginApiRequestsAreRefused) {
+  Running s(options());
+  auto c = s.client();
+  const std::string self = "http://127.0.0.1:" + s.port_text();
+  const std::vector<httplib::Headers> refused = {
+      {{"Origin", "http://attacker.example"}},
+      {{"Origin", "null"}},
+      {{"Origin", "http://127.0.0.1:1"}},
+      {{"Origin", "https://127.0.0.1:" + s.port_text()}},
+      {{"Sec-Fetch-Site", "cross-site"}},
+      {{"Sec-Fetch-Site", "same-site"}},
+      {{"Origin", self}, {"Sec-Fetch-Site", "cross-site"}},
+  };
+  for (const httplib::Headers& h : refused) {
+    const std::string what = h.begin()->first + ": " + h.begin()->second;
+    auto get = c.Get("/api/q/runs", h);
+    ASSERT_TRUE(get) << what;
+    EXPECT_EQ(get->status, 403) << what;
+    expect_json_error(json::parse(get->body), 403);
+    // A "simple" POST, as any page may send without asking: refused before the query runs.
+    auto post = c.Post("/api/sql", h, R"({"sql": "SELECT 1"})", "text/plain");
+    ASSERT_TRUE(post) << what;
+    EXPECT_EQ(post->status, 403) << what;
+  }
+  for (const httplib::Headers& h : std::vector<httplib::Headers>{{{"Origin", self}},
+                                                                  {{"Sec-Fetch-Site", "same-origin"}},
+                                                                  {{"Sec-Fetch-Site", "none"}},
+                                                                  {{"Origin", self}, {"Sec-Fetch-Site", "same-origin"}}}) {
+    auto post = c.Post("/api/sql", h, R"({"sql": "SELECT 1"})", "application/json");
+    ASSERT_TRUE(post);
+    EXPECT_EQ(post->status, 200) << h.begin()->first << ": " << post->body;
+  }
+}
+
+// The Host check holds for every bind address, not only 127.0.0.1.
+TEST_F(ServeTest, HostMustNameTheBoundAddress) {
+  struct Case {
+    std::string bind;
+    std::vector<std::string> allowed, refused;
+  };
+  const std::vector<Case> cases = {
+      {"127.0.0.1", {"127.0.0.1:P", "localhost:P", "LOCALHOST:P", "[::1]:P"},
+       {"attacker.example:P", "127.0.0.1:1", "127.0.0.1", "127.0.0.2:P", "", "::1:P", "127.0.0.1:P:P"}},
+      {"127.0.0.2", {"127.0.0.2:P", "localhost:P", "127.0.0.1:P"}, {"attacker.example:P", "127.0.0.3:P", "127.0.0.2"}},
+      {"localhost", {"localhost:P", "127.0.0.1:P"}, {"attacker.example:P", "localhost.attacker.example:P"}},
+  };
+  for (const Case& c : cases) {
+    serve::ServeOptions o = options();
+    o.host = c.bind;
+    Running s(o);
+    auto client = s.client();
+    const auto with_port = [&](std::string h) {
+      for (size_t at; (at = h.find(":P")) != std::string::npos;) h.replace(at, 2, ":" + s.port_text());
+      return h;
+    };
+    for (const std::string& h : c.allowed) {
+      auto res = client.Get("/api/q/runs", {{"Host", with_port(h)}});
+      ASSERT_TRUE(res) << c.bind << " " << h;
+      EXPECT_EQ(res->status, 200) << c.bind << " Host " << with_port(h);
+    }
+    for (const std::string& h : c.refused) {
+      auto res = client.Get("/api/q/runs", {{"Host", with_port(h)}});
+      ASSERT_TRUE(res) << c.bind << " " << h;
+      EXPECT_EQ(res->status, 403) << c.bind << " Host " << with_port(h);
+    }
+  }
+}
+
+TEST_F(ServeTest, HostOfAnIpv6LoopbackBind) {
+  serve::ServeOptions o = options();
+  o.host = "::1";
+  std::unique_ptr<Running> s;
+  try {
+    s = std::make_unique<Running>(o);
+  } catch (const Error& e) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
+  }
+  EXPECT_EQ(s->server().url(), "http://[::1]:" + s->port_text() + "/?token=" + s->server().token());
+  auto c = s->client();
+  for (const std::string& h : {"[::1]:" + s->port_text(), "localhost:" + s->port_text()}) {
+    auto res = c.Get("/api/q/runs", {{"Host", h}});
+    ASSERT_TRUE(res) << h;
+    EXPECT_EQ(res->status, 200) << h;
+  }
+  auto evil = c.Get("/api/q/runs", {{"Host", "attacker.example:" + s->port_text()}});
+  ASSERT_TRUE(evil);
+  EXPECT_EQ(evil->status, 403);
+}
+
+TEST_F(ServeTest, ANonLoopbackAddressMustBeAskedForAndKeepsTheToken) {
+  serve::ServeOptions o = options();
+  o.host = "0.0.0.0";
+  try {
+    serve::Server refused(o);
+    ADD_FAILURE() << "served 0.0.0.0 without allow_remote";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kBadInput);
+    EXPECT_NE(std::string(e.what()).find("0.0.0.0"), std::string::npos) << e.what();
+  }
+  o.allow_remote = true;
+  o.require_token = false;
+  EXPECT_THROW(serve::Server no_token(o), Error);
+  o.require_token = true;
+  Running s(o);
+  auto c = s.client();
+  for (const std::string& h : {"127.0.0.1:P", "10.1.2.3:P", "[::1]:P"}) {
+    auto res = c.Get("/api/q/runs", {{"Host", h.substr(0, h.size() - 1) + s.port_text()}});
+    ASSERT_TRUE(res) << h;
+    EXPECT_EQ(res->status, 200) << h;
+  }
+  auto rebound = c.Get("/api/q/runs", {{"Host", "attacker.example:" + s.port_text()}});
+  ASSERT_TRUE(rebound);
+  EXPECT_EQ(rebound->status, 403);
+  auto bare = s.bare_client().Get("/api/q/runs");
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->status, 401);
+}
+
+// ---- request bodies: counted while read, whatever the transfer encoding ----
+
+// A raw HTTP/1.1 connection to the server (cpp-httplib's client cannot send a chunked body).
+class RawConnection {
+ public:
+  explicit RawConnection(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  }
+  ~RawConnection() { close(fd_); }
+  bool send_all(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+  // Everything the server sends until it closes the connection.
+  std::string receive_all() {
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; (n = recv(fd_, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<size_t>(n));
+    return out;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string chunk(std::string_view data) { return fmt::format("{:x}\r\n{}\r\n", data.size(), data); }
+
+std::string chunked_head(const Running& s, const std::string& method, const std::string& path) {
+  return method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + s.port_text() + "\r\nX-Sparsa-Token: " +
+         s.server().token() + "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+}
+
+TEST_F(ServeTest, ChunkedBodiesAreHeldToTheRequestLimit) {
+  serve::ServeOptions o = options();
+  o.max_request_bytes = 4096;
+  Running s(o);
+  {  // a small chunked body is read and answered
+    RawConnection c(s.server().port());
+    const std::string body = json{{"sql", "SELECT 42 AS answer"}}.dump();
+    ASSERT_TRUE(c.send_all(chunked_head(s, "POST", "/api/sql") + chunk(body.substr(0, 5)) + chunk(body.substr(5)) +
+                           "0\r\n\r\n"));
+    const std::string reply = c.receive_all();
+    EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 200") << reply;
+    EXPECT_NE(reply.find(R"("rows":[[42]])"), std::string::npos) << reply;
+  }
+  // A chunked body of up to 256 MiB: refused once it passes 4 KiB, the connection closed, so the
+  // sender is stopped long before it has sent the whole body (the server never holds it).
+  for (const std::string& target : {"POST /api/sql", "POST /api/other", "PUT /api/sql", "PATCH /", "DELETE /api/sql",
+                                    "PRI /api/sql"}) {
+    RawConnection c(s.server().port());
+    const std::string method = target.substr(0, target.find(' ')), path = target.substr(target.find(' ') + 1);
+    ASSERT_TRUE(c.send_all(chunked_head(s, method, path)));
+    std::atomic<size_t> sent{0};
+    std::thread sender([&] {
+      const std::string piece = chunk(std::string(64 * 1024, 'x'));
+      while (sent < (size_t{256} << 20) && c.send_all(piece)) sent += piece.size();
+    });
+    const std::string reply = c.receive_all();
+    sender.join();
+    const std::string expected = method == "POST" && path == "/api/sql" ? "HTTP/1.1 413" : "HTTP/1.1 405";
+    EXPECT_EQ(reply.substr(0, 12), expected) << target << ": " << reply.substr(0, 200);
+    EXPECT_LT(sent.load(), size_t{64} << 20) << target << ": the server kept reading the refused body";
+  }
+}
+
+// ---- queries: DuckDB's memory and threads, answers capped while built, queries at once ----
+
+TEST_F(ServeTest, DuckDbRunsWithTheMemoryAndThreadLimits) {
+  TempDir own;  // a database of its own: no other test's queries may have left a spill folder
+  fs::copy_file(db(), own / "study.duckdb");
+  serve::ServeOptions o = options();
+  o.db = own / "study.duckdb";
+  o.query_memory_bytes = size_t{64} << 20;
+  o.query_threads = 1;
+  o.limits.max_seconds = 30;
+  Running s(o);
+  const json settings = post_sql(s, "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t, "
+                                    "current_setting('enable_external_access') AS e, "
+                                    "current_setting('lock_configuration') AS l", 200);
+  EXPECT_EQ(settings["rows"][0][2], false) << settings.dump();
+  EXPECT_EQ(settings["rows"][0][3], true) << settings.dump();
+  EXPECT_EQ(settings["rows"][0][0], "64.0 MiB") << settings.dump();
+  EXPECT_EQ(settings["rows"][0][1], 1) << settings.dump();
+  // A query needing far more than 64 MiB fails (nothing spills to disk) instead of taking it.
+  const json big = post_sql(s, "SELECT count(*) FROM (SELECT DISTINCT range::VARCHAR || 'x' FROM range(20000000))", 400);
+  EXPECT_NE(big.value("error", "").find("emory"), std::string::npos) << big.dump();
+  EXPECT_FALSE(fs::exists(own / "study.duckdb.tmp")) << "DuckDB spilled to disk";
+  // ... and the sandbox still holds: no setting can be changed back.
+  expect_json_error(post_sql(s, "SET temp_directory = '/tmp'", 400), 400);
+}
+
+TEST_F(ServeTest, AnAnswerIsRefusedAsSoonAsItPassesTheResponseLimit) {
+  serve::ServeOptions o = options();
+  o.limits.max_rows = 1'000'000'000;
+  o.limits.max_seconds = 60;
+  o.max_response_bytes = 100'000;
+  Running s(o);
+  const auto start = std::chrono::steady_clock::now();
+  const json j = post_sql(s, "SELECT range AS i, repeat('x', 100) AS s FROM range(200000000)", 413);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  expect_json_error(j, 413);
+  EXPECT_NE(j.value("error", "").find("100000 bytes"), std::string::npos) << j.dump();
+  EXPECT_LT(seconds, 5.0) << "the answer was built before it was refused";
+  // Named queries are held to it too; under it both answer.
+  const json small = post_sql(s, "SELECT range AS i FROM range(10)", 200);
+  EXPECT_EQ(small["rows"].size(), 10u);
+  EXPECT_EQ(get_json(s, "/api/info")["limits"]["max_bytes"], 100'000);
+}
+
+TEST_F(ServeTest, QueriesBeyondTheConcurrentLimitWait) {
+  serve::ServeOptions o = options();
+  o.max_queries = 1;
+  o.limits.max_seconds = 1.0;
+  Running s(o);
+  const std::string slow = "SELECT sum(hash(a.range * b.range)) FROM range(300000) a, range(300000) b";
+  std::vector<int> status(2, 0);
+  std::vector<double> seconds(2, 0);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < 2; ++i)
+    clients.emplace_back([&, i] {
+      if (i == 1) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      auto res = s.client().Post("/api/sql", json{{"sql", slow}}.dump(), "application/json");
+      status[i] = res ? res->status : -1;
+      seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(status[0], 400);  // the time limit
+  // The second waited for the only slot: it ran after the first (its own time limit too), or gave up.
+  EXPECT_TRUE((status[1] == 400 && seconds[1] > 1.8) || status[1] == 503) << status[1] << " after " << seconds[1];
+}
+
 TEST(ServeCli, RefusesAMissingDatabaseWithOneLine) {
   TempDir d;
   const auto r = test::run_sparsa({"serve", "--db", (d.path() / "none.duckdb").string(), "--port", "0"});
@@ -474,8 +801,25 @@ TEST(ServeCli, RefusesAMissingDatabaseWithOneLine) {
 TEST(ServeCli, HelpExplainsTheOptions) {
   const auto r = test::run_sparsa({"serve", "--help"});
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* opt : {"--db", "--host", "--port", "--max-rows", "--max-seconds", "--max-request-bytes"})
+  for (const char* opt : {"--db", "--host", "--port", "--max-rows", "--max-seconds", "--max-request-bytes",
+                          "--max-response-bytes", "--no-token", "--allow-remote", "--query-memory", "--query-threads",
+                          "--max-queries", "Origin", "token"})
     EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
+}
+
+TEST(ServeCli, ANonLoopbackHostNeedsAllowRemote) {
+  TempDir d;
+  const std::string db = (d.path() / "s.duckdb").string();
+  Store::open(db, Store::Mode::kReadWrite);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"serve", "--db", db, "--port", "0", "--host", "0.0.0.0"},
+        std::vector<std::string>{"serve", "--db", db, "--port", "0", "--host", "0.0.0.0", "--allow-remote", "--no-token"}}) {
+    const auto r = test::run_sparsa(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_TRUE(test::one_line(r.err)) << r.err;
+    EXPECT_NE(r.err.find("0.0.0.0"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(args.back() == "--no-token" ? "--no-token" : "--allow-remote"), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace

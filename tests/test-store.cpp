@@ -627,14 +627,74 @@ TEST(Store, ExportsEveryTableToParquet) {
   EXPECT_EQ(mem.scalar("SELECT method || ' ' || structure FROM " + parquet("runs") + " WHERE kind = 'prune'"),
             "wanda u50");
 
-  // A second export replaces the first; a folder with other files in it is refused untouched.
+  // A second export replaces the first; the list of what it wrote names every file.
+  const auto listed = nlohmann::json::parse(test::read_file(out / "sparsa-export.json"));
+  EXPECT_EQ(listed["tool"], "sparsa");
+  EXPECT_EQ(listed["version"], SPARSA_VERSION);
+  EXPECT_EQ(listed["files"].size(), kTables.size() + 2);
   EXPECT_EQ(store->export_parquet(out).size(), kTables.size());
   for (const auto& entry : fs::directory_iterator(dir.path()))
     EXPECT_FALSE(contains(entry.path().filename().string(), ".tmp-")) << entry.path();
-  test::write_file(out / "mine.txt", "precious");
-  const std::string m = error_of([&] { store->export_parquet(out); }, ErrorKind::kBadInput);
-  EXPECT_TRUE(contains(m, "mine.txt")) << m;
-  EXPECT_EQ(test::read_file(out / "mine.txt"), "precious");
+}
+
+// Only what an export's sparsa-export.json names is replaced or deleted: a user's files, Parquet
+// or not, are left as they are, and one whose name the export needs is refused.
+TEST(Store, ExportNeverTouchesFilesItDidNotWrite) {
+  test::TempDir dir;
+  const fs::path db = dir / "study.duckdb";
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    write_prune_run(*store, prune_info("wanda", unstructured(0.5)), 1);
+  }
+  auto store = Store::open(db, Mode::kReadOnly);
+  const fs::path out = dir / "export";
+  fs::create_directories(out);
+  test::write_file(out / "mine.parquet", "precious parquet");
+  test::write_file(out / "notes.txt", "precious notes");
+  ASSERT_EQ(store->export_parquet(out).size(), kTables.size());  // written beside them
+  EXPECT_EQ(test::read_file(out / "mine.parquet"), "precious parquet");
+  EXPECT_EQ(test::read_file(out / "notes.txt"), "precious notes");
+  const auto listed = nlohmann::json::parse(test::read_file(out / "sparsa-export.json"));
+  for (const auto& f : listed["files"]) EXPECT_NE(f, "mine.parquet");
+
+  // A re-export replaces its own files, deletes those it no longer writes, keeps the user's.
+  auto stale = listed;
+  stale["files"].push_back("dropped_table.parquet");
+  test::write_file(out / "sparsa-export.json", stale.dump());
+  test::write_file(out / "dropped_table.parquet", "an earlier export's");
+  test::write_file(out / "runs.parquet", "an earlier export's runs");
+  ASSERT_EQ(store->export_parquet(out).size(), kTables.size());
+  EXPECT_FALSE(fs::exists(out / "dropped_table.parquet"));
+  EXPECT_NE(test::read_file(out / "runs.parquet"), "an earlier export's runs");
+  EXPECT_EQ(test::read_file(out / "mine.parquet"), "precious parquet");
+  EXPECT_EQ(test::read_file(out / "notes.txt"), "precious notes");
+
+  // A file the export needs, in a folder no export wrote: refused, nothing changed.
+  const fs::path theirs = dir / "theirs";
+  fs::create_directories(theirs);
+  test::write_file(theirs / "runs.parquet", "the user's own runs");
+  const std::string m = error_of([&] { store->export_parquet(theirs); }, ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(m, "runs.parquet") && contains(m, theirs.string())) << m;
+  EXPECT_EQ(test::read_file(theirs / "runs.parquet"), "the user's own runs");
+  EXPECT_EQ(std::distance(fs::directory_iterator(theirs), fs::directory_iterator()), 1);
+  // ... and a list of files that is not sparsa's names nothing.
+  test::write_file(theirs / "sparsa-export.json", R"({"tool": "other", "files": ["runs.parquet"]})");
+  error_of([&] { store->export_parquet(theirs); }, ErrorKind::kBadInput);
+  EXPECT_EQ(test::read_file(theirs / "runs.parquet"), "the user's own runs");
+
+  // An export by a version without sparsa-export.json: its manifest.json names its tables.
+  const fs::path legacy = dir / "legacy";
+  ASSERT_EQ(store->export_parquet(legacy).size(), kTables.size());
+  fs::remove(legacy / "sparsa-export.json");
+  test::write_file(legacy / "mine.parquet", "precious parquet");
+  ASSERT_EQ(store->export_parquet(legacy).size(), kTables.size());
+  EXPECT_TRUE(fs::exists(legacy / "sparsa-export.json"));
+  EXPECT_EQ(test::read_file(legacy / "mine.parquet"), "precious parquet");
+
+  const auto cli = test::run_sparsa({"export", "--db", db.string(), "--parquet", theirs.string()});
+  EXPECT_EQ(cli.exit_code, 2);
+  EXPECT_TRUE(test::one_line(cli.err)) << cli.err;
+  EXPECT_TRUE(contains(cli.err, "--parquet") && contains(cli.err, "runs.parquet")) << cli.err;
 }
 
 TEST(Store, ExportCommandWritesParquetAndRejectsBadFiles) {

@@ -8,11 +8,17 @@
 //
 // Errors throw sparsa::Error(kRuntime) naming the path. Neither type is thread-safe; each
 // object belongs to one thread.
+//
+// Outputs over inputs: a command that deletes or replaces an output (a folder it rebuilds, a file
+// it rewrites) first calls refuse_output_over_inputs with its inputs, so that no input is lost
+// with it, and before deleting a non-empty folder check_folder_replaceable, so that only what an
+// earlier run of the command wrote is ever deleted.
 #pragma once
 
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -52,10 +58,11 @@ class StagingDir {
   const std::filesystem::path& target() const { return dir_; }
 
   // Moves the staging folder to `dir`, replacing what is there only now: an empty folder always,
-  // a non-empty one only when `replace` (else Error(kRuntime): it was filled while staging).
-  // When the move fails, the finished folder is kept under its staging name, which the
-  // Error(kRuntime) names.
-  void commit(bool replace);
+  // a non-empty one only when `replace` and it holds `marker` (the file every output of the
+  // command holds, as check_folder_replaceable; empty = any folder), else Error(kRuntime): it
+  // was filled while staging. When the move fails or is refused, the finished folder is kept
+  // under its staging name, which the Error(kRuntime) names.
+  void commit(bool replace, std::string_view marker = {});
 
  private:
   [[noreturn]] void keep_and_fail(const std::string& why);
@@ -63,6 +70,27 @@ class StagingDir {
   std::filesystem::path dir_, tmp_;
   bool keep_ = false;  // moved into place, or left for the user after a failed commit
 };
+
+// A path a command reads or writes, with what names it for the user (e.g. "--calib").
+struct NamedPath {
+  std::string what;
+  std::filesystem::path path;
+};
+
+// Whether `inner` is `outer` or lies inside it, with symbolic links and ".." resolved
+// (std::filesystem::weakly_canonical: a part that does not exist is compared as written).
+bool path_within(const std::filesystem::path& inner, const std::filesystem::path& outer);
+
+// Error(kBadInput), one line naming both paths, when an input is `output` or lies inside it or
+// inside the siblings written on the way to it ("<output>.tmp-<pid>", "<output>.old-<pid>",
+// "<output>.partial"), so that replacing the output would delete or overwrite the input.
+// Inputs with an empty path are skipped.
+void refuse_output_over_inputs(const NamedPath& output, std::span<const NamedPath> inputs);
+
+// Error(kBadInput) unless the folder `dir` may be deleted to make room for a new output: it is
+// absent or empty, or holds `marker`, the file every finished output of the command holds (e.g.
+// a pruned folder's summary.json). A regular file at `dir` is refused too.
+void check_folder_replaceable(const NamedPath& dir, std::string_view marker);
 
 // Writes `contents` to `path` atomically.
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents);

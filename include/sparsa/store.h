@@ -35,6 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sparsa/error.h"
 #include "sparsa/model.h"
 #include "sparsa/prune.h"
 
@@ -217,17 +218,35 @@ class RunWriter {
   std::unique_ptr<Impl> impl_;
 };
 
-// Limits on one query_json call.
+// Limits on one query_json / query_json_text call.
 struct QueryLimits {
   int64_t max_rows = 10000;   // rows returned; "truncated": true when there were more
   double max_seconds = 10.0;  // wall-clock limit; the query is interrupted past it
+  size_t max_bytes = 0;       // query_json_text only: the largest answer in bytes; 0 = no limit
+};
+
+// query_json_text's answer would pass QueryLimits::max_bytes (a kBadInput Error, so callers that
+// do not tell it apart treat it as any refused query).
+class QueryTooLarge : public Error {
+ public:
+  explicit QueryTooLarge(std::string message) : Error(ErrorKind::kBadInput, std::move(message)) {}
+};
+
+// DuckDB's resources for one open database, shared by all its connections (queries).
+struct StoreResources {
+  size_t memory_limit_bytes = 0;  // DuckDB's memory_limit; 0 = DuckDB's default (80 % of RAM)
+  int threads = 0;                // DuckDB's worker threads; 0 = DuckDB's default (all cores)
+  // kSandboxed spills nothing to disk (DuckDB's temp_directory off), so a query that needs more
+  // than memory_limit_bytes fails with Error(kBadInput) instead of writing files.
 };
 
 class Store {
  public:
   enum class Mode { kReadWrite, kReadOnly, kSandboxed };
 
-  static std::unique_ptr<Store> open(const std::filesystem::path& path, Mode mode);
+  // `resources` bounds DuckDB's memory and threads (default: DuckDB's own defaults).
+  static std::unique_ptr<Store> open(const std::filesystem::path& path, Mode mode,
+                                     const StoreResources& resources = {});
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -249,11 +268,19 @@ class Store {
   // must be cast to VARCHAR. Any other statement, SQL errors and the time limit throw
   // Error(kBadInput) with DuckDB's message.
   nlohmann::json query_json(std::string_view sql, const QueryLimits& limits = {}) const;
+  // query_json's answer as JSON text (NaN and ±inf as null), serialized row by row as DuckDB
+  // streams them, so no more than about limits.max_bytes is ever held: QueryTooLarge as soon as
+  // the text would pass limits.max_bytes (when not 0). Other errors as query_json.
+  std::string query_json_text(std::string_view sql, const QueryLimits& limits = {}) const;
 
   // Writes every table of the schema to DIR/<table>.parquet plus DIR/manifest.json
-  // ({"schema_version", "tables": {name: rows}}), atomically: into a temporary sibling folder
-  // that replaces DIR when complete. DIR must be absent, empty or an earlier export (only
-  // .parquet / manifest.json files), else Error(kBadInput). Not available in kSandboxed mode.
+  // ({"schema_version", "tables": {name: rows}}) and DIR/sparsa-export.json ({"tool": "sparsa",
+  // "version", "files": [the files written]}). The files are made in a temporary sibling folder
+  // and moved into DIR when complete: as a whole when DIR is absent or empty, else one by one,
+  // sparsa-export.json last. Only files that an earlier export's sparsa-export.json (or, for an
+  // export by an older version, its manifest.json) names are replaced, or deleted when this
+  // export no longer writes them; other files in DIR are left alone, and one whose name this
+  // export needs is refused with Error(kBadInput). Not available in kSandboxed mode.
   // Returns the row count per table.
   std::vector<std::pair<std::string, int64_t>> export_parquet(const std::filesystem::path& dir) const;
 

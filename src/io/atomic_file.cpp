@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -88,8 +89,10 @@ StagingDir::~StagingDir() {
   fs::remove_all(tmp_, ec);
 }
 
-void StagingDir::commit(bool replace) {
+void StagingDir::commit(bool replace, std::string_view marker) {
   if (is_nonempty_dir(dir_) && !replace) keep_and_fail("the folder was filled by another process meanwhile");
+  if (is_nonempty_dir(dir_) && !marker.empty() && !fs::is_regular_file(dir_ / marker))
+    keep_and_fail(fmt::format("the folder holds files but no {}, so it is not replaced", marker));
   std::error_code ec;
   fs::remove_all(dir_, ec);
   if (!ec) fs::rename(tmp_, dir_, ec);
@@ -100,6 +103,54 @@ void StagingDir::commit(bool replace) {
 void StagingDir::keep_and_fail(const std::string& why) {
   keep_ = true;
   runtime_failure("{}: {}; the result is left in {}", dir_.string(), why, tmp_.string());
+}
+
+bool path_within(const fs::path& inner, const fs::path& outer) {
+  std::error_code ec;
+  fs::path a = fs::weakly_canonical(fs::absolute(inner), ec);
+  if (ec) a = fs::absolute(inner).lexically_normal();
+  fs::path b = fs::weakly_canonical(fs::absolute(outer), ec);
+  if (ec) b = fs::absolute(outer).lexically_normal();
+  if (!b.has_filename()) b = b.parent_path();  // "dir/" -> "dir"
+  if (!a.has_filename()) a = a.parent_path();
+  return std::mismatch(b.begin(), b.end(), a.begin(), a.end()).first == b.end();
+}
+
+namespace {
+
+// Whether `input` lies inside a sibling of `output` written on the way to it.
+bool within_output_siblings(const fs::path& input, const fs::path& output) {
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(fs::absolute(output), ec);
+  if (ec || !out.has_filename() || !path_within(input, out.parent_path())) return false;
+  const fs::path in = fs::weakly_canonical(fs::absolute(input), ec);
+  if (ec) return false;
+  const std::string first = in.lexically_relative(out.parent_path()).begin()->string();
+  const std::string name = out.filename().string();
+  return first == name + ".partial" || first.starts_with(name + ".tmp-") || first.starts_with(name + ".old-");
+}
+
+}  // namespace
+
+void refuse_output_over_inputs(const NamedPath& output, std::span<const NamedPath> inputs) {
+  for (const NamedPath& in : inputs) {
+    if (in.path.empty()) continue;
+    if (path_within(in.path, output.path) || within_output_siblings(in.path, output.path))
+      bad_input("{} {}: would delete or overwrite {} {}, an input of this command; choose another {} or move the input",
+                output.what, output.path.string(), in.what, in.path.string(), output.what);
+  }
+}
+
+void check_folder_replaceable(const NamedPath& dir, std::string_view marker) {
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(dir.path, ec);
+  if (ec || !fs::exists(st)) return;
+  if (!fs::is_directory(fs::status(dir.path, ec)))
+    bad_input("{} {}: exists and is not a folder", dir.what, dir.path.string());
+  if (fs::is_empty(dir.path, ec)) return;
+  if (!fs::is_regular_file(dir.path / marker, ec))
+    bad_input("{} {}: holds files but no {}, so it is not an output of this command and is not deleted; choose a new "
+              "or empty folder", dir.what, dir.path.string(), marker);
 }
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents) {

@@ -14,7 +14,7 @@ Api::Api(const Store& store, std::filesystem::path masks_dir, std::filesystem::p
          const QueryLimits& limits)
     : store_(store), masks_dir_(std::move(masks_dir)), bench_results_(std::move(bench_results)), limits_(limits) {}
 
-nlohmann::json Api::sql(std::string_view statement) const { return store_.query_json(statement, limits_); }
+std::string Api::sql(std::string_view statement) const { return store_.query_json_text(statement, limits_); }
 
 nlohmann::json Api::bench_results() const {
   if (bench_results_.empty()) {
@@ -33,7 +33,8 @@ nlohmann::json Api::info() const {
   return {{"db", store_.path().string()},
           {"schema_version", store_.schema_version()},
           {"masks_dir", masks_dir_.string()},
-          {"limits", {{"max_rows", limits_.max_rows}, {"max_seconds", limits_.max_seconds}}}};
+          {"limits",
+           {{"max_rows", limits_.max_rows}, {"max_seconds", limits_.max_seconds}, {"max_bytes", limits_.max_bytes}}}};
 }
 
 }  // namespace sparsa::serve

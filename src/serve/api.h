@@ -30,13 +30,14 @@ class Api {
   // The named query `name` (api_queries.cpp: runs, perplexities, matrices, features, ...) with
   // its parameters from `params` (each validated: integers parsed strictly, text quoted);
   // query_json's result. NotFound for an unknown name; Error(kBadInput) for a missing or
-  // malformed parameter or a failing query.
-  nlohmann::json named_query(std::string_view name, const Params& params) const;
+  // malformed parameter or a failing query; QueryTooLarge past limits.max_bytes. The answer is
+  // query_json_text's (JSON text).
+  std::string named_query(std::string_view name, const Params& params) const;
   // The names and parameters of every named query: {name: [param, ...]}.
   static nlohmann::json query_catalog();
 
-  // The SQL console: one read-only statement under the limits.
-  nlohmann::json sql(std::string_view statement) const;
+  // The SQL console: one read-only statement under the limits, as query_json_text's JSON text.
+  std::string sql(std::string_view statement) const;
 
   // PNG bytes of the image `name` (images.cpp: spy, gradient_spy, clustered_spy).
   std::string image(std::string_view name, const Params& params) const;
@@ -45,7 +46,7 @@ class Api {
   // into the binary; NotFound when the file cannot be read.
   nlohmann::json bench_results() const;
 
-  // {"db", "schema_version", "masks_dir", "limits": {...}}
+  // {"db", "schema_version", "masks_dir", "limits": {"max_rows", "max_seconds", "max_bytes"}}
   nlohmann::json info() const;
 
   const Store& store() const { return store_; }

@@ -120,7 +120,7 @@ std::string sql_literal(std::string_view text) {
   return out + "'";
 }
 
-nlohmann::json Api::named_query(std::string_view name, const Params& params) const {
+std::string Api::named_query(std::string_view name, const Params& params) const {
   for (const NamedQuery& q : named_queries()) {
     if (q.name != name) continue;
     fmt::dynamic_format_arg_store<fmt::format_context> args;
@@ -129,7 +129,9 @@ nlohmann::json Api::named_query(std::string_view name, const Params& params) con
       args.push_back(fmt::arg(key.c_str(), p.type == ParamType::kInt ? std::to_string(param_int(params, p.name))
                                                                       : sql_literal(param_text(params, p.name))));
     }
-    return store_.query_json(fmt::vformat(q.sql, args), {std::max<int64_t>(limits_.max_rows, kNamedQueryRows), limits_.max_seconds});
+    QueryLimits limits = limits_;
+    limits.max_rows = std::max<int64_t>(limits_.max_rows, kNamedQueryRows);
+    return store_.query_json_text(fmt::vformat(q.sql, args), limits);
   }
   throw NotFound(fmt::format("no query named '{}' (GET /api/queries lists them)", name));
 }

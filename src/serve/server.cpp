@@ -6,8 +6,12 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <optional>
+#include <semaphore>
 
+#include "serve/access.h"
 #include "serve/api.h"
 #include "serve/assets.h"
 #include "sparsa/error.h"
@@ -21,6 +25,11 @@ using json = nlohmann::json;
 struct TooLarge : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// No query slot freed within the time limit (HTTP 503).
+struct Busy : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+using Routing = httplib::Server::HandlerResponse;
 
 void send_error(httplib::Response& res, int status, const std::string& message) {
   res.status = status;
@@ -31,6 +40,8 @@ void send_error(httplib::Response& res, int status, const std::string& message) 
 std::string_view default_message(int status) {
   switch (status) {
     case 400: return "bad request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
     case 404: return "not found";
     case 405: return "method not allowed";
     case 413: return "request too large";
@@ -45,7 +56,12 @@ Params params_of(const httplib::Request& req) {
   return p;
 }
 
-bool is_loopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
+// Request methods and paths the dashboard has: every other combination is refused (405) before
+// its body is read.
+bool method_allowed(const httplib::Request& req) {
+  if (req.method == "GET" || req.method == "HEAD") return true;
+  return req.method == "POST" && req.path == "/api/sql";
+}
 
 }  // namespace
 
@@ -55,12 +71,19 @@ struct Server::Impl {
   std::unique_ptr<Api> api;
   httplib::Server http;
   int port = 0;
+  std::optional<AccessPolicy> access;  // once the port is bound
+  mutable std::counting_semaphore<1024> query_slots;
 
   explicit Impl(const ServeOptions& o);
+  void check_options() const;
   void send_body(httplib::Response& res, std::string body, const char* type) const;
   void send_json(httplib::Response& res, const json& j) const { send_body(res, j.dump(), "application/json"); }
   httplib::Server::Handler guarded(std::function<void(const httplib::Request&, httplib::Response&)> f) const;
-  bool host_allowed(const httplib::Request& req) const;
+  template <typename F>
+  auto in_query_slot(F&& f) const;
+  Routing admit(const httplib::Request& req, httplib::Response& res) const;
+  Routing admit_page_token(const httplib::Request& req, httplib::Response& res) const;
+  std::optional<std::string> read_body(const httplib::ContentReader& read, httplib::Response& res) const;
   void add_routes();
 };
 
@@ -82,6 +105,10 @@ httplib::Server::Handler Server::Impl::guarded(
       send_error(res, 404, e.what());
     } catch (const TooLarge& e) {
       send_error(res, 413, e.what());
+    } catch (const QueryTooLarge& e) {
+      send_error(res, 413, e.what());
+    } catch (const Busy& e) {
+      send_error(res, 503, e.what());
     } catch (const Error& e) {
       send_error(res, e.kind() == ErrorKind::kBadInput ? 400 : 500, e.what());
     } catch (const std::exception& e) {
@@ -91,26 +118,88 @@ httplib::Server::Handler Server::Impl::guarded(
   };
 }
 
-// On a loopback address, only requests naming a loopback host are served, so that a web page
-// from elsewhere cannot reach the dashboard through a DNS name rebound to 127.0.0.1.
-bool Server::Impl::host_allowed(const httplib::Request& req) const {
-  if (!is_loopback(opt.host)) return true;
-  std::string host = req.get_header_value("Host");
-  if (!host.empty() && host.front() == '[') {  // "[::1]:8765"
-    const size_t close = host.find(']');
-    host = close == std::string::npos ? std::string() : host.substr(1, close - 1);
-  } else if (const size_t colon = host.rfind(':'); colon != std::string::npos) {
-    host.resize(colon);
+// Runs `f` (which queries the database) once one of the max_queries slots is free.
+template <typename F>
+auto Server::Impl::in_query_slot(F&& f) const {
+  if (!query_slots.try_acquire_for(std::chrono::duration<double>(opt.limits.max_seconds)))
+    throw Busy(fmt::format("{} queries are running; none finished within {} s, try again", opt.max_queries,
+                           opt.limits.max_seconds));
+  struct Release {
+    std::counting_semaphore<1024>& slots;
+    ~Release() { slots.release(); }
+  } release{query_slots};
+  return f();
+}
+
+// Every request passes here first: its Host, method and size, and for the API its origin and token.
+Routing Server::Impl::admit(const httplib::Request& req, httplib::Response& res) const {
+  const std::string host = req.get_header_value("Host");
+  if (!access->host_allowed(host)) {
+    send_error(res, 403, fmt::format("the dashboard answers only requests for the address it listens on ({}:{})",
+                                     opt.host, port));
+    return Routing::Handled;
   }
-  return is_loopback(host);
+  if (!method_allowed(req)) {
+    send_error(res, 405, fmt::format("{} is not allowed on {}", req.method, req.path));
+    return Routing::Handled;
+  }
+  if (req.get_header_value<uint64_t>("Content-Length") > opt.max_request_bytes) {
+    send_error(res, 413, fmt::format("the request body exceeds the limit of {} bytes", opt.max_request_bytes));
+    return Routing::Handled;
+  }
+  if (!req.path.starts_with("/api/")) return admit_page_token(req, res);
+  const auto why = access->cross_origin(host, req.get_header_value("Origin"), req.get_header_value("Sec-Fetch-Site"));
+  if (why) {
+    send_error(res, 403, fmt::format("refused {}", *why));
+    return Routing::Handled;
+  }
+  if (!access->token_ok(req.get_header_value(kTokenHeader), req.get_header_value("Cookie"))) {
+    send_error(res, 401, "this dashboard needs its token: open the URL that `sparsa serve` printed (with ?token=...)");
+    return Routing::Handled;
+  }
+  return Routing::Unhandled;
+}
+
+// A page opened with ?token=...: the right token is set as the cookie and the page reloaded
+// without it in the URL; a wrong one is refused.
+Routing Server::Impl::admit_page_token(const httplib::Request& req, httplib::Response& res) const {
+  if (access->token().empty() || !req.has_param("token")) return Routing::Unhandled;
+  if (!access->is_token(req.get_param_value("token"))) {
+    send_error(res, 401, "the token in the URL is not this dashboard's: open the URL that `sparsa serve` printed");
+    return Routing::Handled;
+  }
+  res.set_header("Set-Cookie", access->set_cookie());
+  res.set_header("Cache-Control", "no-store");
+  res.set_redirect(req.path, 302);
+  return Routing::Handled;
+}
+
+// The request body, counted while it is read (any transfer encoding): nullopt, with the 413 or
+// 400 error sent, when it passes max_request_bytes or cannot be read.
+std::optional<std::string> Server::Impl::read_body(const httplib::ContentReader& read, httplib::Response& res) const {
+  std::string body;
+  bool too_large = false;
+  const bool ok = read([&](const char* data, size_t n) {
+    if (body.size() + n > opt.max_request_bytes) {
+      too_large = true;
+      return false;
+    }
+    body.append(data, n);
+    return true;
+  });
+  if (too_large || res.status == 413) {
+    send_error(res, 413, fmt::format("the request body exceeds the limit of {} bytes", opt.max_request_bytes));
+    return std::nullopt;
+  }
+  if (!ok) {
+    send_error(res, 400, "the request body could not be read");
+    return std::nullopt;
+  }
+  return body;
 }
 
 void Server::Impl::add_routes() {
-  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (host_allowed(req)) return httplib::Server::HandlerResponse::Unhandled;
-    send_error(res, 403, "the dashboard answers only requests for a loopback host (127.0.0.1, localhost)");
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) { return admit(req, res); });
   http.Get("/api/info", guarded([this](const httplib::Request&, httplib::Response& res) {
     json j = api->info();
     j["queries"] = Api::query_catalog();
@@ -119,17 +208,23 @@ void Server::Impl::add_routes() {
   http.Get("/api/queries",
            guarded([this](const httplib::Request&, httplib::Response& res) { send_json(res, Api::query_catalog()); }));
   http.Get(R"(/api/q/([a-z_]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
-    send_json(res, api->named_query(req.matches[1].str(), params_of(req)));
+    send_body(res, in_query_slot([&] { return api->named_query(req.matches[1].str(), params_of(req)); }),
+              "application/json");
   }));
   http.Get(R"(/api/img/([a-z_]+)\.png)", guarded([this](const httplib::Request& req, httplib::Response& res) {
-    send_body(res, api->image(req.matches[1].str(), params_of(req)), "image/png");
+    send_body(res, in_query_slot([&] { return api->image(req.matches[1].str(), params_of(req)); }), "image/png");
   }));
-  http.Post("/api/sql", guarded([this](const httplib::Request& req, httplib::Response& res) {
-    const json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object() || !body.contains("sql") || !body["sql"].is_string())
-      bad_input("the request body must be JSON {{\"sql\": \"SELECT ...\"}}");
-    send_json(res, api->sql(body["sql"].get<std::string>()));
-  }));
+  http.Post("/api/sql", [this](const httplib::Request& req, httplib::Response& res,
+                               const httplib::ContentReader& read) {
+    const std::optional<std::string> text = read_body(read, res);
+    if (!text) return;
+    guarded([&](const httplib::Request&, httplib::Response& r) {
+      const json body = json::parse(*text, nullptr, false);
+      if (body.is_discarded() || !body.is_object() || !body.contains("sql") || !body["sql"].is_string())
+        bad_input("the request body must be JSON {{\"sql\": \"SELECT ...\"}}");
+      send_body(r, in_query_slot([&] { return api->sql(body["sql"].get<std::string>()); }), "application/json");
+    })(req, res);
+  });
   http.Get("/api/bench-results", guarded([this](const httplib::Request&, httplib::Response& res) {
     send_json(res, api->bench_results());
   }));
@@ -142,30 +237,45 @@ void Server::Impl::add_routes() {
     res.set_header("Cache-Control", "no-cache");
     res.set_content(std::string(a->bytes), std::string(content_type(a->path)).c_str());
   }));
-  const auto not_allowed = [](const httplib::Request& req, httplib::Response& res) {
-    send_error(res, 405, fmt::format("{} is not allowed on {}", req.method, req.path));
-  };
-  http.Post(R"(/.*)", not_allowed);
-  http.Put(R"(/.*)", not_allowed);
-  http.Patch(R"(/.*)", not_allowed);
-  http.Delete(R"(/.*)", not_allowed);
   http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.body.empty()) send_error(res, res.status, std::string(default_message(res.status)));
   });
 }
 
-Server::Impl::Impl(const ServeOptions& o) : opt(o) {
+void Server::Impl::check_options() const {
   if (opt.threads < 1 || opt.threads > 1024) bad_input("request threads: {} is outside [1, 1024]", opt.threads);
+  if (opt.max_queries < 1 || opt.max_queries > 1024)
+    bad_input("queries at once: {} is outside [1, 1024]", opt.max_queries);
+  if (opt.query_threads < 1 || opt.query_threads > 1024)
+    bad_input("query threads: {} is outside [1, 1024]", opt.query_threads);
+  if (opt.query_memory_bytes < (size_t{16} << 20))
+    bad_input("query memory: {} bytes is below 16 MiB", opt.query_memory_bytes);
   if (opt.port < 0 || opt.port > 65535) bad_input("port {} is outside [0, 65535]", opt.port);
   if (opt.limits.max_rows < 1) bad_input("the row limit of a query must be at least 1");
   if (!(opt.limits.max_seconds > 0)) bad_input("the time limit of a query must be positive");
+  if (!is_loopback_host(opt.host)) {
+    if (!opt.allow_remote)
+      bad_input("{} is not a loopback address: serving it lets other machines reach the dashboard, which must be "
+                "asked for explicitly", opt.host);
+    if (!opt.require_token) bad_input("{} is not a loopback address: the dashboard needs its token there", opt.host);
+  }
   if (!std::filesystem::is_regular_file(opt.db)) bad_input("{}: no such database file", opt.db.string());
-  store = Store::open(opt.db, Store::Mode::kSandboxed);
+}
+
+Server::Impl::Impl(const ServeOptions& o) : opt(o), query_slots(std::clamp(o.max_queries, 1, 1024)) {
+  check_options();
+  store = Store::open(opt.db, Store::Mode::kSandboxed,
+                      {.memory_limit_bytes = opt.query_memory_bytes, .threads = opt.query_threads});
   const std::filesystem::path masks = opt.masks_dir.empty() ? opt.db.parent_path() / "masks" : opt.masks_dir;
-  api = std::make_unique<Api>(*store, masks, opt.bench_results, opt.limits);
+  QueryLimits limits = opt.limits;
+  limits.max_bytes = opt.max_response_bytes;
+  api = std::make_unique<Api>(*store, masks, opt.bench_results, limits);
 
   http.new_task_queue = [n = opt.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
   http.set_payload_max_length(opt.max_request_bytes);
+  // One request per connection: a refused body is never read, and closing the connection keeps
+  // its rest from being parsed as further requests.
+  http.set_keep_alive_max_count(1);
   // SO_REUSEADDR (a restart may bind at once) but not cpp-httplib's default SO_REUSEPORT, which
   // would let a second dashboard share the port silently.
   http.set_socket_options([](socket_t sock) {
@@ -181,6 +291,7 @@ Server::Impl::Impl(const ServeOptions& o) : opt(o) {
   add_routes();
   port = opt.port == 0 ? http.bind_to_any_port(opt.host) : (http.bind_to_port(opt.host, opt.port) ? opt.port : -1);
   if (port < 0) runtime_failure("cannot listen on {}:{} (in use, or not an address of this machine)", opt.host, opt.port);
+  access.emplace(opt.host, port, opt.require_token ? (opt.token.empty() ? random_token() : opt.token) : std::string());
 }
 
 Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(options)) {}
@@ -190,8 +301,12 @@ int Server::port() const { return impl_->port; }
 
 std::string Server::url() const {
   const std::string& h = impl_->opt.host;
-  return fmt::format("http://{}:{}/", h.find(':') != std::string::npos ? "[" + h + "]" : h, impl_->port);
+  const std::string& token = impl_->access->token();
+  return fmt::format("http://{}:{}/{}", h.find(':') != std::string::npos ? "[" + h + "]" : h, impl_->port,
+                     token.empty() ? "" : "?token=" + token);
 }
+
+const std::string& Server::token() const { return impl_->access->token(); }
 
 void Server::run() { impl_->http.listen_after_bind(); }
 void Server::stop() { impl_->http.stop(); }

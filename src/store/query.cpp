@@ -201,12 +201,17 @@ duckdb_prepared_statement prepare_read_only(store::Connection& con, const std::s
   return stmt;
 }
 
-}  // namespace
+// The columns of a query: their names and type names as query_json reports them.
+struct Header {
+  nlohmann::json names = nlohmann::json::array(), types = nlohmann::json::array();
+};
 
-nlohmann::json Store::query_json(std::string_view sql, const QueryLimits& limits) const {
-  const std::string path = impl_->path.string();
-  const auto start = std::chrono::steady_clock::now();
-  store::Connection con(impl_->db);
+// Runs one read-only statement under `limits` (rows, seconds): `on_header` once, then `on_row`
+// with each row (a JSON array) as DuckDB streams them. Returns whether rows were left out.
+template <typename OnHeader, typename OnRow>
+bool stream_query(const store::Database& db, const std::string& path, std::string_view sql, const QueryLimits& limits,
+                  OnHeader&& on_header, OnRow&& on_row) {
+  store::Connection con(db);
   duckdb_prepared_statement stmt = prepare_read_only(con, std::string(sql), path);
 
   Watchdog watchdog(con, limits.max_seconds);
@@ -230,7 +235,7 @@ nlohmann::json Store::query_json(std::string_view sql, const QueryLimits& limits
   };
   if (!executed) fail(duckdb_result_error(&result));
 
-  nlohmann::json out = {{"columns", nlohmann::json::array()}, {"types", nlohmann::json::array()}};
+  Header header;
   for (idx_t i = 0; i < duckdb_column_count(&result); ++i) {
     Column c{duckdb_column_type(&result, i), duckdb_column_logical_type(&result, i)};
     columns.push_back(c);
@@ -245,33 +250,90 @@ nlohmann::json Store::query_json(std::string_view sql, const QueryLimits& limits
     } else if (c.type == DUCKDB_TYPE_ENUM) {
       columns.back().internal = duckdb_enum_internal_type(c.logical);
     }
-    out["columns"].push_back(name);
-    out["types"].push_back(type_name);
+    header.names.push_back(name);
+    header.types.push_back(type_name);
   }
+  on_header(std::move(header));
 
-  nlohmann::json rows = nlohmann::json::array();
+  int64_t rows = 0;
   bool truncated = false;
   while (!truncated) {
     duckdb_data_chunk chunk = duckdb_fetch_chunk(result);
     if (!chunk) break;
     const idx_t n = duckdb_data_chunk_get_size(chunk);
     for (idx_t r = 0; r < n; ++r) {
-      if (static_cast<int64_t>(rows.size()) >= limits.max_rows) {
+      if (rows >= limits.max_rows) {
         truncated = true;
         break;
       }
       nlohmann::json row = nlohmann::json::array();
       for (idx_t c = 0; c < columns.size(); ++c) row.push_back(cell(duckdb_data_chunk_get_vector(chunk, c), columns[c], r));
-      rows.push_back(std::move(row));
+      ++rows;
+      on_row(std::move(row));
     }
     duckdb_destroy_data_chunk(&chunk);
   }
   if (const char* e = duckdb_result_error(&result); e && *e) fail(e);
   watchdog.stop();
+  return truncated;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// JSON text appended piece by piece, refused (QueryTooLarge) once it would pass `max_bytes`.
+class BoundedText {
+ public:
+  BoundedText(size_t max_bytes, const std::string& path) : max_(max_bytes), path_(path) {}
+  void append(std::string_view piece, int64_t rows) {
+    if (max_ > 0 && text_.size() + piece.size() > max_)
+      throw QueryTooLarge(fmt::format("{}: query: the answer passed the limit of {} bytes after {} rows; select "
+                                      "fewer rows or columns", path_, max_, rows));
+    text_ += piece;
+  }
+  std::string take() { return std::move(text_); }
+
+ private:
+  size_t max_;
+  const std::string& path_;
+  std::string text_;
+};
+
+}  // namespace
+
+nlohmann::json Store::query_json(std::string_view sql, const QueryLimits& limits) const {
+  const auto start = std::chrono::steady_clock::now();
+  nlohmann::json out;
+  nlohmann::json rows = nlohmann::json::array();
+  const bool truncated = stream_query(
+      impl_->db, impl_->path.string(), sql, limits,
+      [&](Header h) { out = {{"columns", std::move(h.names)}, {"types", std::move(h.types)}}; },
+      [&](nlohmann::json row) { rows.push_back(std::move(row)); });
   out["rows"] = std::move(rows);
   out["truncated"] = truncated;
-  out["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out["seconds"] = seconds_since(start);
   return out;
+}
+
+std::string Store::query_json_text(std::string_view sql, const QueryLimits& limits) const {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string path = impl_->path.string();
+  BoundedText text(limits.max_bytes, path);
+  int64_t rows = 0;
+  const bool truncated = stream_query(
+      impl_->db, path, sql, limits,
+      [&](Header h) {
+        text.append(fmt::format(R"({{"columns":{},"types":{},"rows":[)", h.names.dump(), h.types.dump()), 0);
+      },
+      [&](const nlohmann::json& row) {
+        text.append(rows > 0 ? "," : "", rows);
+        text.append(row.dump(), rows);
+        ++rows;
+      });
+  text.append(fmt::format(R"(],"truncated":{},"seconds":{}}})", truncated, nlohmann::json(seconds_since(start)).dump()),
+              rows);
+  return text.take();
 }
 
 }  // namespace sparsa

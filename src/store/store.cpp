@@ -52,31 +52,44 @@ MatrixName parse_matrix_name(std::string_view hf_name) {
 
 namespace {
 
-std::vector<std::pair<std::string, std::string>> duckdb_settings(Store::Mode mode) {
+std::vector<std::pair<std::string, std::string>> mode_settings(Store::Mode mode) {
   switch (mode) {
     case Store::Mode::kReadWrite: return {};
     case Store::Mode::kReadOnly: return {{"access_mode", "READ_ONLY"}};
     case Store::Mode::kSandboxed:
       return {{"access_mode", "READ_ONLY"},
-              {"enable_external_access", "false"},
               {"autoinstall_known_extensions", "false"},
-              {"autoload_known_extensions", "false"},
-              {"lock_configuration", "true"}};
+              {"autoload_known_extensions", "false"}};  // then kSandboxedLast, once open
   }
   SPARSA_ASSERT(false);
   return {};
 }
+
+std::vector<std::pair<std::string, std::string>> duckdb_settings(Store::Mode mode, const StoreResources& r) {
+  auto settings = mode_settings(mode);
+  if (r.memory_limit_bytes > 0) settings.emplace_back("memory_limit", fmt::format("{}B", r.memory_limit_bytes));
+  if (r.threads > 0) settings.emplace_back("threads", std::to_string(r.threads));
+  return settings;
+}
+
+// Settings of kSandboxed given once the database is open, before any query, in this order
+// (DuckDB's configuration API refuses an empty temp_directory, which no longer changes once
+// external access is off): nothing spills to disk, no other file is reachable, and then no
+// setting can change any more.
+constexpr std::string_view kSandboxedLast =
+    "SET temp_directory = ''; SET enable_external_access = false; SET lock_configuration = true";
 
 }  // namespace
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
-std::unique_ptr<Store> Store::open(const std::filesystem::path& path, Mode mode) {
+std::unique_ptr<Store> Store::open(const std::filesystem::path& path, Mode mode, const StoreResources& resources) {
   if (mode != Mode::kReadWrite && !std::filesystem::exists(path))
     bad_input("{}: no such database file", path.string());
-  auto impl = std::make_unique<Impl>(path, mode, duckdb_settings(mode));
+  auto impl = std::make_unique<Impl>(path, mode, duckdb_settings(mode, resources));
   store::Connection con(impl->db);
+  if (mode == Mode::kSandboxed) con.exec(kSandboxedLast, "locking the configuration");
   const int version = store::read_schema_version(con);
   if (version > kStoreSchemaVersion)
     bad_input("{}: schema version {} is newer than this sparsa understands ({}); use a newer sparsa",

@@ -2,7 +2,9 @@
 //   node dashboard.mjs URL SCREENSHOT_DIR     (PLAYWRIGHT_CORE = the playwright-core folder)
 // Opens the overview, follows a link to a matrix, clicks through the comparison heatmap, visits
 // every page, runs SQL queries, checks the rendered tables and charts against the API's own
-// answers, and saves a screenshot of each page. Any page error or failed check exits non-zero.
+// answers, and saves a screenshot of each page. URL is the one `sparsa serve` prints, with its
+// token: the first visit keeps it as a cookie, which every API request of the pages carries; a
+// browser without it gets 401. Any page error or failed check exits non-zero.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -46,8 +48,20 @@ async function imageLoaded(selector) {
 
 try {
   // Overview: the perplexity table lists every perplexity row; the charts render.
+  assert.match(url, /\?token=[0-9a-f]{48}$/, 'the printed URL carries the token');
   await page.goto(url);
   await page.waitForSelector('h1:has-text("Study of")');
+  assert.ok(!page.url().includes('token='), `the token left the address bar: ${page.url()}`);
+  const cookies = await page.context().cookies();
+  assert.ok(cookies.some((c) => c.name.startsWith('sparsa_token_') && c.httpOnly && c.sameSite === 'Strict'),
+    `token cookie: ${JSON.stringify(cookies.map((c) => c.name))}`);
+  const stranger = await browser.newContext();
+  const refused = await stranger.request.get(new URL('/api/q/runs', url).toString());
+  assert.equal(refused.status(), 401, 'an API request without the token');
+  const foreign = await stranger.request.post(new URL('/api/sql', url).toString(), {
+    headers: { Origin: 'http://attacker.example', 'Content-Type': 'text/plain' }, data: '{"sql": "SELECT 1"}' });
+  assert.equal(foreign.status(), 403, 'a cross-origin POST');
+  await stranger.close();
   const ppl = await api('/api/q/perplexities');
   await page.waitForSelector('table');
   const firstTableRows = await page.locator('table').first().locator('tbody tr').count();

@@ -15,6 +15,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "sparsa/activations.h"
+#include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/eval_set.h"
 #include "sparsa/model.h"
@@ -194,6 +195,11 @@ void run_acts(const ActsArgs& a) {
   if (a.nsamples < 0 || a.eval_limit < 0 || a.seqlen < 0) bad_input("--nsamples, --eval-limit and --seqlen must be >= 0");
   if (!a.eval_key.empty() && a.tokens.empty()) bad_input("--eval-key needs --tokens (the file that holds it)");
   if (!a.bits.empty() && a.bits_out.empty()) bad_input("--bits needs --bits-out FILE.safetensors");
+  if (!a.bits_out.empty()) {
+    const NamedPath inputs[] = {{"--model", a.model}, {"--tokenizer", a.tokenizer}, {"--tokens", a.tokens},
+                                {"--text", a.text}, {"--eval-text", a.eval_text}, {"--db", a.db}};
+    refuse_output_over_inputs({"--bits-out", a.bits_out}, inputs);
+  }
   if (a.tokens.empty() && a.text.empty()) bad_input("pass the calibration windows: --tokens FILE [--key calib] or --text FILE");
   std::vector<double> sparsities;
   for (const std::string& s : a.sparsities) sparsities.push_back(parse_fraction(s, "--sparsities"));

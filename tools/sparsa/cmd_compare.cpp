@@ -252,10 +252,24 @@ void run_series(const CompareArgs& a) {
   else print_series(s);
 }
 
+// --features-out must not overwrite what the comparison reads: a mask file, a pruned folder's mask
+// file or summary, --shapes-from or --db.
+void check_features_out(const CompareArgs& a) {
+  std::vector<NamedPath> inputs = {{"--shapes-from", a.shapes_from}, {"--db", a.db}};
+  for (const std::string& set : a.sets) {
+    inputs.push_back({"the mask set", set});
+    if (fs::is_directory(set))
+      for (const fs::path& f : {PrunedFolder(set).mask_file(), PrunedFolder(set).summary_file()})
+        inputs.push_back({"the mask set's", f});
+  }
+  refuse_output_over_inputs({"--features-out", a.features_out}, inputs);
+}
+
 void run_compare(const CompareArgs& a) {
   if (a.series) return run_series(a);
   if (a.sets.size() != 2) bad_input("compare takes two mask sets (pruned folders or mask files), got {}", a.sets.size());
   if (!a.labels.empty() || a.layer >= 0) bad_input("--labels and --layer belong to --series");
+  if (!a.features_out.empty()) check_features_out(a);
   const auto store = open_db(a.db);
   std::vector<MaskSet> sets;
   for (const std::string& p : a.sets) sets.push_back(MaskSet::open(p, a.shapes_from));

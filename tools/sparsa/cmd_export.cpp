@@ -15,7 +15,7 @@ struct ExportArgs {
 
 void run_export(const ExportArgs& a) {
   const auto store = Store::open(a.db, Store::Mode::kReadOnly);
-  const auto counts = store->export_parquet(a.parquet);
+  const auto counts = rephrase_bad_input("--parquet ", "", [&] { return store->export_parquet(a.parquet); });
   int64_t total = 0;
   nlohmann::json tables = nlohmann::json::object();
   for (const auto& [table, rows] : counts) {
@@ -36,10 +36,13 @@ void run_export(const ExportArgs& a) {
 void register_export(CLI::App& app) {
   auto args = std::make_shared<ExportArgs>();
   auto* cmd = app.add_subcommand("export", "Write every table of a study database to Parquet files "
-                                           "(DIR/<table>.parquet + DIR/manifest.json), atomically");
+                                           "(DIR/<table>.parquet + DIR/manifest.json + DIR/sparsa-export.json, the "
+                                           "list of the files written)");
   cmd->add_option("--db", args->db, "the study's DuckDB file (opened read-only, never changed)")->required();
-  cmd->add_option("--parquet", args->parquet, "output folder; replaced if it holds an earlier export, refused if "
-                                              "it holds anything else")->required();
+  cmd->add_option("--parquet", args->parquet,
+                  "output folder; only the files an earlier export listed in its sparsa-export.json are replaced, other "
+                  "files are left alone (refused if one has a name the export needs)")
+      ->required();
   cmd->add_flag("--json", args->json, "print {\"tables\": {name: rows}, ...} as JSON on stdout");
   cmd->callback([args] { run_export(*args); });
 }

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "commands.h"
+#include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/prune.h"
 #include "sparsa/safetensors.h"
@@ -18,6 +19,8 @@ struct SpyArgs {
 };
 
 void run_spy(const SpyArgs& a) {
+  const NamedPath inputs[] = {{"--mask", a.mask}};
+  refuse_output_over_inputs({"--out", a.out}, inputs);
   const auto store = TensorStore::open(a.mask);
   const TensorInfo& info = store->info(a.key);
   if (info.dtype != DType::U8 || info.shape.size() != 2)

@@ -89,20 +89,24 @@ fs::path normalized_dir(const std::string& dir) {
   return p;
 }
 
-bool is_within(const fs::path& inner, const fs::path& outer) {
-  const fs::path a = fs::weakly_canonical(inner), b = fs::weakly_canonical(outer);
-  return std::mismatch(b.begin(), b.end(), a.begin(), a.end()).first == b.end();
-}
-
 bool is_nonempty_dir(const fs::path& p) { return fs::is_directory(p) && !fs::is_empty(p); }
 
-void check_out_dir(const fs::path& out, const fs::path& model, bool force) {
-  if (is_within(fs::current_path(), out))
+// Before anything is opened: no input may lie inside --out (or its staging and resume folders),
+// which a run replaces.
+void check_inputs_outside_out(const PruneArgs& a, const fs::path& out, const fs::path& model) {
+  if (path_within(fs::current_path(), out))
     bad_input("--out {}: is the current folder or one above it; name a new folder for the pruned checkpoint", out.string());
+  std::vector<NamedPath> inputs = {{"--model", model}, {"--calib", a.calib}, {"--db", a.db}};
+  for (const std::string& f : a.calib_text) inputs.push_back({"--calib-text", f});
+  refuse_output_over_inputs({"--out", out}, inputs);
+}
+
+// --out may be replaced when empty, and with --force when it is an earlier prune's folder.
+void check_out_dir(const fs::path& out, bool force) {
   if (fs::exists(out) && !fs::is_directory(out)) bad_input("--out {}: exists and is not a folder", out.string());
   if (is_nonempty_dir(out) && !force)
     bad_input("--out {}: the folder exists and is not empty (pass --force to replace it)", out.string());
-  if (is_within(model, out)) bad_input("--out {}: would replace the model folder {} itself", out.string(), model.string());
+  check_folder_replaceable({"--out", out}, PrunedFolder(out).summary_file().filename().string());
 }
 
 // ---- calibration ----
@@ -180,6 +184,7 @@ void run_prune(const PruneArgs& a) {
   const std::optional<DType> weight_dtype = parse_weight_dtype(a.dtype);
   const fs::path model_dir = hf_model_folder(a.model);
   const fs::path out = normalized_dir(a.out);
+  check_inputs_outside_out(a, out, model_dir);
   const auto store = open_db(a.db);
 
   const auto t_load = Clock::now();
@@ -191,7 +196,7 @@ void run_prune(const PruneArgs& a) {
   const RunInfo info = prune_info(a, model_dir, config, opt, calib, out);
   const int64_t existing = store ? store->find_run(info).value_or(0) : 0;  // run ids start at 1
   if (existing > 0 && holds_run(out, info)) return note_db_run("prune", *store, existing, false);
-  check_out_dir(out, model_dir, a.force);
+  check_out_dir(out, a.force);
   StagingDir staging(out);
   Model m = load_hf_model(model_dir);
   const double load_seconds = seconds_since(t_load);
@@ -244,7 +249,7 @@ void run_prune(const PruneArgs& a) {
     if (existing > 0) note_db_run("prune", *store, existing, false);
     else add_prune_run(*store, info, result);
   }
-  staging.commit(a.force);
+  staging.commit(a.force, PrunedFolder(out).summary_file().filename().string());
   progress.remove();
 
   if (a.json) {
@@ -299,7 +304,9 @@ void register_prune(CLI::App& app) {
   add_device_options(cmd, args->device);
   add_multi_gpu_option(cmd, args->device);
   cmd->add_option("--out", args->out, "output folder (written as <out>.tmp-<pid>, renamed at the end)")->required();
-  cmd->add_flag("--force", args->force, "replace --out if it exists and is not empty");
+  cmd->add_flag("--force", args->force,
+                "replace --out if it holds an earlier prune's output (its summary.json); a folder holding anything "
+                "else, or any input of this command (--model, --calib, --calib-text, --db), is never deleted");
   cmd->add_flag("--restart", args->restart,
                 "discard the checkpoints of an interrupted run in <out>.partial/ instead of resuming it (a rerun with "
                 "the same model, method, target, calibration, --blocksize and --percdamp resumes after the last "

@@ -8,6 +8,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/study.h"
 
@@ -98,9 +99,19 @@ StudyOptions options_from(const StudyArgs& a) {
   return o;
 }
 
+// A study rewrites the files of --out's masks/ and figures/ and its REPORT.md: no input may be one.
+void check_inputs_outside_outputs(const StudyOptions& o) {
+  std::vector<NamedPath> inputs = {{"--model", o.model}, {"--calib", o.calib.tokens_file},
+                                   {"--eval-text", o.eval_text}, {"--eval-tokens", o.eval_tokens}};
+  for (const fs::path& f : o.calib.text_files) inputs.push_back({"--calib-text", f});
+  for (const char* rewritten : {"masks", "figures", "REPORT.md"})
+    refuse_output_over_inputs({"--out", o.out_dir / rewritten}, inputs);
+}
+
 void run(const StudyArgs& a) {
   set_threads(a.threads);
   const StudyOptions o = options_from(a);
+  check_inputs_outside_outputs(o);
   const StudyResult r = run_study(o, [](const std::string& line) { std::fprintf(stderr, "study: %s\n", line.c_str()); });
   if (a.json) {
     nlohmann::json j = r.summary;
@@ -130,6 +141,8 @@ void run_report(const ReportArgs& a) {
   const auto store = Store::open(a.db, Store::Mode::kReadOnly);
   const fs::path out = a.out.empty() ? fs::path(a.db).parent_path() / "REPORT.md" : fs::path(a.out);
   const fs::path figures = a.figures.empty() ? fs::path(a.db).parent_path() / "figures" : fs::path(a.figures);
+  const NamedPath inputs[] = {{"--db", a.db}};
+  refuse_output_over_inputs({"--out", out}, inputs);
   write_study_report(*store, figures, out);
   std::printf("%s\n", out.string().c_str());
 }

@@ -4,6 +4,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/progress.h"
 #include "sparsa/safetensors.h"
@@ -21,7 +22,24 @@ struct SynthArgs {
   int threads = 0;
 };
 
+// --out is written into only when it is new, empty, or an earlier synth output (its config.json
+// says "sparsa_synthetic": true), so a real model's files are never overwritten.
+void check_synth_out(const std::filesystem::path& out) {
+  std::error_code ec;
+  if (!std::filesystem::exists(out, ec)) return;
+  if (!std::filesystem::is_directory(out, ec)) bad_input("--out {}: exists and is not a folder", out.string());
+  if (std::filesystem::is_empty(out, ec)) return;
+  const std::filesystem::path config = out / "config.json";
+  const nlohmann::json j = std::filesystem::is_regular_file(config, ec)
+                               ? nlohmann::json::parse(read_file_contents(config), nullptr, false)
+                               : nlohmann::json();
+  if (!j.is_object() || !j.contains("sparsa_synthetic") || j["sparsa_synthetic"] != true)
+    bad_input("--out {}: holds files but is not a model written by sparsa synth (no \"sparsa_synthetic\": true in "
+              "config.json), so nothing in it is overwritten; choose a new or empty folder", out.string());
+}
+
 void run_synth(const SynthArgs& a) {
+  check_synth_out(a.out);
   set_threads(a.threads);
   ModelConfig c = synth_config(a.preset);
   auto over = [](int64_t& field, int64_t v, const char* flag) {
