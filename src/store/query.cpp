@@ -258,8 +258,13 @@ bool stream_query(const store::Database& db, const std::string& path, std::strin
   int64_t rows = 0;
   bool truncated = false;
   while (!truncated) {
+    // Owned by `held`, so a row that throws (an answer over its byte limit) frees the chunk too.
     duckdb_data_chunk chunk = duckdb_fetch_chunk(result);
     if (!chunk) break;
+    struct ChunkGuard {
+      duckdb_data_chunk& c;
+      ~ChunkGuard() { duckdb_destroy_data_chunk(&c); }
+    } held{chunk};
     const idx_t n = duckdb_data_chunk_get_size(chunk);
     for (idx_t r = 0; r < n; ++r) {
       if (rows >= limits.max_rows) {
@@ -271,7 +276,6 @@ bool stream_query(const store::Database& db, const std::string& path, std::strin
       ++rows;
       on_row(std::move(row));
     }
-    duckdb_destroy_data_chunk(&chunk);
   }
   if (const char* e = duckdb_result_error(&result); e && *e) fail(e);
   watchdog.stop();
