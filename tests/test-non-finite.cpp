@@ -73,10 +73,10 @@ TEST(NonFinite, WeightsAreRefusedAtLoadNamingTheTensorAndPosition) {
   }
 }
 
-TEST(NonFinite, EveryCommandThatLoadsTheModelExitsTwoNamingTheTensor) {
-  const std::string target = "model.layers.0.self_attn.k_proj.weight";
+// Every command on either family (LLaMA; OPT when ../shared has its demo model).
+void expect_every_command_refuses(const fs::path& src, const std::string& target) {
   TempDir tmp;
-  const fs::path dir = model_with_value(tmp / "m", llama_dir(), target, kNaN);
+  const fs::path dir = model_with_value(tmp / "m", src, target, kNaN);
   const std::string calib = calib_file().string();
   const std::vector<std::vector<std::string>> commands = {
       {"eval", "--model", dir.string(), "--limit", "1", "--db", (tmp / "db.duckdb").string()},
@@ -97,6 +97,12 @@ TEST(NonFinite, EveryCommandThatLoadsTheModelExitsTwoNamingTheTensor) {
     EXPECT_EQ(r.out, "");
   }
   for (const char* out : {"o1", "o2", "o3"}) EXPECT_FALSE(fs::exists(tmp / out)) << out;
+}
+
+TEST(NonFinite, EveryCommandThatLoadsTheModelExitsTwoNamingTheTensor) {
+  expect_every_command_refuses(llama_dir(), "model.layers.0.self_attn.k_proj.weight");
+  if (test::shared_available())
+    expect_every_command_refuses(test::shared_dir() / "models" / "tiny-opt-14m", "model.decoder.layers.1.fc1.weight");
 }
 
 // Block 0's down_proj scaled to the edge of the float range: every weight is finite, but the
