@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -265,6 +266,7 @@ TEST(PruneResumeCheckpoints, MissingWrongOrExtraTensorsAreNamedNeverCrash) {
   const fs::path model_dir = test::repo_dir() / "models" / "tiny-llama-15m";
   const std::string q = "model.layers.0.self_attn.q_proj";
   const std::vector<uint8_t> zeros(384 * 384 * 4, 0);
+  const std::vector<float> nan_bytes(384 * 384, std::numeric_limits<float>::quiet_NaN());
   struct Case {
     std::string what, expect;
     std::function<void(std::vector<TensorToWrite>&)> edit;
@@ -284,6 +286,8 @@ TEST(PruneResumeCheckpoints, MissingWrongOrExtraTensorsAreNamedNeverCrash) {
        [&](auto& ts) { for (auto& t : ts) if (t.name == q + ".mask") t.shape = {48, 384}; }},
       {"extra tensor", "tensor 'model.layers.1.self_attn.q_proj.mask' does not belong to block 0",
        [&](auto& ts) { ts.push_back({"model.layers.1.self_attn.q_proj.mask", DType::U8, {1, 1}, zeros.data()}); }},
+      {"NaN weight", "tensor '" + q + ".weight' holds nan at [0, 0]",
+       [&](auto& ts) { for (auto& t : ts) if (t.name == q + ".weight") { t.dtype = DType::F32; t.data = nan_bytes.data(); } }},
       {"renamed tensor", "tensor 'junk' does not belong to block 0",
        [&](auto& ts) { for (auto& t : ts) if (t.name == q + ".mask") t.name = "junk"; }},
   };

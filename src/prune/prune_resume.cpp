@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -82,8 +81,8 @@ const TensorInfo& saved_tensor(const SafetensorsFile& saved, const std::string& 
   return *t;
 }
 
-// Block `layer`'s linears as saved in `saved`: every "<linear>.weight" and "<linear>.mask" of the
-// block present with the model's shapes, and nothing else.
+// Block `layer`'s linears as saved in `saved`: every "<linear>.weight" (finite) and "<linear>.mask"
+// of the block present with the model's shapes, and nothing else.
 std::vector<LinearPruneResult> restore_block(const SafetensorsFile& saved, Model& m, int64_t layer) {
   const std::vector<LinearRole>& roles = arch_info(m.config.arch).roles;
   for (const TensorInfo& t : saved.tensors()) {
@@ -104,6 +103,8 @@ std::vector<LinearPruneResult> restore_block(const SafetensorsFile& saved, Model
     const TensorInfo& wi = saved_tensor(saved, lr.name + ".weight", {DType::F32, DType::BF16, DType::F16}, w.shape);
     const TensorInfo& mi = saved_tensor(saved, lr.name + ".mask", {DType::U8}, {rows, (cols + 7) / 8});
     convert_to_f32(wi.dtype, wi.data, w.ptr(), static_cast<size_t>(w.numel()));
+    if (const std::string where = non_finite_where(wi.name, w); !where.empty())
+      bad_input("{}: tensor {}; a block checkpoint holds finite weights", saved.path().string(), where);
     lr.mask = unpack_mask(mi.data, rows, cols);
     const auto seconds = saved.metadata().find(seconds_key(lr.name));
     if (seconds != saved.metadata().end()) lr.seconds = std::strtod(seconds->second.c_str(), nullptr);
