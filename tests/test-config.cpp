@@ -437,5 +437,56 @@ TEST(HfConfig, OptBadConfigsNameTheField) {
   }
 }
 
+// Values that parse but compute garbage quietly (rms_norm_eps 0 divides by zero on a zero row,
+// rope_theta 1e300 is +inf as a float and leaves positions unrotated) are refused, naming the
+// file, the field and the value as written; in-range values still load.
+TEST(HfConfig, NumericFieldsOutsideTheirRangeNameTheField) {
+  const std::vector<std::pair<std::string, json>> cases = {
+      {"rms_norm_eps", 0},         {"rms_norm_eps", -1e-6},     {"rms_norm_eps", 1e-300},
+      {"rms_norm_eps", 2.0},       {"rms_norm_eps", 1e300},     {"rope_theta", 0},
+      {"rope_theta", -10000.0},    {"rope_theta", 1.0},         {"rope_theta", 1e300},
+      {"rope_theta", 1e13},        {"vocab_size", 4294967296LL}, {"bos_token_id", 8192},
+      {"eos_token_id", -1},        {"eos_token_id", 4294967298LL}, {"eos_token_id", json::array({9000})},
+      {"num_key_value_heads", 12},  // more kv heads than heads (6)
+      {"max_position_embeddings", 0}, {"intermediate_size", -1}, {"head_dim", 3},
+  };
+  for (const auto& [field, value] : cases) {
+    SCOPED_TRACE(field + " = " + value.dump());
+    TempDir tmp;
+    json j = demo_config();
+    if (field == "rope_theta") j.erase("rope_parameters");
+    j[field] = value;
+    const std::string msg = bad_config_message(tmp, j.dump());
+    EXPECT_NE(msg.find(field), std::string::npos) << msg;
+  }
+  TempDir tmp;
+  json j = demo_config();
+  j["rope_parameters"]["rope_theta"] = 1e300;
+  const std::string nested = bad_config_message(tmp, j.dump());
+  EXPECT_NE(nested.find("'rope_parameters.rope_theta' must be a number in (1, 1e12], got 1e+300"), std::string::npos)
+      << nested;
+  j = demo_config();
+  j.erase("rope_parameters");
+  j["rope_theta"] = 1e6;
+  j["rms_norm_eps"] = 1e-6;
+  const ModelConfig c = load(tmp, j);
+  EXPECT_FLOAT_EQ(c.rope_theta, 1e6f);
+  EXPECT_FLOAT_EQ(c.norm_eps, 1e-6f);
+}
+
+TEST(HfConfig, OptTokenIdsOutsideTheVocabularyAreRefused) {
+  TempDir tmp;
+  json j = opt_config();
+  j["eos_token_id"] = j["vocab_size"];
+  EXPECT_NE(bad_config_message(tmp, j.dump()).find("eos_token_id"), std::string::npos);
+}
+
+TEST(HfConfigCli, OutOfRangeRopeThetaExitsTwo) {
+  TempDir tmp;
+  json j = demo_config();
+  j["rope_parameters"]["rope_theta"] = -1;
+  expect_eval_fails_naming_config(model_with_config(tmp, j.dump()), "rope_parameters.rope_theta");
+}
+
 }  // namespace
 }  // namespace sparsa

@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sparsa/cuda.h"
@@ -307,6 +308,21 @@ class PruneCliBadInput : public ::testing::Test {
     return target;
   }
 };
+
+// SparseGPT's N:M groups must not straddle its lazy-update blocks; the refusal names --blocksize.
+TEST_F(PruneCliBadInput, SparseGptNmBlocksizeNotAMultipleOfM) {
+  const std::string calib = (test::repo_dir() / "data" / "calib-tokens.safetensors").string();
+  for (const auto& [nm, block] : std::vector<std::pair<std::string, std::string>>{{"2:4", "6"}, {"4:8", "20"}, {"2:3", "128"}})
+    expect_bad_input(out, {"--method", "sparsegpt", "--nm", nm, "--blocksize", block, "--calib", calib}, "--blocksize");
+}
+
+// Every float option refuses NaN and infinities (exit 2, naming it) before any work starts.
+TEST_F(PruneCliBadInput, NonFinitePercdamp) {
+  const std::string calib = (test::repo_dir() / "data" / "calib-tokens.safetensors").string();
+  for (const char* v : {"nan", "inf", "-inf", "-0.1", "1e999", "1e7"})
+    expect_bad_input(out, {"--method", "sparsegpt", "--sparsity", "0.5", "--percdamp", v, "--calib", calib}, "--percdamp");
+  for (const char* v : {"nan", "inf"}) expect_bad_input(out, magnitude({"--sparsity", v}), "--sparsity");
+}
 
 TEST_F(PruneCliBadInput, NmWithNNotBelowM) {
   expect_bad_input(out, magnitude({"--nm", "3:2"}), "--nm");

@@ -8,12 +8,17 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "sparsa/model.h"
+#include "sparsa/prune.h"
+#include "sparsa/prune_resume.h"
 #include "sparsa/safetensors.h"
 #include "test_support.h"
 
@@ -209,6 +214,152 @@ TEST(PruneResume, CorruptProgressFilesAreCleanErrorsAndRestartRecovers) {
   const CommandResult restarted = run_sparsa(restart);
   ASSERT_EQ(restarted.exit_code, 0) << restarted.err;
   expect_same_output(out);
+}
+
+// ---- progress folders that do not fit: fabricated with PruneResume itself ----
+
+// A copy of the demo model (files copied, so that they can be changed).
+fs::path model_copy(const fs::path& dir) {
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(test::repo_dir() / "models" / "tiny-llama-15m"))
+    fs::copy_file(e.path(), dir / e.path().filename());
+  return dir;
+}
+
+PruneOptions magnitude_half() {
+  PruneOptions opt;
+  opt.method = PruneMethod::kMagnitude;
+  opt.target = parse_sparsity("0.5");
+  return opt;
+}
+
+// "<out>.partial/" with block 0 checkpointed as `sparsa prune --method magnitude --sparsity 0.5`
+// of `model_dir` writes it (magnitude has no calibration: the identity is the CLI's).
+void checkpoint_block_zero(const fs::path& model_dir, const fs::path& out) {
+  Model m = load_model(model_dir);
+  const PruneOptions opt = magnitude_half();
+  PruneResume progress(out, prune_resume_identity(model_dir, opt, nullptr), false);
+  std::vector<LinearPruneResult> linears;
+  for (const LinearRole role : arch_info(m.config.arch).roles) {
+    LinearPruneResult& lr = linears.emplace_back();
+    lr.layer = 0;
+    lr.role = role;
+    lr.name = hf_linear_name(m.config.arch, 0, role);
+    Tensor& w = m.blocks[0].linear(role).weight;
+    lr.mask = magnitude_mask(w, opt.target);
+    apply_mask(w, lr.mask);
+  }
+  progress.save_block(m, 0, linears);
+}
+
+// Rewrites block 0's checkpoint through `edit`, which changes the list of tensors to write.
+void rewrite_block_zero(const fs::path& out, const std::function<void(std::vector<TensorToWrite>&)>& edit) {
+  const fs::path file = partial_of(out) / "block-0000.safetensors";
+  const auto saved = SafetensorsFile::open(file);
+  std::vector<TensorToWrite> tensors;
+  for (const TensorInfo& t : saved->tensors()) tensors.push_back({t.name, t.dtype, t.shape, t.data});
+  edit(tensors);
+  write_safetensors(file, tensors, saved->metadata());  // atomic: the mapping read above stays valid
+}
+
+TEST(PruneResumeCheckpoints, MissingWrongOrExtraTensorsAreNamedNeverCrash) {
+  const fs::path model_dir = test::repo_dir() / "models" / "tiny-llama-15m";
+  const std::string q = "model.layers.0.self_attn.q_proj";
+  const std::vector<uint8_t> zeros(384 * 384 * 4, 0);
+  const std::vector<float> nan_bytes(384 * 384, std::numeric_limits<float>::quiet_NaN());
+  struct Case {
+    std::string what, expect;
+    std::function<void(std::vector<TensorToWrite>&)> edit;
+  };
+  const std::vector<Case> cases = {
+      {"mask missing", "tensor '" + q + ".mask' is missing",
+       [&](auto& ts) { std::erase_if(ts, [&](const TensorToWrite& t) { return t.name == q + ".mask"; }); }},
+      {"weight missing", "tensor '" + q + ".weight' is missing",
+       [&](auto& ts) { std::erase_if(ts, [&](const TensorToWrite& t) { return t.name == q + ".weight"; }); }},
+      {"weight shape", "tensor '" + q + ".weight' has shape [384, 383]",
+       [&](auto& ts) { for (auto& t : ts) if (t.name == q + ".weight") t.shape = {384, 383}; }},
+      {"mask dtype", "tensor '" + q + ".mask' has dtype I8",
+       [&](auto& ts) { for (auto& t : ts) if (t.name == q + ".mask") t.dtype = DType::I8; }},
+      {"weight dtype", "tensor '" + q + ".weight' has dtype I32",
+       [&](auto& ts) { for (auto& t : ts) if (t.name == q + ".weight") { t.dtype = DType::I32; t.data = zeros.data(); } }},
+      {"mask shape", "tensor '" + q + ".mask' has shape [48, 384]",
+       [&](auto& ts) { for (auto& t : ts) if (t.name == q + ".mask") t.shape = {48, 384}; }},
+      {"extra tensor", "tensor 'model.layers.1.self_attn.q_proj.mask' does not belong to block 0",
+       [&](auto& ts) { ts.push_back({"model.layers.1.self_attn.q_proj.mask", DType::U8, {1, 1}, zeros.data()}); }},
+      {"NaN weight", "tensor '" + q + ".weight' holds nan at [0, 0]",
+       [&](auto& ts) { for (auto& t : ts) if (t.name == q + ".weight") { t.dtype = DType::F32; t.data = nan_bytes.data(); } }},
+      {"renamed tensor", "tensor 'junk' does not belong to block 0",
+       [&](auto& ts) { for (auto& t : ts) if (t.name == q + ".mask") t.name = "junk"; }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    TempDir tmp;
+    const fs::path out = tmp / "out";
+    checkpoint_block_zero(model_dir, out);
+    rewrite_block_zero(out, c.edit);
+    Model m = load_model(model_dir);
+    const PruneResume progress(out, prune_resume_identity(model_dir, magnitude_half(), nullptr), false);
+    ASSERT_EQ(progress.finished_blocks(), 1);
+    const std::string msg = test::bad_input_message([&] { progress.restore(m); });
+    EXPECT_NE(msg.find("block-0000.safetensors: " + c.expect), std::string::npos) << msg;
+  }
+}
+
+TEST(PruneResumeCheckpoints, TheCliRefusesABrokenCheckpointInOneLineAndRestartRecovers) {
+  TempDir tmp;
+  const fs::path model_dir = test::repo_dir() / "models" / "tiny-llama-15m", out = tmp / "out";
+  checkpoint_block_zero(model_dir, out);
+  rewrite_block_zero(out, [](auto& ts) {
+    std::erase_if(ts, [](const TensorToWrite& t) { return t.name == "model.layers.0.mlp.down_proj.mask"; });
+  });
+  const std::vector<std::string> args = {"prune", "--model", model_dir.string(), "--method", "magnitude",
+                                         "--sparsity", "0.5", "--out", out.string()};
+  const CommandResult r = run_sparsa(args);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find("down_proj.mask' is missing"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--restart"), std::string::npos) << r.err;
+  std::vector<std::string> restart = args;
+  restart.push_back("--restart");
+  const CommandResult again = run_sparsa(restart);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(summary(out)["resume"]["restored_blocks"], 0);
+}
+
+// The model's files are part of the run's identity: a model changed in place since the interrupted
+// run (another size or modification time of any file of its folder) is never mixed with the
+// interrupted run's checkpoints.
+TEST(PruneResumeCheckpoints, ModelFilesChangedSinceTheInterruptedRunAreNoticed) {
+  TempDir tmp;
+  const fs::path model_dir = model_copy(tmp / "model");
+  const PruneOptions opt = magnitude_half();
+  const auto identity = [&] { return prune_resume_identity(model_dir, opt, nullptr); };
+  const std::string config_key = "file config.json";
+  ASSERT_TRUE(identity().contains(config_key));
+  ASSERT_TRUE(identity().contains("file model-00002-of-00003.safetensors"));
+  EXPECT_EQ(identity(), identity());
+
+  const fs::path out = tmp / "out";
+  checkpoint_block_zero(model_dir, out);
+  EXPECT_EQ(PruneResume(out, identity(), false).finished_blocks(), 1);  // unchanged: resumes
+
+  const auto later = fs::last_write_time(model_dir / "model-00002-of-00003.safetensors") + std::chrono::seconds(5);
+  fs::last_write_time(model_dir / "model-00002-of-00003.safetensors", later);  // touched, same bytes
+  std::string msg = test::bad_input_message([&] { PruneResume(out, identity(), false); });
+  EXPECT_NE(msg.find("its file model-00002-of-00003.safetensors changed since"), std::string::npos) << msg;
+  EXPECT_TRUE(fs::exists(partial_of(out) / "block-0000.safetensors")) << "a refusal must keep the checkpoints";
+
+  const CommandResult r = run_sparsa({"prune", "--model", model_dir.string(), "--method", "magnitude", "--sparsity",
+                                      "0.5", "--out", out.string()});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find("model-00002-of-00003.safetensors changed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--restart"), std::string::npos) << r.err;
+
+  test::write_file(model_dir / "tokenizer_config.json", test::read_file(model_dir / "tokenizer_config.json") + " ");
+  msg = test::bad_input_message([&] { PruneResume(out, identity(), false); });
+  EXPECT_NE(msg.find("changed since"), std::string::npos) << msg;
+  EXPECT_EQ(PruneResume(out, identity(), true).finished_blocks(), 0) << "discarding starts over";
 }
 
 }  // namespace

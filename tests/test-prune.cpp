@@ -4,7 +4,11 @@
 #include <omp.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "sparsa/error.h"
 #include "sparsa/model.h"
@@ -184,6 +188,48 @@ TEST(SparseGPT, NonPositiveDefiniteIsARuntimeError) {
     EXPECT_EQ(e.kind(), ErrorKind::kRuntime);
     EXPECT_NE(std::string(e.what()).find("percdamp"), std::string::npos);
   }
+}
+
+// SparseGPT prunes N:M groups inside its lazy-update blocks: a blocksize that is not a multiple of
+// M would split groups between blocks (and the masks would not be N:M), so it is refused.
+TEST(SparseGPT, NMWithABlocksizeThatIsNotAMultipleOfMIsRefused) {
+  Tensor w = random_matrix(4, 24, 1);
+  Tensor h({24, 24});
+  for (int64_t i = 0; i < 24; ++i) h.data[i * 24 + i] = 1.0f;
+  for (const auto& [target, block] : std::vector<std::pair<const char*, int64_t>>{{"2:4", 6}, {"4:8", 12}, {"1:3", 4}}) {
+    Tensor wc = w, hc = h;
+    const std::string msg = test::bad_input_message([&] { sparsegpt_prune(wc, hc, parse_nm(target), block, 0.01); });
+    EXPECT_NE(msg.find(fmt::format("blocksize {} is not a multiple of M", block)), std::string::npos) << msg;
+    EXPECT_EQ(wc.data, w.data) << "the weights were changed before the refusal";
+  }
+  for (const auto& [target, block] : std::vector<std::pair<const char*, int64_t>>{{"2:4", 8}, {"4:8", 16}, {"1:3", 6}}) {
+    Tensor wc = w, hc = h;
+    EXPECT_TRUE(mask_is_nm(sparsegpt_prune(wc, hc, parse_nm(target), block, 0.01), parse_nm(target).n, parse_nm(target).m));
+  }
+  EXPECT_NO_THROW(check_sparsegpt_blocksize(6, parse_sparsity("0.5")));  // unstructured: any blocksize
+  EXPECT_THROW(check_sparsegpt_blocksize(0, parse_sparsity("0.5")), Error);
+}
+
+TEST(MaskTarget, MasksThatMissTheirNMTargetAreNeverWrittenUnderItsLabel) {
+  PruneResult r;
+  LinearPruneResult& lr = r.linears.emplace_back();
+  lr.name = "model.layers.0.mlp.up_proj";
+  lr.mask = Mask(2, 8);
+  for (int64_t c : {0, 1, 4, 5, 8, 9, 12, 13}) lr.mask.pruned[static_cast<size_t>(c)] = 1;  // rows 0 and 1: 2:4
+  EXPECT_NO_THROW(check_mask_target(lr.mask, parse_nm("2:4"), lr.name));
+  EXPECT_NO_THROW(check_mask_target(lr.mask, parse_sparsity("0.3"), lr.name));
+  test::TempDir tmp;
+  write_mask_file(tmp / "ok.safetensors", r, PruneMethod::kSparseGPT, parse_nm("2:4"));
+  EXPECT_TRUE(std::filesystem::exists(tmp / "ok.safetensors"));
+  try {
+    write_mask_file(tmp / "bad.safetensors", r, PruneMethod::kSparseGPT, parse_nm("1:4"));
+    ADD_FAILURE() << "a 2:4 mask was written as 1:4";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kRuntime);
+    EXPECT_NE(std::string(e.what()).find("model.layers.0.mlp.up_proj: the mask [2, 8] is not 1:4"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(tmp / "bad.safetensors"));
 }
 
 }  // namespace

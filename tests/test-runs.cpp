@@ -249,7 +249,8 @@ TEST(MaskSetOrigin, AFolderIsItsSummarysRunWithItsMaskFile) {
   PruneSummary s = sample_summary();
   folder.write_summary(s);
   PruneResult r;
-  Mask m(8, 16);
+  Mask m(8, 16);  // 2:4, as its label says (write_mask_file refuses anything else)
+  for (size_t i = 0; i < m.pruned.size(); ++i) m.pruned[i] = i % 4 < 2;
   r.linears.push_back({0, LinearRole::kQ, "model.layers.0.self_attn.q_proj", m, 0.25});
   write_mask_file(folder.mask_file(), r, PruneMethod::kSparseGPT, nm(2, 4));
   EXPECT_TRUE(folder.is_finished());

@@ -18,7 +18,15 @@ struct GenerateOptions {
   int32_t stop_token = -1;    // generation ends when this token is produced (-1: never)
 };
 
-// Picks the next token from logits [vocab] as configured. Greedy needs no rng.
+// Error(kBadInput) unless temperature is finite and >= 0 and top_p is in [0, 1].
+void check_generate_options(const GenerateOptions& opt);
+
+// Picks the next token from logits [vocab >= 1] as configured: always an id in [0, vocab), the
+// same one for the same logits, options and rng state. Greedy needs no rng. -inf logits are never
+// picked (unless sampling at temperature 0 finds nothing larger); +inf logits share all of the
+// probability. top_p keeps the smallest set of most likely tokens whose probability reaches
+// top_p, at least one (top_p 0 keeps the most likely). Error(kBadInput) for options
+// check_generate_options refuses; Error(kRuntime) for a NaN logit or when every logit is -inf.
 int32_t sample_token(const float* logits, int64_t vocab, const GenerateOptions& opt, std::mt19937_64& rng);
 
 // The llama2.c loop: position by position, the prompt's tokens are forced and later ones are

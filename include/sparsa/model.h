@@ -58,7 +58,9 @@ struct ModelConfig {
 
 // Reads a Hugging Face config.json: the LLaMA family (llama, mistral, qwen2) or OPT (pre-LN
 // only: do_layer_norm_before false is refused). Throws Error(kBadInput) naming the file and
-// field when a required field is missing or wrong, or when model_type is not supported.
+// field when a required field is missing or wrong, or when model_type is not supported, or when a
+// numeric field is outside its sane range (rms_norm_eps in (0, 1], rope_theta in (1, 1e12], token
+// ids below vocab_size, vocab_size below 2^31, sizes positive, heads dividing evenly).
 ModelConfig load_hf_config(const std::filesystem::path& config_json);
 
 // ---- roles and the architecture table ----
@@ -161,8 +163,18 @@ struct HfConstTensor {
 std::vector<HfTensor> hf_tensors(Model& m);
 std::vector<HfConstTensor> hf_tensors(const Model& m);
 
+// The index of the first NaN or ±Inf among v[0, n), or -1 when every value is finite.
+int64_t first_non_finite(const float* v, size_t n);
+// "'<name>' holds nan at [r, c]" for the first non-finite value of t (the position in t's shape),
+// or "" when every value is finite.
+std::string non_finite_where(const std::string& name, const Tensor& t);
+// Error(kBadInput) "<source>: tensor '<name>' holds nan at [r, c]; ..." for the first tensor of
+// `m` that holds a NaN or Inf. The loaders call it: no command computes with non-finite weights.
+void check_finite_weights(const Model& m);
+
 // Loads a Hugging Face folder (config.json + safetensors) or a llama2.c .bin checkpoint
-// (chosen by whether `path` is a folder). Weights are converted to fp32.
+// (chosen by whether `path` is a folder). Weights are converted to fp32 and checked to be finite
+// (check_finite_weights).
 Model load_model(const std::filesystem::path& path);
 Model load_hf_model(const std::filesystem::path& folder);
 Model load_llama2c_model(const std::filesystem::path& bin_file);
@@ -215,8 +227,13 @@ struct PerplexityResult {
 // Perplexity the reference way: each row of `windows` [n_windows, seqlen] is one causal window;
 // positions 1..seqlen-1 are predicted from the window's own prefix; ppl = exp(mean NLL).
 // `progress(done, total)` is called after each window when given.
+// A result is always finite: a window whose loss is NaN or Inf (outputs that overflow), or a mean
+// loss whose exp overflows, is Error(kRuntime) (check_perplexity_finite), never a perplexity.
+// std::bad_alloc inside becomes OutOfMemory (sparsa/parallel.h) saying what was being computed.
 PerplexityResult perplexity(const Model& m, const TensorI32& windows, Observer* obs = nullptr,
                             const std::function<void(int64_t, int64_t)>& progress = {});
+// Error(kRuntime) naming the mean loss unless r.ppl is finite.
+void check_perplexity_finite(const PerplexityResult& r);
 // The same on the device `device` picks (sparsa/device.h): the CPU path above without an
 // observer, or with Device::kCuda the GPU (sparsa/gpu.h: same windows, same definition; every
 // block resident, windows in chunks of device.chunk_tokens, GPU 0).

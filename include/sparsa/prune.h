@@ -58,9 +58,20 @@ void apply_mask(Tensor& w, const Mask& m);
 // True when every row has exactly n pruned in every group of m columns (a trailing partial
 // group is not checked).
 bool mask_is_nm(const Mask& mask, int n, int m);
+// Error(kRuntime) naming `name` unless `mask` is a mask of target `t`: for N:M, mask_is_nm. Every
+// mask passes it before it is committed or written under an N:M label.
+void check_mask_target(const Mask& mask, const SparsityTarget& t, std::string_view name);
+// Error(kBadInput) when SparseGPT cannot prune `t` with lazy-update blocks of `blocksize` columns:
+// blocksize < 1, or for N:M a blocksize that is not a multiple of M (a group would straddle two
+// blocks, and the mask would not be N:M).
+void check_sparsegpt_blocksize(int64_t blocksize, const SparsityTarget& t);
 
 // ---- selection (CPU references) ----
 
+// Every selection refuses non-finite inputs rather than select from them: a NaN or Inf weight is
+// Error(kBadInput), non-finite calibration statistics (activation norms, Hessian) Error(kRuntime),
+// each naming the value and where it is.
+//
 // Magnitude: unstructured prunes |w| <= the value at index floor(ratio * numel) of the sorted
 // |w| (one threshold per matrix, ties included, as the reference); N:M prunes the N smallest |w|
 // of each group. w: [out, in].
@@ -73,7 +84,8 @@ Mask wanda_mask(const Tensor& w, const std::vector<float>& act_sqnorm, const Spa
 
 // SparseGPT (fasterprune): prunes and updates w in place. hessian [in, in] is the (2/n) Σ XᵀX
 // of the calibration inputs and is consumed (overwritten). Returns the mask.
-// Throws Error(kRuntime) if the dampened Hessian is not positive definite.
+// Throws Error(kRuntime) if the dampened Hessian is not positive definite, Error(kBadInput) for a
+// blocksize check_sparsegpt_blocksize refuses.
 Mask sparsegpt_prune(Tensor& w, Tensor& hessian, const SparsityTarget& t, int64_t blocksize, double percdamp);
 
 // ---- the sequential driver ----
@@ -133,12 +145,16 @@ struct PruneResult {
 // order, one at a time) while the GPU goes on: an exception it throws stops pruning at most two
 // blocks later. Error(kBadInput) for a model the GPU does not run or a SparseGPT blocksize above
 // the GPU kernel's 128; Error(kRuntime) without CUDA or with more devices than the machine has.
+// Every block, on either device, is checked before opt.on_block sees it: its masks are masks of
+// the target (check_mask_target) and its pruned weights are finite; Error(kRuntime) naming the
+// linear otherwise.
 PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& opt, const DeviceOptions& device = {},
                         const std::function<void(int64_t done, int64_t total)>& progress = {});
 
 // Writes the masks of `r` in the golden mask format, atomically: for every linear
 // "<hf name>.mask": U8 [rows, ceil(cols / 8)], 1 = pruned, packbits MSB first; the metadata
-// names the method, the target label and the tool. Error(kRuntime) on I/O failure.
+// names the method, the target label and the tool. Error(kRuntime) on I/O failure, or for a mask
+// that is not a mask of `t` (check_mask_target), before anything is written.
 void write_mask_file(const std::filesystem::path& file, const PruneResult& r, PruneMethod method,
                      const SparsityTarget& t);
 

@@ -70,6 +70,12 @@ class PruneBackend {
 // seqlen <= context] of token ids inside the vocabulary. Error(kBadInput) naming what is wrong.
 void check_prune_inputs(const ModelConfig& c, const TensorI32& calib, const PruneOptions& opt);
 
+// `opt` with on_block wrapped so that each committed block is checked before the caller's hook
+// (when set) sees it: every mask is a mask of opt.target (check_mask_target) and every pruned
+// weight of the block is finite in `m`; Error(kRuntime) naming the linear otherwise. prune_model
+// gives the wrapped options to the backend and to run_pruning, for every method and device.
+PruneOptions with_block_checks(const Model& m, const PruneOptions& opt);
+
 // The sequential procedure above over `backend`, which works on `m` (the caller's pairing).
 // Result and progress as prune_model's.
 PruneResult run_pruning(Model& m, const TensorI32& calib, const PruneOptions& opt, PruneBackend& backend,

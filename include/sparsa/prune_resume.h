@@ -31,7 +31,9 @@
 namespace sparsa {
 
 // What determines the pruned weights of a run (the model folder, method, target, calibration,
-// blocksize, percdamp); a rerun resumes only when this is unchanged. `calibration` is the
+// blocksize, percdamp, and the size and modification time of every file in the model folder, as
+// "file <name>" keys); a rerun resumes only when this is unchanged, so a model changed in place
+// since the interrupted run is never mixed with its checkpoints. `calibration` is the
 // Calibration::description of the run's calibration set, or null for a method without one.
 nlohmann::ordered_json prune_resume_identity(const std::filesystem::path& model_dir, const PruneOptions& opt,
                                              const nlohmann::ordered_json& calibration);
@@ -39,15 +41,17 @@ nlohmann::ordered_json prune_resume_identity(const std::filesystem::path& model_
 class PruneResume {
  public:
   // Opens or creates "<out>.partial/" for a run identified by `identity`. An existing folder
-  // of another run (its run.json differs), or with an unreadable run.json, is removed when
-  // `discard`, else Error(kBadInput) naming the first differing key with both values.
+  // of another run (its run.json differs: other arguments or changed model files), or with an
+  // unreadable run.json, is removed when `discard`, else Error(kBadInput) naming the first
+  // differing key (the argument, or the model file that changed) with both values.
   PruneResume(const std::filesystem::path& out, const nlohmann::ordered_json& identity, bool discard);
 
   // The number of leading blocks with a checkpoint (0 for a fresh run).
   int64_t finished_blocks() const { return finished_; }
 
-  // Writes the finished blocks' weights into `m` and returns their results (masks, layer-major),
-  // Error(kBadInput) naming the file when a checkpoint does not fit the model.
+  // Writes the finished blocks' weights into `m` and returns their results (masks, layer-major).
+  // Error(kBadInput) naming the file and the tensor when a checkpoint does not fit the model: a
+  // tensor of the block missing, one of another dtype or shape, or one the block does not have.
   std::vector<LinearPruneResult> restore(Model& m) const;
 
   // Saves block `layer` (its weights in `m` are final) atomically.
@@ -60,6 +64,8 @@ class PruneResume {
 
  private:
   std::filesystem::path block_file(int64_t layer) const;
+  [[noreturn]] void refuse_other_run(const std::string& key, const nlohmann::ordered_json& saved,
+                                     const nlohmann::ordered_json& now) const;
   std::filesystem::path dir_;
   int64_t finished_ = 0;
 };

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "sparsa/activations.h"
+#include "sparsa/parallel.h"
 #include "sparsa/error.h"
 
 namespace sparsa {
@@ -91,21 +92,26 @@ void run_windows(const Model& m, const TensorI32& windows, int64_t n_layers, Win
   std::mutex progress_mutex;
   int64_t done = 0;
   // Whole windows per thread with single-threaded kernels (nested regions stay serial), as perplexity() does.
+  ParallelFailure failure;
 #pragma omp parallel
   {
     ForwardBuffers buf;
     Tensor x;  // [seqlen, d_model]
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t w = 0; w < n_windows; ++w) {
-      WindowAdapter adapter(obs, w);
-      embed_tokens(m, windows.ptr() + w * seqlen, seqlen, x);
-      for (int64_t l = 0; l < n_layers; ++l) block_forward(m, l, x, buf, &adapter);
-      if (progress) {
-        std::lock_guard<std::mutex> lock(progress_mutex);
-        progress(++done, n_windows);
-      }
-    }
+    for (int64_t w = 0; w < n_windows; ++w)
+      failure.run([&] {
+        WindowAdapter adapter(obs, w);
+        embed_tokens(m, windows.ptr() + w * seqlen, seqlen, x);
+        for (int64_t l = 0; l < n_layers; ++l) block_forward(m, l, x, buf, &adapter);
+        if (progress) {
+          std::lock_guard<std::mutex> lock(progress_mutex);
+          progress(++done, n_windows);
+        }
+      });
   }
+  failure.rethrow_if_any([&] {
+    return fmt::format("capturing activations of {} windows of {} tokens over {} blocks", n_windows, seqlen, n_layers);
+  });
 }
 
 ActivationProfile capture_activation_profile(const Model& m, const TensorI32& windows,

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "sparsa/error.h"
+#include "sparsa/parallel.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -93,17 +94,21 @@ SetColumns<Index> set_columns(const BitMatrix& m, const std::vector<int32_t>& co
   for (int64_t r = 0; r < m.rows(); ++r)
     s.offset[r + 1] = s.offset[r] + (counts[r] + kRound - 1) / kRound * kRound;
   s.index.resize(static_cast<size_t>(s.offset.back()));
+  ParallelFailure failure;
 #pragma omp parallel
   {
-    std::vector<uint32_t> scratch(static_cast<size_t>(m.cols() + 16));
+    std::vector<uint32_t> scratch;  // [cols + 16]
+    failure.run([&] { scratch.resize(static_cast<size_t>(m.cols() + 16)); });
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < m.rows(); ++r) {
+      if (failure.failed()) continue;
       row_set_columns(m.row(r), m.words_per_row(), scratch.data());  // = counts[r]
       Index* out = s.index.data() + s.offset[r];
       std::copy_n(scratch.data(), counts[r], out);
       std::fill(out + counts[r], s.index.data() + s.offset[r + 1], static_cast<Index>(m.cols()));
     }
   }
+  failure.rethrow_if_any([&] { return fmt::format("listing the set columns of a [{}, {}] bit matrix", m.rows(), m.cols()); });
   return s;
 }
 

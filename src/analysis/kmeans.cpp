@@ -20,6 +20,7 @@
 #include "analysis/hamming_bitsliced.h"
 #include "core/multiversion.h"
 #include "sparsa/coactivation.h"
+#include "sparsa/parallel.h"
 
 namespace sparsa {
 namespace {
@@ -123,15 +124,19 @@ SetLists set_lists(const BitMatrix& m) {
   s.offset.resize(static_cast<size_t>(m.rows() + 1), 0);
   for (int64_t r = 0; r < m.rows(); ++r) s.offset[r + 1] = s.offset[r] + m.row_count(r);
   s.cols.resize(static_cast<size_t>(total));
+  ParallelFailure failure;
 #pragma omp parallel
   {
-    std::vector<uint32_t> set(static_cast<size_t>(m.cols() + 16));
+    std::vector<uint32_t> set;  // [cols + 16]
+    failure.run([&] { set.resize(static_cast<size_t>(m.cols() + 16)); });
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < m.rows(); ++r) {
+      if (failure.failed()) continue;
       const int64_t n = coact::row_set_columns(m.row(r), m.words_per_row(), set.data());
       std::copy_n(set.data(), n, s.cols.data() + s.offset[r]);
     }
   }
+  failure.rethrow_if_any([&] { return fmt::format("listing the set columns of a [{}, {}] bit matrix", m.rows(), m.cols()); });
   return s;
 }
 
@@ -140,6 +145,7 @@ struct DotScratch {
   std::vector<uint32_t> set;  // [cols + 16] the row's set columns
   std::vector<int64_t> sums;  // [kp]
   std::vector<float> fsums;   // [kp]
+  DotScratch() = default;
   DotScratch(int64_t cols, int64_t kp)
       : set(static_cast<size_t>(cols + 16)), sums(static_cast<size_t>(kp)), fsums(static_cast<size_t>(kp)) {}
 };
@@ -185,12 +191,18 @@ void search(const BitMatrix& m, const SetLists& lists, const std::vector<float>&
   for (int64_t c = 0; c < k; ++c)
     for (int64_t j = 0; j < cols; ++j) cnorm[c] += double(centroids[c * cols + j]) * centroids[c * cols + j];
   const double cnorm_max = *std::max_element(cnorm.begin(), cnorm.end());
+  ParallelFailure failure;
 #pragma omp parallel
   {
-    DotScratch scratch(cols, table.kp);
-    std::vector<double> dots(static_cast<size_t>(table.kp));  // [kp]
+    DotScratch scratch;
+    std::vector<double> dots;  // [kp]
+    failure.run([&] {
+      scratch = DotScratch(cols, table.kp);
+      dots.resize(static_cast<size_t>(table.kp));
+    });
 #pragma omp for schedule(dynamic, 64)
     for (size_t t = 0; t < rows.size(); ++t) {
+      if (failure.failed()) continue;
       const int64_t i = rows[t];
       row_dots(m, i, lists, table, scratch, dots.data());
       int32_t best = 0;
@@ -206,6 +218,7 @@ void search(const BitMatrix& m, const SetLists& lists, const std::vector<float>&
       bounds.lower[i] = std::sqrt(std::max(0.0, second + bits - margin));
     }
   }
+  failure.rethrow_if_any([&] { return fmt::format("searching the nearest of {} centroids of {} columns", k, cols); });
 }
 
 // Half the distance from each centroid to its nearest other centroid (+inf when k = 1). [k]

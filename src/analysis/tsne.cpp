@@ -13,6 +13,7 @@
 
 #include "analysis/coactivation_common.h"
 #include "sparsa/coactivation.h"
+#include "sparsa/parallel.h"
 
 namespace sparsa {
 namespace {
@@ -79,18 +80,21 @@ Affinities affinities(const BitMatrix& m, int64_t neighbours, double perplexity,
   for (int64_t b = 0; b < n; b += kDistanceRows) {
     const int64_t e = std::min(n, b + kDistanceRows);
     const std::vector<double> d = feature_distances(m, counts, b, e, kind);
+    ParallelFailure failure;
 #pragma omp parallel for schedule(dynamic)
-    for (int64_t i = b; i < e; ++i) {
-      const double* row = d.data() + (i - b) * n;
-      std::vector<int64_t> idx(static_cast<size_t>(n));
-      std::iota(idx.begin(), idx.end(), 0);
-      idx.erase(idx.begin() + i);
-      auto closer = [&](int64_t x, int64_t y) { return row[x] < row[y] || (row[x] == row[y] && x < y); };
-      std::partial_sort(idx.begin(), idx.begin() + neighbours, idx.end(), closer);
-      std::vector<double> dn(static_cast<size_t>(neighbours));
-      for (int64_t t = 0; t < neighbours; ++t) nb[i * neighbours + t] = idx[t], dn[t] = row[idx[t]];
-      conditional_probabilities(dn.data(), neighbours, perplexity, pc.data() + i * neighbours);
-    }
+    for (int64_t i = b; i < e; ++i)
+      failure.run([&] {
+        const double* row = d.data() + (i - b) * n;
+        std::vector<int64_t> idx(static_cast<size_t>(n));
+        std::iota(idx.begin(), idx.end(), 0);
+        idx.erase(idx.begin() + i);
+        auto closer = [&](int64_t x, int64_t y) { return row[x] < row[y] || (row[x] == row[y] && x < y); };
+        std::partial_sort(idx.begin(), idx.begin() + neighbours, idx.end(), closer);
+        std::vector<double> dn(static_cast<size_t>(neighbours));
+        for (int64_t t = 0; t < neighbours; ++t) nb[i * neighbours + t] = idx[t], dn[t] = row[idx[t]];
+        conditional_probabilities(dn.data(), neighbours, perplexity, pc.data() + i * neighbours);
+      });
+    failure.rethrow_if_any([&] { return fmt::format("finding the {} nearest of {} features", neighbours, n); });
   }
   struct Edge {
     int64_t i, j;

@@ -11,14 +11,18 @@ PruneResult prune_model(Model& m, const TensorI32& calib, const PruneOptions& op
   if (device.cuda()) check_gpu_supported(m.config);
   // Magnitude needs no forward pass: its selection runs on the host whatever the device.
   const bool gpu = device.cuda() && needs_calibration(opt.method);
-  const std::unique_ptr<PruneBackend> backend = gpu ? make_cuda_prune_backend(m, opt, device) : make_cpu_prune_backend(m, opt);
-  return run_pruning(m, calib, opt, *backend, progress);
+  const PruneOptions checked = with_block_checks(m, opt);
+  const std::unique_ptr<PruneBackend> backend =
+      gpu ? make_cuda_prune_backend(m, checked, device) : make_cpu_prune_backend(m, checked);
+  return run_pruning(m, calib, checked, *backend, progress);
 }
 
 PerplexityResult perplexity(const Model& m, const TensorI32& windows, const DeviceOptions& device,
                             const std::function<void(int64_t, int64_t)>& progress) {
   if (!device.cuda()) return perplexity(m, windows, nullptr, progress);
-  return perplexity_cuda(m, windows, device, progress);
+  PerplexityResult r = perplexity_cuda(m, windows, device, progress);
+  check_perplexity_finite(r);
+  return r;
 }
 
 }  // namespace sparsa

@@ -25,6 +25,7 @@
 #include "sparsa/cuda.h"
 #include "sparsa/decode.h"
 #include "sparsa/error.h"
+#include "sparsa/parallel.h"
 
 namespace sparsa {
 namespace {
@@ -328,19 +329,15 @@ struct GpuDecoder::Impl {
       SPARSA_CUDA_CHECK(cudaMemcpyAsync(rec_host.data(), rec_dev.data(), rec_dev.size() * sizeof(float),
                                         cudaMemcpyDeviceToHost, stream));
       SPARSA_CUDA_CHECK(cudaStreamSynchronize(stream));
-      std::exception_ptr failure;
+      ParallelFailure failure;
       const auto pairs = static_cast<int64_t>(offset.size());
 #pragma omp parallel for schedule(dynamic, 1)
-      for (int64_t i = 0; i < pairs; ++i) {
-        const auto p = static_cast<ObsPoint>(i % kNumObsPoints);
-        try {
+      for (int64_t i = 0; i < pairs; ++i)
+        failure.run([&] {
+          const auto p = static_cast<ObsPoint>(i % kNumObsPoints);
           fn(i / kNumObsPoints, p, rec_host.data() + chunk * offset[static_cast<size_t>(i)], n, obs_point_dim(c, p));
-        } catch (...) {
-#pragma omp critical(sparsa_decode_record)
-          if (!failure) failure = std::current_exception();
-        }
-      }
-      if (failure) std::rethrow_exception(failure);
+        });
+      failure.rethrow_if_any([&] { return fmt::format("recording the activations of {} decoded tokens", n); });
       done += n;
     }
   }

@@ -75,6 +75,7 @@ void sparsegpt_prune_cuda(float* w, float* hessian, uint8_t* mask, int64_t rows,
                           const SparsityTarget& t, int64_t blocksize, double percdamp) {
   if (blocksize < 1 || blocksize > gpu::kSparseGptMaxBlock)
     bad_input("--blocksize {} is outside 1..{} on the GPU", blocksize, gpu::kSparseGptMaxBlock);
+  check_sparsegpt_blocksize(blocksize, t);
   if (rows == 0 || cols == 0) return;
   gpu::launch_sparsegpt_prepare(hessian, w, rows, cols, static_cast<float>(percdamp));
   upper_cholesky_of_inverse_cuda(hessian, cols);

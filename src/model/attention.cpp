@@ -7,8 +7,11 @@
 #include <cmath>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "core/vec_math.h"
 #include "sparsa/ops.h"
+#include "sparsa/parallel.h"
 
 namespace sparsa {
 namespace {
@@ -41,12 +44,15 @@ void causal_attention(const float* q, const float* k, const float* v, float* out
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   const int64_t n_items = n_heads * n_blocks;
 
+  ParallelFailure failure;
 #pragma omp parallel
   {
-    std::vector<float> scores(static_cast<size_t>(kRowBlock * n_tokens));  // [kRowBlock, n_tokens]
+    std::vector<float> scores;  // [kRowBlock, n_tokens]
+    failure.run([&] { scores.resize(static_cast<size_t>(kRowBlock * n_tokens)); });
     // Later blocks see more keys: hand out the largest items first for balance.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < n_items; ++item) {
+      if (failure.failed()) continue;
       const int64_t blk = n_blocks - 1 - item / n_heads, h = item % n_heads, g = h / group;
       const int64_t r0 = blk * kRowBlock, rows = std::min(kRowBlock, n_tokens - r0), keys = r0 + rows;
       // scores[rows, keys] = q_h[r0 : r0+rows] · k_g[0 : keys]^T
@@ -60,6 +66,9 @@ void causal_attention(const float* q, const float* k, const float* v, float* out
                   static_cast<int>(kv_ld), 0.0f, out + r0 * q_ld + h * head_dim, static_cast<int>(q_ld));
     }
   }
+  failure.rethrow_if_any([&] {
+    return fmt::format("computing attention scores [{}, {}] per thread ({} tokens)", kRowBlock, n_tokens, n_tokens);
+  });
 }
 
 }  // namespace sparsa

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "sparsa/error.h"
@@ -16,14 +17,44 @@ int32_t argmax(const float* v, int64_t n) {
   return static_cast<int32_t>(best);
 }
 
-}  // namespace
+// Error(kRuntime) when no token can be chosen: a NaN logit (the model's outputs are not numbers),
+// or every logit -inf.
+void check_logits(const float* logits, int64_t vocab) {
+  bool any = false;
+  for (int64_t i = 0; i < vocab; ++i) {
+    if (std::isnan(logits[i])) runtime_failure("sampling: logit {} of {} is NaN; the model's outputs are not numbers", i, vocab);
+    any = any || logits[i] > -std::numeric_limits<float>::infinity();
+  }
+  if (!any) runtime_failure("sampling: every one of the {} logits is -inf; no token can be chosen", vocab);
+}
 
-int32_t sample_token(const float* logits, int64_t vocab, const GenerateOptions& opt, std::mt19937_64& rng) {
-  if (opt.temperature <= 0.0f) return argmax(logits, vocab);
+// exp((logits - max) / temperature) [vocab], unnormalised; with +inf logits, 1 for each of them
+// and 0 for the rest (the limit of the softmax).
+std::vector<double> softmax_weights(const float* logits, int64_t vocab, float temperature) {
   std::vector<double> p(static_cast<size_t>(vocab));
   const float mx = *std::max_element(logits, logits + vocab);
+  const bool infinite = std::isinf(mx);
+  for (int64_t i = 0; i < vocab; ++i)
+    p[i] = infinite ? (logits[i] == mx ? 1.0 : 0.0) : std::exp((logits[i] - mx) / temperature);
+  return p;
+}
+
+}  // namespace
+
+void check_generate_options(const GenerateOptions& opt) {
+  if (!std::isfinite(opt.temperature) || opt.temperature < 0.0f)
+    bad_input("temperature must be a finite number >= 0, got {}", opt.temperature);
+  if (!(opt.top_p >= 0.0f && opt.top_p <= 1.0f)) bad_input("top-p must be in [0, 1], got {}", opt.top_p);
+}
+
+int32_t sample_token(const float* logits, int64_t vocab, const GenerateOptions& opt, std::mt19937_64& rng) {
+  check_generate_options(opt);
+  if (vocab < 1) bad_input("sampling needs at least one logit, got {}", vocab);
+  check_logits(logits, vocab);
+  if (opt.temperature == 0.0f) return argmax(logits, vocab);
+  std::vector<double> p = softmax_weights(logits, vocab, opt.temperature);
   double sum = 0;
-  for (int64_t i = 0; i < vocab; ++i) sum += p[i] = std::exp((logits[i] - mx) / opt.temperature);
+  for (double v : p) sum += v;
   for (auto& v : p) v /= sum;
   std::vector<int32_t> order(static_cast<size_t>(vocab));
   std::iota(order.begin(), order.end(), 0);
@@ -32,6 +63,7 @@ int32_t sample_token(const float* logits, int64_t vocab, const GenerateOptions& 
     std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b]; });
     double cum = 0;
     for (keep = 0; keep < vocab && cum < opt.top_p; ++keep) cum += p[order[keep]];
+    keep = std::max<int64_t>(keep, 1);  // top-p 0 (or below the first probability) keeps the most likely
   }
   double total = 0;
   for (int64_t i = 0; i < keep; ++i) total += p[order[i]];
@@ -46,6 +78,7 @@ int32_t sample_token(const float* logits, int64_t vocab, const GenerateOptions& 
 std::vector<int32_t> generate(const Model& m, const std::vector<int32_t>& prompt, const GenerateOptions& opt,
                               const std::function<void(int32_t, int32_t)>& on_token) {
   if (prompt.empty()) bad_input("generate needs at least one prompt token");
+  check_generate_options(opt);
   const int64_t steps = std::min<int64_t>(opt.steps, m.config.max_position);
   if (static_cast<int64_t>(prompt.size()) > m.config.max_position)
     bad_input("the prompt has {} tokens, more than the model's context of {}", prompt.size(), m.config.max_position);

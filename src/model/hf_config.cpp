@@ -1,5 +1,9 @@
 // config.json of the Hugging Face families sparsa runs: LLaMA (llama, mistral, qwen2) and OPT.
+#include <cmath>
 #include <fstream>
+#include <limits>
+#include <string_view>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -38,9 +42,10 @@ class ConfigReader {
   int32_t optional_token_id(const char* key, int32_t fallback) const {
     const auto it = j_.find(key);
     if (it == j_.end() || it->is_null()) return fallback;
-    if (it->is_array() && !it->empty() && (*it)[0].is_number_integer()) return (*it)[0].get<int32_t>();
-    if (!it->is_number_integer()) bad_input("{}: field '{}' must be a token id", path_.string(), key);
-    return it->get<int32_t>();
+    const json& id = it->is_array() && !it->empty() ? (*it)[0] : *it;
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > std::numeric_limits<int32_t>::max())
+      bad_input("{}: field '{}' must be a token id (an integer >= 0), got {}", path_.string(), key, it->dump());
+    return id.get<int32_t>();
   }
 
  private:
@@ -53,6 +58,13 @@ class ConfigReader {
   const json& j_;
 };
 
+// v as a float, ±inf beyond the float range (a plain conversion would be undefined there); the
+// range check then refuses it.
+float to_float(double v) {
+  if (std::fabs(v) > std::numeric_limits<float>::max()) return std::copysign(std::numeric_limits<float>::infinity(), v);
+  return static_cast<float>(v);
+}
+
 // RoPE theta: `rope_theta` (most checkpoints) or `rope_parameters.rope_theta` (recent
 // transformers). Scaled RoPE variants are refused rather than computed wrongly.
 float read_rope_theta(const std::filesystem::path& path, const json& j) {
@@ -63,7 +75,7 @@ float read_rope_theta(const std::filesystem::path& path, const json& j) {
     const auto theta = params->find("rope_theta");
     if (theta != params->end()) {
       if (!theta->is_number()) bad_input("{}: field 'rope_parameters.rope_theta' must be a number", path.string());
-      return theta->get<float>();
+      return to_float(theta->get<double>());
     }
   }
   const auto scaling = j.find("rope_scaling");
@@ -74,7 +86,7 @@ float read_rope_theta(const std::filesystem::path& path, const json& j) {
   const auto theta = j.find("rope_theta");
   if (theta != j.end()) {
     if (!theta->is_number()) bad_input("{}: field 'rope_theta' must be a number", path.string());
-    return theta->get<float>();
+    return to_float(theta->get<double>());
   }
   return 10000.0f;
 }
@@ -87,7 +99,7 @@ void read_llama(const std::filesystem::path& path, const json& j, const ConfigRe
   c.intermediate_size = r.required_int("intermediate_size");
   c.num_kv_heads = r.optional_int("num_key_value_heads", c.num_heads);
   c.head_dim = r.optional_int("head_dim", c.hidden_size / c.num_heads);
-  c.norm_eps = static_cast<float>(r.optional_number("rms_norm_eps", 1e-6));
+  c.norm_eps = to_float(r.optional_number("rms_norm_eps", 1e-6));
   c.rope_theta = read_rope_theta(path, j);
   c.tie_word_embeddings = r.optional_bool("tie_word_embeddings", false);
   if (c.model_type == "qwen2") {
@@ -133,6 +145,34 @@ void read_opt(const std::filesystem::path& path, const json& j, const ConfigRead
   c.attention_bias = c.o_proj_bias = c.mlp_bias = c.norm_bias = bias;
 }
 
+// The sane range of every numeric field of a parsed config, one line naming the file and the
+// field (the JSON value as written) otherwise. Sizes against memory and the weights' files are
+// the loader's checks; here: norm epsilons and RoPE theta that compute garbage quietly, token ids
+// outside the vocabulary.
+void check_config_ranges(const std::filesystem::path& path, const json& j, const ModelConfig& c) {
+  const auto refuse = [&](std::string_view field, const json* raw, std::string_view range) {
+    bad_input("{}: field '{}' must be {}, got {}", path.string(), field, range, raw ? raw->dump() : "nothing");
+  };
+  const auto raw = [&](const char* key) -> const json* {
+    const auto it = j.find(key);
+    return it == j.end() ? nullptr : &*it;
+  };
+  if (c.vocab_size > std::numeric_limits<int32_t>::max())
+    refuse("vocab_size", raw("vocab_size"), "at most 2147483647 (token ids are 32-bit)");
+  for (const auto& [field, id] : {std::pair{"bos_token_id", c.bos_token_id}, std::pair{"eos_token_id", c.eos_token_id}})
+    if (raw(field) && !raw(field)->is_null() && id >= c.vocab_size)
+      refuse(field, raw(field), fmt::format("a token id below vocab_size ({})", c.vocab_size));
+  if (c.arch != Arch::kLlama) return;  // OPT's LayerNorm eps is fixed and it has no RoPE
+  if (!(c.norm_eps > 0.0f && c.norm_eps <= 1.0f) || !std::isfinite(c.norm_eps))
+    refuse("rms_norm_eps", raw("rms_norm_eps"), "a number in (0, 1] (as a 32-bit float)");
+  if (!(c.rope_theta > 1.0f && c.rope_theta <= 1e12f)) {
+    const auto params = j.find("rope_parameters");
+    const bool nested = params != j.end() && params->is_object() && params->contains("rope_theta");
+    refuse(nested ? "rope_parameters.rope_theta" : "rope_theta", nested ? &(*params)["rope_theta"] : raw("rope_theta"),
+           "a number in (1, 1e12]");
+  }
+}
+
 }  // namespace
 
 ModelConfig load_hf_config(const std::filesystem::path& path) {
@@ -168,6 +208,7 @@ ModelConfig load_hf_config(const std::filesystem::path& path) {
     read_llama(path, j, r, c);
   else
     read_opt(path, j, r, c);
+  check_config_ranges(path, j, c);
   return c;
 }
 

@@ -119,6 +119,7 @@ Model load_llama2c_model(const std::filesystem::path& path) {
   m.final_norm = w.take({D});
   w.skip(2 * c.max_position * (hs / 2));  // precomputed RoPE tables: recomputed here
   m.lm_head = c.tie_word_embeddings ? m.embed : w.take({c.vocab_size, D});
+  check_finite_weights(m);
   return m;
 }
 

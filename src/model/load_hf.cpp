@@ -39,6 +39,7 @@ Model load_hf_model(const std::filesystem::path& folder) {
   m.blocks.resize(static_cast<size_t>(c.num_layers));
   for (const HfTensor& t : hf_tensors(m)) *t.tensor = store->load_f32(t.name, t.shape);
   if (c.tie_word_embeddings) m.lm_head = m.embed;
+  check_finite_weights(m);
   return m;
 }
 

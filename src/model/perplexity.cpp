@@ -9,6 +9,7 @@
 #include "core/vec_math.h"
 #include "sparsa/error.h"
 #include "sparsa/model.h"
+#include "sparsa/parallel.h"
 
 namespace sparsa {
 namespace {
@@ -43,7 +44,7 @@ PerplexityResult perplexity(const Model& m, const TensorI32& windows, Observer* 
   const int64_t n_windows = windows.dim(0), seqlen = windows.dim(1);
   if (seqlen > m.config.max_position)
     bad_input("seqlen {} is above the model's context length {}", seqlen, m.config.max_position);
-  for (size_t i = 0; i < windows.numel(); ++i)  // checked here: forward() may not throw inside the parallel loop
+  for (size_t i = 0; i < windows.numel(); ++i)
     if (windows.data[i] < 0 || windows.data[i] >= m.config.vocab_size)
       bad_input("token id {} at window {}, position {} is outside the vocabulary (size {})", windows.data[i],
                 static_cast<int64_t>(i) / seqlen, static_cast<int64_t>(i) % seqlen, m.config.vocab_size);
@@ -55,31 +56,48 @@ PerplexityResult perplexity(const Model& m, const TensorI32& windows, Observer* 
   // Windows are independent: with no observer (or a concurrent one) each thread takes whole
   // windows with single-threaded kernels, which beats splitting every GEMM on small models.
   const bool window_parallel = obs == nullptr || obs->concurrent();
+  ParallelFailure failure;
 #pragma omp parallel if (window_parallel)
   {
     ForwardBuffers buf;
     Tensor logits;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t w = 0; w < n_windows; ++w) {
-      const int32_t* tokens = windows.ptr() + w * seqlen;
-      forward(m, tokens, seqlen, logits, buf, obs);
-      nll[static_cast<size_t>(w)] = window_nll(logits, tokens, seqlen);
-      if (progress) {
-        std::lock_guard<std::mutex> lock(progress_mutex);
-        progress(++done, n_windows);
-      }
-    }
+    for (int64_t w = 0; w < n_windows; ++w)
+      failure.run([&] {
+        const int32_t* tokens = windows.ptr() + w * seqlen;
+        forward(m, tokens, seqlen, logits, buf, obs);
+        nll[static_cast<size_t>(w)] = window_nll(logits, tokens, seqlen);
+        if (progress) {
+          std::lock_guard<std::mutex> lock(progress_mutex);
+          progress(++done, n_windows);
+        }
+      });
   }
+  failure.rethrow_if_any([&] {
+    return fmt::format("computing the perplexity of {} windows of {} tokens (logits [{}, {}] per window)", n_windows,
+                       seqlen, seqlen, m.config.vocab_size);
+  });
 
   PerplexityResult r;
   r.windows = n_windows;
   r.predicted_tokens = n_windows * (seqlen - 1);
   double total = 0.0;
   for (double v : nll) total += v;  // in window order: the same result for any thread count
+  for (int64_t w = 0; w < n_windows && !std::isfinite(total); ++w)
+    if (!std::isfinite(nll[static_cast<size_t>(w)]))
+      runtime_failure("perplexity: window {} of {} gives a non-finite loss ({}): the model's outputs overflow or hold "
+                      "NaN, so there is no perplexity to report", w, n_windows, nll[static_cast<size_t>(w)]);
   r.mean_nll = total / static_cast<double>(r.predicted_tokens);
   r.ppl = std::exp(r.mean_nll);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  check_perplexity_finite(r);
   return r;
+}
+
+void check_perplexity_finite(const PerplexityResult& r) {
+  if (!std::isfinite(r.ppl))
+    runtime_failure("perplexity: the mean loss over {} windows is {}, which gives a perplexity of {}: the model's "
+                    "outputs overflow or hold NaN, so there is no perplexity to report", r.windows, r.mean_nll, r.ppl);
 }
 
 }  // namespace sparsa

@@ -9,6 +9,7 @@
 
 #include "prune/input_stats.h"
 #include "sparsa/error.h"
+#include "sparsa/parallel.h"
 #include "sparsa/progress.h"
 #include "sparsa/prune_backend.h"
 
@@ -35,6 +36,7 @@ class StatsObserver : public Observer {
 void run_block_samples(const Model& m, int64_t layer, std::vector<Tensor>& xs, bool update,
                        std::vector<InputStats>* stats, const InputStatsConfig& cfg) {
   const auto n = static_cast<int64_t>(xs.size());
+  ParallelFailure failure;
 #pragma omp parallel
   {
     ForwardBuffers buf;
@@ -42,17 +44,26 @@ void run_block_samples(const Model& m, int64_t layer, std::vector<Tensor>& xs, b
     Tensor scratch;
 #pragma omp for ordered schedule(static, 1)
     for (int64_t j = 0; j < n; ++j) {
-      Tensor* x = &xs[static_cast<size_t>(j)];
-      if (!update) {
-        scratch = *x;
-        x = &scratch;
-      }
-      block_forward(m, layer, *x, buf, stats ? &obs : nullptr);
+      failure.run([&] {
+        Tensor* x = &xs[static_cast<size_t>(j)];
+        if (!update) {
+          scratch = *x;
+          x = &scratch;
+        }
+        block_forward(m, layer, *x, buf, stats ? &obs : nullptr);
+      });
 #pragma omp ordered
       if (stats)
-        for (int p = 0; p < kNumObsPoints; ++p) (*stats)[static_cast<size_t>(p)].merge(obs.samples[static_cast<size_t>(p)]);
+        failure.run([&] {
+          for (int p = 0; p < kNumObsPoints; ++p) (*stats)[static_cast<size_t>(p)].merge(obs.samples[static_cast<size_t>(p)]);
+        });
     }
   }
+  failure.rethrow_if_any([&] {
+    const int64_t seqlen = n > 0 ? xs[0].dim(0) : 0;
+    return fmt::format("running block {} over {} calibration samples of {} tokens{}", layer, n, seqlen,
+                       cfg.hessian ? " (with a Hessian [in, in] per linear input)" : "");
+  });
 }
 
 class CpuPruneBackend final : public PruneBackend {
@@ -80,6 +91,9 @@ class CpuPruneBackend final : public PruneBackend {
 
  private:
   void prune_linear(Block& b, LinearPruneResult& lr, const std::array<std::vector<float>, kNumObsPoints>& sqnorms);
+  // The method's selection (and SparseGPT's update) of weight `w` [out, in]; sqnorm: Wanda's
+  // input norms of the linear [in].
+  void select_and_update(Tensor& w, LinearPruneResult& lr, const std::vector<float>& sqnorm);
 
   Model& m_;
   const PruneOptions& opt_;
@@ -92,14 +106,25 @@ void CpuPruneBackend::prune_linear(Block& b, LinearPruneResult& lr,
                                    const std::array<std::vector<float>, kNumObsPoints>& sqnorms) {
   const auto p = static_cast<size_t>(role_info(lr.role).input);
   const auto t0 = Clock::now();
-  Tensor& w = b.linear(lr.role).weight;
+  try {
+    select_and_update(b.linear(lr.role).weight, lr, sqnorms[p]);
+  } catch (const OutOfMemory&) {
+    throw;
+  } catch (const Error& e) {  // the selection functions do not know which linear they prune
+    throw Error(e.kind(), fmt::format("{}: {}", lr.name, e.what()));
+  }
+  lr.seconds = seconds_since(t0);
+}
+
+void CpuPruneBackend::select_and_update(Tensor& w, LinearPruneResult& lr, const std::vector<float>& sqnorm) {
+  const auto p = static_cast<size_t>(role_info(lr.role).input);
   switch (opt_.method) {
     case PruneMethod::kMagnitude:
       lr.mask = magnitude_mask(w, opt_.target);
       apply_mask(w, lr.mask);
       break;
     case PruneMethod::kWanda:
-      lr.mask = wanda_mask(w, sqnorms[p], opt_.target);
+      lr.mask = wanda_mask(w, sqnorm, opt_.target);
       apply_mask(w, lr.mask);
       break;
     case PruneMethod::kSparseGPT: {
@@ -108,7 +133,6 @@ void CpuPruneBackend::prune_linear(Block& b, LinearPruneResult& lr,
       break;
     }
   }
-  lr.seconds = seconds_since(t0);
 }
 
 // The block's linears are pruned concurrently, each with single-threaded kernels: their
@@ -119,16 +143,11 @@ void CpuPruneBackend::prune_linears(int64_t layer, std::span<LinearPruneResult> 
   if (opt_.method == PruneMethod::kWanda)
     for (int p = 0; p < kNumObsPoints; ++p) sqnorms[static_cast<size_t>(p)] = stats_[static_cast<size_t>(p)].mean_sqnorm();
   const auto n = static_cast<int64_t>(linears.size());
-  std::vector<std::exception_ptr> failed(linears.size());  // exceptions may not leave an OpenMP loop
+  ParallelFailure failure;
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t i = 0; i < n; ++i) try {
-      prune_linear(b, linears[static_cast<size_t>(i)], sqnorms);
-    } catch (...) {
-      failed[static_cast<size_t>(i)] = std::current_exception();
-    }
+  for (int64_t i = 0; i < n; ++i) failure.run([&] { prune_linear(b, linears[static_cast<size_t>(i)], sqnorms); });
   stats_.clear();  // the Hessians are large: not kept through the pruned block's forward
-  for (const auto& e : failed)
-    if (e) std::rethrow_exception(e);
+  failure.rethrow_if_any([&] { return fmt::format("pruning the {} linears of block {}", n, layer); });
 }
 
 }  // namespace

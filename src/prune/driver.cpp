@@ -80,6 +80,7 @@ void check_prune_inputs(const ModelConfig& c, const TensorI32& calib, const Prun
   const SparsityTarget& t = opt.target;
   if (t.is_nm() ? !(t.n > 0 && t.n < t.m) : !(t.ratio > 0.0 && t.ratio < 1.0))
     bad_input("sparsity target must be in (0, 1) or N:M with 0 < N < M");
+  if (opt.method == PruneMethod::kSparseGPT) check_sparsegpt_blocksize(opt.blocksize, t);
   if (opt.first_layer < 0 || opt.first_layer > c.num_layers)
     bad_input("cannot resume at block {}: the model has {} blocks", opt.first_layer, c.num_layers);
   if (!needs_calibration(opt.method)) return;
@@ -90,6 +91,21 @@ void check_prune_inputs(const ModelConfig& c, const TensorI32& calib, const Prun
     if (calib.data[i] < 0 || calib.data[i] >= c.vocab_size)
       bad_input("calibration token id {} at sample {}, position {} is outside the vocabulary (size {})", calib.data[i],
                 static_cast<int64_t>(i) / seqlen, static_cast<int64_t>(i) % seqlen, c.vocab_size);
+}
+
+PruneOptions with_block_checks(const Model& m, const PruneOptions& opt) {
+  PruneOptions checked = opt;
+  checked.on_block = [&m, target = opt.target, hook = opt.on_block](int64_t layer,
+                                                                     std::span<const LinearPruneResult> linears) {
+    const Block& b = m.blocks[static_cast<size_t>(layer)];
+    for (const LinearPruneResult& lr : linears) {
+      check_mask_target(lr.mask, target, lr.name);
+      if (const std::string where = non_finite_where(lr.name + ".weight", b.linear(lr.role).weight); !where.empty())
+        runtime_failure("block {}: pruning left a non-finite weight: {}", layer, where);
+    }
+    if (hook) hook(layer, linears);
+  };
+  return checked;
 }
 
 PruneResult run_pruning(Model& m, const TensorI32& calib, const PruneOptions& opt, PruneBackend& backend,

@@ -8,6 +8,7 @@ namespace sparsa {
 
 Mask magnitude_mask(const Tensor& w, const SparsityTarget& t) {
   const int64_t rows = w.dim(0), cols = w.dim(1);
+  check_finite_scores(w.ptr(), w.numel(), cols, "magnitude: the weight");
   std::vector<float> mag(w.numel());  // [rows, cols]
   for (size_t i = 0; i < mag.size(); ++i) mag[i] = std::fabs(w.data[i]);
   if (t.is_nm()) return nm_mask_from_scores(mag.data(), rows, cols, t.n, t.m);

@@ -8,6 +8,7 @@
 
 #include "prune/select.h"
 #include "sparsa/error.h"
+#include "sparsa/parallel.h"
 #include "sparsa/prune.h"
 
 namespace sparsa {
@@ -140,6 +141,25 @@ bool mask_is_nm(const Mask& mask, int n, int m) {
   return true;
 }
 
+void check_mask_target(const Mask& mask, const SparsityTarget& t, std::string_view name) {
+  if (t.is_nm() && !mask_is_nm(mask, t.n, t.m))
+    runtime_failure("{}: the mask [{}, {}] is not {}:{} (some group of {} columns does not have exactly {} pruned); "
+                    "it is not written under that label", name, mask.rows, mask.cols, t.n, t.m, t.m, t.n);
+}
+
+void check_sparsegpt_blocksize(int64_t blocksize, const SparsityTarget& t) {
+  if (blocksize < 1) bad_input("SparseGPT blocksize must be positive, got {}", blocksize);
+  if (t.is_nm() && blocksize % t.m != 0)
+    bad_input("SparseGPT blocksize {} is not a multiple of M = {}: {}:{} groups would straddle the lazy-update blocks "
+              "and the masks would not be {}:{}", blocksize, t.m, t.n, t.m, t.n, t.m);
+}
+
+void check_finite_scores(const float* v, size_t n, int64_t cols, std::string_view what) {
+  const int64_t i = first_non_finite(v, n);
+  if (i >= 0)
+    bad_input("{} holds {} at [{}, {}]; pruning needs finite weights", what, v[i], i / cols, i % cols);
+}
+
 void mark_lowest(const float* scores, int64_t count, int64_t k, uint8_t* mask, std::vector<int32_t>& scratch) {
   if (k <= 0) return;
   if (k >= count) {
@@ -157,27 +177,34 @@ void mark_lowest(const float* scores, int64_t count, int64_t k, uint8_t* mask, s
 
 Mask nm_mask_from_scores(const float* scores, int64_t rows, int64_t cols, int n, int m) {
   Mask mask(rows, cols);
+  ParallelFailure failure;
 #pragma omp parallel
   {
     std::vector<int32_t> scratch;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t g = 0; g < cols; g += m) {
-        const int64_t width = std::min<int64_t>(m, cols - g);
-        mark_lowest(scores + r * cols + g, width, std::min<int64_t>(n, width), mask.pruned.data() + r * cols + g, scratch);
-      }
+      failure.run([&] {
+        for (int64_t g = 0; g < cols; g += m) {
+          const int64_t width = std::min<int64_t>(m, cols - g);
+          mark_lowest(scores + r * cols + g, width, std::min<int64_t>(n, width), mask.pruned.data() + r * cols + g, scratch);
+        }
+      });
   }
+  failure.rethrow_if_any([&] { return fmt::format("selecting the {}:{} mask of a [{}, {}] matrix", n, m, rows, cols); });
   return mask;
 }
 
 Mask row_lowest_mask(const float* scores, int64_t rows, int64_t cols, int64_t k) {
   Mask mask(rows, cols);
+  ParallelFailure failure;
 #pragma omp parallel
   {
-    std::vector<int32_t> scratch;
+    std::vector<int32_t> scratch;  // [cols]
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) mark_lowest(scores + r * cols, cols, k, mask.pruned.data() + r * cols, scratch);
+    for (int64_t r = 0; r < rows; ++r)
+      failure.run([&] { mark_lowest(scores + r * cols, cols, k, mask.pruned.data() + r * cols, scratch); });
   }
+  failure.rethrow_if_any([&] { return fmt::format("selecting the per-row mask of a [{}, {}] matrix", rows, cols); });
   return mask;
 }
 

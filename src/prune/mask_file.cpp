@@ -10,6 +10,7 @@ void write_mask_file(const std::filesystem::path& file, const PruneResult& r, Pr
   packed.reserve(r.linears.size());  // no reallocation: tensors point into it
   std::vector<TensorToWrite> tensors;
   for (const auto& l : r.linears) {
+    check_mask_target(l.mask, t, l.name);
     packed.push_back(pack_mask(l.mask));
     tensors.push_back({l.name + ".mask", DType::U8, {l.mask.rows, (l.mask.cols + 7) / 8}, packed.back().data()});
   }

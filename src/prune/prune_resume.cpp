@@ -2,8 +2,10 @@
 #include "sparsa/prune_resume.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -61,15 +63,79 @@ std::string first_difference(const json& saved, const json& now) {
 
 std::string seconds_key(const std::string& linear) { return "seconds." + linear; }
 
+// The identity's key of each file of the model folder: "file config.json".
+const std::string kFileKey = "file ";
+
+// The saved tensor `name` of block file `file`, checked to be one of `dtypes` with `shape`;
+// Error(kBadInput) naming the file and the tensor when it is missing or does not fit.
+const TensorInfo& saved_tensor(const SafetensorsFile& saved, const std::string& name, std::initializer_list<DType> dtypes,
+                               const std::vector<int64_t>& shape) {
+  const TensorInfo* t = saved.find(name);
+  if (!t) bad_input("{}: tensor '{}' is missing", saved.path().string(), name);
+  if (std::find(dtypes.begin(), dtypes.end(), t->dtype) == dtypes.end())
+    bad_input("{}: tensor '{}' has dtype {}, which a block checkpoint does not hold", saved.path().string(), name,
+              dtype_name(t->dtype));
+  if (t->shape != shape)
+    bad_input("{}: tensor '{}' has shape {} but the model needs {}", saved.path().string(), name, shape_string(t->shape),
+              shape_string(shape));
+  return *t;
+}
+
+// Block `layer`'s linears as saved in `saved`: every "<linear>.weight" (finite) and "<linear>.mask"
+// of the block present with the model's shapes, and nothing else.
+std::vector<LinearPruneResult> restore_block(const SafetensorsFile& saved, Model& m, int64_t layer) {
+  const std::vector<LinearRole>& roles = arch_info(m.config.arch).roles;
+  for (const TensorInfo& t : saved.tensors()) {
+    const bool known = std::any_of(roles.begin(), roles.end(), [&](LinearRole role) {
+      const std::string linear = hf_linear_name(m.config.arch, layer, role);
+      return t.name == linear + ".weight" || t.name == linear + ".mask";
+    });
+    if (!known) bad_input("{}: tensor '{}' does not belong to block {}", saved.path().string(), t.name, layer);
+  }
+  std::vector<LinearPruneResult> restored;
+  for (const LinearRole role : roles) {
+    LinearPruneResult lr;
+    lr.layer = layer;
+    lr.role = role;
+    lr.name = hf_linear_name(m.config.arch, layer, role);
+    Tensor& w = m.blocks[static_cast<size_t>(layer)].linear(role).weight;
+    const int64_t rows = w.dim(0), cols = w.dim(1);
+    const TensorInfo& wi = saved_tensor(saved, lr.name + ".weight", {DType::F32, DType::BF16, DType::F16}, w.shape);
+    const TensorInfo& mi = saved_tensor(saved, lr.name + ".mask", {DType::U8}, {rows, (cols + 7) / 8});
+    convert_to_f32(wi.dtype, wi.data, w.ptr(), static_cast<size_t>(w.numel()));
+    if (const std::string where = non_finite_where(wi.name, w); !where.empty())
+      bad_input("{}: tensor {}; a block checkpoint holds finite weights", saved.path().string(), where);
+    lr.mask = unpack_mask(mi.data, rows, cols);
+    const auto seconds = saved.metadata().find(seconds_key(lr.name));
+    if (seconds != saved.metadata().end()) lr.seconds = std::strtod(seconds->second.c_str(), nullptr);
+    restored.push_back(std::move(lr));
+  }
+  return restored;
+}
+
+// "<size> bytes, modified <seconds.nanoseconds since the epoch>" of a model file.
+std::string file_stamp(const fs::path& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) bad_input("{}: cannot read the file's size and time", file.string());
+  return fmt::format("{} bytes, modified {}.{:09d}", static_cast<long long>(st.st_size), static_cast<long long>(st.st_mtim.tv_sec),
+                     static_cast<long>(st.st_mtim.tv_nsec));
+}
+
 }  // namespace
 
 json prune_resume_identity(const fs::path& model_dir, const PruneOptions& opt, const json& calibration) {
-  return {{"model", fs::absolute(model_dir).lexically_normal().string()},
-          {"method", prune_method_name(opt.method)},
-          {"target", opt.target.label()},
-          {"calibration", calibration},
-          {"blocksize", opt.blocksize},
-          {"percdamp", opt.percdamp}};
+  json identity = {{"model", fs::absolute(model_dir).lexically_normal().string()},
+                   {"method", prune_method_name(opt.method)},
+                   {"target", opt.target.label()},
+                   {"calibration", calibration},
+                   {"blocksize", opt.blocksize},
+                   {"percdamp", opt.percdamp}};
+  std::vector<fs::path> files;  // sorted: the identity does not depend on the folder's listing order
+  for (const fs::directory_entry& e : fs::directory_iterator(model_dir))
+    if (e.is_regular_file()) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const fs::path& f : files) identity[kFileKey + f.filename().string()] = file_stamp(f);
+  return identity;
 }
 
 PruneResume::PruneResume(const fs::path& out, const json& identity, bool discard) : dir_(partial_dir(out)) {
@@ -84,10 +150,7 @@ PruneResume::PruneResume(const fs::path& out, const json& identity, bool discard
     }
     if (!saved.is_object() && !discard) bad_input("{}: not a JSON object", run_file.string());
     const std::string differs = saved.is_object() ? first_difference(saved, identity) : "run.json";
-    if (!differs.empty() && !discard)
-      bad_input("{}: holds an interrupted run with different arguments ({} was {}, now {}); the same arguments "
-                "resume it",
-                dir_.string(), differs, saved.value(differs, json()).dump(), identity.value(differs, json()).dump());
+    if (!differs.empty() && !discard) refuse_other_run(differs, saved, identity);
     if (!differs.empty() || discard) fs::remove_all(dir_, ec);
   } else {
     fs::remove_all(dir_, ec);  // a folder killed before run.json was written holds nothing of use
@@ -98,6 +161,15 @@ PruneResume::PruneResume(const fs::path& out, const json& identity, bool discard
   while (fs::exists(block_file(finished_))) ++finished_;
 }
 
+void PruneResume::refuse_other_run(const std::string& key, const json& saved, const json& now) const {
+  const std::string was = saved.value(key, json()).dump(), is = now.value(key, json()).dump();
+  if (key.starts_with(kFileKey))
+    bad_input("{}: holds an interrupted run of the model as it was then, and its {} changed since (was {}, now {}); "
+              "the interrupted run cannot be resumed", dir_.string(), key, was, is);
+  bad_input("{}: holds an interrupted run with different arguments ({} was {}, now {}); the same arguments resume it",
+            dir_.string(), key, was, is);
+}
+
 fs::path PruneResume::block_file(int64_t layer) const { return dir_ / fmt::format("block-{:04d}.safetensors", layer); }
 
 std::vector<LinearPruneResult> PruneResume::restore(Model& m) const {
@@ -105,27 +177,8 @@ std::vector<LinearPruneResult> PruneResume::restore(Model& m) const {
     bad_input("{}: holds {} blocks but the model has {}", dir_.string(), finished_, m.config.num_layers);
   std::vector<LinearPruneResult> restored;
   for (int64_t l = 0; l < finished_; ++l) {
-    const fs::path file = block_file(l);
-    const auto saved = SafetensorsFile::open(file);
-    for (const LinearRole role : arch_info(m.config.arch).roles) {
-      LinearPruneResult lr;
-      lr.layer = l;
-      lr.role = role;
-      lr.name = hf_linear_name(m.config.arch, l, role);
-      Tensor& w = m.blocks[static_cast<size_t>(l)].linear(role).weight;
-      const TensorInfo* wi = saved->find(lr.name + ".weight");
-      const TensorInfo* mi = saved->find(lr.name + ".mask");
-      const int64_t rows = w.dim(0), cols = w.dim(1);
-      const bool weight_type_ok = wi && (wi->dtype == DType::F32 || wi->dtype == DType::BF16 || wi->dtype == DType::F16);
-      if (!weight_type_ok || wi->shape != w.shape || mi->dtype != DType::U8 ||
-          mi->shape != std::vector<int64_t>{rows, (cols + 7) / 8})
-        bad_input("{}: {} is missing or does not fit the model", file.string(), lr.name);
-      convert_to_f32(wi->dtype, wi->data, w.ptr(), static_cast<size_t>(w.numel()));
-      lr.mask = unpack_mask(mi->data, rows, cols);
-      const auto seconds = saved->metadata().find(seconds_key(lr.name));
-      if (seconds != saved->metadata().end()) lr.seconds = std::strtod(seconds->second.c_str(), nullptr);
-      restored.push_back(std::move(lr));
-    }
+    const auto saved = SafetensorsFile::open(block_file(l));
+    for (LinearPruneResult& lr : restore_block(*saved, m, l)) restored.push_back(std::move(lr));
   }
   return restored;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "sparsa/prune.h"
@@ -20,6 +21,9 @@ Mask row_lowest_mask(const float* scores, int64_t rows, int64_t cols, int64_t k)
 
 // sorted(values)[k], like torch.sort(values)[0][k].
 float kth_smallest(std::vector<float> values, int64_t k);
+
+// Error(kBadInput) "<what> holds nan at [r, c]; ..." for the first NaN or Inf of v [n / cols, cols].
+void check_finite_scores(const float* v, size_t n, int64_t cols, std::string_view what);
 
 // floor(count * ratio), computed in double as the reference's int(numel * ratio).
 inline int64_t ratio_count(int64_t count, double ratio) { return static_cast<int64_t>(static_cast<double>(count) * ratio); }

@@ -39,7 +39,11 @@ void upper_cholesky_of_inverse(float* h, int n) {
 Mask sparsegpt_prune(Tensor& w, Tensor& hessian, const SparsityTarget& t, int64_t blocksize, double percdamp) {
   const int64_t rows = w.dim(0), cols = w.dim(1);
   SPARSA_ASSERT(hessian.dim(0) == cols && hessian.dim(1) == cols);
-  if (blocksize <= 0) bad_input("SparseGPT blocksize must be positive");
+  check_sparsegpt_blocksize(blocksize, t);
+  check_finite_scores(w.ptr(), w.numel(), cols, "SparseGPT: the weight");
+  if (const int64_t i = first_non_finite(hessian.ptr(), hessian.numel()); i >= 0)
+    runtime_failure("SparseGPT: the Hessian of the calibration inputs holds {} at [{}, {}]: the activations overflow",
+                    hessian.data[static_cast<size_t>(i)], i / cols, i % cols);
   float* H = hessian.ptr();  // [cols, cols]
   float* W = w.ptr();        // [rows, cols]
 

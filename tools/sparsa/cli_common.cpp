@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -26,6 +28,20 @@ void check_seqlen_flag(int64_t seqlen, const ModelConfig& config) {
   if (seqlen < 0 || seqlen == 1) bad_input("--seqlen must be at least 2, got {}", seqlen);
   if (seqlen > config.max_position)
     bad_input("--seqlen {} is above the model's context length {}", seqlen, config.max_position);
+}
+
+CLI::Validator finite_number(double lo, double hi) {
+  const std::string range = fmt::format("a finite number in [{:g}, {:g}]", lo, hi);
+  return CLI::Validator(
+      [lo, hi, range](const std::string& text) -> std::string {
+        double v = 0;
+        const char* end = text.data() + text.size();
+        const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+        if (ec != std::errc() || ptr != end || !std::isfinite(v) || v < lo || v > hi)
+          return fmt::format("'{}' must be {}", text, range);
+        return {};
+      },
+      range);
 }
 
 std::string read_text_file(const std::filesystem::path& p) { return read_file_contents(p); }

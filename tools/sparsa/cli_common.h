@@ -12,6 +12,7 @@
 #include "sparsa/device.h"
 #include "sparsa/error.h"
 #include "sparsa/model.h"
+#include "sparsa/parallel.h"
 #include "sparsa/store.h"
 
 namespace sparsa::cli {
@@ -45,6 +46,25 @@ auto rephrase_bad_input(std::string_view prefix, std::string_view suffix, Step&&
     throw Error(ErrorKind::kBadInput, fmt::format("{}{}{}", prefix, e.what(), suffix));
   }
 }
+
+// Runs `step` and returns its result; running out of memory in it (OutOfMemory from the library,
+// which says what it was doing, or a bare std::bad_alloc, said to have happened while `what`)
+// becomes Error(kRuntime) "<that>; <hint>": the command naming the flags that set the sizes.
+template <typename Step>
+auto hint_out_of_memory(std::string_view what, std::string_view hint, Step&& step) -> decltype(step()) {
+  try {
+    return step();
+  } catch (const OutOfMemory& e) {
+    throw Error(ErrorKind::kRuntime, fmt::format("{}; {}", e.what(), hint));
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorKind::kRuntime, fmt::format("out of memory while {}; {}", what, hint));
+  }
+}
+
+// The check of every floating-point option (add_option(...)->check(finite_number(lo, hi))): the
+// value must parse whole as a finite number in [lo, hi]. "nan", "inf", "1e999" and values outside
+// the range are refused before they are converted, as usage errors naming the option (exit 2).
+CLI::Validator finite_number(double lo, double hi);
 
 // Reads a whole text file; Error(kBadInput) naming it when it cannot be read.
 std::string read_text_file(const std::filesystem::path& p);

@@ -145,7 +145,9 @@ void print_text(const std::vector<ActivationThresholds>& ts, const json& ppl) {
 
 PerplexityResult eval_ppl(const Model& m, const TensorI32& windows, Observer* obs, const std::string& label) {
   Progress bar(label, windows.dim(0));
-  PerplexityResult r = perplexity(m, windows, obs, [&](int64_t done, int64_t) { bar.update(done); });
+  PerplexityResult r = hint_out_of_memory("computing the perplexity", "try a smaller --eval-limit or --seqlen", [&] {
+    return perplexity(m, windows, obs, [&](int64_t done, int64_t) { bar.update(done); });
+  });
   bar.finish();
   return r;
 }
@@ -225,7 +227,9 @@ void run_acts(const ActsArgs& a) {
   ActivationProfile profile;
   {
     Progress bar("acts calibration", calib.dim(0));
-    profile = capture_activation_profile(m, calib, [&](int64_t done, int64_t) { bar.update(done); });
+    profile = hint_out_of_memory("capturing activations", "try a smaller --nsamples or --seqlen", [&] {
+      return capture_activation_profile(m, calib, [&](int64_t done, int64_t) { bar.update(done); });
+    });
   }
   seconds["calibration"] = seconds_since(t0);
   std::vector<ActivationThresholds> thresholds;

@@ -102,7 +102,8 @@ void run_eval(const EvalArgs& a) {
   }
   Progress bar("eval", windows.dim(0));
   const auto on_window = [&](int64_t done, int64_t) { bar.update(done); };
-  const PerplexityResult r = perplexity(m, windows, device, on_window);
+  const PerplexityResult r = hint_out_of_memory("computing the perplexity", "try a smaller --limit or --seqlen",
+                                                [&] { return perplexity(m, windows, device, on_window); });
   bar.finish();
   if (store) record_eval(*store, a, *run, r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   const int64_t tokens = windows.dim(0) * windows.dim(1);

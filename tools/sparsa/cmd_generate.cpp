@@ -1,6 +1,7 @@
 // sparsa generate: text from a prompt (greedy by default), HF or llama2.c models.
 #include <cctype>
 #include <cstdio>
+#include <limits>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -59,8 +60,10 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--prompt", args->prompt, "the prompt")->required();
   cmd->add_option("--steps", args->opt.steps, "positions to run, prompt and BOS included (llama2.c's -n)")
       ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--temperature", args->opt.temperature, "0 = greedy")->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--top-p", args->opt.top_p, "nucleus sampling threshold")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd->add_option("--temperature", args->opt.temperature, "0 = greedy")
+      ->check(finite_number(0.0, std::numeric_limits<float>::max()))
+      ->capture_default_str();
+  cmd->add_option("--top-p", args->opt.top_p, "nucleus sampling threshold")->check(finite_number(0.0, 1.0))->capture_default_str();
   cmd->add_option("--seed", args->opt.seed, "random seed for sampling")->capture_default_str();
   cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
   cmd->callback([args] {

@@ -180,6 +180,8 @@ void run_prune(const PruneArgs& a) {
   opt.blocksize = a.blocksize;
   opt.percdamp = a.percdamp;
   check_numeric_flags(a);
+  if (opt.method == PruneMethod::kSparseGPT)
+    rephrase_bad_input("--blocksize: ", "", [&] { check_sparsegpt_blocksize(opt.blocksize, opt.target); });
   check_calibration_flags(a, opt.method);
   const std::optional<DType> weight_dtype = parse_weight_dtype(a.dtype);
   const fs::path model_dir = hf_model_folder(a.model);
@@ -218,7 +220,8 @@ void run_prune(const PruneArgs& a) {
     opt.first_layer = restored_blocks;
     opt.on_block = [&](int64_t layer, std::span<const LinearPruneResult> linears) { progress.save_block(m, layer, linears); };
     const auto on_progress = [&](int64_t done, int64_t) { bar.update(done); };
-    PruneResult rest = prune_model(m, calib.tokens, opt, device, on_progress);
+    PruneResult rest = hint_out_of_memory("pruning", "try a smaller --nsamples or --seqlen",
+                                          [&] { return prune_model(m, calib.tokens, opt, device, on_progress); });
     for (auto& lr : rest.linears) result.linears.push_back(std::move(lr));
     result.timings = rest.timings;
   }
@@ -300,7 +303,9 @@ void register_prune(CLI::App& app) {
                   "tokens per sample, at most the model's context (default: the --calib row length, or the context)");
   cmd->add_option("--seed", args->seed, "random seed of the --calib-text window offsets")->capture_default_str();
   cmd->add_option("--blocksize", args->blocksize, "SparseGPT lazy-update block (columns)")->capture_default_str();
-  cmd->add_option("--percdamp", args->percdamp, "SparseGPT dampening, fraction of mean(diag H)")->capture_default_str();
+  cmd->add_option("--percdamp", args->percdamp, "SparseGPT dampening, fraction of mean(diag H)")
+      ->check(finite_number(0.0, 1e6))
+      ->capture_default_str();
   add_device_options(cmd, args->device);
   add_multi_gpu_option(cmd, args->device);
   cmd->add_option("--out", args->out, "output folder (written as <out>.tmp-<pid>, renamed at the end)")->required();

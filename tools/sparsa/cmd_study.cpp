@@ -1,5 +1,6 @@
 // sparsa study: the main job (sparsa/study.h) — and sparsa report, which rewrites REPORT.md
 // from a study's database.
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -44,9 +45,9 @@ std::vector<double> number_list(const std::string& s, const char* flag) {
     try {
       size_t used = 0;
       out.push_back(std::stod(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
+      if (used != item.size() || !std::isfinite(out.back())) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      bad_input("{}: '{}' is not a number", flag, item);
+      bad_input("{}: '{}' is not a finite number", flag, item);
     }
   }
   return out;
@@ -187,6 +188,7 @@ void register_study(CLI::App& app) {
   cmd->add_option("--act-sparsities", a->act_sparsities, "target activation sparsities, comma-separated")
       ->capture_default_str();
   cmd->add_option("--bitset-sparsity", a->bitset_sparsity, "activation sparsity of the co-activation bitset")
+      ->check(finite_number(0.0, 1.0))
       ->capture_default_str();
   cmd->add_option("--bitset-windows", a->bitset_windows, "calibration windows in the co-activation bitset")
       ->capture_default_str();

@@ -95,7 +95,9 @@ void register_synth(CLI::App& app) {
   cmd->add_option("--dtype", args->dtype, "weight dtype")
       ->check(CLI::IsMember({"bfloat16", "float16", "float32"}))
       ->capture_default_str();
-  cmd->add_option("--init-std", args->init_std, "standard deviation of the weights")->capture_default_str();
+  cmd->add_option("--init-std", args->init_std, "standard deviation of the weights")
+      ->check(finite_number(0.0, 1e6))
+      ->capture_default_str();
   cmd->add_option("--calib-samples", args->calib_samples, "random calibration samples to write (0: none)")->capture_default_str();
   cmd->add_option("--calib-seqlen", args->calib_seqlen, "tokens per calibration sample (at most the context)")->capture_default_str();
   cmd->add_option("--seed", args->seed, "random seed of weights and tokens")->capture_default_str();

@@ -29,6 +29,7 @@ struct CommandRegistration {
 
 #define SPARSA_COMMAND_CAT2(a, b) a##b
 #define SPARSA_COMMAND_CAT(a, b) SPARSA_COMMAND_CAT2(a, b)
-// Registers `fn` as a subcommand; use once at namespace scope in a cmd_<name>.cpp.
+// Registers `fn` as a subcommand; use once at namespace scope in a cmd_<name>.cpp. Named after
+// `fn`, which is unique, so the commands stay distinct when a unity build joins their files.
 #define SPARSA_COMMAND(order, fn) \
-  static const ::sparsa::cli::CommandRegistration SPARSA_COMMAND_CAT(sparsa_command_, __LINE__){order, fn}
+  static const ::sparsa::cli::CommandRegistration SPARSA_COMMAND_CAT(sparsa_command_, fn){order, fn}
