@@ -6,8 +6,9 @@
 // StagingDir: a folder is assembled in "<dir>.tmp-<pid>" beside `dir` and renamed to `dir` by
 // commit(), so an interrupted or failed run never leaves a folder that looks complete.
 //
-// Errors throw sparsa::Error(kRuntime) naming the path. Neither type is thread-safe; each
-// object belongs to one thread.
+// Errors throw sparsa::Error(kRuntime) naming the path the caller gave and the OS's reason (a
+// temporary name only where a finished result is kept under it); an AtomicFile whose path is a folder is Error(kBadInput). Neither
+// type is thread-safe; each object belongs to one thread.
 #pragma once
 
 #include <cstddef>
@@ -64,10 +65,20 @@ class StagingDir {
   bool keep_ = false;  // moved into place, or left for the user after a failed commit
 };
 
+// Creates the folder `dir` and its parents (nothing when it exists). Error(kBadInput) naming the
+// path when `dir` or one of its parents exists as something other than a folder;
+// Error(kRuntime) with the OS's reason (e.g. a read-only parent) otherwise.
+void create_output_folder(const std::filesystem::path& dir);
+
 // Writes `contents` to `path` atomically.
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents);
 
-// The whole file as bytes. Error(kBadInput) naming the file when it cannot be read.
+// The whole file as bytes. Error(kBadInput) naming the file when it cannot be read (it is
+// opened through InputFile: a FIFO, device or folder is refused, never waited on).
 std::string read_file_contents(const std::filesystem::path& path);
+
+// The whole file as text: as read_file_contents, and Error(kBadInput) "<path>: not valid UTF-8
+// at byte offset N" when it is not UTF-8 (the tokenizers take only UTF-8).
+std::string read_utf8_file(const std::filesystem::path& path);
 
 }  // namespace sparsa

@@ -5,19 +5,36 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 
+#include "io/utf8.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 
 namespace sparsa {
 
+namespace {
+
+// Why `path` cannot be written, in the user's terms (never the temporary file's name).
+[[noreturn]] void fail_create(const std::filesystem::path& path, int err) {
+  const std::filesystem::path parent = path.parent_path().empty() ? "." : path.parent_path();
+  std::error_code ec;
+  if (err == ENOENT && !std::filesystem::is_directory(parent, ec))
+    runtime_failure("{}: cannot write: the folder {} does not exist", path.string(), parent.string());
+  if (err == ENOTDIR) runtime_failure("{}: cannot write: {} is not a folder", path.string(), parent.string());
+  runtime_failure("{}: cannot write: {}", path.string(), std::strerror(err));
+}
+
+}  // namespace
+
 AtomicFile::AtomicFile(std::filesystem::path path) : path_(std::move(path)) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path_, ec))
+    bad_input("{}: is a folder; name a file to write", path_.string());
   tmp_ = path_;
   tmp_ += ".tmp-" + std::to_string(getpid());
   f_ = std::fopen(tmp_.c_str(), "wb");
-  if (!f_) runtime_failure("{}: cannot create: {}", tmp_.string(), std::strerror(errno));
+  if (!f_) fail_create(path_, errno);
 }
 
 AtomicFile::~AtomicFile() {
@@ -79,7 +96,7 @@ StagingDir::StagingDir(fs::path dir) : dir_(std::move(dir)) {
   remove_stale_staging(dir_);
   fs::remove_all(tmp_, ec);
   fs::create_directories(tmp_, ec);
-  if (ec) runtime_failure("{}: cannot create the staging folder: {}", tmp_.string(), ec.message());
+  if (ec) runtime_failure("{}: cannot create the folder: {}", dir_.string(), ec.message());
 }
 
 StagingDir::~StagingDir() {
@@ -102,6 +119,17 @@ void StagingDir::keep_and_fail(const std::string& why) {
   runtime_failure("{}: {}; the result is left in {}", dir_.string(), why, tmp_.string());
 }
 
+void create_output_folder(const fs::path& dir) {
+  std::error_code ec;
+  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
+    const fs::file_status st = fs::status(p, ec);
+    if (fs::exists(st) && !fs::is_directory(st)) bad_input("{}: exists and is not a folder", p.string());
+    if (fs::exists(st) || p == p.parent_path()) break;
+  }
+  fs::create_directories(dir, ec);
+  if (ec) runtime_failure("{}: cannot create the folder: {}", dir.string(), ec.message());
+}
+
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents) {
   AtomicFile f(path);
   f.write(contents);
@@ -109,12 +137,14 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
 }
 
 std::string read_file_contents(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in || std::filesystem::is_directory(path)) bad_input("{}: cannot read", path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) bad_input("{}: cannot read", path.string());
-  return ss.str();
+  return InputFile(path).read_all();
+}
+
+std::string read_utf8_file(const std::filesystem::path& path) {
+  std::string text = read_file_contents(path);
+  if (const size_t bad = utf8::first_invalid(text); bad != std::string::npos)
+    bad_input("{}: not valid UTF-8 at byte offset {}", path.string(), bad);
+  return text;
 }
 
 }  // namespace sparsa

@@ -2,9 +2,7 @@
 // runs it: added-token split -> normalizer -> pre-tokenizer -> BPE -> (BOS from the
 // post-processor); and decoding through the decoder chain.
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_map>
 
 #include "io/bpe_model.h"
@@ -13,6 +11,7 @@
 #include "io/tokenizer_pipeline.h"
 #include "io/utf8.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/tokenizer.h"
 
 namespace sparsa {
@@ -81,13 +80,17 @@ SpecialIds parse_post_processor(const JsonNode& node) {
       type);
 }
 
+constexpr int kMaxJsonDepth = 256;
+
 nlohmann::json parse_json_file(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) bad_input("{}: cannot open tokenizer file", file);
-  std::ostringstream text;
-  text << in.rdbuf();
+  const std::string text = InputFile(file).read_all(kMaxJsonFileBytes, "tokenizer file");
+  // Nested sections (a Sequence of Sequences) are built recursively: bound the depth first.
+  const auto bounded = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (depth > kMaxJsonDepth) bad_input("{}: JSON nested more than {} levels deep", file, kMaxJsonDepth);
+    return true;
+  };
   try {
-    return nlohmann::json::parse(text.str());
+    return nlohmann::json::parse(text, bounded);
   } catch (const nlohmann::json::parse_error& e) {
     bad_input("{}: malformed JSON: {}", file, e.what());
   }

@@ -1,9 +1,9 @@
 // config.json of the Hugging Face families sparsa runs: LLaMA (llama, mistral, qwen2) and OPT.
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/model.h"
 
 namespace sparsa {
@@ -136,11 +136,10 @@ void read_opt(const std::filesystem::path& path, const json& j, const ConfigRead
 }  // namespace
 
 ModelConfig load_hf_config(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) bad_input("{}: cannot open", path.string());
+  const std::string text = InputFile(path).read_all(kMaxJsonFileBytes, "JSON file");
   json j;
   try {
-    j = json::parse(in);
+    j = json::parse(text);
   } catch (const json::exception& e) {
     bad_input("{}: not valid JSON: {}", path.string(), e.what());
   }

@@ -46,6 +46,10 @@ auto rephrase_bad_input(std::string_view prefix, std::string_view suffix, Step&&
   }
 }
 
+// A std::filesystem error as one line in the user's terms: "<path>: <OS reason>", the path
+// without the ".tmp-<pid>" suffix of a staging name (the user never named that).
+std::string filesystem_message(const std::filesystem::filesystem_error& e);
+
 // Reads a whole text file; Error(kBadInput) naming it when it cannot be read.
 std::string read_text_file(const std::filesystem::path& p);
 
