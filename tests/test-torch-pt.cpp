@@ -65,7 +65,8 @@ Records read_records(const fs::path& file) {
   return out;
 }
 
-Bytes make_archive(const Records& records) {
+// Records named in `deflated` are compressed (torch itself never does), the others stored.
+Bytes make_archive(const Records& records, const std::vector<std::string>& deflated = {}) {
   zip_error_t err;
   zip_error_init(&err);
   zip_source_t* src = zip_source_buffer_create(nullptr, 0, 0, &err);
@@ -74,7 +75,8 @@ Bytes make_archive(const Records& records) {
   for (const auto& [name, bytes] : records) {
     zip_source_t* s = zip_source_buffer(z, bytes.data(), bytes.size(), 0);
     const zip_int64_t idx = zip_file_add(z, name.c_str(), s, ZIP_FL_OVERWRITE);
-    zip_set_file_compression(z, static_cast<zip_uint64_t>(idx), ZIP_CM_STORE, 0);
+    const bool deflate = std::find(deflated.begin(), deflated.end(), name) != deflated.end();
+    zip_set_file_compression(z, static_cast<zip_uint64_t>(idx), deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, deflate ? 9 : 0);
   }
   zip_close(z);
   zip_source_open(src);
@@ -343,27 +345,9 @@ TEST(TorchPt, SharedReferencesAndMarksAreBounded) {
             std::string::npos);
 }
 
-// The archive of torch_archive with data/0 deflated (torch itself never compresses).
+// The archive of torch_archive with data/0 deflated.
 Bytes deflated_archive(const std::string& pickle, const Bytes& storage0) {
-  zip_error_t err;
-  zip_error_init(&err);
-  zip_source_t* src = zip_source_buffer_create(nullptr, 0, 0, &err);
-  zip_t* z = zip_open_from_source(src, ZIP_TRUNCATE, &err);
-  zip_source_keep(src);
-  const Bytes pkl = text_bytes(pickle);
-  zip_file_add(z, "t/data.pkl", zip_source_buffer(z, pkl.data(), pkl.size(), 0), 0);
-  const zip_int64_t idx = zip_file_add(z, "t/data/0", zip_source_buffer(z, storage0.data(), storage0.size(), 0), 0);
-  zip_set_file_compression(z, static_cast<zip_uint64_t>(idx), ZIP_CM_DEFLATE, 9);
-  zip_close(z);
-  zip_source_open(src);
-  zip_source_seek(src, 0, SEEK_END);
-  Bytes out(static_cast<size_t>(zip_source_tell(src)));
-  zip_source_seek(src, 0, SEEK_SET);
-  zip_source_read(src, out.data(), out.size());
-  zip_source_close(src);
-  zip_source_free(src);
-  zip_error_fini(&err);
-  return out;
+  return make_archive({{"t/data.pkl", text_bytes(pickle)}, {"t/data/0", storage0}}, {"t/data/0"});
 }
 
 // A small archive whose storage inflates far beyond what data.pkl declares is refused from the
