@@ -19,6 +19,7 @@
 #include "sparsa/atomic_file.h"
 #include "sparsa/input_file.h"
 #include "sparsa/model.h"
+#include "sparsa/runs.h"
 #include "sparsa/safetensors.h"
 #include "sparsa/store.h"
 #include "sparsa/tokenizer.h"
@@ -236,6 +237,36 @@ TEST(MemoryBounds, OutOfMemoryNamesWhatWasBeingLoaded) {
   EXPECT_EQ(m, "out of memory while loading tensor 'w' of m.safetensors");
 }
 
+// JSON values are copied and printed recursively: 100 000 levels of brackets in any JSON file
+// (config.json, the shard index, a safetensors header, summary.json) is refused when parsing.
+TEST(MemoryBounds, DeeplyNestedJsonIsRefusedInEveryJsonFile) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const auto expect_nesting_refused = [](const std::string& m, const fs::path& file) {
+    EXPECT_NE(m.find(file.string() + ": "), std::string::npos) << m;
+    EXPECT_NE(m.find("nested more than 256 levels deep"), std::string::npos) << m;
+  };
+  for (const std::string file : {"config.json", "model.safetensors.index.json"}) {
+    SCOPED_TRACE(file);
+    TempDir tmp;
+    const fs::path model = tmp / "model";
+    fs::copy(demo_model(), model);
+    std::string text = test::read_file(model / file);
+    text.insert(text.find('{') + 1, "\"deep\": " + deep + ", ");
+    write_file(model / file, text);
+    expect_nesting_refused(bad_input_message([&] { load_model(model); }), model / file);
+  }
+  TempDir tmp;
+  std::string header = "{\"__metadata__\": " + deep + "}";
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(static_cast<uint64_t>(header.size()) >> (8 * i));
+  write_file(tmp / "deep.safetensors", bytes + header);
+  expect_nesting_refused(bad_input_message([&] { SafetensorsFile::open(tmp / "deep.safetensors"); }),
+                         tmp / "deep.safetensors");
+
+  write_file(tmp / "summary.json", "{\"deep\": " + deep + "}");
+  expect_nesting_refused(bad_input_message([&] { PrunedFolder(tmp.path()).read_summary(); }), tmp / "summary.json");
+}
+
 // ---- text inputs must be UTF-8; the error names the file and the byte ----
 
 TEST(TextInputs, InvalidUtf8NamesTheFileAndOffset) {
@@ -286,6 +317,22 @@ TEST(Outputs, AFolderWhereAFileBelongs) {
   EXPECT_EQ(missing.err.find(".tmp-"), std::string::npos) << missing.err;
 
   EXPECT_EQ(run(spy_args(masks, tmp / "spy.png")).exit_code, 0);
+}
+
+// The finished file is renamed over its path: a device or FIFO there would be replaced (as root,
+// /dev/null itself), so an output path that is not a regular file is refused and left as it was.
+TEST(Outputs, ANonRegularOutputIsRefusedAndLeftAlone) {
+  TempDir tmp;
+  const fs::path masks = golden_like_masks(tmp);
+  const fs::path fifo = make_fifo(tmp / "out.png");
+  const CommandResult r = run(spy_args(masks, fifo));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(test::one_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find(fifo.string() + ": exists and is not a regular file"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  fs::create_symlink(fifo, tmp / "link.png");
+  EXPECT_EQ(run(spy_args(masks, tmp / "link.png")).exit_code, 2);
+  EXPECT_TRUE(fs::is_symlink(tmp / "link.png"));
 }
 
 TEST(Outputs, AFileWhereAFolderBelongs) {

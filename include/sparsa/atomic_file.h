@@ -7,8 +7,9 @@
 // commit(), so an interrupted or failed run never leaves a folder that looks complete.
 //
 // Errors throw sparsa::Error(kRuntime) naming the path the caller gave and the OS's reason (a
-// temporary name only where a finished result is kept under it); an AtomicFile whose path is a folder is Error(kBadInput). Neither
-// type is thread-safe; each object belongs to one thread.
+// temporary name only where a finished result is kept under it). An AtomicFile whose path is a
+// folder, a device (/dev/null), a FIFO or a socket is Error(kBadInput): the rename would replace
+// it. Neither type is thread-safe; each object belongs to one thread.
 #pragma once
 
 #include <cstddef>

@@ -5,6 +5,7 @@
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 #include "sparsa/sparse_gemv.h"
 
 #include <nlohmann/json.hpp>
@@ -119,7 +120,7 @@ GemvTuneTable GemvTuneTable::load(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path)) return table;
   const std::string text = InputFile(path).read_all(kMaxJsonFileBytes, "JSON file");
   try {
-    const auto doc = nlohmann::json::parse(text);
+    const auto doc = parse_json_bounded(text, path);
     if (doc.at("version").get<int>() != kTableVersion)
       bad_input("{}: tuning table version {} is not {}", path.string(), doc.at("version").dump(), kTableVersion);
     for (const auto& [key, value] : doc.at("entries").items()) table.entries_[key] = config_from_json(value);

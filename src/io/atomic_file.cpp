@@ -29,8 +29,11 @@ namespace {
 
 AtomicFile::AtomicFile(std::filesystem::path path) : path_(std::move(path)) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path_, ec))
-    bad_input("{}: is a folder; name a file to write", path_.string());
+  const std::filesystem::file_status st = std::filesystem::status(path_, ec);
+  if (std::filesystem::is_directory(st)) bad_input("{}: is a folder; name a file to write", path_.string());
+  // The rename would replace it: a device such as /dev/null, a FIFO or a socket is never a target.
+  if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
+    bad_input("{}: exists and is not a regular file (a device, FIFO or socket); name a file to write", path_.string());
   tmp_ = path_;
   tmp_ += ".tmp-" + std::to_string(getpid());
   f_ = std::fopen(tmp_.c_str(), "wb");

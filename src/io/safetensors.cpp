@@ -12,6 +12,7 @@
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 
 namespace sparsa {
 namespace fs = std::filesystem;
@@ -101,6 +102,7 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
   std::vector<std::string> key_order;  // the top-level keys as they appear (json objects sort them)
   try {
     header = json::parse(bytes + 8, bytes + 8 + header_len, [&](int depth, json::parse_event_t event, json& parsed) {
+      if (depth > kMaxJsonDepth) bad_input("{}: header nested more than {} levels deep", path.string(), kMaxJsonDepth);
       if (depth == 1 && event == json::parse_event_t::key) key_order.push_back(parsed.get<std::string>());
       return true;
     });
@@ -165,7 +167,7 @@ std::unique_ptr<TensorStore> TensorStore::open(const fs::path& path) {
     json j;
     const std::string text = InputFile(index).read_all(kMaxJsonFileBytes, "JSON file");
     try {
-      j = json::parse(text);
+      j = parse_json_bounded(text, index);
     } catch (const json::exception& e) {
       bad_input("{}: not valid JSON: {}", index.string(), e.what());
     }

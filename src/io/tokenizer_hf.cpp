@@ -12,6 +12,7 @@
 #include "io/utf8.h"
 #include "sparsa/error.h"
 #include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 #include "sparsa/tokenizer.h"
 
 namespace sparsa {
@@ -80,17 +81,10 @@ SpecialIds parse_post_processor(const JsonNode& node) {
       type);
 }
 
-constexpr int kMaxJsonDepth = 256;
-
 nlohmann::json parse_json_file(const std::string& file) {
   const std::string text = InputFile(file).read_all(kMaxJsonFileBytes, "tokenizer file");
-  // Nested sections (a Sequence of Sequences) are built recursively: bound the depth first.
-  const auto bounded = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-    if (depth > kMaxJsonDepth) bad_input("{}: JSON nested more than {} levels deep", file, kMaxJsonDepth);
-    return true;
-  };
   try {
-    return nlohmann::json::parse(text, bounded);
+    return parse_json_bounded(text, file);  // sections (a Sequence of Sequences) are built recursively
   } catch (const nlohmann::json::parse_error& e) {
     bad_input("{}: malformed JSON: {}", file, e.what());
   }

@@ -11,6 +11,7 @@
 #include "sparsa/checkpoint.h"
 #include "sparsa/error.h"
 #include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 #include "sparsa/safetensors.h"
 
 namespace sparsa {
@@ -118,7 +119,7 @@ std::string config_with_dtype(const fs::path& config_json, DType dtype) {
   nlohmann::ordered_json config;
   const std::string text = InputFile(config_json).read_all(kMaxJsonFileBytes, "JSON file");
   try {
-    config = nlohmann::ordered_json::parse(text);
+    config = parse_json_bounded<nlohmann::ordered_json>(text, config_json);
   } catch (const nlohmann::json::exception& e) {
     bad_input("{}: not valid JSON: {}", config_json.string(), e.what());
   }

@@ -4,6 +4,7 @@
 
 #include "sparsa/error.h"
 #include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 #include "sparsa/model.h"
 
 namespace sparsa {
@@ -139,7 +140,7 @@ ModelConfig load_hf_config(const std::filesystem::path& path) {
   const std::string text = InputFile(path).read_all(kMaxJsonFileBytes, "JSON file");
   json j;
   try {
-    j = json::parse(text);
+    j = parse_json_bounded(text, path);
   } catch (const json::exception& e) {
     bad_input("{}: not valid JSON: {}", path.string(), e.what());
   }

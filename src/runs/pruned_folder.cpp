@@ -5,6 +5,7 @@
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
 #include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 #include "sparsa/runs.h"
 
 namespace sparsa {
@@ -167,7 +168,7 @@ PruneSummary PrunedFolder::read_summary() const {
   const std::string text = InputFile(summary_file()).read_all(kMaxJsonFileBytes, "JSON file");
   ojson s;
   try {
-    s = ojson::parse(text);
+    s = parse_json_bounded<ojson>(text, summary_file());
   } catch (const ojson::exception& e) {
     bad_input("{}: not valid JSON ({})", file, e.what());
   }
