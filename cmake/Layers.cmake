@@ -56,7 +56,7 @@ function(sparsa_subsystem name)
 endfunction()
 
 # HEADERS: the public headers (include/sparsa/<h>.h) whose contract the subsystem implements.
-sparsa_subsystem(core HEADERS error progress tensor device parallel
+sparsa_subsystem(core HEADERS error progress tensor device parallel input_file json_file
   LIBS OpenMP::OpenMP_CXX fmt::fmt nlohmann_json::nlohmann_json Threads::Threads)
 sparsa_subsystem(io DEPS core HEADERS atomic_file safetensors tokenizer torch_pt
   LIBS sparsa::pcre2 sparsa::utf8proc sparsa::zip)

@@ -576,6 +576,31 @@ TEST(HfTokenizerErrors, RefusesWhatItCannotReproduce) {
   expect_bad_input([&] { HfTokenizer::load(dir / "missing.json"); }, "missing.json");
 }
 
+// Ids index a table: an id far beyond the number of entries (2e7 in a file of a few bytes) is
+// refused before memory is allocated for it; ids with a few holes still load.
+TEST(HfTokenizerErrors, VocabularyIdsAreBoundedByTheEntries) {
+  TempDir dir;
+  json huge = tokenizer_json(bpe_model(kAbcVocab, {"a b"}));
+  huge["model"]["vocab"]["zz"] = 20000000;
+  const std::string m = expect_bad_input([&] { load_json(dir, huge); }, "model.vocab");
+  EXPECT_NE(m.find("20000000"), std::string::npos) << m;
+  EXPECT_NE(m.find((dir / "tokenizer.json").string()), std::string::npos) << m;
+
+  json holes = tokenizer_json(bpe_model(kAbcVocab, {"a b"}));
+  holes["model"]["vocab"]["zz"] = 1000;
+  EXPECT_EQ(load_json(dir, holes)->vocab_size(), 1001);
+}
+
+// Sections are built recursively (a Sequence of Sequences): nesting is bounded when parsing.
+TEST(HfTokenizerErrors, DeeplyNestedJsonIsRefused) {
+  TempDir dir;
+  const fs::path p = dir / "tokenizer.json";
+  std::string nested;
+  for (int i = 0; i < 100000; ++i) nested += R"({"type": "Sequence", "decoders": [)";
+  write_file(p, R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "decoder": )" + nested);
+  expect_bad_input([&] { HfTokenizer::load(p); }, p.string() + ": JSON nested more than 256 levels deep");
+}
+
 // ---- llama2.c tokenizer.bin --------------------------------------------------------------
 
 // run.c's encode() written out literally (quadratic merge loop), the reference for the fast one.

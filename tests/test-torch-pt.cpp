@@ -65,7 +65,8 @@ Records read_records(const fs::path& file) {
   return out;
 }
 
-Bytes make_archive(const Records& records) {
+// Records named in `deflated` are compressed (torch itself never does), the others stored.
+Bytes make_archive(const Records& records, const std::vector<std::string>& deflated = {}) {
   zip_error_t err;
   zip_error_init(&err);
   zip_source_t* src = zip_source_buffer_create(nullptr, 0, 0, &err);
@@ -74,7 +75,8 @@ Bytes make_archive(const Records& records) {
   for (const auto& [name, bytes] : records) {
     zip_source_t* s = zip_source_buffer(z, bytes.data(), bytes.size(), 0);
     const zip_int64_t idx = zip_file_add(z, name.c_str(), s, ZIP_FL_OVERWRITE);
-    zip_set_file_compression(z, static_cast<zip_uint64_t>(idx), ZIP_CM_STORE, 0);
+    const bool deflate = std::find(deflated.begin(), deflated.end(), name) != deflated.end();
+    zip_set_file_compression(z, static_cast<zip_uint64_t>(idx), deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, deflate ? 9 : 0);
   }
   zip_close(z);
   zip_source_open(src);
@@ -262,7 +264,7 @@ TEST(TorchPt, RejectsLegacyTruncatedAndNonArchives) {
   const std::string legacy = bad_input_message([] { load_torch_file(fixture_dir() / "legacy_format.pt"); });
   EXPECT_NE(legacy.find("legacy torch.save format"), std::string::npos) << legacy;
   const std::string trunc = bad_input_message([] { load_torch_file(fixture_dir() / "truncated_storage.pt"); });
-  EXPECT_NE(trunc.find("shorter"), std::string::npos) << trunc;
+  EXPECT_NE(trunc.find("data/0 holds 70 bytes but data.pkl declares 140"), std::string::npos) << trunc;
   EXPECT_NE(trunc.find("truncated_storage.pt"), std::string::npos) << trunc;
   const std::string json_file = bad_input_message([] { load_torch_file(fixture_dir() / "expected.json"); });
   EXPECT_NE(json_file.find("not a torch.save file"), std::string::npos) << json_file;
@@ -315,7 +317,8 @@ TEST(TorchPt, MalformedPicklesGiveErrors) {
       {tensor_pickle(6, -1, {3}, {1}), "negative storage offset"},
       {tensor_pickle(6, 0, {-2, 3}, {3, 1}), "negative size"},
       {tensor_pickle(6, 4, {2, 2}, {2, 1}), "shorter than the tensor"},  // reads element 7 of 6
-      {tensor_pickle(7, 0, {6}, {1}), "shorter than it declares"},       // 7 floats declared, 6 stored
+      {tensor_pickle(7, 0, {6}, {1}), "holds 24 bytes but data.pkl declares 28"},  // 7 floats declared, 6 stored
+      {tensor_pickle(5, 0, {5}, {1}), "holds 24 bytes but data.pkl declares 20"},  // more stored than declared
       {tensor_pickle(6, 0, {3, 2}, {int64_t{1} << 62, 1}), "past int64"},
       {tensor_pickle(6, 0, {2}, {1, 1}), "differ in rank"},
   };
@@ -340,6 +343,33 @@ TEST(TorchPt, SharedReferencesAndMarksAreBounded) {
   EXPECT_NE(bad_input_message([&] { load_bytes(torch_archive("\x80\x02" + std::string(70000, '(') + "N.", {})); })
                 .find("open MARKs"),
             std::string::npos);
+}
+
+// The archive of torch_archive with data/0 deflated.
+Bytes deflated_archive(const std::string& pickle, const Bytes& storage0) {
+  return make_archive({{"t/data.pkl", text_bytes(pickle)}, {"t/data/0", storage0}}, {"t/data/0"});
+}
+
+// A small archive whose storage inflates far beyond what data.pkl declares is refused from the
+// zip directory, before the storage is inflated or allocated; one that declares it is read.
+TEST(TorchPt, StorageSizeIsCheckedAgainstTheDeclarationBeforeReading) {
+  const Bytes zeros(64u << 20, 0);  // 64 MiB of zeros deflate to ~64 KiB
+  const Bytes bomb = deflated_archive(tensor_pickle(6, 0, {6}, {1}), zeros);
+  ASSERT_LT(bomb.size(), 1u << 20);
+  const std::string m = bad_input_message([&] { load_bytes(bomb); });
+  EXPECT_NE(m.find("data/0 holds 67108864 bytes but data.pkl declares 24"), std::string::npos) << m;
+  // Declared honestly, the same storage loads (the bound is the declaration, not the ratio).
+  const Bytes honest = deflated_archive(tensor_pickle(16, 0, {16}, {1}), Bytes(64, 0));
+  EXPECT_EQ(load_bytes(honest).as<PtTensor>().to_f32().data, std::vector<float>(16, 0.0f));
+}
+
+// A storage no tensor is built on is never read (here its record does not even exist): {} with
+// the storage as a BUILD state, which is dropped.
+TEST(TorchPt, UnusedStorageIsNotRead) {
+  const std::string pickle = "\x80\x02}((" + unicode("storage") + "ctorch\nFloatStorage\n" + unicode("0") +
+                             unicode("cpu") + long1(int64_t{1} << 40) + "tQtb.";
+  const PtValue v = load_bytes(make_archive({{"t/data.pkl", text_bytes(pickle)}, {"t/version", text_bytes("3\n")}}));
+  EXPECT_EQ(v.type_name(), "dict");
 }
 
 // ---- never a crash: random mutations of the fixtures ----
@@ -482,6 +512,18 @@ TEST(PtImport, BadFolders) {
   TempDir u8;
   write_file(u8 / "layer0-mlp.up_proj-0-0-0.5.pt", read_file(fixture_dir() / "u8.pt"));  // values up to 254
   EXPECT_NE(bad_input_message([&] { import_pt_folder(u8.path()); }).find("other than 0 and 1"), std::string::npos);
+}
+
+// A stride-0 view of 2^40 elements over one stored float: refused, naming the file, before a
+// mask of its shape is allocated (which would be a terabyte).
+TEST(PtImport, BroadcastShapeIsRefusedBeforeTheMaskIsAllocated) {
+  TempDir dir;
+  const fs::path file = dir / "layer0-mlp.up_proj-0-0-0.5.pt";
+  const Bytes b = torch_archive(tensor_pickle(1, 0, {int64_t{1} << 20, int64_t{1} << 20}, {0, 0}), floats({1}));
+  write_file(file, std::string(b.begin(), b.end()));
+  const std::string m = bad_input_message([&] { import_pt_folder(dir.path()); });
+  EXPECT_NE(m.find(file.string()), std::string::npos) << m;
+  EXPECT_NE(m.find("broadcast"), std::string::npos) << m;
 }
 
 // ---- sparsa import ----

@@ -6,8 +6,10 @@
 // StagingDir: a folder is assembled in "<dir>.tmp-<pid>" beside `dir` and renamed to `dir` by
 // commit(), so an interrupted or failed run never leaves a folder that looks complete.
 //
-// Errors throw sparsa::Error(kRuntime) naming the path. Neither type is thread-safe; each
-// object belongs to one thread.
+// Errors throw sparsa::Error(kRuntime) naming the path the caller gave and the OS's reason (a
+// temporary name only where a finished result is kept under it). An AtomicFile whose path is a
+// folder, a device (/dev/null), a FIFO or a socket is Error(kBadInput): the rename would replace
+// it. Neither type is thread-safe; each object belongs to one thread.
 //
 // Outputs over inputs: a command that deletes or replaces an output (a folder it rebuilds, a file
 // it rewrites) first calls refuse_output_over_inputs with its inputs, so that no input is lost
@@ -92,10 +94,20 @@ void refuse_output_over_inputs(const NamedPath& output, std::span<const NamedPat
 // a pruned folder's summary.json). A regular file at `dir` is refused too.
 void check_folder_replaceable(const NamedPath& dir, std::string_view marker);
 
+// Creates the folder `dir` and its parents (nothing when it exists). Error(kBadInput) naming the
+// path when `dir` or one of its parents exists as something other than a folder;
+// Error(kRuntime) with the OS's reason (e.g. a read-only parent) otherwise.
+void create_output_folder(const std::filesystem::path& dir);
+
 // Writes `contents` to `path` atomically.
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents);
 
-// The whole file as bytes. Error(kBadInput) naming the file when it cannot be read.
+// The whole file as bytes. Error(kBadInput) naming the file when it cannot be read (it is
+// opened through InputFile: a FIFO, device or folder is refused, never waited on).
 std::string read_file_contents(const std::filesystem::path& path);
+
+// The whole file as text: as read_file_contents, and Error(kBadInput) "<path>: not valid UTF-8
+// at byte offset N" when it is not UTF-8 (the tokenizers take only UTF-8).
+std::string read_utf8_file(const std::filesystem::path& path);
 
 }  // namespace sparsa

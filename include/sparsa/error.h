@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -38,6 +39,18 @@ template <typename... Args>
 template <typename... Args>
 [[noreturn]] void runtime_failure(fmt::format_string<Args...> f, Args&&... args) {
   throw Error(ErrorKind::kRuntime, fmt::format(f, std::forward<Args>(args)...));
+}
+
+// Runs f() and returns what it returns; a std::bad_alloc thrown inside becomes
+// Error(kRuntime, "out of memory while <what>"), so the message names the file / tensor / field
+// being loaded. `what` is built only on failure: pass a callable returning the description.
+template <typename Describe, typename F>
+decltype(auto) naming_out_of_memory(Describe&& describe, F&& f) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    runtime_failure("out of memory while {}", describe());
+  }
 }
 
 [[noreturn]] void assert_fail(const char* expr, const char* file, int line);

@@ -77,6 +77,7 @@ class TensorStore {
  private:
   TensorStore() = default;
   const SafetensorsFile& shard(const std::string& file) const;
+  std::string load_description(const TensorInfo& t) const;  // "loading tensor 'x' [2, 3] of <path>"
   std::filesystem::path path_;
   std::map<std::string, std::string> weight_map_;  // tensor name -> shard file name
   std::map<std::string, std::unique_ptr<SafetensorsFile>> shards_;  // file name -> mapping

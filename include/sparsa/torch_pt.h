@@ -12,10 +12,13 @@
 // (torch._utils._rebuild_tensor_v2 / _rebuild_tensor / _rebuild_parameter, the typed storage
 // classes torch.{Float,Half,BFloat16,Bool,Byte,Char,Short,Int,Long,Double}Storage and
 // collections.OrderedDict). No global is ever imported or executed; any other global, any other
-// opcode, a malformed pickle, a storage shorter than its tensor (checked overflow-safe), or a
-// zip entry that claims more bytes than it can hold throws sparsa::Error(kBadInput) with one line
-// naming the file and the problem. Stack, memo, object count and nesting depth are bounded, so
-// memory stays proportional to the file and nothing recurses without limit.
+// opcode, a malformed pickle, a storage shorter than its tensor (checked overflow-safe), a
+// storage record whose size differs from what data.pkl declares for it, or a zip entry that
+// claims more bytes than it can hold throws sparsa::Error(kBadInput) with one line naming the
+// file and the problem. A storage is inflated only when a tensor is built on it, after its
+// declared size has been checked against the zip directory. Stack, memo, object count and
+// nesting depth are bounded, so memory stays proportional to the file and nothing recurses
+// without limit.
 //
 // Ownership / threads: a PtValue owns its tree; tensors that are views of one storage share its
 // bytes (shared_ptr, immutable). Loading is re-entrant; distinct calls may run concurrently.

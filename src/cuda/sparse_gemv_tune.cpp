@@ -4,13 +4,14 @@
 #include "cuda/sparse_gemv.cuh"
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 #include "sparsa/sparse_gemv.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 
 namespace sparsa {
 namespace {
@@ -116,10 +117,10 @@ void GemvTuneTable::set(const GemvKey& key, const GemvConfig& config) {
 
 GemvTuneTable GemvTuneTable::load(const std::filesystem::path& path) {
   GemvTuneTable table;
-  std::ifstream in(path);
-  if (!in) return table;
+  if (!std::filesystem::exists(path)) return table;
+  const std::string text = InputFile(path).read_all(kMaxJsonFileBytes, "JSON file");
   try {
-    const auto doc = nlohmann::json::parse(in);
+    const auto doc = parse_json_bounded(text, path);
     if (doc.at("version").get<int>() != kTableVersion)
       bad_input("{}: tuning table version {} is not {}", path.string(), doc.at("version").dump(), kTableVersion);
     for (const auto& [key, value] : doc.at("entries").items()) table.entries_[key] = config_from_json(value);

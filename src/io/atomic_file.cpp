@@ -6,19 +6,39 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 
+#include "io/utf8.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 
 namespace sparsa {
 
+namespace {
+
+// Why `path` cannot be written, in the user's terms (never the temporary file's name).
+[[noreturn]] void fail_create(const std::filesystem::path& path, int err) {
+  const std::filesystem::path parent = path.parent_path().empty() ? "." : path.parent_path();
+  std::error_code ec;
+  if (err == ENOENT && !std::filesystem::is_directory(parent, ec))
+    runtime_failure("{}: cannot write: the folder {} does not exist", path.string(), parent.string());
+  if (err == ENOTDIR) runtime_failure("{}: cannot write: {} is not a folder", path.string(), parent.string());
+  runtime_failure("{}: cannot write: {}", path.string(), std::strerror(err));
+}
+
+}  // namespace
+
 AtomicFile::AtomicFile(std::filesystem::path path) : path_(std::move(path)) {
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(path_, ec);
+  if (std::filesystem::is_directory(st)) bad_input("{}: is a folder; name a file to write", path_.string());
+  // The rename would replace it: a device such as /dev/null, a FIFO or a socket is never a target.
+  if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
+    bad_input("{}: exists and is not a regular file (a device, FIFO or socket); name a file to write", path_.string());
   tmp_ = path_;
   tmp_ += ".tmp-" + std::to_string(getpid());
   f_ = std::fopen(tmp_.c_str(), "wb");
-  if (!f_) runtime_failure("{}: cannot create: {}", tmp_.string(), std::strerror(errno));
+  if (!f_) fail_create(path_, errno);
 }
 
 AtomicFile::~AtomicFile() {
@@ -80,7 +100,7 @@ StagingDir::StagingDir(fs::path dir) : dir_(std::move(dir)) {
   remove_stale_staging(dir_);
   fs::remove_all(tmp_, ec);
   fs::create_directories(tmp_, ec);
-  if (ec) runtime_failure("{}: cannot create the staging folder: {}", tmp_.string(), ec.message());
+  if (ec) runtime_failure("{}: cannot create the folder: {}", dir_.string(), ec.message());
 }
 
 StagingDir::~StagingDir() {
@@ -153,6 +173,17 @@ void check_folder_replaceable(const NamedPath& dir, std::string_view marker) {
               "or empty folder", dir.what, dir.path.string(), marker);
 }
 
+void create_output_folder(const fs::path& dir) {
+  std::error_code ec;
+  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
+    const fs::file_status st = fs::status(p, ec);
+    if (fs::exists(st) && !fs::is_directory(st)) bad_input("{}: exists and is not a folder", p.string());
+    if (fs::exists(st) || p == p.parent_path()) break;
+  }
+  fs::create_directories(dir, ec);
+  if (ec) runtime_failure("{}: cannot create the folder: {}", dir.string(), ec.message());
+}
+
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents) {
   AtomicFile f(path);
   f.write(contents);
@@ -160,12 +191,14 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
 }
 
 std::string read_file_contents(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in || std::filesystem::is_directory(path)) bad_input("{}: cannot read", path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) bad_input("{}: cannot read", path.string());
-  return ss.str();
+  return InputFile(path).read_all();
+}
+
+std::string read_utf8_file(const std::filesystem::path& path) {
+  std::string text = read_file_contents(path);
+  if (const size_t bad = utf8::first_invalid(text); bad != std::string::npos)
+    bad_input("{}: not valid UTF-8 at byte offset {}", path.string(), bad);
+  return text;
 }
 
 }  // namespace sparsa

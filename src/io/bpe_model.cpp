@@ -1,5 +1,6 @@
 #include "io/bpe_model.h"
 
+#include <algorithm>
 #include <limits>
 #include <queue>
 
@@ -8,6 +9,10 @@
 namespace sparsa {
 
 namespace {
+
+// Vocabulary ids may leave holes (filled by added tokens, or unused): up to twice the number of
+// entries plus this many.
+constexpr int64_t kMaxIdSlack = 1 << 16;
 
 // "<0x0A>" — the byte-fallback token of byte b.
 std::string byte_token(unsigned char b) { return fmt::format("<0x{:02X}>", b); }
@@ -50,11 +55,16 @@ BpeModel BpeModel::from_json(const JsonNode& model) {
   const JsonNode vocab = model["vocab"];
   if (!vocab.value().is_object()) vocab.fail("expected an object mapping tokens to ids");
   if (vocab.value().empty()) vocab.fail("the vocabulary is empty");
+  // The id -> token table is indexed by id: ids far beyond the number of entries would cost
+  // memory out of proportion to the file, so they are refused before anything is allocated.
+  const int64_t entries = static_cast<int64_t>(vocab.value().size());
+  const int64_t id_limit = std::min<int64_t>(std::numeric_limits<int32_t>::max(), 2 * entries + kMaxIdSlack);
   for (const auto& entry : vocab.value().items()) {
     const std::string& token = entry.key();
     const int64_t id = vocab[token].integer();
-    if (id < 0 || id >= std::numeric_limits<int32_t>::max()) {
-      vocab.fail("token \"{}\" has id {} outside [0, 2^31)", token, id);
+    if (id < 0 || id >= id_limit) {
+      vocab.fail("token \"{}\" has id {} outside [0, {}) (ids of a vocabulary of {} entries lie near 0..{})", token,
+                 id, id_limit, entries, entries - 1);
     }
     m.vocab_.emplace(token, static_cast<int32_t>(id));
     if (static_cast<size_t>(id) >= m.tokens_.size()) {

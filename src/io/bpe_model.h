@@ -6,6 +6,9 @@
 // leftmost first among equal ranks, until no listed merge applies. O(n log n) in the word
 // length (a heap of candidate merges over a linked list of symbols).
 //
+// Vocabulary ids must lie below twice the number of model.vocab entries plus 65536 (so memory
+// stays proportional to the file); a larger id is an Error(kBadInput) naming it.
+//
 // Thread safety: immutable after from_json; tokenize is const and allocation-local.
 #pragma once
 

@@ -80,10 +80,12 @@ std::string_view kind_name(Kind k) {
   return "?";
 }
 
+// A storage named by data.pkl; its bytes are read when a tensor is built on it (never, for a
+// storage no tensor uses).
 struct Storage {
   DType dtype;
   int64_t numel;
-  std::shared_ptr<const std::vector<uint8_t>> bytes;
+  std::string key;
 };
 
 using ObjId = uint32_t;
@@ -286,9 +288,10 @@ class Unpickler {
     }
     Obj o;
     o.kind = Kind::kTensor;
-    o.tensor = std::make_shared<const PtTensor>(
-        make_pt_tensor(storage.storage->dtype, storage.storage->bytes, storage.storage->numel, offset, std::move(shape),
-                       std::move(strides), fmt::format("{}: data.pkl: tensor at offset {}", where_, op_pos_)));
+    const Storage& s = *storage.storage;
+    o.tensor = std::make_shared<const PtTensor>(make_pt_tensor(
+        s.dtype, fetch_(s.key, static_cast<uint64_t>(s.numel) * dtype_size(s.dtype)), s.numel, offset, std::move(shape),
+        std::move(strides), fmt::format("{}: data.pkl: tensor at offset {}", where_, op_pos_)));
     return make(std::move(o));
   }
 
@@ -327,14 +330,12 @@ class Unpickler {
     expect(pid.items[3], Kind::kString, "a storage location");
     const int64_t numel = expect(pid.items[4], Kind::kInt, "a storage size").i;
     if (numel < 0) fail("storage {:?} has a negative size {}", key, numel);
-    auto bytes = fetch_(key);
-    const uint64_t elem = dtype_size(cls.global->dtype);
-    if (static_cast<uint64_t>(numel) > bytes->size() / elem)
-      fail("storage {:?} is shorter than it declares: {} bytes for {} elements of {} ({} bytes each)", key,
-           bytes->size(), numel, dtype_name(cls.global->dtype), elem);
+    uint64_t bytes = 0;
+    if (__builtin_mul_overflow(static_cast<uint64_t>(numel), dtype_size(cls.global->dtype), &bytes))
+      fail("storage {:?} declares {} elements, more bytes than 64 bits can count", key, numel);
     Obj o;
     o.kind = Kind::kStorage;
-    o.storage = std::make_shared<const Storage>(Storage{cls.global->dtype, numel, std::move(bytes)});
+    o.storage = std::make_shared<const Storage>(Storage{cls.global->dtype, numel, key});
     push(make(std::move(o)));
   }
 

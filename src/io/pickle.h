@@ -21,8 +21,12 @@
 
 namespace sparsa::detail {
 
-// The raw bytes of storage `key` ("<archive>/data/<key>"); Error(kBadInput) when absent.
-using StorageFetcher = std::function<std::shared_ptr<const std::vector<uint8_t>>(const std::string& key)>;
+// The raw bytes of storage `key` ("<archive>/data/<key>"), which data.pkl declares to hold
+// `declared_bytes` (its element count times the element size, which cannot overflow). Called
+// when the first tensor on the storage is built. Error(kBadInput) when the record is absent or
+// its size differs from `declared_bytes` (checked before anything is allocated).
+using StorageFetcher =
+    std::function<std::shared_ptr<const std::vector<uint8_t>>(const std::string& key, uint64_t declared_bytes)>;
 
 // Runs the unpickler over `pickle`. `where` names the file in messages. Error(kBadInput) for any
 // unknown opcode (naming the byte and offset), a global off the allow-list (naming it), a

@@ -29,6 +29,18 @@ bool valid_component(std::string_view c) {
   });
 }
 
+// f() materialising the file's tensor; its errors (running out of memory too) name the file.
+template <typename F>
+auto materialise(const ImportedMatrix& m, F&& f) {
+  return naming_out_of_memory([&] { return fmt::format("reading the tensor of {}", m.file.string()); }, [&] {
+    try {
+      return f();
+    } catch (const Error& e) {
+      throw Error(e.kind(), fmt::format("{}: {}", m.file.string(), e.what()));
+    }
+  });
+}
+
 // The mask of a file's tensor: a bool / 0-1 uint8 mask as it is, floating weights by their zeros.
 void read_matrix(ImportedMatrix& m) {
   const PtValue v = load_torch_file(m.file);
@@ -36,17 +48,21 @@ void read_matrix(ImportedMatrix& m) {
   const PtTensor& t = v.as<PtTensor>();
   if (t.shape.size() != 2)
     bad_input("{}: tensor of shape {}, expected a matrix [out, in]", m.file.string(), shape_string(t.shape));
-  m.mask = Mask(t.shape[0], t.shape[1]);
+  // The tensor is materialised (which bounds a broadcast view) before the mask is allocated.
   switch (t.dtype) {
     case DType::BOOL: case DType::U8: {
-      m.mask.pruned = t.to_u8().data;
-      if (std::any_of(m.mask.pruned.begin(), m.mask.pruned.end(), [](uint8_t b) { return b > 1; }))
+      std::vector<uint8_t> pruned = materialise(m, [&] { return t.to_u8().data; });
+      if (std::any_of(pruned.begin(), pruned.end(), [](uint8_t b) { return b > 1; }))
         bad_input("{}: uint8 tensor holds values other than 0 and 1, so it is not a mask", m.file.string());
+      m.mask.rows = t.shape[0];
+      m.mask.cols = t.shape[1];
+      m.mask.pruned = std::move(pruned);
       return;
     }
     case DType::F64: case DType::F32: case DType::F16: case DType::BF16: {
       m.from_weights = true;
-      m.weights = t.to_f32();
+      m.weights = materialise(m, [&] { return t.to_f32(); });
+      m.mask = Mask(t.shape[0], t.shape[1]);
       for (size_t k = 0; k < m.weights.data.size(); ++k) m.mask.pruned[k] = m.weights.data[k] == 0.0f ? 1 : 0;
       return;
     }

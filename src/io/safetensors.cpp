@@ -1,13 +1,9 @@
 #include "sparsa/safetensors.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <set>
 
@@ -15,6 +11,8 @@
 
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 
 namespace sparsa {
 namespace fs = std::filesystem;
@@ -84,20 +82,11 @@ TensorInfo parse_entry(const fs::path& path, const std::string& tensor_name, con
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) bad_input("{}: cannot open: {}", path.string(), std::strerror(errno));
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    bad_input("{}: not a regular file", path.string());
-  }
-  const auto size = static_cast<uint64_t>(st.st_size);
-  if (size < 8) {
-    ::close(fd);
+  const InputFile in(path);
+  const uint64_t size = in.size();
+  if (size < 8)
     bad_input("{}: truncated safetensors file ({} bytes, the 8-byte header length is missing)", path.string(), size);
-  }
-  void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
+  void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, in.fd(), 0);
   if (map == MAP_FAILED) runtime_failure("{}: mmap failed: {}", path.string(), std::strerror(errno));
   f->map_ = map;
   f->map_size_ = size;
@@ -113,6 +102,7 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
   std::vector<std::string> key_order;  // the top-level keys as they appear (json objects sort them)
   try {
     header = json::parse(bytes + 8, bytes + 8 + header_len, [&](int depth, json::parse_event_t event, json& parsed) {
+      if (depth > kMaxJsonDepth) bad_input("{}: header nested more than {} levels deep", path.string(), kMaxJsonDepth);
       if (depth == 1 && event == json::parse_event_t::key) key_order.push_back(parsed.get<std::string>());
       return true;
     });
@@ -175,9 +165,9 @@ std::unique_ptr<TensorStore> TensorStore::open(const fs::path& path) {
   const fs::path index = path / "model.safetensors.index.json";
   if (fs::exists(index)) {
     json j;
+    const std::string text = InputFile(index).read_all(kMaxJsonFileBytes, "JSON file");
     try {
-      std::ifstream in(index);
-      j = json::parse(in);
+      j = parse_json_bounded(text, index);
     } catch (const json::exception& e) {
       bad_input("{}: not valid JSON: {}", index.string(), e.what());
     }
@@ -220,6 +210,10 @@ std::vector<std::string> TensorStore::names() const {
   return out;
 }
 
+std::string TensorStore::load_description(const TensorInfo& t) const {
+  return fmt::format("loading tensor '{}' {} of {}", printable(t.name), shape_string(t.shape), path_.string());
+}
+
 const TensorInfo& TensorStore::info(const std::string& name) const {
   const auto it = weight_map_.find(name);
   if (it == weight_map_.end()) bad_input("{}: no tensor '{}'", path_.string(), name);
@@ -236,14 +230,14 @@ Tensor TensorStore::load_f32(const std::string& name, const std::vector<int64_t>
               shape_string(expected_shape));
   if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && t.dtype != DType::F64)
     bad_input("{}: tensor '{}' has dtype {}, expected a floating type", path_.string(), name, dtype_name(t.dtype));
-  Tensor out(t.shape);
+  Tensor out = naming_out_of_memory([&] { return load_description(t); }, [&] { return Tensor(t.shape); });
   convert_to_f32(t.dtype, t.data, out.ptr(), out.numel());
   return out;
 }
 
 TensorI32 TensorStore::load_i32(const std::string& name) const {
   const TensorInfo& t = info(name);
-  TensorI32 out(t.shape);
+  TensorI32 out = naming_out_of_memory([&] { return load_description(t); }, [&] { return TensorI32(t.shape); });
   if (t.dtype == DType::I32) {
     std::memcpy(out.ptr(), t.data, t.nbytes);
   } else if (t.dtype == DType::I64) {

@@ -2,9 +2,7 @@
 // runs it: added-token split -> normalizer -> pre-tokenizer -> BPE -> (BOS from the
 // post-processor); and decoding through the decoder chain.
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_map>
 
 #include "io/bpe_model.h"
@@ -13,6 +11,8 @@
 #include "io/tokenizer_pipeline.h"
 #include "io/utf8.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 #include "sparsa/tokenizer.h"
 
 namespace sparsa {
@@ -82,12 +82,9 @@ SpecialIds parse_post_processor(const JsonNode& node) {
 }
 
 nlohmann::json parse_json_file(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) bad_input("{}: cannot open tokenizer file", file);
-  std::ostringstream text;
-  text << in.rdbuf();
+  const std::string text = InputFile(file).read_all(kMaxJsonFileBytes, "tokenizer file");
   try {
-    return nlohmann::json::parse(text.str());
+    return parse_json_bounded(text, file);  // sections (a Sequence of Sequences) are built recursively
   } catch (const nlohmann::json::parse_error& e) {
     bad_input("{}: malformed JSON: {}", file, e.what());
   }

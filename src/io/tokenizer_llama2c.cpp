@@ -4,14 +4,13 @@
 // float32 score, int32 byte length, the bytes. The vocab size is not in the file; it comes from
 // the model's config.
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <queue>
-#include <sstream>
 #include <unordered_map>
 
 #include "io/bpe_model.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/tokenizer.h"
 
 namespace sparsa {
@@ -217,15 +216,16 @@ std::unique_ptr<Llama2cTokenizer> Llama2cTokenizer::load(const std::filesystem::
                                                          int32_t vocab_size) {
   const std::string file = path.string();
   if (vocab_size <= 0) bad_input("{}: vocab size must be positive, got {}", file, vocab_size);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) bad_input("{}: cannot open llama2.c tokenizer file", file);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  const std::string bytes = buffer.str();
+  const std::string bytes = InputFile(path).read_all();
 
   BinReader reader(file, bytes);
   const auto max_token_length = reader.read<int32_t>("the header (max_token_length)");
   if (max_token_length < 0) bad_input("{}: negative max_token_length {}", file, max_token_length);
+  // Each token takes at least 8 bytes (score and length): check the count before allocating for it.
+  constexpr uint64_t kMinTokenBytes = sizeof(float) + sizeof(int32_t);
+  if (static_cast<uint64_t>(vocab_size) > (bytes.size() - sizeof(int32_t)) / kMinTokenBytes)
+    bad_input("{}: truncated llama2.c tokenizer: the model's vocabulary of {} tokens needs at least {} bytes, the file has {}", file,
+              vocab_size, sizeof(int32_t) + kMinTokenBytes * static_cast<uint64_t>(vocab_size), bytes.size());
   std::vector<std::string> pieces(static_cast<size_t>(vocab_size));
   std::vector<float> scores(static_cast<size_t>(vocab_size));
   for (int32_t id = 0; id < vocab_size; ++id) {

@@ -20,7 +20,6 @@ static_assert(std::endian::native == std::endian::little, "storages are little-e
 namespace {
 
 constexpr uint64_t kMaxPickleBytes = uint64_t{1} << 30;
-constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
 // A view with more elements than its storage (a stride-0 broadcast) is materialised only up to this.
 constexpr int64_t kMaxBroadcastElements = int64_t{1} << 26;
 
@@ -81,14 +80,21 @@ PtValue load_archive(const detail::TorchZip& z) {
   const auto pickle = z.read("data.pkl", kMaxPickleBytes);
   if (!pickle) bad_input("{}: data.pkl is missing", z.name());
   std::map<std::string, std::shared_ptr<const std::vector<uint8_t>>> storages;  // key -> bytes, shared by views
-  const detail::StorageFetcher fetch = [&](const std::string& key) {
+  const detail::StorageFetcher fetch = [&](const std::string& key, uint64_t declared_bytes) {
     if (!valid_storage_key(key)) bad_input("{}: data.pkl names storage {:?}, not a valid record name", z.name(), key);
     auto& slot = storages[key];
     if (!slot) {
-      auto bytes = z.read("data/" + key, kNoLimit);
-      if (!bytes) bad_input("{}: storage record data/{} is missing", z.name(), key);
-      slot = std::make_shared<const std::vector<uint8_t>>(std::move(*bytes));
+      const std::string record = "data/" + key;
+      const std::optional<uint64_t> size = z.record_size(record);
+      if (!size) bad_input("{}: storage record {} is missing", z.name(), record);
+      if (*size != declared_bytes)
+        bad_input("{}: storage record {} holds {} bytes but data.pkl declares {} bytes for it", z.name(), record, *size,
+                  declared_bytes);
+      slot = std::make_shared<const std::vector<uint8_t>>(std::move(*z.read(record, declared_bytes)));
     }
+    if (slot->size() != declared_bytes)
+      bad_input("{}: storage data/{} is declared with {} bytes and with {} bytes", z.name(), key, slot->size(),
+                declared_bytes);
     return slot;
   };
   return detail::unpickle_torch(*pickle, z.name(), fetch);

@@ -2,10 +2,11 @@
 
 #include <zip.h>
 
+#include <algorithm>
 #include <cstring>
-#include <fstream>
 
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 
 namespace sparsa::detail {
 namespace {
@@ -37,25 +38,20 @@ TorchZip::TorchZip(::zip* archive, std::string name, uint64_t archive_size)
 TorchZip::~TorchZip() { zip_discard(archive_); }
 
 std::unique_ptr<TorchZip> TorchZip::open_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (!std::filesystem::exists(path)) bad_input("{}: no such file", path.string());
-    runtime_failure("{}: cannot open for reading", path.string());
-  }
+  InputFile in(path);
   uint8_t head[4] = {};
-  in.read(reinterpret_cast<char*>(head), sizeof head);
-  check_signature(head, static_cast<size_t>(in.gcount()), path.string());
-  std::error_code ec;
-  const uint64_t size = std::filesystem::file_size(path, ec);
-  if (ec) runtime_failure("{}: cannot read its size: {}", path.string(), ec.message());
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(in.size(), sizeof head));
+  in.read_at(0, head, n);
+  check_signature(head, n, path.string());
   int code = 0;
-  ::zip* archive = zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code);
+  ::zip* archive = zip_fdopen(in.fd(), ZIP_CHECKCONS, &code);  // reads through its own dup of the descriptor
   if (archive == nullptr) {
     zip_error_t error;
     zip_error_init_with_code(&error, code);
     bad_input("{}: not a readable zip archive: {}", path.string(), zip_message(&error));
   }
-  std::unique_ptr<TorchZip> z(new TorchZip(archive, path.string(), size));
+  in.release();  // zip_fdopen closed it on success
+  std::unique_ptr<TorchZip> z(new TorchZip(archive, path.string(), in.size()));
   z->find_prefix();
   return z;
 }
@@ -89,7 +85,7 @@ void TorchZip::find_prefix() {
     bad_input("{}: zip archive without {}data.pkl, not a torch.save file", name_, prefix_);
 }
 
-std::optional<std::vector<uint8_t>> TorchZip::read(const std::string& record, uint64_t max_bytes) const {
+std::optional<TorchZip::Entry> TorchZip::entry(const std::string& record) const {
   const std::string full = prefix_ + record;
   const zip_int64_t index = zip_name_locate(archive_, full.c_str(), ZIP_FL_ENC_RAW);
   if (index < 0) return std::nullopt;
@@ -104,25 +100,37 @@ std::optional<std::vector<uint8_t>> TorchZip::read(const std::string& record, ui
   if (!consistent)
     bad_input("{}: record {}: declared size {} is inconsistent with its compressed size {}", name_, full, st.size,
               st.comp_size);
-  if (st.size > max_bytes)
-    bad_input("{}: record {}: {} bytes, more than the limit of {}", name_, full, st.size, max_bytes);
+  return Entry{static_cast<uint64_t>(index), st.size};
+}
 
-  zip_file_t* f = zip_fopen_index(archive_, static_cast<zip_uint64_t>(index), 0);
+std::optional<uint64_t> TorchZip::record_size(const std::string& record) const {
+  const std::optional<Entry> e = entry(record);
+  return e ? std::optional<uint64_t>(e->size) : std::nullopt;
+}
+
+std::optional<std::vector<uint8_t>> TorchZip::read(const std::string& record, uint64_t max_bytes) const {
+  const std::optional<Entry> e = entry(record);
+  if (!e) return std::nullopt;
+  const std::string full = prefix_ + record;
+  const uint64_t size = e->size;
+  if (size > max_bytes) bad_input("{}: record {}: {} bytes, more than the limit of {}", name_, full, size, max_bytes);
+
+  zip_file_t* f = zip_fopen_index(archive_, e->index, 0);
   if (f == nullptr) bad_input("{}: record {}: {}", name_, full, zip_strerror(archive_));
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.size));
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
   uint64_t got = 0;
-  while (got < st.size) {
-    const zip_int64_t n = zip_fread(f, bytes.data() + got, st.size - got);
+  while (got < size) {
+    const zip_int64_t n = zip_fread(f, bytes.data() + got, size - got);
     if (n <= 0) break;
     got += static_cast<uint64_t>(n);
   }
   uint8_t extra = 0;  // reading past the end makes libzip verify the CRC
-  const zip_int64_t tail = got == st.size ? zip_fread(f, &extra, 1) : 0;
-  const bool failed = got != st.size || tail != 0;
+  const zip_int64_t tail = got == size ? zip_fread(f, &extra, 1) : 0;
+  const bool failed = got != size || tail != 0;
   const std::string problem = failed ? zip_file_strerror(f) : std::string();
   zip_fclose(f);
   if (failed)
-    bad_input("{}: record {}: corrupt data ({} of {} bytes read{}{})", name_, full, got, st.size,
+    bad_input("{}: record {}: corrupt data ({} of {} bytes read{}{})", name_, full, got, size,
               problem.empty() ? "" : ": ", problem);
   return bytes;
 }

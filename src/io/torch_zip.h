@@ -33,8 +33,16 @@ class TorchZip {
   // The bytes of "<archive>/<record>", or nullopt when absent. Error(kBadInput) when the record
   // is longer than `max_bytes`, inconsistent with its compressed size, or fails its CRC.
   std::optional<std::vector<uint8_t>> read(const std::string& record, uint64_t max_bytes) const;
+  // The uncompressed size "<archive>/<record>" declares (checked against its compressed size as
+  // read() does), or nullopt when absent. Reads no data.
+  std::optional<uint64_t> record_size(const std::string& record) const;
 
  private:
+  struct Entry {
+    uint64_t index;  // in the zip directory
+    uint64_t size;   // uncompressed bytes, consistent with the compressed size
+  };
+  std::optional<Entry> entry(const std::string& record) const;
   TorchZip(::zip* archive, std::string name, uint64_t archive_size);
   void find_prefix();
   ::zip* archive_;

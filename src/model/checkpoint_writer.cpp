@@ -1,7 +1,6 @@
 // Writing a model back as a Hugging Face checkpoint folder: the source's side files, and one
 // model.safetensors with the source's tensor names, shapes and (by default) dtypes.
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <system_error>
@@ -11,6 +10,8 @@
 #include "sparsa/atomic_file.h"
 #include "sparsa/checkpoint.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 #include "sparsa/safetensors.h"
 
 namespace sparsa {
@@ -116,8 +117,9 @@ TensorPlan plan_tensors(const Model& m, const TensorStore& source, std::optional
 // config.json with "torch_dtype"/"dtype" set to `dtype` (key order and everything else kept).
 std::string config_with_dtype(const fs::path& config_json, DType dtype) {
   nlohmann::ordered_json config;
+  const std::string text = InputFile(config_json).read_all(kMaxJsonFileBytes, "JSON file");
   try {
-    config = nlohmann::ordered_json::parse(std::ifstream(config_json));
+    config = parse_json_bounded<nlohmann::ordered_json>(text, config_json);
   } catch (const nlohmann::json::exception& e) {
     bad_input("{}: not valid JSON: {}", config_json.string(), e.what());
   }

@@ -33,7 +33,7 @@ TensorI32 load_token_tensor(const EvalSetSpec& spec) {
 // The text file's token ids (no BOS).
 TensorI32 tokenize_text(const EvalSetSpec& spec) {
   if (spec.tokenizer.empty()) bad_input("{}: no tokenizer to tokenize the text with", spec.text_file.string());
-  const std::string text = read_file_contents(spec.text_file);
+  const std::string text = read_utf8_file(spec.text_file);
   std::vector<int32_t> ids = HfTokenizer::load(spec.tokenizer)->encode(text, /*add_bos=*/false);
   TensorI32 t({static_cast<int64_t>(ids.size())});
   t.data = std::move(ids);

@@ -1,6 +1,5 @@
 // config.json of the Hugging Face families sparsa runs: LLaMA (llama, mistral, qwen2) and OPT.
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <string_view>
 #include <utility>
@@ -8,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 #include "sparsa/model.h"
 
 namespace sparsa {
@@ -176,11 +177,10 @@ void check_config_ranges(const std::filesystem::path& path, const json& j, const
 }  // namespace
 
 ModelConfig load_hf_config(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) bad_input("{}: cannot open", path.string());
+  const std::string text = InputFile(path).read_all(kMaxJsonFileBytes, "JSON file");
   json j;
   try {
-    j = json::parse(in);
+    j = parse_json_bounded(text, path);
   } catch (const json::exception& e) {
     bad_input("{}: not valid JSON: {}", path.string(), e.what());
   }

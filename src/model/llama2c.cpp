@@ -2,10 +2,10 @@
 // 7 int32 header fields, then fp32 weights in a fixed order. A negative vocab_size means the
 // classifier is stored separately (unshared) at the end.
 #include <cstring>
-#include <fstream>
 #include <string>
 
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/model.h"
 
 namespace sparsa {
@@ -51,13 +51,11 @@ Tensor interleaved_to_half_rows(const Tensor& w, int64_t n_heads, int64_t head_d
 }  // namespace
 
 Model load_llama2c_model(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) bad_input("{}: cannot open", path.string());
-  const auto file_size = static_cast<uint64_t>(in.tellg());
-  in.seekg(0);
+  const InputFile in(path);
+  const uint64_t file_size = in.size();
   Llama2cHeader h{};
-  if (file_size < sizeof(h) || !in.read(reinterpret_cast<char*>(&h), sizeof(h)))
-    bad_input("{}: truncated llama2.c header ({} bytes)", path.string(), file_size);
+  if (file_size < sizeof(h)) bad_input("{}: truncated llama2.c header ({} bytes)", path.string(), file_size);
+  in.read_at(0, &h, sizeof(h));
   if (static_cast<uint32_t>(h.dim) == 0x616b3432u)
     bad_input("{}: llama2.c export version 1/2 files (magic 'ak42') are not supported; export the legacy format", path.string());
   if (h.dim <= 0 || h.hidden_dim <= 0 || h.n_layers <= 0 || h.n_heads <= 0 || h.n_kv_heads <= 0 ||
@@ -95,9 +93,10 @@ Model load_llama2c_model(const std::filesystem::path& path) {
               expected >> 64 ? std::string("more than 2^64 bytes") : std::to_string(static_cast<uint64_t>(expected)) + " bytes");
   const auto n_floats = static_cast<uint64_t>(floats);
 
-  std::vector<float> data(n_floats);
-  if (!in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(n_floats * sizeof(float))))
-    runtime_failure("{}: read failed", path.string());
+  std::vector<float> data = naming_out_of_memory(
+      [&] { return fmt::format("loading the weights of {} ({} bytes)", path.string(), n_floats * sizeof(float)); },
+      [&] { return std::vector<float>(n_floats); });
+  in.read_at(sizeof(h), data.data(), n_floats * sizeof(float));
 
   Model m;
   m.config = c;

@@ -21,6 +21,17 @@ void check_position_rows(const std::filesystem::path& folder, const TensorStore&
               folder.string(), name, info.shape[0], a.position_offset, c.max_position + a.position_offset);
 }
 
+// Sizes from config.json drive allocations (one block per layer), so they are checked against
+// the tensors the checkpoint really holds first: the last layer's first linear must be there.
+// Every tensor's shape is then checked against the file before it is read (load_f32).
+void check_layers_exist(const std::filesystem::path& folder, const TensorStore& store, const ModelConfig& c) {
+  if (c.num_layers < 1) return;  // the config's range check refuses it
+  const std::string last = hf_linear_name(c.arch, c.num_layers - 1, arch_info(c.arch).roles.front()) + ".weight";
+  if (!store.contains(last))
+    bad_input("{}: config.json's num_hidden_layers is {} but the checkpoint has no {}", folder.string(),
+              c.num_layers, last);
+}
+
 }  // namespace
 
 Model load_hf_model(const std::filesystem::path& folder) {
@@ -32,6 +43,7 @@ Model load_hf_model(const std::filesystem::path& folder) {
   const ModelConfig& c = m.config;
   const auto store = TensorStore::open(folder);
   check_position_rows(folder, *store, c);
+  check_layers_exist(folder, *store, c);
 
   const bool has_lm_head = store->contains("lm_head.weight");
   if (!c.tie_word_embeddings && !has_lm_head)

@@ -105,7 +105,7 @@ void write_hf_model(const Model& m, const std::filesystem::path& dir, DType dtyp
   if (dtype != DType::BF16 && dtype != DType::F16 && dtype != DType::F32)
     bad_input("synth: weights are written as bfloat16, float16 or float32");
   const ModelConfig& c = m.config;
-  std::filesystem::create_directories(dir);
+  create_output_folder(dir);
   const nlohmann::json config = {
       {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_act", "silu"},
       {"hidden_size", c.hidden_size},         {"intermediate_size", c.intermediate_size},

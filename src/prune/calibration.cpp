@@ -73,7 +73,7 @@ Calibration from_text(const CalibrationSpec& spec, const ModelConfig& config) {
   std::vector<int32_t> stream;
   std::vector<std::string> files;
   for (const auto& f : spec.text_files) {
-    const std::vector<int32_t> ids = tok->encode(read_file_contents(f), /*add_bos=*/false);
+    const std::vector<int32_t> ids = tok->encode(read_utf8_file(f), /*add_bos=*/false);
     stream.insert(stream.end(), ids.begin(), ids.end());
     files.push_back(fs::absolute(f).string());
   }

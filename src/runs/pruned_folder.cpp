@@ -1,10 +1,11 @@
 // A `sparsa prune` folder and its summary.json, written and read in one place (sparsa/runs.h).
-#include <fstream>
 
 #include <fmt/format.h>
 
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
+#include "sparsa/json_file.h"
 #include "sparsa/runs.h"
 
 namespace sparsa {
@@ -164,11 +165,10 @@ void PrunedFolder::write_summary(const PruneSummary& s) const {
 
 PruneSummary PrunedFolder::read_summary() const {
   const std::string file = summary_file().string();
-  std::ifstream in(summary_file());
-  if (!in) bad_input("{}: cannot open the pruned folder's summary", file);
+  const std::string text = InputFile(summary_file()).read_all(kMaxJsonFileBytes, "JSON file");
   ojson s;
   try {
-    s = ojson::parse(in);
+    s = parse_json_bounded<ojson>(text, summary_file());
   } catch (const ojson::exception& e) {
     bad_input("{}: not valid JSON ({})", file, e.what());
   }

@@ -2,11 +2,10 @@
 // queries: api_queries.cpp; images: api_images.cpp).
 #include "serve/api.h"
 
-#include <fstream>
-#include <sstream>
 
 #include "serve/assets.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 
 namespace sparsa::serve {
 
@@ -22,11 +21,13 @@ nlohmann::json Api::bench_results() const {
     if (!builtin) throw NotFound("this binary holds no benchmark notes");
     return {{"path", "bench/RESULTS.md (built in)"}, {"markdown", builtin->bytes}};
   }
-  std::ifstream in(bench_results_, std::ios::binary);
-  if (!in) throw NotFound(fmt::format("{}: cannot be read", bench_results_.string()));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return {{"path", bench_results_.string()}, {"markdown", text.str()}};
+  std::string text;
+  try {
+    text = InputFile(bench_results_).read_all();
+  } catch (const Error& e) {
+    throw NotFound(e.what());
+  }
+  return {{"path", bench_results_.string()}, {"markdown", text}};
 }
 
 nlohmann::json Api::info() const {

@@ -7,6 +7,7 @@
 
 #include "sparsa/calibration.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/store.h"
 #include "store/schema.h"
@@ -87,6 +88,7 @@ Store::~Store() = default;
 std::unique_ptr<Store> Store::open(const std::filesystem::path& path, Mode mode, const StoreResources& resources) {
   if (mode != Mode::kReadWrite && !std::filesystem::exists(path))
     bad_input("{}: no such database file", path.string());
+  check_regular_if_exists(path);
   auto impl = std::make_unique<Impl>(path, mode, duckdb_settings(mode, resources));
   store::Connection con(impl->db);
   if (mode == Mode::kSandboxed) con.exec(kSandboxedLast, "locking the configuration");

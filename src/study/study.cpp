@@ -109,10 +109,8 @@ StudyResult run_study(const StudyOptions& options, const std::function<void(cons
     opt.act_sparsities.push_back(opt.act_bitset_sparsity);
   std::sort(opt.act_sparsities.begin(), opt.act_sparsities.end());
 
-  std::error_code ec;
-  fs::create_directories(opt.out_dir / "masks", ec);
-  fs::create_directories(opt.out_dir / "figures", ec);
-  if (ec) runtime_failure("{}: cannot create the folder: {}", opt.out_dir.string(), ec.message());
+  create_output_folder(opt.out_dir / "masks");
+  create_output_folder(opt.out_dir / "figures");
   StudyResult result;
   result.db = opt.db.empty() ? opt.out_dir / "study.duckdb" : opt.db;
   result.figures_dir = opt.out_dir / "figures";

@@ -91,6 +91,7 @@ pid_t spawn_sparsa(const std::vector<std::string>& args, const char* out_path, c
       const rlimit lim{limits.max_file_bytes, limits.max_file_bytes};
       if (setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(126);
     }
+    if (limits.timeout_seconds > 0) alarm(limits.timeout_seconds);  // a pending alarm survives exec
     execv(argv[0], argv.data());
     _exit(127);
   }

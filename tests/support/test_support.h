@@ -39,6 +39,9 @@ struct ProcessLimits {
   // RLIMIT_FSIZE: no file the process writes may grow beyond this many bytes, as on a full disk
   // (SIGXFSZ is ignored, so the write fails with EFBIG instead of killing the process).
   uint64_t max_file_bytes = 0;
+  // When > 0: the child is killed by SIGALRM after this many seconds (exit_code 128 + 14), so a
+  // command that would block forever fails the test instead of hanging it.
+  unsigned timeout_seconds = 0;
 };
 CommandResult run_sparsa_limited(const std::vector<std::string>& args, const ProcessLimits& limits);
 

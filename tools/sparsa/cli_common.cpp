@@ -44,6 +44,16 @@ CLI::Validator finite_number(double lo, double hi) {
       range);
 }
 
+std::string filesystem_message(const std::filesystem::filesystem_error& e) {
+  std::string path = e.path1().string();
+  if (const size_t tmp = path.rfind(".tmp-"); tmp != std::string::npos) {
+    const size_t end = path.find('/', tmp);
+    path.erase(tmp, end == std::string::npos ? std::string::npos : end - tmp);
+  }
+  const std::string reason = e.code().message();
+  return path.empty() ? reason : path + ": " + reason;
+}
+
 std::string read_text_file(const std::filesystem::path& p) { return read_file_contents(p); }
 
 void print_json(const nlohmann::json& j) {

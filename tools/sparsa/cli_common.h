@@ -66,6 +66,10 @@ auto hint_out_of_memory(std::string_view what, std::string_view hint, Step&& ste
 // the range are refused before they are converted, as usage errors naming the option (exit 2).
 CLI::Validator finite_number(double lo, double hi);
 
+// A std::filesystem error as one line in the user's terms: "<path>: <OS reason>", the path
+// without the ".tmp-<pid>" suffix of a staging name (the user never named that).
+std::string filesystem_message(const std::filesystem::filesystem_error& e);
+
 // Reads a whole text file; Error(kBadInput) naming it when it cannot be read.
 std::string read_text_file(const std::filesystem::path& p);
 

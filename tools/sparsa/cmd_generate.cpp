@@ -42,7 +42,9 @@ void generate_hf(const GenerateArgs& a, const Model& m) {
   const auto tok = HfTokenizer::load(tokenizer_path_for(a.model, a.tokenizer));
   GenerateOptions opt = a.opt;
   opt.stop_token = tok->eos_id() >= 0 ? tok->eos_id() : m.config.eos_token_id;
-  const auto ids = generate(m, tok->encode(a.prompt, /*add_bos=*/true), opt, [](int32_t, int32_t) {});
+  const std::vector<int32_t> prompt =
+      rephrase_bad_input("--prompt: ", "", [&] { return tok->encode(a.prompt, /*add_bos=*/true); });
+  const auto ids = generate(m, prompt, opt, [](int32_t, int32_t) {});
   const std::string text = tok->decode(ids, /*skip_special=*/true);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fputc('\n', stdout);

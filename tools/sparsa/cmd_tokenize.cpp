@@ -10,6 +10,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "sparsa/error.h"
+#include "sparsa/json_file.h"
 #include "sparsa/tokenizer.h"
 
 namespace sparsa::cli {
@@ -44,7 +45,7 @@ std::vector<int32_t> parse_ids(const std::string& input, const std::string& sour
   const auto first = input.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && input[first] == '[') {
     try {
-      for (const auto& v : nlohmann::json::parse(input)) ids.push_back(v.get<int32_t>());
+      for (const auto& v : parse_json_bounded(input, source)) ids.push_back(v.get<int32_t>());
     } catch (const nlohmann::json::exception& e) {
       bad_input("{}: expected a JSON list of token ids: {}", source, e.what());
     }

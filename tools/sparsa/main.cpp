@@ -2,10 +2,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "sparsa/error.h"
 
@@ -54,6 +56,9 @@ int main(int argc, char** argv) {
     return e.exit_code();
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "sparsa: out of memory\n");
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::fprintf(stderr, "sparsa: %s\n", sparsa::cli::filesystem_message(e).c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sparsa: %s\n", e.what());
