@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -111,6 +112,38 @@ TEST(Cli, GenerateHelpExitsZeroAndListsTheContractFlags) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   for (const char* flag : {"--model", "--tokenizer", "--prompt", "--steps", "--temperature"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag << " missing from:\n" << r.out;
+}
+
+// The option table the CLI fuzzer reads (fuzz/cli_options.py): every command of --help with its
+// options, their types and validators; not itself listed in --help.
+TEST(Cli, ListOptionsIsTheParsersTable) {
+  const auto r = run_sparsa({"--list-options"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto table = nlohmann::json::parse(r.out);
+  std::map<std::string, nlohmann::json> commands;
+  for (const auto& c : table.at("commands")) commands[c.at("command").get<std::string>()] = c.at("options");
+  for (const char* c : {"study", "report", "serve", "eval", "generate", "tokenize", "compare", "acts", "import",
+                        "export", "plot spy", "prune", "synth"})
+    EXPECT_TRUE(commands.count(c)) << c << " missing from " << r.out;
+  const auto option = [&](const std::string& command, const std::string& name) {
+    for (const auto& o : commands[command])
+      if (o.at("name") == name) return o;
+    ADD_FAILURE() << command << " " << name << " missing";
+    return nlohmann::json::object();
+  };
+  const auto method = option("prune", "--method");
+  EXPECT_TRUE(method.at("required").get<bool>());
+  EXPECT_EQ(method.at("type"), "TEXT");
+  EXPECT_EQ(method.at("validators"), nlohmann::json::array({"{magnitude,wanda,sparsegpt}"}));
+  EXPECT_TRUE(option("eval", "--json").at("flag").get<bool>());
+  EXPECT_EQ(option("eval", "--seqlen").at("type"), "INT");
+  EXPECT_EQ(option("eval", "--text").at("excludes"), nlohmann::json::array({"--tokens"}));
+  EXPECT_EQ(option("generate", "--top-p").at("type"), "FLOAT");
+  EXPECT_TRUE(option("compare", "sets").at("positional").get<bool>());
+  EXPECT_NE(option("compare", "sets").at("max_values").get<int>(), 1);
+  for (const auto& [name, options] : commands)
+    for (const auto& o : options) EXPECT_NE(o.at("name"), "--help") << name;
+  EXPECT_EQ(run_sparsa({"--help"}).out.find("list-options"), std::string::npos);
 }
 
 TEST(Cli, VersionExitsZero) {

@@ -25,6 +25,10 @@ int main(int argc, char** argv) {
   std::stable_sort(commands.begin(), commands.end(),
                    [](const auto& a, const auto& b) { return a.order < b.order; });
   for (const auto& c : commands) c.add(app);
+  if (argc == 2 && std::string(argv[1]) == "--list-options") {
+    sparsa::cli::print_option_table(app);
+    return 0;
+  }
   try {
     // CLI11 reports a mistyped command only as "a subcommand is required": name it instead.
     const auto subcommands = app.get_subcommands([](const CLI::App*) { return true; });
