@@ -35,7 +35,7 @@ json option_json(const CLI::Option& o) {
   for (const auto& n : o.get_snames()) names.push_back("-" + n);
   json excludes = json::array();
   for (const auto* other : o.get_excludes()) excludes.push_back(other->get_name());
-  const bool flag = o.get_type_size_max() == 0;
+  const bool flag = o.get_expected_max() == 0;  // a flag takes no value
   return {{"name", o.get_name()},
           {"names", names},
           {"positional", o.get_positional()},
