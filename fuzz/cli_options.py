@@ -360,8 +360,10 @@ class Values:
 
     # By type, with a valid range per option where a small one exists
     def integer(self, rng, lo, hi, signed=True):
-        if self.valid_only or rng.random() < 0.55:
+        if self.valid_only or rng.random() < 0.5:
             return str(rng.randint(lo, hi))
+        if rng.random() < 0.3:  # large, every order of magnitude (10^5 threads, 10^9 columns, ...)
+            return str(rng.choice([10, 2]) ** rng.randint(3, 62) + rng.choice([-1, 0, 0, 1]))
         v = rng.choice(INT_BOUNDARY)
         return v if signed or rng.random() < 0.5 else v.lstrip("-")
 
@@ -507,8 +509,12 @@ def make_case(table, fx, seed, index):
             if opt and not opt["flag"] and rng.random() < 0.5:
                 value = generate_value(values, rng, command, opt)
             args.append((name, value))
-        elif op == "unknown":
-            args.insert(rng.randrange(len(args) + 1), (rng.choice(UNKNOWN), "@RAW"))
+        elif op == "unknown":  # a made-up option, or another command's (with or without a value)
+            other = rng.choice([o for c in table.values() for o in c if not o["positional"]])
+            raw = rng.choice(UNKNOWN) if rng.random() < 0.5 else other["name"]
+            args.insert(rng.randrange(len(args) + 1), (raw, "@RAW"))
+            if not other["flag"] and rng.random() < 0.5:
+                args.insert(rng.randrange(len(args) + 1), (generate_value(values, rng, command, other), "@RAW"))
         elif op == "eq":
             i = rng.randrange(len(args))
             name, value = args[i]

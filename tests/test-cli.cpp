@@ -114,6 +114,27 @@ TEST(Cli, GenerateHelpExitsZeroAndListsTheContractFlags) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag << " missing from:\n" << r.out;
 }
 
+// Found by the CLI option fuzzer: --threads 100000 overflowed libgomp's stack (SIGSEGV under
+// ASan), 2147483647 exhausted memory. Every command with --threads refuses it before any work.
+TEST(Cli, ThreadCountsOutsideTheBoundAreUsageErrors) {
+  TempDir tmp;
+  const std::vector<std::vector<std::string>> commands = {
+      {"eval"},
+      {"generate", "--prompt", "hi"},
+      {"prune", "--method", "magnitude", "--sparsity", "0.5", "--out", (tmp / "pruned").string()},
+      {"acts", "--tokens", (tmp / "none.safetensors").string()},
+      {"synth", "--out", (tmp / "synth").string()},
+      {"study", "--out", (tmp / "study").string()}};
+  for (const auto& command : commands)
+    for (const char* threads : {"100000", "2147483647", "-1"}) {
+      auto args = command;
+      args.insert(args.end(), {"--threads", threads});
+      SCOPED_TRACE(command.front() + " --threads " + threads);
+      expect_usage_error(run_sparsa(args), "--threads");
+    }
+  EXPECT_FALSE(fs::exists(tmp / "pruned") || fs::exists(tmp / "synth") || fs::exists(tmp / "study"));
+}
+
 // The option table the CLI fuzzer reads (fuzz/cli_options.py): every command of --help with its
 // options, their types and validators; not itself listed in --help.
 TEST(Cli, ListOptionsIsTheParsersTable) {
