@@ -114,6 +114,12 @@ TEST(Cli, GenerateHelpExitsZeroAndListsTheContractFlags) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag << " missing from:\n" << r.out;
 }
 
+TEST(Cli, AnOptionGivenTwiceIsAUsageErrorSayingSo) {
+  const auto r = run_sparsa({"eval", "--key", "a", "--key", "b"});
+  expect_usage_error(r, "--key takes one value and was given 2 (pass it once)");
+  expect_usage_error(run_sparsa({"generate", "--prompt", "a", "--steps", "2", "--steps", "3"}), "--steps takes one value");
+}
+
 // Found by the CLI option fuzzer: --threads 100000 overflowed libgomp's stack (SIGSEGV under
 // ASan), 2147483647 exhausted memory. Every command with --threads refuses it before any work.
 TEST(Cli, ThreadCountsOutsideTheBoundAreUsageErrors) {
