@@ -33,6 +33,7 @@ import resource
 import shlex
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -122,6 +123,7 @@ class Fixtures:
         with open(self.path("bad.json"), "w") as f:
             f.write('{"version": 1, "model": [')
         os.mkfifo(self.path("fifo"))
+        self.devnull, self.devzero = private_device(self.path("null"), 3), private_device(self.path("zero"), 5)
         os.makedirs(self.path("empty-dir"))
         os.makedirs(self.path("full-dir"))
         with open(self.path("full-dir/note.txt"), "w") as f:
@@ -167,7 +169,7 @@ class Fixtures:
 
     def hostile_inputs(self):
         """Paths that are not what an input option wants."""
-        return [self.path("missing/nothing"), self.path("fifo"), "/dev/null", self.path("empty-dir"),
+        return [self.path("missing/nothing"), self.path("fifo"), self.devnull, self.devzero, self.path("empty-dir"),
                 self.path("empty.txt"), self.path("binary.bin"), self.path("bad.json"), "", "/",
                 self.path("full-dir/note.txt/below")]
 
@@ -179,8 +181,23 @@ class Fixtures:
         return roots
 
 
+def private_device(path, minor):
+    """A copy of /dev/null (minor 3) or /dev/zero (5) at `path`: a command that replaces the file it
+    is told to write (an atomic rename over it) must never get the system's own, which as root it
+    could replace. Without the right to make device nodes the system's is used: then it cannot be
+    replaced either."""
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+        return path
+    except OSError:
+        return "/dev/null" if minor == 3 else "/dev/zero"
+
+
 def tree_snapshot(roots):
     snap = {}
+    for dev in ("/dev/null", "/dev/zero"):  # never replaced, whatever a case does
+        st = os.stat(dev)
+        snap[dev] = (stat.S_ISCHR(st.st_mode), st.st_rdev)
     for root in roots:
         for d, dirs, files in os.walk(root):
             dirs.sort()
@@ -291,20 +308,20 @@ class Values:
         fx, W = self.fx, self.W
         # Hostile databases are in the case's folder too: a command may write to its --db.
         return self.pick(rng, [f"{W}/study.duckdb", f"{W}/study.duckdb", f"{W}/new.duckdb"],
-                         ["", "/dev/null", f"{W}/fifo", f"{W}/file.txt", f"{W}/full", f"{W}/missing/x.duckdb", W,
+                         ["", f"{W}/null", f"{W}/fifo", f"{W}/file.txt", f"{W}/full", f"{W}/missing/x.duckdb", W,
                           f"{W}/file.txt/x.duckdb", f"{W}/full/note.txt"])
 
     # Output paths (always inside the case's folder, or refused special files)
     def out_dir(self, rng):
         W = self.W
         return self.pick(rng, [f"{W}/out", f"{W}/out/", f"{W}/a/b/out"],
-                         ["", "/dev/null", f"{W}/full", f"{W}/file.txt", f"{W}/fifo", ".", f"{W}/file.txt/below",
+                         ["", f"{W}/null", f"{W}/full", f"{W}/file.txt", f"{W}/fifo", ".", f"{W}/file.txt/below",
                           f"{W}/full/note.txt", f"{W}/study.duckdb"])
 
     def out_file(self, rng, ext):
         W = self.W
         return self.pick(rng, [f"{W}/out.{ext}", f"{W}/sub/out.{ext}"],
-                         ["", "/dev/null", f"{W}/full", f"{W}/fifo", W, f"{W}/file.txt/x.{ext}", f"{W}/file.txt",
+                         ["", f"{W}/null", f"{W}/full", f"{W}/fifo", W, f"{W}/file.txt/x.{ext}", f"{W}/file.txt",
                           f"{W}/out", f"{W}/out.weird"])
 
     # Structured text values
@@ -356,7 +373,8 @@ class Values:
         return self.pick(rng, [self.fx.path("pruned"), self.fx.dir], self.fx.hostile_inputs())
 
     def figures_dir(self, rng):
-        return self.pick(rng, [f"{self.W}/figures"], self.fx.hostile_inputs())
+        W = self.W
+        return self.pick(rng, [f"{W}/figures"], ["", f"{W}/null", f"{W}/fifo", f"{W}/file.txt", f"{W}/missing/x", W])
 
     # By type, with a valid range per option where a small one exists
     def integer(self, rng, lo, hi, signed=True):
@@ -578,6 +596,16 @@ def prepare_workdir(W, fx):
     with open(os.path.join(W, "file.txt"), "w") as f:
         f.write("user file\n")
     os.mkfifo(os.path.join(W, "fifo"))
+    node = os.path.join(W, "null")
+    return node if private_device(node, 3) == node else None
+
+
+def replaced_device(node):
+    """The failure when the case's own /dev/null copy is no longer a device (None when it is)."""
+    if node and not stat.S_ISCHR(os.lstat(node).st_mode if os.path.lexists(node) else stat.S_IFCHR):
+        return f"replaced a device node given as a path ({node} is now a regular file): as root, the same " \
+               "command line with /dev/null replaces the system's /dev/null"
+    return None
 
 
 def run_case(sparsa, argv, W, env, timeout, max_rss_mb, serve):
@@ -728,11 +756,12 @@ def main():
         while (i := take()) is not None:
             command, argv = make_case(table, fx, a.seed, i)
             W = os.path.join(tmp, "runs", str(i))
-            prepare_workdir(W, fx)
+            node = prepare_workdir(W, fx)
             timeout = a.timeout * SLOW.get(command, 1)
             full, rc, verdict, out, err, secs, peak = run_case(sparsa, argv, W, env, timeout, a.max_rss_mb,
                                                                command == "serve")
             failure, warnings = classify(rc, verdict, out, err, peak, a.max_rss_mb, timeout)
+            failure = failure or replaced_device(node)
             if a.warnings_fail and warnings and not failure:
                 failure = "warning: " + warnings[0]
             with lock:
@@ -784,7 +813,8 @@ def report(a, results, elapsed, before, after, tmp, env):
         r = results[cases[0]]
         print(f"\nFINDING ({len(cases)} case{'s' if len(cases) > 1 else ''}: {', '.join(map(str, cases[:8]))}) {sig}")
         print(f"  reproduce: cd {r['W']} && {env_line} {shlex.join(r['argv'])}")
-        print(f"  or: {sys.argv[0]} --sparsa {a.sparsa} --seed {a.seed} --case {cases[0]} --keep")
+        same = (f" --commands {shlex.quote(a.commands)}" if a.commands else "") + (" --no-fifo" if a.no_fifo else "")
+        print(f"  or: {sys.argv[0]} --sparsa {a.sparsa} --seed {a.seed}{same} --case {cases[0]} --keep")
         tail = [l for l in r["stderr"].splitlines() if l.strip()][-6:]
         for line in tail:
             print(f"  | {line[:200]}")

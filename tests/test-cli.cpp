@@ -141,6 +141,24 @@ TEST(Cli, ThreadCountsOutsideTheBoundAreUsageErrors) {
   EXPECT_FALSE(fs::exists(tmp / "pruned") || fs::exists(tmp / "synth") || fs::exists(tmp / "study"));
 }
 
+// Found by the CLI option fuzzer: `--cols 9223372036854775807` overflowed (cols + 7) / 8 (UBSan).
+TEST(Cli, SpyColumnsThatDoNotFitTheMaskAreUsageErrors) {
+  TempDir tmp;
+  const std::vector<uint8_t> packed(4 * 2, 0x5a);  // 4 rows of 9..16 columns
+  const auto mask = tmp / "masks.safetensors";
+  write_safetensors(mask, {{"m.mask", DType::U8, {4, 2}, packed.data()}});
+  for (const char* cols : {"9223372036854775807", "17", "8"}) {
+    SCOPED_TRACE(cols);
+    expect_usage_error(run_sparsa({"plot", "spy", "--mask", mask.string(), "--key", "m.mask", "--out",
+                                   (tmp / "spy.png").string(), "--cols", cols}),
+                       "--cols");
+  }
+  EXPECT_FALSE(fs::exists(tmp / "spy.png"));
+  const auto ok = run_sparsa({"plot", "spy", "--mask", mask.string(), "--key", "m.mask", "--out",
+                              (tmp / "spy.png").string(), "--cols", "9"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
 // The option table the CLI fuzzer reads (fuzz/cli_options.py): every command of --help with its
 // options, their types and validators; not itself listed in --help.
 TEST(Cli, ListOptionsIsTheParsersTable) {
