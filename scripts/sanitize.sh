@@ -3,12 +3,14 @@
 # Any sanitizer report fails the run (-fno-sanitize-recover; ASan aborts on the first error).
 # The slow golden-fidelity programs check a reduced scope here (SPARSA_TEST_SCOPE=quick, see
 # docs/reliability.md); every other test runs in full. Extra args go to ctest.
-# Usage: scripts/sanitize.sh [--build-only | --test-only] [CTEST ARGS...]
+# --cli-fuzz runs the CLI option fuzzer (fuzz/cli_options.py) on the built CLI instead, for
+# SPARSA_CLI_FUZZ_SECONDS (default 120) from seed SPARSA_CLI_FUZZ_SEED (default 1); extra args go to it.
+# Usage: scripts/sanitize.sh [--build-only | --test-only | --cli-fuzz] [CTEST OR FUZZER ARGS...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-asan"
 mode=all
-case ${1:-} in --build-only) mode=build; shift ;; --test-only) mode=test; shift ;; esac
+case ${1:-} in --build-only) mode=build; shift ;; --test-only) mode=test; shift ;; --cli-fuzz) mode=cli-fuzz; shift ;; esac
 # The Release build's optimisation (-O3) for the library, so the sanitizers check the code CI
 # ships: at -O1 the compiler does not vectorise, and tests with tight floating-point tolerances
 # see other roundings. -g1 (line tables) is enough for the reports' file:line and compiles ~40 %
@@ -16,7 +18,12 @@ case ${1:-} in --build-only) mode=build; shift ;; --test-only) mode=test; shift 
 # compiled at -O0 (SPARSA_TEST_CXX_FLAGS, SPARSA_CLI_CXX_FLAGS), half the compile time of -O1 under
 # the sanitizers. No CUDA: its tests skip without a GPU.
 flags="-g1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
-if [[ $mode != test ]]; then
+if [[ $mode == cli-fuzz ]]; then
+  # The fuzzer sets the sanitizers' options itself (as below, plus an allocation limit).
+  exec python3 "$root/fuzz/cli_options.py" --sparsa "$build/sparsa" --budget "${SPARSA_CLI_FUZZ_SECONDS:-120}" \
+    --seed "${SPARSA_CLI_FUZZ_SEED:-1}" "$@"
+fi
+if [[ $mode == all || $mode == build ]]; then
   gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
   [[ -f "$build/CMakeCache.txt" ]] && gen=()
   launcher=(); command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)

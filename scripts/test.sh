@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (idempotent: packages, DuckDB, incremental build) and runs the whole test suite, the
-# dashboard's browser test, then the same suite under ASan + UBSan and the parser fuzzers.
+# dashboard's browser test, then the same suite under ASan + UBSan, the CLI option fuzzer on the
+# sanitizer build and the parser fuzzers.
 # Tests that need ../shared (the goldens) read it beside the repo. Extra args go to ctest.
 # Ends with a table of each step's wall time; a failing step stops the run (exit 1) after it.
 set -uo pipefail
@@ -33,6 +34,7 @@ step "browser test (e2e)" "$root/scripts/e2e.sh" "$root/build"
 if [[ ${SPARSA_RELIABILITY:-1} != 0 ]]; then
   step "sanitizer build" "$root/scripts/sanitize.sh" --build-only
   step "sanitizer ctest" "$root/scripts/sanitize.sh" --test-only "$@"
+  step "CLI option fuzzer" "$root/scripts/sanitize.sh" --cli-fuzz
   step "fuzzers" "$root/scripts/fuzz.sh"
 fi
 table

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -111,6 +112,83 @@ TEST(Cli, GenerateHelpExitsZeroAndListsTheContractFlags) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   for (const char* flag : {"--model", "--tokenizer", "--prompt", "--steps", "--temperature"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag << " missing from:\n" << r.out;
+}
+
+TEST(Cli, AnOptionGivenTwiceIsAUsageErrorSayingSo) {
+  const auto r = run_sparsa({"eval", "--key", "a", "--key", "b"});
+  expect_usage_error(r, "--key takes one value and was given 2 (pass it once)");
+  expect_usage_error(run_sparsa({"generate", "--prompt", "a", "--steps", "2", "--steps", "3"}), "--steps takes one value");
+}
+
+// Found by the CLI option fuzzer: --threads 100000 overflowed libgomp's stack (SIGSEGV under
+// ASan), 2147483647 exhausted memory. Every command with --threads refuses it before any work.
+TEST(Cli, ThreadCountsOutsideTheBoundAreUsageErrors) {
+  TempDir tmp;
+  const std::vector<std::vector<std::string>> commands = {
+      {"eval"},
+      {"generate", "--prompt", "hi"},
+      {"prune", "--method", "magnitude", "--sparsity", "0.5", "--out", (tmp / "pruned").string()},
+      {"acts", "--tokens", (tmp / "none.safetensors").string()},
+      {"synth", "--out", (tmp / "synth").string()},
+      {"study", "--out", (tmp / "study").string()}};
+  for (const auto& command : commands)
+    for (const char* threads : {"100000", "2147483647", "-1"}) {
+      auto args = command;
+      args.insert(args.end(), {"--threads", threads});
+      SCOPED_TRACE(command.front() + " --threads " + threads);
+      expect_usage_error(run_sparsa(args), "--threads");
+    }
+  EXPECT_FALSE(fs::exists(tmp / "pruned") || fs::exists(tmp / "synth") || fs::exists(tmp / "study"));
+}
+
+// Found by the CLI option fuzzer: `--cols 9223372036854775807` overflowed (cols + 7) / 8 (UBSan).
+TEST(Cli, SpyColumnsThatDoNotFitTheMaskAreUsageErrors) {
+  TempDir tmp;
+  const std::vector<uint8_t> packed(4 * 2, 0x5a);  // 4 rows of 9..16 columns
+  const auto mask = tmp / "masks.safetensors";
+  write_safetensors(mask, {{"m.mask", DType::U8, {4, 2}, packed.data()}});
+  for (const char* cols : {"9223372036854775807", "17", "8"}) {
+    SCOPED_TRACE(cols);
+    expect_usage_error(run_sparsa({"plot", "spy", "--mask", mask.string(), "--key", "m.mask", "--out",
+                                   (tmp / "spy.png").string(), "--cols", cols}),
+                       "--cols");
+  }
+  EXPECT_FALSE(fs::exists(tmp / "spy.png"));
+  const auto ok = run_sparsa({"plot", "spy", "--mask", mask.string(), "--key", "m.mask", "--out",
+                              (tmp / "spy.png").string(), "--cols", "9"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
+// The option table the CLI fuzzer reads (fuzz/cli_options.py): every command of --help with its
+// options, their types and validators; not itself listed in --help.
+TEST(Cli, ListOptionsIsTheParsersTable) {
+  const auto r = run_sparsa({"--list-options"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto table = nlohmann::json::parse(r.out);
+  std::map<std::string, nlohmann::json> commands;
+  for (const auto& c : table.at("commands")) commands[c.at("command").get<std::string>()] = c.at("options");
+  for (const char* c : {"study", "report", "serve", "eval", "generate", "tokenize", "compare", "acts", "import",
+                        "export", "plot spy", "prune", "synth"})
+    EXPECT_TRUE(commands.count(c)) << c << " missing from " << r.out;
+  const auto option = [&](const std::string& command, const std::string& name) {
+    for (const auto& o : commands[command])
+      if (o.at("name") == name) return o;
+    ADD_FAILURE() << command << " " << name << " missing";
+    return nlohmann::json::object();
+  };
+  const auto method = option("prune", "--method");
+  EXPECT_TRUE(method.at("required").get<bool>());
+  EXPECT_EQ(method.at("type"), "TEXT");
+  EXPECT_EQ(method.at("validators"), nlohmann::json::array({"{magnitude,wanda,sparsegpt}"}));
+  EXPECT_TRUE(option("eval", "--json").at("flag").get<bool>());
+  EXPECT_EQ(option("eval", "--seqlen").at("type"), "INT");
+  EXPECT_EQ(option("eval", "--text").at("excludes"), nlohmann::json::array({"--tokens"}));
+  EXPECT_EQ(option("generate", "--top-p").at("type"), "FLOAT");
+  EXPECT_TRUE(option("compare", "sets").at("positional").get<bool>());
+  EXPECT_NE(option("compare", "sets").at("max_values").get<int>(), 1);
+  for (const auto& [name, options] : commands)
+    for (const auto& o : options) EXPECT_NE(o.at("name"), "--help") << name;
+  EXPECT_EQ(run_sparsa({"--help"}).out.find("list-options"), std::string::npos);
 }
 
 TEST(Cli, VersionExitsZero) {

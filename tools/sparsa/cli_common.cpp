@@ -63,7 +63,12 @@ void print_json(const nlohmann::json& j) {
 }
 
 void set_threads(int threads) {
-  if (threads < 0) bad_input("--threads must be >= 0");
+  // OpenMP sizes per-team arrays on the stack and starts every thread at the first parallel
+  // region: 10^5 threads overflow the stack, 2^31 exhaust memory. The dashboard's request
+  // threads have the same bound (sparsa/serve.h).
+  constexpr int kMaxThreads = 1024;
+  if (threads < 0 || threads > kMaxThreads)
+    bad_input("--threads must be between 0 (all cores) and {}, got {}", kMaxThreads, threads);
   if (threads > 0) omp_set_num_threads(threads);
 }
 

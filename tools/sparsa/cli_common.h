@@ -76,7 +76,8 @@ std::string read_text_file(const std::filesystem::path& p);
 // Prints `j` on stdout as one line.
 void print_json(const nlohmann::json& j);
 
-// Sets the number of CPU threads (0 = leave the default: all cores).
+// Sets the number of CPU threads from --threads (0 = leave the default: all cores); Error(kBadInput)
+// naming the flag outside 0..1024 (OpenMP crashes or exhausts memory starting ~10^5 threads).
 void set_threads(int threads);
 
 // --device cpu|cuda with the GPU settings (--gpu-precision, --chunk-tokens, --gpus): the one

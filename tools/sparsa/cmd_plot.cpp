@@ -28,7 +28,7 @@ void run_spy(const SpyArgs& a) {
               a.key, dtype_name(info.dtype), shape_string(info.shape));
   const int64_t rows = info.shape[0], packed = info.shape[1];
   const int64_t cols = a.cols > 0 ? a.cols : packed * 8;
-  if ((cols + 7) / 8 != packed)
+  if (cols > packed * 8 || cols <= packed * 8 - 8)  // (cols + 7) / 8 != packed, without overflowing at 2^63 - 1
     bad_input("--cols {}: tensor '{}' packs {} bytes per row, which holds {} to {} columns", cols, a.key, packed,
               packed * 8 - 7, packed * 8);
   const Mask m = unpack_mask(info.data, rows, cols);

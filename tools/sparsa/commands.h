@@ -21,6 +21,11 @@ struct CommandEntry {
 // Every command registered so far (static initialisation of the cmd_*.cpp files).
 std::vector<CommandEntry>& command_registry();
 
+// `sparsa --list-options` (not in --help): prints {"commands": [{"command": "plot spy", "options":
+// [{"name", "names", "positional", "flag", "type", "validators", "max_values", "required", "default",
+// "excludes", "description"}]}]} as one JSON line on stdout, from the parser's own table.
+void print_option_table(const CLI::App& app);
+
 struct CommandRegistration {
   CommandRegistration(int order, RegisterFn fn) { command_registry().push_back({order, fn}); }
 };

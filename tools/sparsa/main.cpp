@@ -18,6 +18,21 @@ std::vector<CommandEntry>& command_registry() {
 }
 }  // namespace sparsa::cli
 
+namespace {
+
+// The one stderr line of a usage error. CLI11 words an option given twice as "--key: At Most 1
+// required but received 2"; that case says so plainly.
+std::string usage_message(const CLI::ParseError& e) {
+  const std::string what = e.what();
+  const std::string at_most = ": At Most 1 required but received ";
+  const auto pos = what.find(at_most);
+  if (pos == std::string::npos || !what.starts_with("-")) return what;
+  return what.substr(0, pos) + " takes one value and was given " + what.substr(pos + at_most.size()) +
+         " (pass it once)";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"sparsa " SPARSA_VERSION
                " — prune, evaluate and analyse sparsity in transformer language models"};
@@ -27,6 +42,10 @@ int main(int argc, char** argv) {
   std::stable_sort(commands.begin(), commands.end(),
                    [](const auto& a, const auto& b) { return a.order < b.order; });
   for (const auto& c : commands) c.add(app);
+  if (argc == 2 && std::string(argv[1]) == "--list-options") {
+    sparsa::cli::print_option_table(app);
+    return 0;
+  }
   try {
     // CLI11 reports a mistyped command only as "a subcommand is required": name it instead.
     const auto subcommands = app.get_subcommands([](const CLI::App*) { return true; });
@@ -49,7 +68,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "sparsa: %s (see --help)\n", e.what());
+    std::fprintf(stderr, "sparsa: %s (see --help)\n", usage_message(e).c_str());
     return 2;
   } catch (const sparsa::Error& e) {
     std::fprintf(stderr, "sparsa: %s\n", e.what());
