@@ -306,10 +306,12 @@ std::vector<std::string> spy_args(const fs::path& masks, const fs::path& out) {
 TEST(Outputs, AFolderWhereAFileBelongs) {
   TempDir tmp;
   const fs::path masks = golden_like_masks(tmp);
-  const CommandResult r = run(spy_args(masks, tmp.path()));
+  const fs::path folder = tmp / "figures";  // beside the input: an --out over an input is refused first
+  fs::create_directory(folder);
+  const CommandResult r = run(spy_args(masks, folder));
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(test::one_line(r.err)) << r.err;
-  EXPECT_NE(r.err.find(tmp.path().string() + ": is a folder"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(folder.string() + ": is a folder"), std::string::npos) << r.err;
 
   const CommandResult missing = run(spy_args(masks, tmp / "no" / "such" / "spy.png"));
   EXPECT_EQ(missing.exit_code, 1) << missing.err;
