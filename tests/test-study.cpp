@@ -295,6 +295,11 @@ TEST(StudyBadInput, ClearErrorsAndExitTwo) {
     EXPECT_EQ(r.exit_code, 2) << args[4] << ": " << r.err;
     EXPECT_TRUE(test::one_line(r.err)) << r.err;
   }
+  // SparseGPT's N:M groups must tile its 128-column blocks: refused before any run starts.
+  const auto nm = run_sparsa({"study", "--out", (d / "g").string(), "--sparsities", "0.5,3:5"});
+  EXPECT_EQ(nm.exit_code, 2) << nm.err;
+  EXPECT_NE(nm.err.find("--sparsities: SparseGPT blocksize 128 is not a multiple of M = 5"), std::string::npos) << nm.err;
+  EXPECT_FALSE(fs::exists(d / "g" / "study.duckdb"));
   test::write_file(d / "garbage.duckdb", std::string(4096, 'x'));
   const auto r = run_sparsa({"study", "--out", (d / "f").string(), "--db", (d / "garbage.duckdb").string()});
   EXPECT_EQ(r.exit_code, 2) << r.err;

@@ -1,5 +1,6 @@
 // sparsa study: the main job (sparsa/study.h) — and sparsa report, which rewrites REPORT.md
 // from a study's database.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "commands.h"
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
+#include "sparsa/prune.h"
 #include "sparsa/study.h"
 
 namespace sparsa::cli {
@@ -64,6 +66,10 @@ StudyOptions options_from(const StudyArgs& a) {
   for (const auto& t : split_list(a.sparsities, "--sparsities"))
     o.targets.push_back(rephrase_bad_input(
         "--sparsities: ", "", [&] { return t.find(':') != std::string::npos ? parse_nm(t) : parse_sparsity(t); }));
+  // SparseGPT's N:M targets are checked here, not when its run comes after hours of other runs.
+  if (std::find(o.methods.begin(), o.methods.end(), PruneMethod::kSparseGPT) != o.methods.end())
+    for (const SparsityTarget& t : o.targets)
+      rephrase_bad_input("--sparsities: ", "", [&] { check_sparsegpt_blocksize(o.blocksize, t); });
   if (!a.calib_text.empty() && a.calib_given) bad_input("--calib and --calib-text are alternatives; pass one");
   if (a.calib_text.empty()) {
     o.calib.tokens_file = a.calib;
