@@ -73,6 +73,19 @@ fs::path golden_tokens() { return shared_dir() / "golden" / "tokens.safetensors"
 
 // ---- write_safetensors -> SafetensorsFile::open round trip ----
 
+// Empty tensors load as empty tensors of their shape in every loader (UBSan: no memcpy from the
+// null data pointer of an empty tensor; found by the CLI option fuzzer with an empty tokens file).
+TEST(SafetensorsRead, EmptyTensorsLoadEmpty) {
+  TempDir dir;
+  const fs::path path = dir / "empty.safetensors";
+  write_safetensors(path, {{"ids", DType::I32, {0, 3}, nullptr}, {"ids64", DType::I64, {0}, nullptr},
+                           {"w", DType::BF16, {3, 0}, nullptr}});
+  const auto store = TensorStore::open(path);
+  EXPECT_EQ(store->load_i32("ids").shape, (std::vector<int64_t>{0, 3}));
+  EXPECT_EQ(store->load_i32("ids64").numel(), 0u);
+  EXPECT_EQ(store->load_f32("w").shape, (std::vector<int64_t>{3, 0}));
+}
+
 TEST(SafetensorsWrite, RoundTripEveryDtypeShapeAndMetadata) {
   TempDir tmp;
   const auto path = tmp / "round.safetensors";

@@ -239,7 +239,7 @@ TensorI32 TensorStore::load_i32(const std::string& name) const {
   const TensorInfo& t = info(name);
   TensorI32 out = naming_out_of_memory([&] { return load_description(t); }, [&] { return TensorI32(t.shape); });
   if (t.dtype == DType::I32) {
-    std::memcpy(out.ptr(), t.data, t.nbytes);
+    if (t.nbytes > 0) std::memcpy(out.ptr(), t.data, t.nbytes);  // an empty tensor has no data pointer
   } else if (t.dtype == DType::I64) {
     for (size_t i = 0; i < out.numel(); ++i) {
       int64_t v;
