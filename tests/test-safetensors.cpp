@@ -86,6 +86,29 @@ TEST(SafetensorsRead, EmptyTensorsLoadEmpty) {
   EXPECT_EQ(store->load_f32("w").shape, (std::vector<int64_t>{3, 0}));
 }
 
+// A name the file lacks is an error that lists the names nearest to it (e.g. plot spy --key).
+TEST(SafetensorsRead, AMissingNameListsTheNearestOnes) {
+  TempDir dir;
+  const fs::path path = dir / "masks.safetensors";
+  const std::vector<uint8_t> byte(1, 0);
+  std::vector<TensorToWrite> tensors;
+  const std::vector<std::string> names = {"l.0.up_proj.mask", "l.0.down_proj.mask", "l.1.up_proj.mask",
+                                          "l.1.down_proj.mask", "l.2.up_proj.mask", "l.2.down_proj.mask",
+                                          "l.3.up_proj.mask"};
+  for (const std::string& n : names) tensors.push_back({n, DType::U8, {1}, byte.data()});
+  write_safetensors(path, tensors);
+  const auto store = TensorStore::open(path);
+  try {
+    store->info("l.2.up.mask");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kBadInput);
+    EXPECT_NE(std::string(e.what()).find(": no tensor 'l.2.up.mask'; it holds l.2.up_proj.mask, l.2.down_proj.mask, "),
+              std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("... (7 in all)"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SafetensorsWrite, RoundTripEveryDtypeShapeAndMetadata) {
   TempDir tmp;
   const auto path = tmp / "round.safetensors";

@@ -214,9 +214,33 @@ std::string TensorStore::load_description(const TensorInfo& t) const {
   return fmt::format("loading tensor '{}' {} of {}", printable(t.name), shape_string(t.shape), path_.string());
 }
 
+namespace {
+
+// Up to five of `names`, those sharing the longest prefix with `wanted` first (a misspelt layer or
+// role shares its start with the right name), for an error that helps the user pick.
+std::string nearest_names(const std::map<std::string, std::string>& names, const std::string& wanted) {
+  std::vector<std::pair<size_t, const std::string*>> ranked;  // (-shared prefix, name)
+  for (const auto& [name, file] : names) {
+    const size_t shared = static_cast<size_t>(std::mismatch(name.begin(), name.end(), wanted.begin(), wanted.end()).first -
+                                              name.begin());
+    ranked.emplace_back(wanted.size() - std::min(shared, wanted.size()), &name);
+  }
+  const size_t shown = std::min<size_t>(5, ranked.size());
+  std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(shown), ranked.end(),
+                    [](const auto& a, const auto& b) { return a.first != b.first ? a.first < b.first : *a.second < *b.second; });
+  std::string out;
+  for (size_t i = 0; i < shown; ++i) out += (i ? ", " : "") + printable(*ranked[i].second);
+  return shown < ranked.size() ? fmt::format("{}, ... ({} in all)", out, ranked.size()) : out;
+}
+
+}  // namespace
+
 const TensorInfo& TensorStore::info(const std::string& name) const {
   const auto it = weight_map_.find(name);
-  if (it == weight_map_.end()) bad_input("{}: no tensor '{}'", path_.string(), name);
+  if (it == weight_map_.end()) {
+    if (weight_map_.empty()) bad_input("{}: no tensor '{}'; it holds none", path_.string(), printable(name));
+    bad_input("{}: no tensor '{}'; it holds {}", path_.string(), printable(name), nearest_names(weight_map_, name));
+  }
   const auto& file = shard(it->second);
   const TensorInfo* t = file.find(name);
   if (!t) bad_input("{}: the index places '{}' in this shard but it is not there", file.path().string(), name);
