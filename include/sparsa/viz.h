@@ -59,14 +59,26 @@ Rgb categorical_color(int i);
 
 // ---- the image ----
 
+// PNG: pixels; SVG and PDF: vector (text as glyph outlines, lines and areas as paths; the
+// pixel rasters of spy plots embedded as images). A PDF page is the figure at 96 dpi.
+enum class FigureFormat : uint8_t { kPng, kSvg, kPdf };
+std::string_view figure_format_name(FigureFormat f);  // "png", "svg", "pdf": also the file extension
+// "png", "svg" or "pdf"; Error(kBadInput) naming the choices otherwise.
+FigureFormat parse_figure_format(std::string_view name);
+
+// A finished figure: the drawing, recorded, rendered in any format on demand. Copies share the
+// recording; rendering does not change it, so one Image may be rendered from several threads.
 class Image {
  public:
-  struct Surface;  // the cairo surface, opaque here
+  struct Surface;  // the cairo recording surface, opaque here
   explicit Image(std::shared_ptr<Surface> s);
-  int width() const;
+  int width() const;   // pixels
   int height() const;
-  std::string png() const;                           // the PNG bytes
-  void save(const std::filesystem::path& path) const;  // atomic write; Error(kRuntime) on failure
+  std::string png() const;  // the PNG bytes
+  std::string encode(FigureFormat f) const;  // the file's bytes; Error(kRuntime) on a cairo failure
+  // Atomic write, in the format the extension names (.svg, .pdf; PNG for any other extension).
+  // Error(kRuntime) on failure.
+  void save(const std::filesystem::path& path) const;
 
  private:
   std::shared_ptr<Surface> surface_;

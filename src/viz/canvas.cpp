@@ -1,5 +1,8 @@
 #include "viz/canvas.h"
 
+#include <cairo-pdf.h>
+#include <cairo-svg.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -20,27 +23,82 @@ cairo_status_t append_to_string(void* closure, const unsigned char* data, unsign
   return CAIRO_STATUS_SUCCESS;
 }
 
+// Renders the recording onto `target` (already sized), scaled by `scale`; a vector target is
+// finished (its stream written). Takes over `target` unless it returns it (keep = true).
+cairo_surface_t* replay(const Image::Surface& rec, cairo_surface_t* target, double scale, std::string_view format,
+                        bool keep = false) {
+  cairo_t* cr = cairo_create(target);
+  cairo_scale(cr, scale, scale);
+  cairo_set_source_surface(cr, rec.surface, 0, 0);
+  cairo_paint(cr);
+  const cairo_status_t drawn = cairo_status(cr);
+  cairo_destroy(cr);
+  if (keep) cairo_surface_flush(target);
+  else cairo_surface_finish(target);
+  const cairo_status_t st = drawn != CAIRO_STATUS_SUCCESS ? drawn : cairo_surface_status(target);
+  if (!keep || st != CAIRO_STATUS_SUCCESS) cairo_surface_destroy(target);
+  if (st != CAIRO_STATUS_SUCCESS) runtime_failure("{} encoding failed: {}", format, cairo_status_to_string(st));
+  return keep ? target : nullptr;
+}
+
 }  // namespace
+
+std::string_view figure_format_name(FigureFormat f) {
+  switch (f) {
+    case FigureFormat::kPng: return "png";
+    case FigureFormat::kSvg: return "svg";
+    case FigureFormat::kPdf: return "pdf";
+  }
+  return "png";
+}
+
+FigureFormat parse_figure_format(std::string_view name) {
+  for (const FigureFormat f : {FigureFormat::kPng, FigureFormat::kSvg, FigureFormat::kPdf})
+    if (name == figure_format_name(f)) return f;
+  bad_input("figure format '{}' is not one of png, svg, pdf", name);
+}
 
 Image::Image(std::shared_ptr<Surface> s) : surface_(std::move(s)) {}
 
-int Image::width() const { return cairo_image_surface_get_width(surface_->surface); }
-int Image::height() const { return cairo_image_surface_get_height(surface_->surface); }
+int Image::width() const { return surface_->width; }
+int Image::height() const { return surface_->height; }
 
-std::string Image::png() const {
+std::string Image::png() const { return encode(FigureFormat::kPng); }
+
+std::string Image::encode(FigureFormat f) const {
   std::string bytes;
-  const cairo_status_t st = cairo_surface_write_to_png_stream(surface_->surface, append_to_string, &bytes);
-  if (st != CAIRO_STATUS_SUCCESS) runtime_failure("PNG encoding failed: {}", cairo_status_to_string(st));
+  const int w = surface_->width, h = surface_->height;
+  if (f == FigureFormat::kSvg) {
+    cairo_surface_t* svg = cairo_svg_surface_create_for_stream(append_to_string, &bytes, w, h);
+    cairo_svg_surface_set_document_unit(svg, CAIRO_SVG_UNIT_PX);
+    replay(*surface_, svg, 1.0, "SVG");
+  } else if (f == FigureFormat::kPdf) {
+    constexpr double kPointsPerPixel = 72.0 / 96.0;
+    cairo_surface_t* pdf = cairo_pdf_surface_create_for_stream(append_to_string, &bytes, w * kPointsPerPixel,
+                                                               h * kPointsPerPixel);
+    cairo_pdf_surface_set_metadata(pdf, CAIRO_PDF_METADATA_CREATOR, "sparsa");
+    replay(*surface_, pdf, kPointsPerPixel, "PDF");
+  } else {
+    cairo_surface_t* img = replay(*surface_, cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h), 1.0, "PNG", true);
+    const cairo_status_t st = cairo_surface_write_to_png_stream(img, append_to_string, &bytes);
+    cairo_surface_destroy(img);
+    if (st != CAIRO_STATUS_SUCCESS) runtime_failure("PNG encoding failed: {}", cairo_status_to_string(st));
+  }
   return bytes;
 }
 
-void Image::save(const std::filesystem::path& path) const { write_file_atomic(path, png()); }
+void Image::save(const std::filesystem::path& path) const {
+  const std::string ext = path.extension().string();
+  const FigureFormat f = ext == ".svg" ? FigureFormat::kSvg : ext == ".pdf" ? FigureFormat::kPdf : FigureFormat::kPng;
+  write_file_atomic(path, encode(f));
+}
 
 Canvas::Canvas(const Frame& frame) : width_(frame.width), height_(frame.height) {
   if (width_ < kMinSide || width_ > kMaxSide || height_ < kMinSide || height_ > kMaxSide)
     bad_input("figure size {}x{} px: width and height must be in [{}, {}]", width_, height_, kMinSide, kMaxSide);
   unit_ = std::max(kMinUnit, std::sqrt(static_cast<double>(width_) * height_ / (1000.0 * 800.0)));
-  surface_ = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width_, height_);
+  const cairo_rectangle_t extents{0, 0, static_cast<double>(width_), static_cast<double>(height_)};
+  surface_ = cairo_recording_surface_create(CAIRO_CONTENT_COLOR, &extents);
   cr_ = cairo_create(surface_);
   if (cairo_status(cr_) != CAIRO_STATUS_SUCCESS)
     runtime_failure("figure {}x{} px: cannot create the drawing surface: {}", width_, height_,
@@ -148,7 +206,7 @@ Image Canvas::finish() {
     runtime_failure("drawing the figure failed: {}", cairo_status_to_string(cairo_status(cr_)));
   cairo_destroy(cr_);
   cr_ = nullptr;
-  auto s = std::make_shared<Image::Surface>(surface_);
+  auto s = std::make_shared<Image::Surface>(surface_, width_, height_);
   surface_ = nullptr;
   return Image(std::move(s));
 }

@@ -1,4 +1,4 @@
-// Canvas: a thin layer over a cairo image surface for the figures — shapes, anchored text,
+// Canvas: a thin layer over a cairo recording surface for the figures — shapes, anchored text,
 // and the figure-wide scale unit. Internal to src/viz.
 #pragma once
 
@@ -13,8 +13,9 @@
 namespace sparsa::viz {
 
 struct Image::Surface {
-  cairo_surface_t* surface = nullptr;
-  explicit Surface(cairo_surface_t* s) : surface(s) {}
+  cairo_surface_t* surface = nullptr;  // a recording surface [width, height] px
+  int width = 0, height = 0;
+  Surface(cairo_surface_t* s, int w, int h) : surface(s), width(w), height(h) {}
   ~Surface() { cairo_surface_destroy(surface); }
   Surface(const Surface&) = delete;
   Surface& operator=(const Surface&) = delete;

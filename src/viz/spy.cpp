@@ -101,6 +101,7 @@ void draw_matrix(const Canvas& c, const BoolMatrixView& m, const std::vector<int
   }
   cairo_surface_mark_dirty(img);
   cairo_set_source_surface(c.cr(), img, p.area.x, p.area.y);
+  cairo_pattern_set_filter(cairo_get_source(c.cr()), CAIRO_FILTER_NEAREST);  // crisp pixels when scaled (PDF, SVG)
   cairo_paint(c.cr());
   cairo_surface_destroy(img);
 }
