@@ -141,7 +141,7 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 const std::vector<std::string> kTables = {
     "act_histograms", "act_thresholds", "benchmarks", "cluster_summary", "clusters", "coherence", "comparisons",
-    "feature_metrics", "matrices", "perplexities", "runs", "sparsa_meta", "tsne"};
+    "feature_metrics", "matrices", "perplexities", "runs", "sparsa_meta", "task_choices", "task_scores", "tsne"};
 
 // ---- schema, version, bad files ----
 
