@@ -161,10 +161,12 @@ ALTER TABLE runs ADD COLUMN mask_file VARCHAR;
 )sql";
 
 // Version 3: zero-shot multiple-choice task scores (sparsa/tasks.h), one row per task of a run,
-// and the log-likelihood of every choice.
+// and the log-likelihood of every choice. No declared foreign key (the writer stores only its own
+// run's id): a key needs runs' primary key, which a database whose runs table was copied by hand
+// (CREATE TABLE AS) lacks, and the migration must not fail on such a file.
 constexpr std::string_view kSchemaV3 = R"sql(
 CREATE TABLE task_scores (
-  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  run_id BIGINT NOT NULL,
   task VARCHAR NOT NULL,
   items BIGINT NOT NULL,
   acc DOUBLE NOT NULL,
@@ -177,7 +179,7 @@ CREATE TABLE task_scores (
   PRIMARY KEY (run_id, task)
 );
 CREATE TABLE task_choices (
-  run_id BIGINT NOT NULL REFERENCES runs (run_id),
+  run_id BIGINT NOT NULL,
   task VARCHAR NOT NULL,
   item INTEGER NOT NULL,
   item_id VARCHAR,
