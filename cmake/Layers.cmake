@@ -60,7 +60,7 @@ sparsa_subsystem(core HEADERS error progress tensor device parallel input_file j
   LIBS OpenMP::OpenMP_CXX fmt::fmt nlohmann_json::nlohmann_json Threads::Threads)
 sparsa_subsystem(io DEPS core HEADERS atomic_file safetensors tokenizer torch_pt
   LIBS sparsa::pcre2 sparsa::utf8proc sparsa::zip)
-sparsa_subsystem(model DEPS io HEADERS model checkpoint ops generate synth eval_set
+sparsa_subsystem(model DEPS io HEADERS model checkpoint ops generate synth eval_set tasks
   LIBS sparsa::blas)
 sparsa_subsystem(prune DEPS model HEADERS prune calibration prune_resume prune_backend)
 sparsa_subsystem(analysis DEPS prune HEADERS activations bitmatrix coactivation mask_compare)

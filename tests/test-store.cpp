@@ -141,7 +141,7 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 const std::vector<std::string> kTables = {
     "act_histograms", "act_thresholds", "benchmarks", "cluster_summary", "clusters", "coherence", "comparisons",
-    "feature_metrics", "matrices", "perplexities", "runs", "sparsa_meta", "tsne"};
+    "feature_metrics", "matrices", "perplexities", "runs", "sparsa_meta", "task_choices", "task_scores", "tsne"};
 
 // ---- schema, version, bad files ----
 
@@ -268,6 +268,36 @@ TEST(Store, MigratesVersionOneRunsWithoutMaskFiles) {
   EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), std::to_string(kStoreSchemaVersion));
   EXPECT_EQ(raw.column("SELECT coalesce(mask_file, 'NULL') FROM runs ORDER BY run_id"),
             (std::vector<std::string>{"NULL", "/out/masks.safetensors"}));
+}
+
+// Version 2: no task tables. Read-write adds them; the old runs are kept and tasks can be stored.
+TEST(Store, MigratesVersionTwoWithoutTaskTables) {
+  test::TempDir dir;
+  const fs::path db = dir / "v2.duckdb";
+  const RunInfo old = prune_info("wanda", unstructured(0.5));
+  int64_t id = 0;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    id = write_prune_run(*store, old, 1);
+  }
+  raw_exec(db, {"DROP TABLE task_choices", "DROP TABLE task_scores",
+                "UPDATE sparsa_meta SET value = '2' WHERE key = 'schema_version'"});
+  const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(m, "schema version 2 is older")) << m;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    EXPECT_EQ(store->find_run(old), id);
+    RunWriter w = store->begin_run({.kind = RunKind::kDense, .model_path = "/m"});
+    const TaskChoiceRow choices[] = {{.item = 0, .item_id = "q1", .choice = 0, .gold = true, .loglik = -1.5},
+                                     {.item = 0, .choice = 1, .loglik = -2.5}};
+    w.add_task_scores({.task = "t", .items = 1, .acc = 1, .acc_norm = 1, .chance = 0.5}, choices);
+    w.commit();
+  }
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), std::to_string(kStoreSchemaVersion));
+  EXPECT_EQ(raw.column("SELECT coalesce(item_id, 'NULL') || ':' || gold::VARCHAR FROM task_choices ORDER BY choice"),
+            (std::vector<std::string>{"q1:true", "NULL:false"}));
+  EXPECT_EQ(raw.scalar("SELECT coalesce(acc_stderr::VARCHAR, 'NULL') FROM task_scores"), "NULL");
 }
 
 TEST(Store, RefusesADatabaseWithClashingTables) {

@@ -30,6 +30,7 @@
 #include "sparsa/model.h"
 #include "sparsa/prune.h"
 #include "sparsa/store.h"
+#include "sparsa/tasks.h"
 #include "sparsa/tensor.h"
 
 namespace sparsa {
@@ -72,6 +73,10 @@ std::string act_sparsities_option(std::span<const double> sparsities);
 // a malformed object.
 nlohmann::json run_info_json(const RunInfo& info);
 RunInfo run_info_from_json(const nlohmann::json& j, RunKind kind, std::string_view where);
+
+// "task=<name>:<fnv1a64 of the scored token ids and golds, 16 hex>:<items>" per task, joined by
+// spaces: the zero-shot tasks (sparsa/tasks.h) a run was scored on.
+std::string task_options(std::span<const EncodedTask> tasks);
 
 // ---- mask files ----
 
@@ -184,6 +189,15 @@ void add_prune_rows(RunWriter& w, const PruneResult& r);
 // A comparison of two mask runs: one comparisons row per matrix and the per-feature metrics of
 // run_a's masks against run_b's (feature_metrics with mask_run_id = run_a, other_run_id = run_b).
 void add_comparison_rows(RunWriter& w, const MaskSetComparison& c, int64_t run_a, int64_t run_b);
+
+// A task's scores: its task_scores row and a task_choices row per choice of every item.
+void add_task_rows(RunWriter& w, const TaskScore& s);
+
+// {"task", "n", "acc", "acc_stderr", "acc_norm", "acc_norm_stderr" (null below 2 items), "chance",
+// "truncated", "forwards", "tokens", "seconds"}, and with `items` the per-item scores "items":
+// [{"index", "line", "id", "gold", "pred", "pred_norm", "acc", "acc_norm", "truncated", "choices":
+// [{"loglik", "tokens", "chars", "greedy", "truncated"}]}] (`sparsa eval --task --json`).
+nlohmann::json task_score_json(const TaskScore& s, bool items);
 
 // Stored histograms: linear signed bins over ±(the 0.999 quantile of |x|), tails folded into
 // the edge bins.

@@ -42,7 +42,7 @@
 namespace sparsa {
 
 // The schema version this build writes (sparsa_meta.schema_version); see docs/schema.md.
-inline constexpr int kStoreSchemaVersion = 2;
+inline constexpr int kStoreSchemaVersion = 3;
 
 enum class RunKind : uint8_t { kDense, kPrune, kActs, kCompare, kAnalysis, kBench };
 std::string_view run_kind_name(RunKind k);  // "dense", "prune", "acts", "compare", "analysis", "bench"
@@ -177,6 +177,25 @@ struct BenchmarkRow {
   std::string machine{};    // e.g. "NVIDIA H200"
 };
 
+struct TaskScoreRow {        // one zero-shot task of a run (sparsa/tasks.h)
+  std::string task{};       // the task's name (its file's stem)
+  int64_t items = 0;
+  double acc = 0, acc_norm = 0;
+  std::optional<double> acc_stderr{}, acc_norm_stderr{};  // unset (NULL) below 2 items
+  double chance = 0;        // mean of 1 / choices
+  int64_t truncated = 0;    // items whose context was cut to the model's context
+  double seconds = 0;
+};
+struct TaskChoiceRow {      // one choice of one item
+  int64_t item = 0;         // 0-based, in file order
+  std::string item_id{};    // the item's "id"; empty = NULL
+  int64_t choice = 0;       // 0-based
+  bool gold = false;
+  double loglik = 0;        // summed log-probability of the choice's tokens
+  int64_t tokens = 0, chars = 0;
+  bool greedy = false, truncated = false;
+};
+
 class Store;
 
 // One run being written: one open DuckDB transaction on its own connection. Rows become
@@ -204,6 +223,8 @@ class RunWriter {
   void add_tsne(std::string_view source, std::span<const TsnePoint> points);
   void add_coherence(std::span<const CoherenceRow> rows);
   void add_benchmarks(std::span<const BenchmarkRow> rows);
+  // One task's scores and the rows of its choices (task_scores, task_choices).
+  void add_task_scores(const TaskScoreRow& score, std::span<const TaskChoiceRow> choices);
   void set_timings(const RunTimings& t);
 
   // Marks the run complete (finished_at = now), creates the per-feature views of a prune

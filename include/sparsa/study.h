@@ -1,7 +1,7 @@
 // sparsa/study.h — the main job: a whole sparsity study of one model, end to end.
 //
 // run_study() evaluates the dense model, prunes it with every method × target (evaluating
-// each), compares the masks of the methods, captures activations (thresholds, histograms,
+// each: perplexity, and the accuracy on the zero-shot tasks it is given), compares the masks of the methods, captures activations (thresholds, histograms,
 // activation-sparsified perplexity), analyses how features co-activate (k-means, separation
 // ratio, stability, t-SNE, block coherence) on pruning masks and on activation bitsets, and
 // writes everything to one DuckDB file (sparsa/store.h), the figures (PNG) and REPORT.md.
@@ -54,6 +54,11 @@ struct StudyOptions {
   int64_t eval_seqlen = 0;              // window length (sparsa/eval_set.h); 0 = the rows of
                                         // eval_tokens, or the model's context for eval_text
   int64_t eval_windows = 0;             // evaluate only the first N windows; 0 = all
+  // Zero-shot multiple-choice tasks (sparsa/tasks.h) scored on the dense model and on every pruned
+  // model, next to its perplexity; tokenized with the model folder's tokenizer.json. They become
+  // part of the identity of the dense and prune runs (a run is its computation and its evaluation):
+  // adding tasks to a finished study recomputes those runs. None: the study is as without them.
+  std::vector<std::filesystem::path> tasks;
 
   std::vector<double> act_sparsities{0.25, 0.4, 0.5, 0.7, 0.9};
   int64_t act_bitset_windows = 32;      // calibration windows in the activation bitsets

@@ -6,10 +6,10 @@
 #include <cmath>
 #include <mutex>
 
-#include "core/vec_math.h"
 #include "sparsa/error.h"
 #include "sparsa/model.h"
 #include "sparsa/parallel.h"
+#include "model/token_nll.h"
 
 namespace sparsa {
 namespace {
@@ -18,13 +18,7 @@ namespace {
 double window_nll(const Tensor& logits, const int32_t* tokens, int64_t n) {
   const int64_t vocab = logits.dim(1);
   double nll = 0.0;
-  for (int64_t t = 0; t + 1 < n; ++t) {
-    const float* row = logits.ptr() + t * vocab;
-    float mx = row[0];
-    for (int64_t j = 1; j < vocab; ++j) mx = std::max(mx, row[j]);
-    const float sum = sum_exp(row, vocab, mx, 1.0f, nullptr);
-    nll += static_cast<double>(mx) + std::log(static_cast<double>(sum)) - static_cast<double>(row[tokens[t + 1]]);
-  }
+  for (int64_t t = 0; t + 1 < n; ++t) nll += token_nll(logits.ptr() + t * vocab, vocab, tokens[t + 1]);
   return nll;
 }
 

@@ -56,6 +56,7 @@ class Report {
   std::string build() {
     header();
     perplexity();
+    accuracy();
     overlap();
     activations();
     coactivation();
@@ -138,6 +139,68 @@ class Report {
     line();
     figure("ppl_by_structure.png", "perplexity per method and structure");
     figure("ppl_vs_sparsity.png", "perplexity against sparsity");
+  }
+
+  // Zero-shot accuracy (task_scores): one row per evaluated model (dense, then each method and
+  // structure, the newest run of each with the task), one column pair per task. Absent when no
+  // run was scored on a task.
+  void accuracy() {
+    const json r = rows(store_,
+                        "SELECT r.kind, coalesce(r.method, ''), coalesce(r.structure, ''), t.task, t.acc, t.acc_stderr, "
+                        "t.acc_norm, t.acc_norm_stderr, t.items, t.truncated, t.chance, p.ppl FROM task_scores t "
+                        "JOIN runs r USING (run_id) LEFT JOIN perplexities p ON p.run_id = r.run_id AND p.kind IN "
+                        "('dense', 'pruned') WHERE t.run_id IN (SELECT max(run_id) FROM runs JOIN task_scores USING "
+                        "(run_id) GROUP BY kind, method, structure, task) "
+                        "ORDER BY r.kind = 'prune', r.nm_m NULLS FIRST, r.sparsity, r.structure, r.method, t.task");
+    if (r.empty()) return;
+    std::vector<std::string> tasks, models;
+    std::map<std::string, std::map<std::string, json>> cells;  // model -> task -> row
+    std::map<std::string, double> ppl;
+    for (const auto& row : r) {
+      const std::string model = str(row[0]) == "prune" ? method_title(str(row[1])) + " | " + structure_title(str(row[2]))
+                                                       : "dense | –";
+      const std::string task = str(row[3]);
+      if (std::find(tasks.begin(), tasks.end(), task) == tasks.end()) tasks.push_back(task);
+      if (!cells.count(model)) models.push_back(model);
+      cells[model][task] = row;
+      ppl[model] = num(row[11]);
+    }
+    line("## Zero-shot accuracy");
+    line();
+    line("Multiple-choice tasks scored as lm-evaluation-harness does (docs/tasks.md): acc picks the choice of highest "
+         "log-likelihood, acc_norm the highest log-likelihood per character; ± is the standard error.");
+    line();
+    std::string head = "| method | structure | perplexity |", rule = "| --- | --- | ---: |";
+    for (const auto& t : tasks) {
+      head += fmt::format(" {} acc | {} acc_norm |", cell(t), cell(t));
+      rule += " ---: | ---: |";
+    }
+    line(head);
+    line(rule);
+    for (const auto& m : models) {
+      std::string text = fmt::format("| {} | {} |", m, std::isnan(ppl[m]) ? std::string("–") : fmt::format("{:.4f}", ppl[m]));
+      for (const auto& t : tasks) {
+        const auto it = cells[m].find(t);
+        text += it == cells[m].end() ? " – | – |"
+                                     : fmt::format(" {} | {} |", score_cell(it->second[4], it->second[5]),
+                                                   score_cell(it->second[6], it->second[7]));
+      }
+      line(text);
+    }
+    line();
+    for (const auto& t : tasks)
+      if (const auto it = cells[models.front()].find(t); it != cells[models.front()].end())
+        line(fmt::format("`{}`: {} items (chance {:.4f}){}.", t, static_cast<int64_t>(num(it->second[8])),
+                         num(it->second[10]),
+                         num(it->second[9]) > 0 ? fmt::format(", {} with the context truncated to the model's",
+                                                              static_cast<int64_t>(num(it->second[9])))
+                                                : std::string()));
+    line();
+  }
+
+  static std::string score_cell(const json& value, const json& stderr_value) {
+    return std::isnan(num(stderr_value)) ? fmt::format("{:.4f}", num(value))
+                                         : fmt::format("{:.4f} ± {:.4f}", num(value), num(stderr_value));
   }
 
   void overlap() {

@@ -176,6 +176,10 @@ Appender& Appender::add(std::string_view v) {
   if (duckdb_append_varchar_length(app_, v.data(), v.size()) != DuckDBSuccess) fail("value");
   return *this;
 }
+Appender& Appender::add(bool v) {
+  if (duckdb_append_bool(app_, v) != DuckDBSuccess) fail("value");
+  return *this;
+}
 Appender& Appender::add_null() {
   if (duckdb_append_null(app_) != DuckDBSuccess) fail("NULL");
   return *this;

@@ -123,6 +123,7 @@ class Appender {
   Appender& add(int32_t v);
   Appender& add(double v);
   Appender& add(std::string_view v);
+  Appender& add(bool v);
   Appender& add_null();
   template <typename T>
   Appender& add(const std::optional<T>& v) {

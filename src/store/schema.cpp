@@ -160,8 +160,41 @@ constexpr std::string_view kSchemaV2 = R"sql(
 ALTER TABLE runs ADD COLUMN mask_file VARCHAR;
 )sql";
 
+// Version 3: zero-shot multiple-choice task scores (sparsa/tasks.h), one row per task of a run,
+// and the log-likelihood of every choice. No declared foreign key (the writer stores only its own
+// run's id): a key needs runs' primary key, which a database whose runs table was copied by hand
+// (CREATE TABLE AS) lacks, and the migration must not fail on such a file.
+constexpr std::string_view kSchemaV3 = R"sql(
+CREATE TABLE task_scores (
+  run_id BIGINT NOT NULL,
+  task VARCHAR NOT NULL,
+  items BIGINT NOT NULL,
+  acc DOUBLE NOT NULL,
+  acc_stderr DOUBLE,
+  acc_norm DOUBLE NOT NULL,
+  acc_norm_stderr DOUBLE,
+  chance DOUBLE NOT NULL,
+  truncated BIGINT NOT NULL,
+  seconds DOUBLE,
+  PRIMARY KEY (run_id, task)
+);
+CREATE TABLE task_choices (
+  run_id BIGINT NOT NULL,
+  task VARCHAR NOT NULL,
+  item INTEGER NOT NULL,
+  item_id VARCHAR,
+  choice INTEGER NOT NULL,
+  gold BOOLEAN NOT NULL,
+  loglik DOUBLE NOT NULL,
+  tokens BIGINT NOT NULL,
+  chars BIGINT NOT NULL,
+  greedy BOOLEAN NOT NULL,
+  truncated BOOLEAN NOT NULL
+);
+)sql";
+
 // kMigrations[v] brings version v to v + 1.
-constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2};
+constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 static_assert(std::size(kMigrations) == kStoreSchemaVersion, "one migration per schema version");
 
 // Lower-case letters, digits and '_' only (a view name needs no quoting then).
@@ -179,7 +212,8 @@ std::string identifier_part(std::string_view s) {
 const std::vector<std::string_view>& schema_tables() {
   static const std::vector<std::string_view> tables = {
       "sparsa_meta",    "runs",     "matrices", "perplexities", "feature_metrics", "comparisons",
-      "act_thresholds", "act_histograms", "cluster_summary", "clusters", "tsne", "coherence", "benchmarks"};
+      "act_thresholds", "act_histograms", "cluster_summary", "clusters", "tsne", "coherence", "benchmarks",
+      "task_scores",    "task_choices"};
   return tables;
 }
 

@@ -246,6 +246,35 @@ void RunWriter::add_benchmarks(std::span<const BenchmarkRow> rows) {
   }
 }
 
+void RunWriter::add_task_scores(const TaskScoreRow& s, std::span<const TaskChoiceRow> choices) {
+  impl_->check_open();
+  impl_->appender("task_scores")
+      .add(impl_->run_id)
+      .add(std::string_view(s.task))
+      .add(s.items)
+      .add(s.acc)
+      .add(s.acc_stderr)
+      .add(s.acc_norm)
+      .add(s.acc_norm_stderr)
+      .add(s.chance)
+      .add(s.truncated)
+      .add(s.seconds)
+      .end_row();
+  store::Appender& app = impl_->appender("task_choices");
+  for (const TaskChoiceRow& c : choices) {
+    app.add(impl_->run_id).add(std::string_view(s.task)).add(as_int32(c.item, "item"));
+    if (c.item_id.empty()) app.add_null(); else app.add(std::string_view(c.item_id));
+    app.add(as_int32(c.choice, "choice"))
+        .add(c.gold)
+        .add(c.loglik)
+        .add(c.tokens)
+        .add(c.chars)
+        .add(c.greedy)
+        .add(c.truncated)
+        .end_row();
+  }
+}
+
 void RunWriter::set_timings(const RunTimings& t) {
   impl_->check_open();
   impl_->timings = t;

@@ -80,9 +80,13 @@ nlohmann::json summary_json(const Context& ctx, const std::vector<PruneRun>& run
   j["model"] = ctx.model_name;
   j["dense_ppl"] = ctx.dense_ppl;
   j["runs"] = nlohmann::json::array();
-  for (const auto& r : runs)
+  const bool tasks = !ctx.encoded_tasks.empty();
+  if (tasks) j["dense_tasks"] = stored_task_scores(ctx, ctx.dense_run);
+  for (const auto& r : runs) {
     j["runs"].push_back({{"method", prune_method_name(r.method)}, {"structure", r.target.label()},
                          {"run_id", r.run_id}, {"ppl", r.ppl}, {"masks", r.mask_file.string()}});
+    if (tasks) j["runs"].back()["tasks"] = stored_task_scores(ctx, r.run_id);
+  }
   const auto acts = ctx.store.query_json(fmt::format(
       "SELECT act_sparsity, ppl FROM perplexities WHERE kind = 'act-sparsified' AND run_id = {} ORDER BY act_sparsity",
       ctx.acts_run));
@@ -123,6 +127,7 @@ StudyResult run_study(const StudyOptions& options, const std::function<void(cons
   ctx.calib = load_calibration(opt.calib, ctx.dense.config);
   ctx.calib_hash = token_hash(ctx.calib.tokens.data);
   ctx.eval = study::eval_windows(opt, ctx.dense, ctx.eval_name);
+  study::load_tasks(ctx);
   ctx.masks_dir = opt.out_dir / "masks";
   ctx.figures_dir = result.figures_dir;
   ctx.analysis_layer = opt.analysis_layer >= 0 ? opt.analysis_layer : ctx.dense.config.num_layers / 2;

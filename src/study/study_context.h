@@ -18,6 +18,7 @@
 #include "sparsa/prune.h"
 #include "sparsa/store.h"
 #include "sparsa/study.h"
+#include "sparsa/tasks.h"
 
 namespace sparsa::study {
 
@@ -43,11 +44,14 @@ struct Context {
   std::string calib_hash;           // store.h token_hash
   TensorI32 eval;                   // [n_windows, seqlen]
   std::string eval_name;            // dataset name in the perplexities table
+  std::vector<Task> tasks;          // opt.tasks, loaded
+  std::vector<EncodedTask> encoded_tasks;  // tokenized (pointing into `tasks`)
   std::filesystem::path masks_dir, figures_dir;
   int64_t analysis_layer = 0;
   std::function<void(const std::string&)> log;
   int64_t computed = 0, reused = 0;
   double dense_ppl = 0;             // set by dense_step
+  int64_t dense_run = 0;            // set by dense_step
   int64_t acts_run = 0;             // set by acts_step
 
   // Fields shared by every run of the study; kind and method/target are filled by the step.
@@ -68,6 +72,16 @@ struct Context {
 double dense_step(Context& ctx);
 PruneRun prune_step(Context& ctx, PruneMethod method, const SparsityTarget& target);
 void compare_step(Context& ctx, const PruneRun& a, const PruneRun& b);
+
+// study_tasks.cpp: the zero-shot tasks of opt.tasks, loaded and tokenized into ctx; the options
+// they add to the identity of a run that is scored on them (empty without tasks); scoring `m` on
+// every task into the run `w` (one log line per task, prefixed by `what`).
+void load_tasks(Context& ctx);
+std::string task_identity(const Context& ctx);
+void score_tasks(Context& ctx, const Model& m, RunWriter& w, const std::string& what);
+// The task scores of run `run_id` as {task: {"acc", "acc_stderr", "acc_norm", "acc_norm_stderr", "n",
+// "truncated"}} (the --json summary).
+nlohmann::json stored_task_scores(const Context& ctx, int64_t run_id);
 
 // study_acts.cpp: thresholds, histograms and activation-sparsified perplexity; returns the
 // thresholds at opt.act_bitset_sparsity for the analysis step.

@@ -16,14 +16,22 @@ std::string ppl_query(int64_t run_id, std::string_view kind) {
   return fmt::format("SELECT ppl FROM perplexities WHERE run_id = {} AND kind = '{}'", run_id, kind);
 }
 
+// Appends what the run is scored on besides its perplexity (the tasks), when anything.
+void add_task_identity(const Context& ctx, RunInfo& info) {
+  const std::string tasks = task_identity(ctx);
+  if (!tasks.empty()) info.options += (info.options.empty() ? "" : " ") + tasks;
+}
+
 }  // namespace
 
 double dense_step(Context& ctx) {
-  const RunInfo info = ctx.run_info(RunKind::kDense);
+  RunInfo info = ctx.run_info(RunKind::kDense);
+  add_task_identity(ctx, info);
   if (const auto id = ctx.store.find_run(info)) {
     if (const auto ppl = ctx.query_number(ppl_query(*id, "dense"))) {
       ++ctx.reused;
       ctx.dense_ppl = *ppl;
+      ctx.dense_run = *id;
       ctx.note(fmt::format("dense: perplexity {:.4f} (from run {})", *ppl, *id));
       return *ppl;
     }
@@ -32,7 +40,9 @@ double dense_step(Context& ctx) {
   const PerplexityResult r = perplexity(ctx.dense, ctx.eval);
   RunWriter w = ctx.store.begin_run(info);
   w.add_perplexity({ctx.eval_name, PplKind::kDense, std::nullopt, r.ppl, r.predicted_tokens, r.seconds});
+  score_tasks(ctx, ctx.dense, w, "dense");
   w.set_timings({.total = seconds_since(t0), .eval = r.seconds});
+  ctx.dense_run = w.run_id();
   w.commit();
   ++ctx.computed;
   ctx.dense_ppl = r.ppl;
@@ -43,6 +53,7 @@ double dense_step(Context& ctx) {
 PruneRun prune_step(Context& ctx, PruneMethod method, const SparsityTarget& target) {
   RunInfo info = prune_run_info(ctx.run_info(RunKind::kPrune), method, target, ctx.opt.blocksize, ctx.opt.percdamp);
   info.options += (info.options.empty() ? "" : " ") + ctx.eval_identity();  // the run holds a perplexity
+  add_task_identity(ctx, info);
   PruneRun run{method, target, 0, ctx.masks_dir / mask_file_name(method, target), 0};
   info.mask_file = fs::absolute(run.mask_file).lexically_normal();
   const std::string what = fmt::format("{} {}", info.method, target.label());
@@ -70,6 +81,7 @@ PruneRun prune_step(Context& ctx, PruneMethod method, const SparsityTarget& targ
   RunWriter w = ctx.store.begin_run(info);
   add_prune_rows(w, pr);
   w.add_perplexity({ctx.eval_name, PplKind::kPruned, std::nullopt, ev.ppl, ev.predicted_tokens, ev.seconds});
+  score_tasks(ctx, m, w, what);
   w.set_timings({.total = seconds_since(t0), .forward = pr.timings.forward, .stats = pr.timings.stats,
                  .select = pr.timings.select, .eval = ev.seconds});
   run.run_id = w.run_id();

@@ -1,4 +1,5 @@
-// sparsa eval: perplexity of a model on token windows or a text file.
+// sparsa eval: perplexity of a model on token windows or a text file, or its zero-shot accuracy on a
+// multiple-choice task (--task).
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -6,17 +7,19 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "sparsa/error.h"
+#include "sparsa/atomic_file.h"
 #include "sparsa/eval_set.h"
 #include "sparsa/model.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/progress.h"
 #include "sparsa/runs.h"
+#include "sparsa/tasks.h"
 
 namespace sparsa::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, tokenizer, tokens, key = "eval", text, db;
+  std::string model, tokenizer, tokens, key = "eval", text, db, task, out;
   DeviceArgs device;
   int64_t seqlen = 0, limit = 0;
   int threads = 0;
@@ -43,51 +46,107 @@ TensorI32 eval_windows(const EvalArgs& a, const Model& m) {
   return load_eval_windows(spec, m.config);
 }
 
+// The perplexities row's dataset name of the windows.
+std::string dataset_name(const EvalArgs& a) {
+  return eval_dataset_name(a.tokens, a.key, a.tokens.empty() ? text_path(a) : std::filesystem::path());
+}
+
 // What --db records: a dense run, or for a pruned folder (summary.json + masks.safetensors) its
 // prune run with this evaluation (the folder's identity + the evaluation windows).
 struct EvalRun {
   RunInfo info;
-  std::string dataset;  // the perplexities row's
   std::optional<MaskSetOrigin> pruned;
 };
 
-EvalRun eval_run(const EvalArgs& a, const Model& m, const TensorI32& windows) {
+// `evaluation`: what the run measured (eval_options / task_options); seqlen: its windows' length
+// (0 for tasks).
+EvalRun eval_run(const EvalArgs& a, const Model& m, const std::string& evaluation, int64_t seqlen) {
   namespace fs = std::filesystem;
   EvalRun r;
-  r.dataset = eval_dataset_name(a.tokens, a.key, a.tokens.empty() ? text_path(a) : fs::path());
   if (fs::is_directory(a.model) && PrunedFolder(a.model).is_finished()) {
     r.pruned = mask_set_origin(a.model);
     r.info = r.pruned->info;
-    r.info.options += (r.info.options.empty() ? "" : " ") + eval_options(r.dataset, windows);
+    r.info.options += (r.info.options.empty() ? "" : " ") + evaluation;
   } else {
     r.info = model_run_info(RunKind::kDense, a.model, m.config);
-    r.info.seqlen = windows.dim(1);
+    r.info.seqlen = seqlen;
     r.info.device = a.device.device;
-    r.info.options = eval_options(r.dataset, windows);
+    r.info.options = evaluation;
   }
   if (!a.device.run_options().empty()) r.info.options += " " + a.device.run_options();
   return r;
 }
 
-// Adds the evaluation (and, for a pruned folder, its masks) as one run.
-void record_eval(Store& store, const EvalArgs& a, const EvalRun& run, const PerplexityResult& r, double total_seconds) {
+// Adds the evaluation (and, for a pruned folder, its masks) as one run; `add_rows` adds what was
+// measured, which took `eval_seconds`.
+void record_eval(Store& store, const EvalArgs& a, const EvalRun& run, double eval_seconds, double total_seconds,
+                 const std::function<void(RunWriter&)>& add_rows) {
   RunWriter w = store.begin_run(run.info);
-  RunTimings timings{.total = total_seconds, .eval = r.seconds};
+  RunTimings timings{.total = total_seconds, .eval = eval_seconds};
   if (run.pruned) {
     add_mask_set_rows(w, MaskSet::open(a.model), run.pruned->matrix_seconds);
     timings = run.pruned->timings;
     timings.total = timings.total.value_or(0) + total_seconds;
-    timings.eval = r.seconds;
+    timings.eval = eval_seconds;
   }
-  w.add_perplexity({run.dataset, run.pruned ? PplKind::kPruned : PplKind::kDense, std::nullopt, r.ppl, r.predicted_tokens,
-                    r.seconds});
+  add_rows(w);
   w.set_timings(timings);
   const int64_t id = w.run_id();
   w.commit();
   note_db_run("eval", store, id, true);
 }
 
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// --task: zero-shot accuracy on a multiple-choice task (sparsa/tasks.h), on the CPU.
+void run_task(const EvalArgs& a) {
+  if (a.device.cuda())
+    bad_input("--task runs on the CPU only (the GPU path computes perplexities, not the per-token log-probabilities a "
+              "task needs): drop --device cuda");
+  set_threads(a.threads);
+  if (a.limit < 0) bad_input("--limit must be >= 0 (0 = every item), got {}", a.limit);
+  if (!a.out.empty()) {
+    const NamedPath inputs[] = {{"--task", a.task}, {"--model", a.model}, {"--db", a.db}};
+    refuse_output_over_inputs({"--out", a.out}, inputs);
+  }
+  const auto store = open_db(a.db);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Model m = load_model(a.model);
+  const Task task = load_task(a.task);
+  const auto tokenizer = HfTokenizer::load(tokenizer_path_for(a.model, a.tokenizer));
+  const EncodedTask encoded = encode_task(task, *tokenizer, m.config, a.limit);
+  std::optional<EvalRun> run;
+  if (store) {
+    run = eval_run(a, m, task_options({&encoded, 1}), 0);
+    if (const auto id = store->find_run(run->info)) return note_db_run("eval", *store, *id, false);
+  }
+  int64_t choices = 0;
+  for (const EncodedItem& e : encoded.items) choices += static_cast<int64_t>(e.choices.size());
+  Progress bar("eval", choices);
+  const TaskScore r = hint_out_of_memory("scoring the task", "try a smaller --limit",
+                                         [&] { return score_task(m, encoded, [&](int64_t done, int64_t) { bar.update(done); }); });
+  bar.finish();
+  if (store) record_eval(*store, a, *run, r.seconds, seconds_since(t0), [&](RunWriter& w) { add_task_rows(w, r); });
+  nlohmann::json out = task_score_json(r, /*items=*/true);
+  out["file"] = a.task;
+  out["model"] = m.source.string();
+  if (!a.out.empty()) {
+    AtomicFile f(a.out);
+    f.write(out.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    f.commit();
+  }
+  if (a.json) return print_json(out);
+  std::printf("%s: acc %.4f ± %.4f, acc_norm %.4f ± %.4f over %lld items (chance %.4f); %lld truncated to the "
+              "model's context; %lld forward passes, %.1f s\n", r.name.c_str(), r.acc, r.acc_stderr, r.acc_norm,
+              r.acc_norm_stderr, static_cast<long long>(r.n), r.chance, static_cast<long long>(r.truncated),
+              static_cast<long long>(r.forwards), r.seconds);
+}
+
 void run_eval(const EvalArgs& a) {
+  if (!a.task.empty()) return run_task(a);
+  if (!a.out.empty()) bad_input("--out writes the per-item scores of --task; without --task use --json");
   const DeviceOptions device = a.device.options();
   set_threads(a.threads);
   if (a.limit < 0) bad_input("--limit must be >= 0 (0 = every window), got {}", a.limit);
@@ -97,7 +156,7 @@ void run_eval(const EvalArgs& a) {
   const TensorI32 windows = eval_windows(a, m);
   std::optional<EvalRun> run;
   if (store) {
-    run = eval_run(a, m, windows);
+    run = eval_run(a, m, eval_options(dataset_name(a), windows), windows.dim(1));
     if (const auto id = store->find_run(run->info)) return note_db_run("eval", *store, *id, false);
   }
   Progress bar("eval", windows.dim(0));
@@ -105,7 +164,11 @@ void run_eval(const EvalArgs& a) {
   const PerplexityResult r = hint_out_of_memory("computing the perplexity", "try a smaller --limit or --seqlen",
                                                 [&] { return perplexity(m, windows, device, on_window); });
   bar.finish();
-  if (store) record_eval(*store, a, *run, r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (store) {
+    const PerplexityRow row{dataset_name(a), run->pruned ? PplKind::kPruned : PplKind::kDense, std::nullopt, r.ppl,
+                            r.predicted_tokens, r.seconds};
+    record_eval(*store, a, *run, r.seconds, seconds_since(t0), [&](RunWriter& w) { w.add_perplexity(row); });
+  }
   const int64_t tokens = windows.dim(0) * windows.dim(1);
   if (a.json) {
     nlohmann::json out = {{"ppl", r.ppl},
@@ -132,21 +195,36 @@ void register_eval(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
   args->model = default_model_path().string();
   auto* cmd = app.add_subcommand("eval", "Perplexity of a model on held-out text (exp of the mean next-token NLL "
-                                         "over non-overlapping windows, no BOS, no sliding)");
+                                         "over non-overlapping windows, no BOS, no sliding), or with --task its "
+                                         "zero-shot accuracy on a multiple-choice task");
   cmd->add_option("--model", args->model, "HF checkpoint folder or llama2.c .bin")->capture_default_str();
   cmd->add_option("--tokenizer", args->tokenizer, "tokenizer.json (default: the model folder's)");
   auto* tokens = cmd->add_option("--tokens", args->tokens, "int32 safetensors of windows [n, seqlen]");
   cmd->add_option("--key", args->key, "tensor in --tokens")->capture_default_str();
-  cmd->add_option("--text", args->text, "text file to tokenize and cut into windows (default: the bundled "
+  auto* text = cmd->add_option("--text", args->text, "text file to tokenize and cut into windows (default: the bundled "
                                         "data/persuasion.txt)")->excludes(tokens);
-  cmd->add_option("--seqlen", args->seqlen, "window length (default: the --tokens row length, or the model's context)");
-  cmd->add_option("--limit", args->limit, "evaluate only the first N windows");
+  auto* seqlen = cmd->add_option("--seqlen", args->seqlen,
+                                 "window length (default: the --tokens row length, or the model's context)");
+  cmd->add_option("--limit", args->limit, "evaluate only the first N windows (with --task: the first N items)");
+  cmd->add_option("--task", args->task,
+                  "zero-shot multiple-choice task instead of perplexity: JSON Lines, one item per line "
+                  "{\"context\": str, \"choices\": [str, ...], \"gold\": int} (optional \"id\"); each choice is scored by "
+                  "the summed log-probability of its tokens after the context (tokenized as lm-evaluation-harness "
+                  "does; contexts longer than the model's are cut from the left and counted as truncated); reports "
+                  "acc, acc_norm (log-likelihood / characters of the choice), their standard errors and n. "
+                  "CPU only; one forward pass per choice. Format: docs/tasks.md; example: data/tasks/persuasion-next.jsonl")
+      ->excludes(tokens)
+      ->excludes(text)
+      ->excludes(seqlen);
+  cmd->add_option("--out", args->out, "with --task: also write the JSON result with per-item scores to this file");
   add_device_options(cmd, args->device);
   cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
   add_db_option(cmd, args->db,
-                "the perplexity: a dense run, or for a `sparsa prune` folder its prune run with this evaluation (masks "
-                "and perplexity)");
-  cmd->add_flag("--json", args->json, "print {\"ppl\", \"tokens\", \"seconds\", ...} as JSON on stdout");
+                "the perplexity (or --task's scores): a dense run, or for a `sparsa prune` folder its prune run with "
+                "this evaluation (masks and perplexity or task scores)");
+  cmd->add_flag("--json", args->json,
+                "print {\"ppl\", \"tokens\", \"seconds\", ...} as JSON on stdout (with --task: {\"acc\", \"acc_norm\", "
+                "\"acc_stderr\", \"acc_norm_stderr\", \"n\", \"truncated\", \"items\": [per-item scores], ...})");
   cmd->callback([args] { run_eval(*args); });
 }
 SPARSA_COMMAND(20, register_eval);

@@ -24,7 +24,7 @@ struct StudyArgs {
   std::string model, out = "study", db, methods = "magnitude,wanda,sparsegpt", sparsities = "0.5,2:4,4:8";
   std::string calib, calib_key = "calib", eval_text, eval_tokens, eval_key = "eval";
   std::vector<std::string> calib_text;
-  std::string act_sparsities = "0.25,0.4,0.5,0.7,0.9", ks = "4,8,16", sweep = "0.3,0.7";
+  std::string act_sparsities = "0.25,0.4,0.5,0.7,0.9", ks = "4,8,16", sweep = "0.3,0.7", tasks;
   int64_t nsamples = 128, seqlen = 0, eval_windows = 0, bitset_windows = 32, analysis_layer = -1;
   double bitset_sparsity = 0.5;
   int kmeans_runs = 5, tsne_iterations = 1000, threads = 0;
@@ -90,6 +90,8 @@ StudyOptions options_from(const StudyArgs& a) {
   }
   o.sweep = a.sweep == "none" ? std::vector<double>{} : number_list(a.sweep, "--sweep");
   o.eval_windows = a.eval_windows;
+  if (!a.tasks.empty())
+    for (const auto& t : split_list(a.tasks, "--tasks")) o.tasks.emplace_back(t);
   o.act_sparsities = number_list(a.act_sparsities, "--act-sparsities");
   o.act_bitset_windows = a.bitset_windows;
   o.act_bitset_sparsity = a.bitset_sparsity;
@@ -111,6 +113,7 @@ void check_inputs_outside_outputs(const StudyOptions& o) {
   std::vector<NamedPath> inputs = {{"--model", o.model}, {"--calib", o.calib.tokens_file},
                                    {"--eval-text", o.eval_text}, {"--eval-tokens", o.eval_tokens}};
   for (const fs::path& f : o.calib.text_files) inputs.push_back({"--calib-text", f});
+  for (const fs::path& f : o.tasks) inputs.push_back({"--tasks", f});
   for (const char* rewritten : {"masks", "figures", "REPORT.md"})
     refuse_output_over_inputs({"--out", o.out_dir / rewritten}, inputs);
 }
@@ -191,6 +194,10 @@ void register_study(CLI::App& app) {
   cmd->add_option("--eval-tokens", a->eval_tokens, "or: int32 safetensors of evaluation windows [n, seqlen]");
   cmd->add_option("--eval-key", a->eval_key, "tensor in --eval-tokens")->capture_default_str();
   cmd->add_option("--eval-windows", a->eval_windows, "evaluate only the first N windows (0 = all)")->capture_default_str();
+  cmd->add_option("--tasks", a->tasks,
+                  "zero-shot multiple-choice tasks (JSON Lines, docs/tasks.md), comma-separated: each is scored "
+                  "(acc, acc_norm) on the dense model and on every pruned model, and REPORT.md gets an accuracy "
+                  "table; e.g. data/tasks/persuasion-next.jsonl");
   cmd->add_option("--act-sparsities", a->act_sparsities, "target activation sparsities, comma-separated")
       ->capture_default_str();
   cmd->add_option("--bitset-sparsity", a->bitset_sparsity, "activation sparsity of the co-activation bitset")
