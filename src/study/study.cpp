@@ -35,6 +35,19 @@ RunInfo Context::run_info(RunKind kind) const {
 
 std::string Context::eval_identity() const { return eval_options(eval_name, eval); }
 
+void Context::save_figure(const viz::Image& figure, const fs::path& png) const {
+  figure.save(png);
+  for (const viz::FigureFormat f : opt.extra_figure_formats)
+    if (f != viz::FigureFormat::kPng) figure.save(fs::path(png).replace_extension(viz::figure_format_name(f)));
+}
+
+bool Context::figure_present(const fs::path& png) const {
+  if (!fs::exists(png)) return false;
+  return std::all_of(opt.extra_figure_formats.begin(), opt.extra_figure_formats.end(), [&](viz::FigureFormat f) {
+    return fs::exists(fs::path(png).replace_extension(viz::figure_format_name(f)));
+  });
+}
+
 std::optional<double> Context::query_number(const std::string& sql) const {
   const auto j = store.query_json(sql);
   if (j["rows"].empty() || j["rows"][0].empty() || !j["rows"][0][0].is_number()) return std::nullopt;

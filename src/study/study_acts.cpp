@@ -27,8 +27,7 @@ void draw_histograms(const Context& ctx, const ActivationProfile& profile) {
     o.frame.y_label = "count (log scale)";
     o.log_y = true;
     const std::vector<double> counts(c.counts.begin(), c.counts.end());
-    viz::activation_histogram(c.edges, counts, marks, o)
-        .save(ctx.figures_dir / fmt::format("act_hist_layer{}_{}.png", ctx.analysis_layer, obs_point_name(p)));
+    ctx.save_figure(viz::activation_histogram(c.edges, counts, marks, o), ctx.figures_dir / fmt::format("act_hist_layer{}_{}.png", ctx.analysis_layer, obs_point_name(p)));
   }
 }
 
@@ -63,7 +62,7 @@ ActivationThresholds acts_step(Context& ctx) {
   RunInfo info = ctx.run_info(RunKind::kActs);
   info.options = acts_options(ctx.opt) + " " + ctx.eval_identity();  // perplexity at each sparsity
   const fs::path figure = ctx.figures_dir / fmt::format("act_hist_layer{}_attn_in.png", ctx.analysis_layer);
-  if (const auto id = ctx.store.find_run(info); id && (!ctx.opt.figures || fs::exists(figure))) {
+  if (const auto id = ctx.store.find_run(info); id && (!ctx.opt.figures || ctx.figure_present(figure))) {
     ActivationThresholds t = thresholds_from_store(ctx, *id, ctx.opt.act_bitset_sparsity);
     if (!t.t.empty()) {
       ctx.acts_run = *id;

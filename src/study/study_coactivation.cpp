@@ -115,17 +115,15 @@ viz::SpyOptions spy_options(const Source& s, std::string title) {
 
 void draw_source_figures(const Context& ctx, const Source& s, const std::vector<Clustering>& clusters) {
   const fs::path& dir = ctx.figures_dir;
-  viz::spy_plot(s.bits, spy_options(s, fmt::format("{}: {}", s.label, s.source))).save(dir / fmt::format("spy_{}.png", s.label));
+  ctx.save_figure(viz::spy_plot(s.bits, spy_options(s, fmt::format("{}: {}", s.label, s.source))), dir / fmt::format("spy_{}.png", s.label));
   const int64_t ref = median_feature(s.bits);
-  viz::gradient_spy_plot(s.bits, coactivation_order(s.bits, ref), ref,
-                         spy_options(s, fmt::format("{}: features by Hamming distance to feature {}", s.label, ref)))
-      .save(dir / fmt::format("gradient_spy_{}.png", s.label));
+  ctx.save_figure(viz::gradient_spy_plot(s.bits, coactivation_order(s.bits, ref), ref,
+                         spy_options(s, fmt::format("{}: features by Hamming distance to feature {}", s.label, ref))), dir / fmt::format("gradient_spy_{}.png", s.label));
   for (const Clustering& c : clusters) {
     const std::vector<int> labels(c.labels.begin(), c.labels.end());
-    viz::clustered_spy_plot(s.bits, labels,
+    ctx.save_figure(viz::clustered_spy_plot(s.bits, labels,
                             spy_options(s, fmt::format("{}: k-means, k = {} (separation ratio {:.2f})", s.label, c.k,
-                                                       c.quality.separation)))
-        .save(dir / fmt::format("clusters_{}_k{}.png", s.label, c.k));
+                                                       c.quality.separation))), dir / fmt::format("clusters_{}_k{}.png", s.label, c.k));
   }
 }
 
@@ -152,7 +150,7 @@ void draw_comparison_figures(const Context& ctx, const std::vector<Source>& sour
     o.frame.title = fmt::format("Separation ratio (between / within cluster distance), block {}", ctx.analysis_layer);
     o.frame.x_label = "k (clusters)";
     o.frame.y_label = "separation ratio";
-    viz::line_chart(ratio, o).save(ctx.figures_dir / "separation_ratio.png");
+    ctx.save_figure(viz::line_chart(ratio, o), ctx.figures_dir / "separation_ratio.png");
   }
   if (!sizes.empty()) {
     for (size_t i = 0; i < size_categories.size(); ++i) size_categories[i] = fmt::format("{}", i + 1);
@@ -161,7 +159,7 @@ void draw_comparison_figures(const Context& ctx, const std::vector<Source>& sour
     o.frame.title = fmt::format("Cluster sizes, k = {} (largest first)", clusters.front().back().k);
     o.frame.x_label = "cluster rank";
     o.frame.y_label = "features";
-    viz::bar_chart(size_categories, sizes, o).save(ctx.figures_dir / "cluster_sizes.png");
+    ctx.save_figure(viz::bar_chart(size_categories, sizes, o), ctx.figures_dir / "cluster_sizes.png");
   }
   // Hamming distances of every mask row to the median feature of its own mask.
   std::vector<viz::BarSeries> hist;
@@ -183,7 +181,7 @@ void draw_comparison_figures(const Context& ctx, const std::vector<Source>& sour
   o.frame.title = "Hamming distance of each mask row to the row of median sparsity";
   o.frame.x_label = "Hamming distance (positions)";
   o.frame.y_label = "features";
-  viz::histogram(edges, hist, o).save(ctx.figures_dir / "hamming_hist.png");
+  ctx.save_figure(viz::histogram(edges, hist, o), ctx.figures_dir / "hamming_hist.png");
 }
 
 void draw_tsne(const Context& ctx, const Source& s, const std::vector<TsnePoint>& pts, const Clustering& c) {
@@ -196,8 +194,7 @@ void draw_tsne(const Context& ctx, const Source& s, const std::vector<TsnePoint>
   o.frame.title = fmt::format("t-SNE of the {} features, coloured by k-means (k = {})", s.label, c.k);
   o.frame.x_label = "t-SNE 1";
   o.frame.y_label = "t-SNE 2";
-  viz::cluster_scatter(x, y, std::vector<int>(c.labels.begin(), c.labels.end()), o)
-      .save(ctx.figures_dir / fmt::format("tsne_{}.png", s.label));
+  ctx.save_figure(viz::cluster_scatter(x, y, std::vector<int>(c.labels.begin(), c.labels.end()), o), ctx.figures_dir / fmt::format("tsne_{}.png", s.label));
 }
 
 // The masks of the analysis layer's up projection (OPT: fc1; rows = its output features) for the Wanda
@@ -259,7 +256,7 @@ void coactivation_step(Context& ctx, const std::vector<PruneRun>& runs, const Ac
   info.options = analysis_options(ctx.opt, ctx.analysis_layer);
   for (const auto& r : runs) info.options += analysis_mask_run_option(r.mask_file, r.run_id);
   const fs::path marker = ctx.figures_dir / "separation_ratio.png";
-  if (const auto id = ctx.store.find_run(info); id && (!ctx.opt.figures || fs::exists(marker))) {
+  if (const auto id = ctx.store.find_run(info); id && (!ctx.opt.figures || ctx.figure_present(marker))) {
     ++ctx.reused;
     ctx.note(fmt::format("co-activation analysis: from run {}", *id));
     return;

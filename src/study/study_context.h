@@ -62,6 +62,10 @@ struct Context {
   void note(const std::string& line) const {
     if (log) log(line);
   }
+  // Writes `figure` to `png` (a path ending in .png) and beside it in opt.extra_figure_formats.
+  void save_figure(const viz::Image& figure, const std::filesystem::path& png) const;
+  // Whether the figure at `png` and its extra formats are all on disk.
+  bool figure_present(const std::filesystem::path& png) const;
   // The (single) numeric value of a one-row query, or nullopt when it returns no row.
   std::optional<double> query_number(const std::string& sql) const;
 };

@@ -30,7 +30,7 @@ void ppl_by_structure(const Context& ctx, const std::vector<PruneRun>& runs, dou
   o.frame.title = fmt::format("Perplexity on {} after pruning (dense {:.2f})", ctx.eval_name, dense);
   o.frame.x_label = "structure";
   o.frame.y_label = "perplexity";
-  viz::bar_chart(structures, series, o).save(ctx.figures_dir / "ppl_by_structure.png");
+  ctx.save_figure(viz::bar_chart(structures, series, o), ctx.figures_dir / "ppl_by_structure.png");
 }
 
 // Perplexity against the unstructured sparsity, one line per method (needs >= 2 sparsities).
@@ -54,7 +54,7 @@ void ppl_vs_sparsity(const Context& ctx, const std::vector<PruneRun>& runs, doub
   o.frame.x_label = "weights pruned (%)";
   o.frame.y_label = "perplexity (log scale)";
   o.log_y = true;
-  viz::line_chart(series, o).save(ctx.figures_dir / "ppl_vs_sparsity.png");
+  ctx.save_figure(viz::line_chart(series, o), ctx.figures_dir / "ppl_vs_sparsity.png");
 }
 
 void ppl_vs_act_sparsity(const Context& ctx, double dense) {
@@ -72,7 +72,7 @@ void ppl_vs_act_sparsity(const Context& ctx, double dense) {
   o.frame.x_label = "activations zeroed at every linear's input (%)";
   o.frame.y_label = "perplexity (log scale)";
   o.log_y = true;
-  viz::line_chart({s}, o).save(ctx.figures_dir / "ppl_vs_act_sparsity.png");
+  ctx.save_figure(viz::line_chart({s}, o), ctx.figures_dir / "ppl_vs_act_sparsity.png");
 }
 
 // Jaccard of the kept weights, Wanda vs SparseGPT, for every layer × component.
@@ -105,7 +105,7 @@ void jaccard_heatmap(const Context& ctx, const std::vector<PruneRun>& runs) {
   o.frame.y_label = "block";
   o.value_label = "Jaccard";
   o.decimals = 3;
-  viz::heatmap(values, layers, components, o).save(ctx.figures_dir / "jaccard_wanda_sparsegpt.png");
+  ctx.save_figure(viz::heatmap(values, layers, components, o), ctx.figures_dir / "jaccard_wanda_sparsegpt.png");
 }
 
 }  // namespace

@@ -25,6 +25,7 @@ struct StudyArgs {
   std::string calib, calib_key = "calib", eval_text, eval_tokens, eval_key = "eval";
   std::vector<std::string> calib_text;
   std::string act_sparsities = "0.25,0.4,0.5,0.7,0.9", ks = "4,8,16", sweep = "0.3,0.7", tasks;
+  std::string figure_format = "png";
   int64_t nsamples = 128, seqlen = 0, eval_windows = 0, bitset_windows = 32, analysis_layer = -1;
   double bitset_sparsity = 0.5;
   int kmeans_runs = 5, tsne_iterations = 1000, threads = 0;
@@ -105,6 +106,10 @@ StudyOptions options_from(const StudyArgs& a) {
   o.tsne_iterations = a.tsne_iterations;
   o.seed = a.seed;
   o.figures = !a.no_figures;
+  for (const auto& f : split_list(a.figure_format, "--figure-format")) {
+    const viz::FigureFormat format = rephrase_bad_input("--figure-format: ", "", [&] { return viz::parse_figure_format(f); });
+    if (format != viz::FigureFormat::kPng) o.extra_figure_formats.push_back(format);
+  }
   return o;
 }
 
@@ -211,7 +216,11 @@ void register_study(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--tsne-iterations", a->tsne_iterations, "t-SNE gradient steps")->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed of k-means, t-SNE and --calib-text windows")->capture_default_str();
-  cmd->add_flag("--no-figures", a->no_figures, "skip the PNG figures");
+  cmd->add_flag("--no-figures", a->no_figures, "skip the figures");
+  cmd->add_option("--figure-format", a->figure_format,
+                  "figure formats, comma-separated: png (always written: REPORT.md and the dashboard show it), svg, "
+                  "pdf (vector, for papers; written beside each PNG with the same name)")
+      ->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_flag("--json", a->json, "print a JSON summary (perplexities, paths, timings) on stdout");
   cmd->callback([a] { run(*a); });
