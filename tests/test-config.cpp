@@ -64,7 +64,7 @@ TEST(HfConfig, DemoConfig) {
   EXPECT_EQ(c.head_dim, 64);
   EXPECT_EQ(c.max_position, 512);
   EXPECT_FLOAT_EQ(c.norm_eps, 1e-5f);
-  EXPECT_FLOAT_EQ(c.rope_theta, 10000.0f);
+  EXPECT_FLOAT_EQ(c.rope.theta, 10000.0f);
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_FALSE(c.attention_bias);
   EXPECT_FALSE(c.o_proj_bias);
@@ -75,14 +75,14 @@ TEST(HfConfig, DemoConfig) {
   EXPECT_EQ(c.kv_dim(), 128);
 }
 
-// The demo config only has rope_parameters.rope_theta; a different value there must be read
+// The demo config only has rope_parameters.rope.theta; a different value there must be read
 // from there (10000 is also the default, so the demo alone cannot tell).
 TEST(HfConfig, RopeThetaFromRopeParameters) {
   TempDir tmp;
   json j = demo_config();
   ASSERT_FALSE(j.contains("rope_theta"));
   j["rope_parameters"]["rope_theta"] = 1000000.0;
-  EXPECT_FLOAT_EQ(load(tmp, j).rope_theta, 1000000.0f);
+  EXPECT_FLOAT_EQ(load(tmp, j).rope.theta, 1000000.0f);
 }
 
 TEST(HfConfig, RopeThetaAtTopLevel) {
@@ -90,14 +90,14 @@ TEST(HfConfig, RopeThetaAtTopLevel) {
   json j = demo_config();
   j.erase("rope_parameters");
   j["rope_theta"] = 500000.0;
-  EXPECT_FLOAT_EQ(load(tmp, j).rope_theta, 500000.0f);
+  EXPECT_FLOAT_EQ(load(tmp, j).rope.theta, 500000.0f);
   j["rope_theta"] = 500000;  // an integer is a number too
-  EXPECT_FLOAT_EQ(load(tmp, j).rope_theta, 500000.0f);
+  EXPECT_FLOAT_EQ(load(tmp, j).rope.theta, 500000.0f);
   j["rope_scaling"] = nullptr;  // what older checkpoints write when there is no scaling
-  EXPECT_FLOAT_EQ(load(tmp, j).rope_theta, 500000.0f);
+  EXPECT_FLOAT_EQ(load(tmp, j).rope.theta, 500000.0f);
   j.erase("rope_theta");
   j.erase("rope_scaling");
-  EXPECT_FLOAT_EQ(load(tmp, j).rope_theta, 10000.0f);  // the LLaMA default
+  EXPECT_FLOAT_EQ(load(tmp, j).rope.theta, 10000.0f);  // the LLaMA default
 }
 
 TEST(HfConfig, RopeThetaNotANumber) {
@@ -164,7 +164,7 @@ TEST(HfConfig, Mistral) {
   const ModelConfig c = load(tmp, j);
   EXPECT_EQ(c.model_type, "mistral");
   EXPECT_EQ(c.num_kv_heads, 2);
-  EXPECT_FLOAT_EQ(c.rope_theta, 1000000.0f);
+  EXPECT_FLOAT_EQ(c.rope.theta, 1000000.0f);
   EXPECT_FALSE(c.attention_bias);
   EXPECT_FALSE(c.o_proj_bias);
   EXPECT_FALSE(c.mlp_bias);
@@ -463,14 +463,14 @@ TEST(HfConfig, NumericFieldsOutsideTheirRangeNameTheField) {
   json j = demo_config();
   j["rope_parameters"]["rope_theta"] = 1e300;
   const std::string nested = bad_config_message(tmp, j.dump());
-  EXPECT_NE(nested.find("'rope_parameters.rope_theta' must be a number in (1, 1e12], got 1e+300"), std::string::npos)
+  EXPECT_NE(nested.find("'rope_parameters.rope.theta' must be a number in (1, 1e12], got 1e+300"), std::string::npos)
       << nested;
   j = demo_config();
   j.erase("rope_parameters");
   j["rope_theta"] = 1e6;
   j["rms_norm_eps"] = 1e-6;
   const ModelConfig c = load(tmp, j);
-  EXPECT_FLOAT_EQ(c.rope_theta, 1e6f);
+  EXPECT_FLOAT_EQ(c.rope.theta, 1e6f);
   EXPECT_FLOAT_EQ(c.norm_eps, 1e-6f);
 }
 
@@ -485,7 +485,7 @@ TEST(HfConfigCli, OutOfRangeRopeThetaExitsTwo) {
   TempDir tmp;
   json j = demo_config();
   j["rope_parameters"]["rope_theta"] = -1;
-  expect_eval_fails_naming_config(model_with_config(tmp, j.dump()), "rope_parameters.rope_theta");
+  expect_eval_fails_naming_config(model_with_config(tmp, j.dump()), "rope_parameters.rope.theta");
 }
 
 }  // namespace
