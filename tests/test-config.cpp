@@ -75,7 +75,7 @@ TEST(HfConfig, DemoConfig) {
   EXPECT_EQ(c.kv_dim(), 128);
 }
 
-// The demo config only has rope_parameters.rope.theta; a different value there must be read
+// The demo config only has rope_parameters.rope_theta; a different value there must be read
 // from there (10000 is also the default, so the demo alone cannot tell).
 TEST(HfConfig, RopeThetaFromRopeParameters) {
   TempDir tmp;
@@ -110,12 +110,21 @@ TEST(HfConfig, RopeThetaNotANumber) {
   EXPECT_NE(bad_config_message(tmp, j.dump()).find("rope_theta"), std::string::npos);
 }
 
-TEST(HfConfig, ScaledRopeIsRefusedNotComputedWrongly) {
+// llama3 and linear scaling are read (tests/test-families.cpp checks them against transformers);
+// a scaling without its fields, or a type sparsa does not compute, is refused naming it.
+TEST(HfConfig, ScaledRopeIsReadOrRefusedNotComputedWrongly) {
   TempDir tmp;
   json j = demo_config();
   j["rope_parameters"]["rope_type"] = "llama3";
   std::string msg = bad_config_message(tmp, j.dump());
   EXPECT_NE(msg.find("llama3"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("rope_parameters.factor"), std::string::npos) << msg;
+
+  j["rope_parameters"]["rope_type"] = "linear";
+  j["rope_parameters"]["factor"] = 2.0;
+  const ModelConfig c = load(tmp, j);
+  EXPECT_EQ(c.rope.type, RopeType::kLinear);
+  EXPECT_FLOAT_EQ(c.rope.factor, 2.0f);
 
   j = demo_config();
   j.erase("rope_parameters");
@@ -418,8 +427,7 @@ TEST(HfConfig, OptBadConfigsNameTheField) {
   const std::vector<std::pair<std::string, json>> cases = {
       {"ffn_dim", nullptr},
       {"num_attention_heads", 7},  // 768 % 7 != 0
-      {"do_layer_norm_before", false},
-      {"_remove_final_layer_norm", true},
+      {"_remove_final_layer_norm", true},  // with pre-LN: no final norm is not supported
       {"layer_norm_elementwise_affine", false},
       {"activation_function", "gelu"},
       {"enable_bias", "yes"},
@@ -463,7 +471,7 @@ TEST(HfConfig, NumericFieldsOutsideTheirRangeNameTheField) {
   json j = demo_config();
   j["rope_parameters"]["rope_theta"] = 1e300;
   const std::string nested = bad_config_message(tmp, j.dump());
-  EXPECT_NE(nested.find("'rope_parameters.rope.theta' must be a number in (1, 1e12], got 1e+300"), std::string::npos)
+  EXPECT_NE(nested.find("'rope_parameters.rope_theta' must be a number in (1, 1e12], got 1e+300"), std::string::npos)
       << nested;
   j = demo_config();
   j.erase("rope_parameters");
@@ -485,7 +493,7 @@ TEST(HfConfigCli, OutOfRangeRopeThetaExitsTwo) {
   TempDir tmp;
   json j = demo_config();
   j["rope_parameters"]["rope_theta"] = -1;
-  expect_eval_fails_naming_config(model_with_config(tmp, j.dump()), "rope_parameters.rope.theta");
+  expect_eval_fails_naming_config(model_with_config(tmp, j.dump()), "rope_parameters.rope_theta");
 }
 
 }  // namespace

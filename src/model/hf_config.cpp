@@ -107,6 +107,8 @@ RopeParams read_rope_params(const std::filesystem::path& path, const json& j, co
   else
     p.theta = default_theta;
   const auto factor = [&](const char* key) {
+    if (!obj->contains(key))
+      bad_input("{}: rope_type '{}' needs field '{}.{}'", path.string(), type, where, key);
     return number_in(path, *obj, key, where + "." + key, 0.0, 1e6, "(0, 1e6]");
   };
   if (type == "default") {
@@ -119,9 +121,7 @@ RopeParams read_rope_params(const std::filesystem::path& path, const json& j, co
     p.factor = factor("factor");
     p.low_freq_factor = factor("low_freq_factor");
     p.high_freq_factor = factor("high_freq_factor");
-    p.original_max_position =
-        static_cast<int64_t>(number_in(path, *obj, "original_max_position_embeddings",
-                                       where + ".original_max_position_embeddings", 0.0, 1e9, "(0, 1e9]"));
+    p.original_max_position = static_cast<int64_t>(factor("original_max_position_embeddings"));
     if (!(p.high_freq_factor > p.low_freq_factor))
       bad_input("{}: {}.high_freq_factor ({}) must be greater than low_freq_factor ({})", path.string(), where,
                 p.high_freq_factor, p.low_freq_factor);
