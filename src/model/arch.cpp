@@ -21,30 +21,64 @@ constexpr LinearRoleInfo kRoles[kNumLinearRoles] = {
 
 constexpr std::string_view kObsNames[kNumObsPoints] = {"attn_in", "o_in", "mlp_in", "down_in"};
 
+// The LLaMA-style linears, shared by llama, qwen3 and gemma3_text.
+constexpr std::array<std::string_view, kNumLinearRoles> kLlamaLinears = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+const std::vector<LinearRole> kLlamaRoles = {LinearRole::kQ,    LinearRole::kK,  LinearRole::kV,   LinearRole::kO,
+                                             LinearRole::kGate, LinearRole::kUp, LinearRole::kDown};
+
+// LLaMA-1/2/3, Mistral, Qwen2: pre-RMSNorm, RoPE, SwiGLU.
+const ArchInfo kLlamaInfo = {
+    .arch = Arch::kLlama,
+    .name = "llama",
+    .decoder = "model",
+    .norm = NormKind::kRMSNorm,
+    .positions = PositionKind::kRope,
+    .position_offset = 0,
+    .mlp = MlpKind::kGatedSilu,
+    .embed_tokens = "embed_tokens",
+    .embed_positions = "",
+    .final_norm = "norm",
+    .project_in = "",
+    .project_out = "",
+    .attn_norm = "input_layernorm",
+    .mlp_norm = "post_attention_layernorm",
+    .post_attn_norm = "",
+    .post_mlp_norm = "",
+    .q_norm = "",
+    .k_norm = "",
+    .scale_embeddings = false,
+    .linear_module = kLlamaLinears,
+    .roles = kLlamaRoles};
+
+// Qwen3: LLaMA plus an RMSNorm over each head of q and k before RoPE.
+ArchInfo qwen3_info() {
+  ArchInfo a = kLlamaInfo;
+  a.arch = Arch::kQwen3;
+  a.name = "qwen3";
+  a.q_norm = "self_attn.q_norm";
+  a.k_norm = "self_attn.k_norm";
+  return a;
+}
+
+// Gemma 3 (text): (1 + w) RMSNorm, GeGLU, q/k norms, norms before and after each sub-layer,
+// embeddings × sqrt(d_model).
+ArchInfo gemma3_info() {
+  ArchInfo a = qwen3_info();
+  a.arch = Arch::kGemma3;
+  a.name = "gemma3_text";
+  a.norm = NormKind::kRMSNormUnitOffset;
+  a.mlp = MlpKind::kGatedGeluTanh;
+  a.mlp_norm = "pre_feedforward_layernorm";
+  a.post_attn_norm = "post_attention_layernorm";
+  a.post_mlp_norm = "post_feedforward_layernorm";
+  a.scale_embeddings = true;
+  return a;
+}
+
 const ArchInfo kArchs[] = {
-    {.arch = Arch::kLlama,
-     .name = "llama",
-     .decoder = "model",
-     .norm = NormKind::kRMSNorm,
-     .positions = PositionKind::kRope,
-     .position_offset = 0,
-     .mlp = MlpKind::kGatedSilu,
-     .embed_tokens = "embed_tokens",
-     .embed_positions = "",
-     .final_norm = "norm",
-     .project_in = "",
-     .project_out = "",
-     .attn_norm = "input_layernorm",
-     .mlp_norm = "post_attention_layernorm",
-     .post_attn_norm = "",
-     .post_mlp_norm = "",
-     .q_norm = "",
-     .k_norm = "",
-     .scale_embeddings = false,
-     .linear_module = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                       "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"},
-     .roles = {LinearRole::kQ, LinearRole::kK, LinearRole::kV, LinearRole::kO, LinearRole::kGate, LinearRole::kUp,
-               LinearRole::kDown}},
+    kLlamaInfo,
     {.arch = Arch::kOpt,
      .name = "opt",
      .decoder = "model.decoder",
@@ -67,52 +101,8 @@ const ArchInfo kArchs[] = {
      .linear_module = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "", "fc1",
                        "fc2"},
      .roles = {LinearRole::kQ, LinearRole::kK, LinearRole::kV, LinearRole::kO, LinearRole::kUp, LinearRole::kDown}},
-    {.arch = Arch::kQwen3,  // LLaMA plus an RMSNorm over each head of q and k before RoPE
-     .name = "qwen3",
-     .decoder = "model",
-     .norm = NormKind::kRMSNorm,
-     .positions = PositionKind::kRope,
-     .position_offset = 0,
-     .mlp = MlpKind::kGatedSilu,
-     .embed_tokens = "embed_tokens",
-     .embed_positions = "",
-     .final_norm = "norm",
-     .project_in = "",
-     .project_out = "",
-     .attn_norm = "input_layernorm",
-     .mlp_norm = "post_attention_layernorm",
-     .post_attn_norm = "",
-     .post_mlp_norm = "",
-     .q_norm = "self_attn.q_norm",
-     .k_norm = "self_attn.k_norm",
-     .scale_embeddings = false,
-     .linear_module = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                       "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"},
-     .roles = {LinearRole::kQ, LinearRole::kK, LinearRole::kV, LinearRole::kO, LinearRole::kGate, LinearRole::kUp,
-               LinearRole::kDown}},
-    {.arch = Arch::kGemma3,  // (1 + w) RMSNorm, GeGLU, q/k norms, norms before and after each sub-layer
-     .name = "gemma3_text",
-     .decoder = "model",
-     .norm = NormKind::kRMSNormUnitOffset,
-     .positions = PositionKind::kRope,
-     .position_offset = 0,
-     .mlp = MlpKind::kGatedGeluTanh,
-     .embed_tokens = "embed_tokens",
-     .embed_positions = "",
-     .final_norm = "norm",
-     .project_in = "",
-     .project_out = "",
-     .attn_norm = "input_layernorm",
-     .mlp_norm = "pre_feedforward_layernorm",
-     .post_attn_norm = "post_attention_layernorm",
-     .post_mlp_norm = "post_feedforward_layernorm",
-     .q_norm = "self_attn.q_norm",
-     .k_norm = "self_attn.k_norm",
-     .scale_embeddings = true,
-     .linear_module = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                       "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"},
-     .roles = {LinearRole::kQ, LinearRole::kK, LinearRole::kV, LinearRole::kO, LinearRole::kGate, LinearRole::kUp,
-               LinearRole::kDown}},
+    qwen3_info(),
+    gemma3_info(),
 };
 
 // [out, in] of each role's weight.
