@@ -64,7 +64,7 @@ TEST(HfConfig, DemoConfig) {
   EXPECT_EQ(c.head_dim, 64);
   EXPECT_EQ(c.max_position, 512);
   EXPECT_FLOAT_EQ(c.norm_eps, 1e-5f);
-  EXPECT_FLOAT_EQ(c.rope_theta, 10000.0f);
+  EXPECT_FLOAT_EQ(c.rope.theta, 10000.0f);
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_FALSE(c.attention_bias);
   EXPECT_FALSE(c.o_proj_bias);
@@ -82,7 +82,7 @@ TEST(HfConfig, RopeThetaFromRopeParameters) {
   json j = demo_config();
   ASSERT_FALSE(j.contains("rope_theta"));
   j["rope_parameters"]["rope_theta"] = 1000000.0;
-  EXPECT_FLOAT_EQ(load(tmp, j).rope_theta, 1000000.0f);
+  EXPECT_FLOAT_EQ(load(tmp, j).rope.theta, 1000000.0f);
 }
 
 TEST(HfConfig, RopeThetaAtTopLevel) {
@@ -90,14 +90,14 @@ TEST(HfConfig, RopeThetaAtTopLevel) {
   json j = demo_config();
   j.erase("rope_parameters");
   j["rope_theta"] = 500000.0;
-  EXPECT_FLOAT_EQ(load(tmp, j).rope_theta, 500000.0f);
+  EXPECT_FLOAT_EQ(load(tmp, j).rope.theta, 500000.0f);
   j["rope_theta"] = 500000;  // an integer is a number too
-  EXPECT_FLOAT_EQ(load(tmp, j).rope_theta, 500000.0f);
+  EXPECT_FLOAT_EQ(load(tmp, j).rope.theta, 500000.0f);
   j["rope_scaling"] = nullptr;  // what older checkpoints write when there is no scaling
-  EXPECT_FLOAT_EQ(load(tmp, j).rope_theta, 500000.0f);
+  EXPECT_FLOAT_EQ(load(tmp, j).rope.theta, 500000.0f);
   j.erase("rope_theta");
   j.erase("rope_scaling");
-  EXPECT_FLOAT_EQ(load(tmp, j).rope_theta, 10000.0f);  // the LLaMA default
+  EXPECT_FLOAT_EQ(load(tmp, j).rope.theta, 10000.0f);  // the LLaMA default
 }
 
 TEST(HfConfig, RopeThetaNotANumber) {
@@ -110,12 +110,21 @@ TEST(HfConfig, RopeThetaNotANumber) {
   EXPECT_NE(bad_config_message(tmp, j.dump()).find("rope_theta"), std::string::npos);
 }
 
-TEST(HfConfig, ScaledRopeIsRefusedNotComputedWrongly) {
+// llama3 and linear scaling are read (tests/test-families.cpp checks them against transformers);
+// a scaling without its fields, or a type sparsa does not compute, is refused naming it.
+TEST(HfConfig, ScaledRopeIsReadOrRefusedNotComputedWrongly) {
   TempDir tmp;
   json j = demo_config();
   j["rope_parameters"]["rope_type"] = "llama3";
   std::string msg = bad_config_message(tmp, j.dump());
   EXPECT_NE(msg.find("llama3"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("rope_parameters.factor"), std::string::npos) << msg;
+
+  j["rope_parameters"]["rope_type"] = "linear";
+  j["rope_parameters"]["factor"] = 2.0;
+  const ModelConfig c = load(tmp, j);
+  EXPECT_EQ(c.rope.type, RopeType::kLinear);
+  EXPECT_FLOAT_EQ(c.rope.factor, 2.0f);
 
   j = demo_config();
   j.erase("rope_parameters");
@@ -164,7 +173,7 @@ TEST(HfConfig, Mistral) {
   const ModelConfig c = load(tmp, j);
   EXPECT_EQ(c.model_type, "mistral");
   EXPECT_EQ(c.num_kv_heads, 2);
-  EXPECT_FLOAT_EQ(c.rope_theta, 1000000.0f);
+  EXPECT_FLOAT_EQ(c.rope.theta, 1000000.0f);
   EXPECT_FALSE(c.attention_bias);
   EXPECT_FALSE(c.o_proj_bias);
   EXPECT_FALSE(c.mlp_bias);
@@ -418,8 +427,7 @@ TEST(HfConfig, OptBadConfigsNameTheField) {
   const std::vector<std::pair<std::string, json>> cases = {
       {"ffn_dim", nullptr},
       {"num_attention_heads", 7},  // 768 % 7 != 0
-      {"do_layer_norm_before", false},
-      {"_remove_final_layer_norm", true},
+      {"_remove_final_layer_norm", true},  // with pre-LN: no final norm is not supported
       {"layer_norm_elementwise_affine", false},
       {"activation_function", "gelu"},
       {"enable_bias", "yes"},
@@ -470,7 +478,7 @@ TEST(HfConfig, NumericFieldsOutsideTheirRangeNameTheField) {
   j["rope_theta"] = 1e6;
   j["rms_norm_eps"] = 1e-6;
   const ModelConfig c = load(tmp, j);
-  EXPECT_FLOAT_EQ(c.rope_theta, 1e6f);
+  EXPECT_FLOAT_EQ(c.rope.theta, 1e6f);
   EXPECT_FLOAT_EQ(c.norm_eps, 1e-6f);
 }
 

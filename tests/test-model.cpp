@@ -32,7 +32,7 @@ TEST(Model, DemoConfigAsDocumented) {
   EXPECT_EQ(c.head_dim, 64);
   EXPECT_EQ(c.intermediate_size, 1024);
   EXPECT_EQ(c.vocab_size, 8192);
-  EXPECT_FLOAT_EQ(c.rope_theta, 10000.0f);  // read from rope_parameters.rope_theta
+  EXPECT_FLOAT_EQ(c.rope.theta, 10000.0f);  // read from rope_parameters.rope_theta
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_EQ(demo_model().blocks[5].linear(LinearRole::kDown).weight.shape, (std::vector<int64_t>{384, 1024}));
   EXPECT_EQ(hf_linear_name(Arch::kLlama, 5, LinearRole::kDown), "model.layers.5.mlp.down_proj");

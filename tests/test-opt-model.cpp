@@ -138,14 +138,6 @@ TEST(OptModelCli, HiddenSizeMustDivideByHeads) {
   expect_eval_refuses(folder_with_config(tmp, c), "hidden_size (384) is not divisible by num_attention_heads (5)");
 }
 
-TEST(OptModelCli, PostLayerNormIsRefused) {
-  if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
-  test::TempDir tmp;
-  json c = opt_config();
-  c["do_layer_norm_before"] = false;
-  expect_eval_refuses(folder_with_config(tmp, c), "do_layer_norm_before is false");
-}
-
 TEST(OptModelCli, OtherActivationIsRefused) {
   if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
   test::TempDir tmp;

@@ -25,12 +25,29 @@ namespace sparsa {
 // ---- configuration ----
 
 // The model families sparsa runs. Everything that differs between them is in one table
-// (ArchInfo, below): tensor names, the norm, the positions and the MLP.
-enum class Arch : uint8_t { kLlama, kOpt };
+// (ArchInfo, below): tensor names, the norm, the positions, the MLP and the extra norms.
+// kLlama also runs Mistral and Qwen2 (their differences are config fields: sliding window,
+// q/k/v biases); kQwen3 adds per-head q/k norms; kGemma3 is Gemma 3's text decoder.
+enum class Arch : uint8_t { kLlama, kOpt, kQwen3, kGemma3 };
+
+// How the RoPE inverse frequencies are derived from theta (transformers' rope_type).
+// kDefault: inv_freq[i] = theta^(-2i/head_dim). kLinear: inv_freq / factor. kLlama3: Llama 3.1's
+// frequency-dependent scaling (low frequencies / factor, high ones unchanged, a smooth blend
+// between; see rope_inv_freq).
+enum class RopeType : uint8_t { kDefault, kLinear, kLlama3 };
+
+struct RopeParams {
+  RopeType type = RopeType::kDefault;
+  float theta = 10000.0f;
+  float factor = 1.0f;                 // kLinear, kLlama3
+  float low_freq_factor = 1.0f;        // kLlama3
+  float high_freq_factor = 4.0f;       // kLlama3
+  int64_t original_max_position = 0;   // kLlama3: original_max_position_embeddings
+};
 
 struct ModelConfig {
   Arch arch = Arch::kLlama;
-  std::string model_type;        // "llama", "mistral", "qwen2", "opt" (HF) or "llama2c"
+  std::string model_type;        // "llama", "mistral", "qwen2", "qwen3", "gemma3_text", "opt" (HF) or "llama2c"
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;       // d_model
   int64_t intermediate_size = 0; // d_ff (OPT: ffn_dim)
@@ -42,7 +59,16 @@ struct ModelConfig {
   int64_t embed_dim = 0;         // width of the token embeddings and lm_head (OPT: word_embed_proj_dim;
                                  // project_in / project_out map it to d_model when it differs)
   float norm_eps = 1e-6f;        // eps of every RMSNorm / LayerNorm
-  float rope_theta = 10000.0f;
+  RopeParams rope;               // RoPE of the full-attention layers (of every layer outside Gemma 3)
+  RopeParams local_rope;         // RoPE of the sliding-window layers (Gemma 3: its own theta); else = rope
+  int64_t sliding_window = 0;    // > 0: a sliding layer's query at i sees keys j with i - window < j <= i
+  std::vector<uint8_t> sliding_layers;  // [num_layers] 1 = that layer uses sliding_window; empty = none
+  float query_pre_attn_scalar = 0;      // > 0: attention scale query_pre_attn_scalar^-0.5 (Gemma 3);
+                                        // 0: head_dim^-0.5
+  float attn_logit_softcap = 0;  // > 0: scores -> cap * tanh(scores / cap) before the softmax (Gemma)
+  float final_logit_softcap = 0; // > 0: logits -> cap * tanh(logits / cap)
+  bool post_layer_norm = false;  // OPT do_layer_norm_before false (opt-350m): each sub-layer is
+                                 // x = norm(x + f(x)); no final norm
   bool tie_word_embeddings = false;
   bool attention_bias = false;   // q/k/v (and o when o_proj_bias) biases, Qwen2 style
   bool o_proj_bias = false;
@@ -54,13 +80,28 @@ struct ModelConfig {
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
   bool has_projections() const { return embed_dim != hidden_size; }
+  bool has_final_norm() const { return !post_layer_norm; }
+  bool is_sliding(int64_t layer) const {
+    return !sliding_layers.empty() && sliding_layers[static_cast<size_t>(layer)] != 0;
+  }
+  const RopeParams& rope_for(int64_t layer) const { return is_sliding(layer) ? local_rope : rope; }
 };
 
-// Reads a Hugging Face config.json: the LLaMA family (llama, mistral, qwen2) or OPT (pre-LN
-// only: do_layer_norm_before false is refused). Throws Error(kBadInput) naming the file and
-// field when a required field is missing or wrong, or when model_type is not supported, or when a
-// numeric field is outside its sane range (rms_norm_eps in (0, 1], rope_theta in (1, 1e12], token
-// ids below vocab_size, vocab_size below 2^31, sizes positive, heads dividing evenly).
+// The RoPE inverse frequencies [head_dim / 2] the way transformers computes them (fp32):
+// default theta^(-2i/head_dim), then the type's scaling. For kLlama3, with wavelen = 2π / f:
+// wavelen > original / low_freq_factor -> f / factor; wavelen < original / high_freq_factor -> f;
+// else (1 - s) f / factor + s f with s = (original / wavelen - low) / (high - low).
+std::vector<float> rope_inv_freq(const RopeParams& p, int64_t head_dim);
+
+// Reads a Hugging Face config.json: the LLaMA family (llama incl. Llama 3.x, mistral, qwen2), qwen3,
+// gemma3_text, or OPT (pre- and post-LN, with or without project_in/out). RoPE: rope_parameters
+// (transformers 5; Gemma 3: one per layer type) or rope_theta + rope_scaling, of type default,
+// linear or llama3; other types (yarn, dynamic, longrope, ...) are refused naming the type.
+// Sliding windows: Mistral's sliding_window on every layer, Qwen's and Gemma 3's by layer_types.
+// Throws Error(kBadInput) naming the file and field when a required field is missing or wrong, or
+// when model_type or a feature is not supported, or when a numeric field is outside its sane range
+// (rms_norm_eps in (0, 1], rope_theta in (1, 1e12], token ids below vocab_size, vocab_size below
+// 2^31, sizes positive, heads dividing evenly).
 ModelConfig load_hf_config(const std::filesystem::path& config_json);
 
 // ---- roles and the architecture table ----
@@ -85,9 +126,11 @@ std::string_view obs_point_name(ObsPoint p);  // "attn_in", "o_in", "mlp_in", "d
 // The width of the activation seen at point p: d_model, q_dim, d_model, d_ff.
 int64_t obs_point_dim(const ModelConfig& c, ObsPoint p);
 
-enum class NormKind : uint8_t { kRMSNorm, kLayerNorm };     // LayerNorm: weight and (optional) bias
+// LayerNorm: weight and (optional) bias. kRMSNormUnitOffset: Gemma's x̂ · (1 + w).
+enum class NormKind : uint8_t { kRMSNorm, kLayerNorm, kRMSNormUnitOffset };
 enum class PositionKind : uint8_t { kRope, kLearned };      // learned: a table added to the embeddings
-enum class MlpKind : uint8_t { kGatedSilu, kRelu };         // down(silu(gate(x)) * up(x)) or down(relu(up(x)))
+// down(silu(gate(x)) * up(x)), down(relu(up(x))) or down(gelu_tanh(gate(x)) * up(x)) (GeGLU)
+enum class MlpKind : uint8_t { kGatedSilu, kRelu, kGatedGeluTanh };
 
 // One row of the architecture table: everything that differs between families. Tensor names
 // are "<decoder>.<name>" for model-level tensors and "<decoder>.layers.{i}.<name>" for block ones.
@@ -106,6 +149,14 @@ struct ArchInfo {
   std::string_view project_out;
   std::string_view attn_norm;            // per block: "input_layernorm", "self_attn_layer_norm"
   std::string_view mlp_norm;             // per block: "post_attention_layernorm", "final_layer_norm"
+                                         // (Gemma 3: "pre_feedforward_layernorm")
+  std::string_view post_attn_norm;       // per block, on the attention output before the residual
+                                         // add (Gemma 3: "post_attention_layernorm"); empty if none
+  std::string_view post_mlp_norm;        // the same for the MLP ("post_feedforward_layernorm")
+  std::string_view q_norm;               // per block, RMSNorm over each head of q before RoPE
+                                         // ("self_attn.q_norm", weight [head_dim]); empty if none
+  std::string_view k_norm;
+  bool scale_embeddings;                 // embeddings × sqrt(d_model) (Gemma)
   std::array<std::string_view, kNumLinearRoles> linear_module;  // by role; empty = the family has none
   std::vector<LinearRole> roles;         // the roles it has, in LinearRole order
 };
@@ -128,6 +179,8 @@ struct Block {
   Tensor attn_norm_bias;                         // [d_model] LayerNorm bias; empty for RMSNorm
   Tensor mlp_norm;                               // [d_model] post_attention_layernorm / final_layer_norm
   Tensor mlp_norm_bias;                          // [d_model]; empty for RMSNorm
+  Tensor post_attn_norm, post_mlp_norm;          // [d_model] Gemma 3; empty when the family has none
+  Tensor q_norm, k_norm;                         // [head_dim] Qwen3, Gemma 3; empty when none
   std::array<Linear, kNumLinearRoles> linears;   // indexed by LinearRole; empty for roles the family lacks
   Linear& linear(LinearRole r) { return linears[static_cast<size_t>(r)]; }
   const Linear& linear(LinearRole r) const { return linears[static_cast<size_t>(r)]; }
@@ -139,7 +192,7 @@ struct Model {
   Tensor pos_embed;        // [max_position + position_offset, d_model] learned positions; empty for RoPE
   Tensor project_in;       // [d_model, embed_dim]; empty unless config.has_projections()
   std::vector<Block> blocks;
-  Tensor final_norm;       // [d_model]
+  Tensor final_norm;       // [d_model]; empty when !config.has_final_norm()
   Tensor final_norm_bias;  // [d_model]; empty for RMSNorm
   Tensor project_out;      // [embed_dim, d_model]; empty unless config.has_projections()
   Tensor lm_head;          // [vocab, embed_dim]; a copy of embed when the embeddings are tied

@@ -123,7 +123,7 @@ struct GpuDecoder::Impl {
     max_seq = opt.max_seq > 0 ? opt.max_seq : std::min<int64_t>({c.max_position, 4096, kDecodeMaxSeq});
     opt.max_seq = max_seq;
     mats = decode_matrices(c, opt.precision);
-    freqs = cuda::rope_freqs(c.head_dim, c.rope_theta);
+    freqs = cuda::rope_freqs(c.head_dim, c.rope.theta);
     SPARSA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     const GpuPrecision p = opt.precision;
     const int64_t d = c.hidden_size, ff = c.intermediate_size, kv = c.kv_dim();

@@ -192,8 +192,8 @@ void GpuForward::block(const GpuBlock& b, float* x, int64_t n_samples, GpuObserv
   linear_cuda(b.linear(LinearRole::kQ), p_, normed_.data(), nh, q_.data(), T, 0.0f);
   linear_cuda(b.linear(LinearRole::kK), p_, normed_.data(), nh, k_.data(), T, 0.0f);
   linear_cuda(b.linear(LinearRole::kV), p_, normed_.data(), nh, v_.data(), T, 0.0f);
-  rope_cuda(q_.data(), positions_.data(), T, c_.num_heads, c_.head_dim, c_.rope_theta);
-  rope_cuda(k_.data(), positions_.data(), T, c_.num_kv_heads, c_.head_dim, c_.rope_theta);
+  rope_cuda(q_.data(), positions_.data(), T, c_.num_heads, c_.head_dim, c_.rope.theta);
+  rope_cuda(k_.data(), positions_.data(), T, c_.num_kv_heads, c_.head_dim, c_.rope.theta);
   to_half(q_.data(), q_h_, T * c_.q_dim());
   to_half(k_.data(), k_h_, T * c_.kv_dim());
   to_half(v_.data(), v_h_, T * c_.kv_dim());

@@ -1,9 +1,13 @@
 // The architecture table: per family, the Hugging Face tensor names and the operations that
 // differ (norm, positions, MLP); and the list of a model's tensors under those names.
+#include <cmath>
+#include <numbers>
+
 #include <fmt/format.h>
 
 #include "sparsa/error.h"
 #include "sparsa/model.h"
+#include "sparsa/ops.h"
 
 namespace sparsa {
 namespace {
@@ -17,25 +21,64 @@ constexpr LinearRoleInfo kRoles[kNumLinearRoles] = {
 
 constexpr std::string_view kObsNames[kNumObsPoints] = {"attn_in", "o_in", "mlp_in", "down_in"};
 
+// The LLaMA-style linears, shared by llama, qwen3 and gemma3_text.
+constexpr std::array<std::string_view, kNumLinearRoles> kLlamaLinears = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+const std::vector<LinearRole> kLlamaRoles = {LinearRole::kQ,    LinearRole::kK,  LinearRole::kV,   LinearRole::kO,
+                                             LinearRole::kGate, LinearRole::kUp, LinearRole::kDown};
+
+// LLaMA-1/2/3, Mistral, Qwen2: pre-RMSNorm, RoPE, SwiGLU.
+const ArchInfo kLlamaInfo = {
+    .arch = Arch::kLlama,
+    .name = "llama",
+    .decoder = "model",
+    .norm = NormKind::kRMSNorm,
+    .positions = PositionKind::kRope,
+    .position_offset = 0,
+    .mlp = MlpKind::kGatedSilu,
+    .embed_tokens = "embed_tokens",
+    .embed_positions = "",
+    .final_norm = "norm",
+    .project_in = "",
+    .project_out = "",
+    .attn_norm = "input_layernorm",
+    .mlp_norm = "post_attention_layernorm",
+    .post_attn_norm = "",
+    .post_mlp_norm = "",
+    .q_norm = "",
+    .k_norm = "",
+    .scale_embeddings = false,
+    .linear_module = kLlamaLinears,
+    .roles = kLlamaRoles};
+
+// Qwen3: LLaMA plus an RMSNorm over each head of q and k before RoPE.
+ArchInfo qwen3_info() {
+  ArchInfo a = kLlamaInfo;
+  a.arch = Arch::kQwen3;
+  a.name = "qwen3";
+  a.q_norm = "self_attn.q_norm";
+  a.k_norm = "self_attn.k_norm";
+  return a;
+}
+
+// Gemma 3 (text): (1 + w) RMSNorm, GeGLU, q/k norms, norms before and after each sub-layer,
+// embeddings × sqrt(d_model).
+ArchInfo gemma3_info() {
+  ArchInfo a = qwen3_info();
+  a.arch = Arch::kGemma3;
+  a.name = "gemma3_text";
+  a.norm = NormKind::kRMSNormUnitOffset;
+  a.mlp = MlpKind::kGatedGeluTanh;
+  a.mlp_norm = "pre_feedforward_layernorm";
+  a.post_attn_norm = "post_attention_layernorm";
+  a.post_mlp_norm = "post_feedforward_layernorm";
+  a.scale_embeddings = true;
+  return a;
+}
+
 const ArchInfo kArchs[] = {
-    {.arch = Arch::kLlama,
-     .name = "llama",
-     .decoder = "model",
-     .norm = NormKind::kRMSNorm,
-     .positions = PositionKind::kRope,
-     .position_offset = 0,
-     .mlp = MlpKind::kGatedSilu,
-     .embed_tokens = "embed_tokens",
-     .embed_positions = "",
-     .final_norm = "norm",
-     .project_in = "",
-     .project_out = "",
-     .attn_norm = "input_layernorm",
-     .mlp_norm = "post_attention_layernorm",
-     .linear_module = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                       "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"},
-     .roles = {LinearRole::kQ, LinearRole::kK, LinearRole::kV, LinearRole::kO, LinearRole::kGate, LinearRole::kUp,
-               LinearRole::kDown}},
+    kLlamaInfo,
     {.arch = Arch::kOpt,
      .name = "opt",
      .decoder = "model.decoder",
@@ -50,9 +93,16 @@ const ArchInfo kArchs[] = {
      .project_out = "project_out",
      .attn_norm = "self_attn_layer_norm",
      .mlp_norm = "final_layer_norm",
+     .post_attn_norm = "",
+     .post_mlp_norm = "",
+     .q_norm = "",
+     .k_norm = "",
+     .scale_embeddings = false,
      .linear_module = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "", "fc1",
                        "fc2"},
      .roles = {LinearRole::kQ, LinearRole::kK, LinearRole::kV, LinearRole::kO, LinearRole::kUp, LinearRole::kDown}},
+    qwen3_info(),
+    gemma3_info(),
 };
 
 // [out, in] of each role's weight.
@@ -105,6 +155,26 @@ int64_t obs_point_dim(const ModelConfig& c, ObsPoint p) {
   return 0;
 }
 
+std::vector<float> rope_inv_freq(const RopeParams& p, int64_t head_dim) {
+  std::vector<float> f(static_cast<size_t>(head_dim / 2));  // [head_dim / 2]
+  rope_default_inv_freq(p.theta, head_dim, f.data());
+  if (p.type == RopeType::kLinear) {
+    for (float& v : f) v /= p.factor;
+  } else if (p.type == RopeType::kLlama3) {
+    const float original = static_cast<float>(p.original_max_position);
+    const float low_wavelen = original / p.low_freq_factor, high_wavelen = original / p.high_freq_factor;
+    const float two_pi = static_cast<float>(2.0 * std::numbers::pi);
+    for (float& v : f) {  // torch computes scalar / tensor as reciprocal(tensor) * scalar
+      const float wavelen = (1.0f / v) * two_pi;
+      const float scaled = wavelen > low_wavelen ? v / p.factor : v;
+      const float smooth = ((1.0f / wavelen) * original - p.low_freq_factor) / (p.high_freq_factor - p.low_freq_factor);
+      const bool medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+      v = medium ? (1.0f - smooth) * scaled / p.factor + smooth * scaled : scaled;
+    }
+  }
+  return f;
+}
+
 const ArchInfo& arch_info(Arch a) {
   const auto i = static_cast<size_t>(a);
   SPARSA_ASSERT(i < std::size(kArchs));
@@ -144,8 +214,10 @@ std::vector<Entry> list_tensors(ModelT& m) {
     add(top(a.project_in, "weight"), {d, c.embed_dim}, m.project_in);
     add(top(a.project_out, "weight"), {c.embed_dim, d}, m.project_out);
   }
-  add(top(a.final_norm, "weight"), {d}, m.final_norm);
-  if (norm_bias) add(top(a.final_norm, "bias"), {d}, m.final_norm_bias);
+  if (c.has_final_norm()) {
+    add(top(a.final_norm, "weight"), {d}, m.final_norm);
+    if (norm_bias) add(top(a.final_norm, "bias"), {d}, m.final_norm_bias);
+  }
   if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, c.embed_dim}, m.lm_head);
 
   for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -156,6 +228,13 @@ std::vector<Entry> list_tensors(ModelT& m) {
     if (norm_bias) add(attn_norm + ".bias", {d}, b.attn_norm_bias);
     add(mlp_norm + ".weight", {d}, b.mlp_norm);
     if (norm_bias) add(mlp_norm + ".bias", {d}, b.mlp_norm_bias);
+    const auto optional = [&](std::string_view module, int64_t dim, auto& t) {
+      if (!module.empty()) add(prefix + std::string(module) + ".weight", {dim}, t);
+    };
+    optional(a.post_attn_norm, d, b.post_attn_norm);
+    optional(a.post_mlp_norm, d, b.post_mlp_norm);
+    optional(a.q_norm, c.head_dim, b.q_norm);
+    optional(a.k_norm, c.head_dim, b.k_norm);
     for (const LinearRole role : a.roles) {
       const auto shape = linear_shape(c, role);
       const std::string name = hf_linear_name(c.arch, l, role);

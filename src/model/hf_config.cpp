@@ -1,5 +1,8 @@
-// config.json of the Hugging Face families sparsa runs: LLaMA (llama, mistral, qwen2) and OPT.
+// config.json of the Hugging Face families sparsa runs: LLaMA (llama, mistral, qwen2), Qwen3,
+// Gemma 3 (text) and OPT.
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string_view>
 #include <utility>
@@ -66,51 +69,158 @@ float to_float(double v) {
   return static_cast<float>(v);
 }
 
-// RoPE theta: `rope_theta` (most checkpoints) or `rope_parameters.rope_theta` (recent
-// transformers). Scaled RoPE variants are refused rather than computed wrongly.
-float read_rope_theta(const std::filesystem::path& path, const json& j) {
-  const auto params = j.find("rope_parameters");
-  if (params != j.end() && params->is_object()) {
-    const auto type = params->value("rope_type", std::string("default"));
-    if (type != "default") bad_input("{}: rope_parameters.rope_type '{}' is not supported (only 'default')", path.string(), type);
-    const auto theta = params->find("rope_theta");
-    if (theta != params->end()) {
-      if (!theta->is_number()) bad_input("{}: field 'rope_parameters.rope_theta' must be a number", path.string());
-      return to_float(theta->get<double>());
-    }
-  }
-  const auto scaling = j.find("rope_scaling");
-  if (scaling != j.end() && !scaling->is_null()) {
-    const auto type = scaling->is_object() ? scaling->value("rope_type", scaling->value("type", std::string())) : "";
-    if (type != "default") bad_input("{}: rope_scaling '{}' is not supported", path.string(), type);
-  }
-  const auto theta = j.find("rope_theta");
-  if (theta != j.end()) {
-    if (!theta->is_number()) bad_input("{}: field 'rope_theta' must be a number", path.string());
-    return to_float(theta->get<double>());
-  }
-  return 10000.0f;
+// The JSON value at `key` of `obj` as a float in (lo, hi], refused naming `field` otherwise.
+float number_in(const std::filesystem::path& path, const json& obj, const char* key, const std::string& field,
+                double lo, double hi, std::string_view range) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) bad_input("{}: missing required field '{}'", path.string(), field);
+  if (!it->is_number()) bad_input("{}: field '{}' must be a number", path.string(), field);
+  const double v = it->get<double>();
+  const float f = to_float(v);
+  if (!(f > lo && f <= hi) || !std::isfinite(f))
+    bad_input("{}: field '{}' must be a number in {}, got {}", path.string(), field, range, it->dump());
+  return f;
 }
 
-// The LLaMA family: RMSNorm, RoPE, gated SiLU MLP.
-void read_llama(const std::filesystem::path& path, const json& j, const ConfigReader& r, ModelConfig& c) {
-  const std::string act = j.value("hidden_act", std::string("silu"));
-  if (act != "silu") bad_input("{}: hidden_act '{}' is not supported (only 'silu')", path.string(), act);
-  c.arch = Arch::kLlama;
+// One RoPE settings object (`where`: "rope_parameters", "rope_scaling",
+// "rope_parameters.full_attention") -> RopeParams. theta is the object's rope_theta, else the
+// top-level `theta_key` (rope_theta, rope_local_base_freq), else `default_theta`.
+RopeParams read_rope_params(const std::filesystem::path& path, const json& j, const json* obj, const std::string& where,
+                            const char* theta_key, float default_theta) {
+  RopeParams p;
+  std::string type = "default";
+  if (obj != nullptr) {
+    if (!obj->is_object()) bad_input("{}: field '{}' must be an object", path.string(), where);
+    const auto t = obj->contains("rope_type") ? obj->find("rope_type") : obj->find("type");
+    if (t != obj->end() && !t->is_null()) {
+      if (!t->is_string()) bad_input("{}: field '{}.rope_type' must be a string", path.string(), where);
+      type = t->get<std::string>();
+    }
+    const auto partial = obj->find("partial_rotary_factor");
+    if (partial != obj->end() && !(partial->is_number() && partial->get<double>() == 1.0))
+      bad_input("{}: {}.partial_rotary_factor {} is not supported (only 1)", path.string(), where, partial->dump());
+  }
+  if (obj != nullptr && obj->contains("rope_theta"))
+    p.theta = number_in(path, *obj, "rope_theta", where + ".rope_theta", 1.0, 1e12, "(1, 1e12]");
+  else if (j.contains(theta_key) && !j[theta_key].is_null())
+    p.theta = number_in(path, j, theta_key, theta_key, 1.0, 1e12, "(1, 1e12]");
+  else
+    p.theta = default_theta;
+  const auto factor = [&](const char* key) {
+    if (!obj->contains(key))
+      bad_input("{}: rope_type '{}' needs field '{}.{}'", path.string(), type, where, key);
+    return number_in(path, *obj, key, where + "." + key, 0.0, 1e6, "(0, 1e6]");
+  };
+  if (type == "default") {
+    p.type = RopeType::kDefault;
+  } else if (type == "linear") {
+    p.type = RopeType::kLinear;
+    p.factor = factor("factor");
+  } else if (type == "llama3") {
+    p.type = RopeType::kLlama3;
+    p.factor = factor("factor");
+    p.low_freq_factor = factor("low_freq_factor");
+    p.high_freq_factor = factor("high_freq_factor");
+    p.original_max_position = static_cast<int64_t>(factor("original_max_position_embeddings"));
+    if (!(p.high_freq_factor > p.low_freq_factor))
+      bad_input("{}: {}.high_freq_factor ({}) must be greater than low_freq_factor ({})", path.string(), where,
+                p.high_freq_factor, p.low_freq_factor);
+  } else {
+    bad_input("{}: {}.rope_type '{}' is not supported (supported: default, linear, llama3)", path.string(), where,
+              type);
+  }
+  return p;
+}
+
+// The RoPE settings object of a config: rope_parameters (transformers 5) or rope_scaling, or null.
+const json* rope_object(const json& j, std::string& where) {
+  for (const char* key : {"rope_parameters", "rope_scaling"}) {
+    const auto it = j.find(key);
+    if (it != j.end() && !it->is_null()) {
+      where = key;
+      return &*it;
+    }
+  }
+  where = "rope_parameters";
+  return nullptr;
+}
+
+// RoPE of every layer (LLaMA family, Qwen3): sliding layers share it.
+void read_rope(const std::filesystem::path& path, const json& j, ModelConfig& c) {
+  std::string where;
+  const json* obj = rope_object(j, where);
+  c.rope = read_rope_params(path, j, obj, where, "rope_theta", 10000.0f);
+  c.local_rope = c.rope;
+}
+
+// Gemma 3: full-attention layers and sliding layers each have their RoPE. transformers 5 writes
+// rope_parameters {full_attention: {...}, sliding_attention: {...}}; older configs rope_theta +
+// rope_scaling (global layers) and rope_local_base_freq (sliding layers, unscaled).
+void read_gemma3_rope(const std::filesystem::path& path, const json& j, ModelConfig& c) {
+  const auto params = j.find("rope_parameters");
+  if (params != j.end() && params->is_object() && params->contains("full_attention")) {
+    for (const char* type : {"full_attention", "sliding_attention"})
+      if (!params->contains(type))
+        bad_input("{}: missing required field 'rope_parameters.{}'", path.string(), type);
+    c.rope = read_rope_params(path, j, &(*params)["full_attention"], "rope_parameters.full_attention", "rope_theta",
+                              1000000.0f);
+    c.local_rope = read_rope_params(path, j, &(*params)["sliding_attention"], "rope_parameters.sliding_attention",
+                                    "rope_local_base_freq", 10000.0f);
+    return;
+  }
+  std::string where;
+  const json* obj = rope_object(j, where);
+  c.rope = read_rope_params(path, j, obj, where, "rope_theta", 1000000.0f);
+  c.local_rope = read_rope_params(path, j, nullptr, where, "rope_local_base_freq", 10000.0f);
+}
+
+// The per-layer attention kinds: `layer_types` ("full_attention" / "sliding_attention", one per
+// layer) when present, else `fallback(layer)` (1 = sliding). Needs c.sliding_window > 0 for any
+// sliding layer.
+void read_layer_types(const std::filesystem::path& path, const json& j, ModelConfig& c,
+                      const std::function<bool(int64_t)>& fallback) {
+  c.sliding_layers.assign(static_cast<size_t>(c.num_layers), 0);
+  const auto types = j.find("layer_types");
+  if (types != j.end() && !types->is_null()) {
+    if (!types->is_array() || static_cast<int64_t>(types->size()) != c.num_layers)
+      bad_input("{}: field 'layer_types' must be a list of num_hidden_layers ({}) strings", path.string(),
+                c.num_layers);
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+      const json& t = (*types)[static_cast<size_t>(l)];
+      const std::string name = t.is_string() ? t.get<std::string>() : t.dump();
+      if (name != "full_attention" && name != "sliding_attention")
+        bad_input("{}: layer_types[{}] '{}' is not supported (supported: full_attention, sliding_attention)",
+                  path.string(), l, name);
+      c.sliding_layers[static_cast<size_t>(l)] = name == "sliding_attention";
+    }
+  } else {
+    for (int64_t l = 0; l < c.num_layers; ++l) c.sliding_layers[static_cast<size_t>(l)] = fallback(l);
+  }
+  const bool any = std::find(c.sliding_layers.begin(), c.sliding_layers.end(), 1) != c.sliding_layers.end();
+  if (any && c.sliding_window <= 0)
+    bad_input("{}: layer_types has sliding_attention layers but no sliding_window", path.string());
+  if (!any) c.sliding_layers.clear();
+}
+
+// Sliding-window attention: Mistral on every layer when sliding_window is set; Qwen2/Qwen3 only
+// with use_sliding_window (layers from max_window_layers on, or by layer_types).
+void read_sliding_window(const std::filesystem::path& path, const json& j, const ConfigReader& r, ModelConfig& c) {
+  if (c.model_type == "mistral") {
+    c.sliding_window = r.optional_int("sliding_window", 0);
+    if (c.sliding_window > 0) c.sliding_layers.assign(static_cast<size_t>(c.num_layers), 1);
+  } else if ((c.model_type == "qwen2" || c.model_type == "qwen3") && r.optional_bool("use_sliding_window", false)) {
+    c.sliding_window = r.required_int("sliding_window");
+    const int64_t from = r.optional_int("max_window_layers", c.num_layers);
+    read_layer_types(path, j, c, [from](int64_t l) { return l >= from; });
+  }
+}
+
+// What the LLaMA-like families share: heads, head_dim, RMSNorm eps, tied embeddings.
+void read_heads_and_norm(const std::filesystem::path& path, const ConfigReader& r, ModelConfig& c) {
   c.intermediate_size = r.required_int("intermediate_size");
   c.num_kv_heads = r.optional_int("num_key_value_heads", c.num_heads);
   c.head_dim = r.optional_int("head_dim", c.hidden_size / c.num_heads);
   c.norm_eps = to_float(r.optional_number("rms_norm_eps", 1e-6));
-  c.rope_theta = read_rope_theta(path, j);
-  c.tie_word_embeddings = r.optional_bool("tie_word_embeddings", false);
-  if (c.model_type == "qwen2") {
-    c.attention_bias = true;  // Qwen2 always has q/k/v biases and none on o_proj
-  } else {
-    c.attention_bias = r.optional_bool("attention_bias", false);
-    c.o_proj_bias = c.attention_bias;
-  }
-  c.mlp_bias = r.optional_bool("mlp_bias", false);
-
   if (c.num_heads % c.num_kv_heads != 0)
     bad_input("{}: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})", path.string(),
               c.num_heads, c.num_kv_heads);
@@ -120,15 +230,58 @@ void read_llama(const std::filesystem::path& path, const json& j, const ConfigRe
   if (c.head_dim % 2 != 0) bad_input("{}: head_dim ({}) must be even for RoPE", path.string(), c.head_dim);
 }
 
-// OPT (transformers' OPTForCausalLM): pre-LayerNorm with biases, learned positions, ReLU
-// fc1/fc2, optional project_in/project_out. Post-LN checkpoints (OPT-350m) are refused.
+// The LLaMA family (llama incl. Llama 3.x, mistral, qwen2) and Qwen3: RMSNorm, RoPE, gated SiLU MLP.
+void read_llama(const std::filesystem::path& path, const json& j, const ConfigReader& r, ModelConfig& c) {
+  const std::string act = j.value("hidden_act", std::string("silu"));
+  if (act != "silu") bad_input("{}: hidden_act '{}' is not supported (only 'silu')", path.string(), act);
+  c.arch = c.model_type == "qwen3" ? Arch::kQwen3 : Arch::kLlama;
+  read_heads_and_norm(path, r, c);
+  read_rope(path, j, c);
+  c.tie_word_embeddings = r.optional_bool("tie_word_embeddings", false);
+  if (c.model_type == "qwen2") {
+    c.attention_bias = true;  // Qwen2 always has q/k/v biases and none on o_proj
+  } else {
+    c.attention_bias = r.optional_bool("attention_bias", false);
+    c.o_proj_bias = c.attention_bias;
+  }
+  c.mlp_bias = r.optional_bool("mlp_bias", false);
+  read_sliding_window(path, j, r, c);
+}
+
+// An optional soft-capping value: null or absent = none, else a number in (0, 1e6].
+float read_softcap(const std::filesystem::path& path, const json& j, const char* key) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return 0.0f;
+  return number_in(path, j, key, key, 0.0, 1e6, "(0, 1e6] or null");
+}
+
+// Gemma 3's text decoder (Gemma3ForCausalLM, model_type gemma3_text).
+void read_gemma3(const std::filesystem::path& path, const json& j, const ConfigReader& r, ModelConfig& c) {
+  const std::string act = j.value("hidden_activation", j.value("hidden_act", std::string("gelu_pytorch_tanh")));
+  if (act != "gelu_pytorch_tanh")
+    bad_input("{}: hidden_activation '{}' is not supported (only 'gelu_pytorch_tanh')", path.string(), act);
+  if (r.optional_bool("use_bidirectional_attention", false))
+    bad_input("{}: use_bidirectional_attention is true; only causal Gemma 3 is supported", path.string());
+  c.arch = Arch::kGemma3;
+  read_heads_and_norm(path, r, c);
+  read_gemma3_rope(path, j, c);
+  c.tie_word_embeddings = r.optional_bool("tie_word_embeddings", true);
+  c.attention_bias = c.o_proj_bias = r.optional_bool("attention_bias", false);
+  c.query_pre_attn_scalar = static_cast<float>(r.optional_int("query_pre_attn_scalar", 256));
+  c.attn_logit_softcap = read_softcap(path, j, "attn_logit_softcapping");
+  c.final_logit_softcap = read_softcap(path, j, "final_logit_softcapping");
+  c.sliding_window = r.optional_int("sliding_window", 4096);
+  const int64_t pattern = r.optional_int("sliding_window_pattern", r.optional_int("_sliding_window_pattern", 6));
+  read_layer_types(path, j, c, [pattern](int64_t l) { return (l + 1) % pattern != 0; });
+}
+
+// OPT (transformers' OPTForCausalLM): LayerNorm with biases, learned positions, ReLU fc1/fc2,
+// optional project_in/project_out; pre-LN, or post-LN without a final norm (OPT-350m).
 void read_opt(const std::filesystem::path& path, const json& j, const ConfigReader& r, ModelConfig& c) {
   const std::string act = j.value("activation_function", std::string("relu"));
   if (act != "relu") bad_input("{}: activation_function '{}' is not supported (only 'relu')", path.string(), act);
-  if (!r.optional_bool("do_layer_norm_before", true))
-    bad_input("{}: do_layer_norm_before is false (post-LayerNorm OPT, e.g. opt-350m); only pre-LayerNorm OPT is "
-              "supported", path.string());
-  if (r.optional_bool("_remove_final_layer_norm", false))
+  c.post_layer_norm = !r.optional_bool("do_layer_norm_before", true);
+  if (!c.post_layer_norm && r.optional_bool("_remove_final_layer_norm", false))
     bad_input("{}: _remove_final_layer_norm is true; OPT without the final layer norm is not supported", path.string());
   if (!r.optional_bool("layer_norm_elementwise_affine", true))
     bad_input("{}: layer_norm_elementwise_affine is false; OPT without LayerNorm weights is not supported", path.string());
@@ -163,15 +316,9 @@ void check_config_ranges(const std::filesystem::path& path, const json& j, const
   for (const auto& [field, id] : {std::pair{"bos_token_id", c.bos_token_id}, std::pair{"eos_token_id", c.eos_token_id}})
     if (raw(field) && !raw(field)->is_null() && id >= c.vocab_size)
       refuse(field, raw(field), fmt::format("a token id below vocab_size ({})", c.vocab_size));
-  if (c.arch != Arch::kLlama) return;  // OPT's LayerNorm eps is fixed and it has no RoPE
+  if (c.arch == Arch::kOpt) return;  // OPT's LayerNorm eps is fixed; RoPE thetas are checked as read
   if (!(c.norm_eps > 0.0f && c.norm_eps <= 1.0f) || !std::isfinite(c.norm_eps))
     refuse("rms_norm_eps", raw("rms_norm_eps"), "a number in (0, 1] (as a 32-bit float)");
-  if (!(c.rope_theta > 1.0f && c.rope_theta <= 1e12f)) {
-    const auto params = j.find("rope_parameters");
-    const bool nested = params != j.end() && params->is_object() && params->contains("rope_theta");
-    refuse(nested ? "rope_parameters.rope_theta" : "rope_theta", nested ? &(*params)["rope_theta"] : raw("rope_theta"),
-           "a number in (1, 1e12]");
-  }
 }
 
 }  // namespace
@@ -190,10 +337,14 @@ ModelConfig load_hf_config(const std::filesystem::path& path) {
 
   ModelConfig c;
   c.model_type = mt->get<std::string>();
-  const bool llama = c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2";
-  if (!llama && c.model_type != "opt")
-    bad_input("{}: model_type '{}' is not supported (supported: llama, mistral, qwen2, opt)", path.string(),
-              c.model_type);
+  const bool llama = c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2" ||
+                     c.model_type == "qwen3";
+  if (c.model_type == "gemma3")
+    bad_input("{}: model_type 'gemma3' is the multimodal Gemma 3 (text_config + vision tower); only its text "
+              "decoder is supported (model_type gemma3_text, e.g. google/gemma-3-1b)", path.string());
+  if (!llama && c.model_type != "opt" && c.model_type != "gemma3_text")
+    bad_input("{}: model_type '{}' is not supported (supported: llama, mistral, qwen2, qwen3, gemma3_text, opt)",
+              path.string(), c.model_type);
 
   const ConfigReader r(path, j);
   c.vocab_size = r.required_int("vocab_size");
@@ -206,6 +357,8 @@ ModelConfig load_hf_config(const std::filesystem::path& path) {
   c.embed_dim = c.hidden_size;
   if (llama)
     read_llama(path, j, r, c);
+  else if (c.model_type == "gemma3_text")
+    read_gemma3(path, j, r, c);
   else
     read_opt(path, j, r, c);
   check_config_ranges(path, j, c);

@@ -77,7 +77,7 @@ Model load_llama2c_model(const std::filesystem::path& path) {
   c.max_position = h.seq_len;
   c.norm_eps = 1e-5f;
   c.embed_dim = h.dim;
-  c.rope_theta = 10000.0f;
+  c.rope.theta = 10000.0f;
 
   // In 128 bits: header fields below 2^31 keep every term below 2^96, so a header whose sizes
   // overflow 64 bits cannot wrap around to the file's size.

@@ -8,7 +8,11 @@
 
 namespace sparsa {
 
-void rmsnorm(const float* x, const float* weight, float* y, int64_t n_tokens, int64_t dim, float eps) {
+namespace {
+
+// RMSNorm with the weight w (kUnitOffset false) or 1 + w (Gemma).
+template <bool kUnitOffset>
+void rmsnorm_rows(const float* x, const float* weight, float* y, int64_t n_tokens, int64_t dim, float eps) {
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < n_tokens; ++t) {
     const float* xr = x + t * dim;
@@ -18,8 +22,18 @@ void rmsnorm(const float* x, const float* weight, float* y, int64_t n_tokens, in
     for (int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
     const float scale = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
 #pragma omp simd
-    for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * scale * weight[i];
+    for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * scale * (kUnitOffset ? 1.0f + weight[i] : weight[i]);
   }
+}
+
+}  // namespace
+
+void rmsnorm(const float* x, const float* weight, float* y, int64_t n_tokens, int64_t dim, float eps) {
+  rmsnorm_rows<false>(x, weight, y, n_tokens, dim, eps);
+}
+
+void rmsnorm_unit_offset(const float* x, const float* weight, float* y, int64_t n_tokens, int64_t dim, float eps) {
+  rmsnorm_rows<true>(x, weight, y, n_tokens, dim, eps);
 }
 
 void layernorm(const float* x, const float* weight, const float* bias, float* y, int64_t n_tokens, int64_t dim,
@@ -55,12 +69,37 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n_tokens, 
   }
 }
 
+void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n_tokens, int64_t dim) {
+  const int64_t n = n_tokens * dim;
+  constexpr float kBeta = 0.7978845608028654f;  // sqrt(2 / pi)
+  constexpr float kKappa = 0.044715f;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = 0.5f * g * (1.0f + std::tanh(kBeta * (g + kKappa * g * g * g))) * up[i];
+  }
+}
+
+void softcap(float* x, int64_t n, float cap) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
+void rope_default_inv_freq(float theta, int64_t head_dim, float* inv_freq) {
+  for (int64_t i = 0; i < head_dim / 2; ++i)
+    inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
+}
+
 void rope(float* x, const int32_t* positions, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
           float theta) {
+  std::vector<float> inv_freq(static_cast<size_t>(head_dim / 2));  // [head_dim / 2]
+  rope_default_inv_freq(theta, head_dim, inv_freq.data());
+  rope_with_freqs(x, positions, n_tokens, n_heads, head_dim, inv_freq.data());
+}
+
+void rope_with_freqs(float* x, const int32_t* positions, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                     const float* inv_freq) {
   const int64_t half = head_dim / 2;
-  std::vector<float> inv_freq(static_cast<size_t>(half));  // [half]
-  for (int64_t i = 0; i < half; ++i)
-    inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < n_tokens; ++t) {
     const float pos = static_cast<float>(positions[t]);

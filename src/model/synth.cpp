@@ -112,7 +112,7 @@ void write_hf_model(const Model& m, const std::filesystem::path& dir, DType dtyp
       {"num_hidden_layers", c.num_layers},    {"num_attention_heads", c.num_heads},
       {"num_key_value_heads", c.num_kv_heads}, {"head_dim", c.head_dim},
       {"max_position_embeddings", c.max_position}, {"vocab_size", c.vocab_size},
-      {"rms_norm_eps", c.norm_eps},           {"rope_theta", c.rope_theta},
+      {"rms_norm_eps", c.norm_eps},           {"rope_theta", c.rope.theta},
       {"tie_word_embeddings", c.tie_word_embeddings}, {"bos_token_id", c.bos_token_id},
       {"eos_token_id", c.eos_token_id},       {"torch_dtype", torch_dtype_name(dtype)},
       {"sparsa_synthetic", true}};

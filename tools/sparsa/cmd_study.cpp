@@ -176,7 +176,7 @@ void register_study(CLI::App& app) {
       "co-activation clustering (k-means, separation ratio, stability, t-SNE, block coherence); everything into one "
       "DuckDB file, figures (PNG) and REPORT.md in --out. Rerunning over the same --out resumes: finished runs are "
       "kept and skipped. With no options it studies the bundled demo model (about 12 minutes on 2 cores).");
-  cmd->add_option("--model", a->model, "Hugging Face checkpoint folder (llama, mistral, qwen2, opt)")->capture_default_str();
+  cmd->add_option("--model", a->model, "Hugging Face checkpoint folder (llama, mistral, qwen2, qwen3, gemma3_text, opt)")->capture_default_str();
   cmd->add_option("--out", a->out, "output folder: study.duckdb, masks/, figures/, REPORT.md")->capture_default_str();
   cmd->add_option("--db", a->db, "DuckDB file (default: <out>/study.duckdb)");
   cmd->add_option("--methods", a->methods, "pruning methods, comma-separated")->capture_default_str();
