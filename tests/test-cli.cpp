@@ -182,7 +182,7 @@ TEST(Cli, ListOptionsIsTheParsersTable) {
   EXPECT_EQ(method.at("validators"), nlohmann::json::array({"{magnitude,wanda,sparsegpt}"}));
   EXPECT_TRUE(option("eval", "--json").at("flag").get<bool>());
   EXPECT_EQ(option("eval", "--seqlen").at("type"), "INT");
-  EXPECT_EQ(option("eval", "--text").at("excludes"), nlohmann::json::array({"--tokens"}));
+  EXPECT_EQ(option("eval", "--text").at("excludes"), nlohmann::json::array({"--tokens", "--task"}));
   EXPECT_EQ(option("generate", "--top-p").at("type"), "FLOAT");
   EXPECT_TRUE(option("compare", "sets").at("positional").get<bool>());
   EXPECT_NE(option("compare", "sets").at("max_values").get<int>(), 1);
