@@ -32,7 +32,7 @@ using test::TempDir;
 std::vector<std::string> study_args(const fs::path& out) {
   return {"study", "--out", out.string(), "--methods", "wanda,sparsegpt", "--sparsities", "0.5", "--sweep", "none", "--nsamples", "8",
           "--eval-windows", "4", "--act-sparsities", "0.25,0.5", "--bitset-windows", "2", "--ks", "4,8",
-          "--kmeans-runs", "2", "--tsne-iterations", "300", "--figure-format", "png,svg", "--json"};
+          "--kmeans-runs", "2", "--tsne-iterations", "300", "--figure-format", "png,pdf", "--json"};
 }
 
 constexpr int64_t kRunsPerStudy = 6;  // dense, wanda, sparsegpt, their comparison, activations, analysis
@@ -138,19 +138,19 @@ TEST_F(StudyTest, FiguresAreRealPngs) {
     EXPECT_GT(bytes.size(), 10000u) << p;
     EXPECT_EQ(bytes.substr(1, 3), "PNG") << p;
   }
-  // --figure-format png,svg: every PNG has its SVG beside it, and only those.
-  int64_t pngs = 0, svgs = 0;
+  // --figure-format png,pdf: every PNG has its PDF beside it, and only those.
+  int64_t pngs = 0, pdfs = 0;
   for (const auto& e : fs::directory_iterator(out() / "figures")) {
-    if (e.path().extension() == ".svg") ++svgs;
+    if (e.path().extension() == ".pdf") ++pdfs;
     if (e.path().extension() != ".png") continue;
     ++pngs;
-    const std::string svg = test::read_file(fs::path(e.path()).replace_extension(".svg"));
-    EXPECT_EQ(svg.rfind("<?xml", 0), 0u) << e.path();
-    EXPECT_NE(svg.find("<svg"), std::string::npos) << e.path();
+    const std::string pdf = test::read_file(fs::path(e.path()).replace_extension(".pdf"));
+    EXPECT_EQ(pdf.rfind("%PDF-", 0), 0u) << e.path();
+    EXPECT_NE(pdf.find("%%EOF"), std::string::npos) << e.path();
   }
   EXPECT_GT(pngs, 10);
-  EXPECT_EQ(svgs, pngs);
-  EXPECT_FALSE(fs::exists(out() / "figures" / "separation_ratio.pdf"));
+  EXPECT_EQ(pdfs, pngs);
+  EXPECT_FALSE(fs::exists(out() / "figures" / "separation_ratio.svg"));
 }
 
 TEST_F(StudyTest, ReportStatesTheNumbers) {
@@ -302,7 +302,7 @@ TEST(StudyBadInput, ClearErrorsAndExitTwo) {
       {"study", "--out", (d / "c").string(), "--ks", "1"},
       {"study", "--out", (d / "d").string(), "--methods", "random"},
       {"study", "--out", (d / "e").string(), "--act-sparsities", "0.5,x"},
-      {"study", "--out", (d / "h").string(), "--figure-format", "png,eps"},
+      {"study", "--out", (d / "h").string(), "--figure-format", "png,svg"},
   };
   for (const auto& args : cases) {
     const auto r = run_sparsa(args);

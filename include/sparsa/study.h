@@ -10,7 +10,7 @@
 //   study.duckdb                       every number (docs/schema.md), unless `db` says otherwise
 //   masks/<method>_<label>.safetensors the masks of each pruning run (golden mask format; the
 //                                      name: sparsa/runs.h mask_file_name; recorded in runs.mask_file)
-//   figures/*.png                      the figures REPORT.md shows (and *.svg / *.pdf when asked)
+//   figures/*.png                      the figures REPORT.md shows (and *.pdf when asked)
 //   REPORT.md                          the findings, generated from the database
 //
 // Resumable: each step is one run in the database, committed in one transaction after its
@@ -71,7 +71,7 @@ struct StudyOptions {
   int tsne_iterations = 1000;           // t-SNE gradient steps (the first 250 exaggerated)
   uint64_t seed = 0;                    // k-means / t-SNE seed
   bool figures = true;
-  // Written beside each figure's PNG (same name, their extension): SVG and/or PDF for papers.
+  // Written beside each figure's PNG (same name, their extension): PDF, vector, for papers.
   // REPORT.md and the dashboard show the PNGs. Adding formats to a finished study reruns the
   // steps whose figures lack them (the activation and co-activation analyses), as for a figure
   // that was deleted.

@@ -59,11 +59,12 @@ Rgb categorical_color(int i);
 
 // ---- the image ----
 
-// PNG: pixels; SVG and PDF: vector (text as glyph outlines, lines and areas as paths; the
-// pixel rasters of spy plots embedded as images). A PDF page is the figure at 96 dpi.
-enum class FigureFormat : uint8_t { kPng, kSvg, kPdf };
-std::string_view figure_format_name(FigureFormat f);  // "png", "svg", "pdf": also the file extension
-// "png", "svg" or "pdf"; Error(kBadInput) naming the choices otherwise.
+// PNG: pixels; PDF: vector (text as embedded font subsets, lines and areas as paths; the pixel
+// rasters of spy plots embedded as images), a page of the figure at 96 dpi. (SVG is not offered:
+// cairo 1.16's SVG surface leaks a recording surface it is given as a source.)
+enum class FigureFormat : uint8_t { kPng, kPdf };
+std::string_view figure_format_name(FigureFormat f);  // "png", "pdf": also the file extension
+// "png" or "pdf"; Error(kBadInput) naming the choices otherwise.
 FigureFormat parse_figure_format(std::string_view name);
 
 // A finished figure: the drawing, recorded, rendered in any format on demand. Copies share the
@@ -76,7 +77,7 @@ class Image {
   int height() const;
   std::string png() const;  // the PNG bytes
   std::string encode(FigureFormat f) const;  // the file's bytes; Error(kRuntime) on a cairo failure
-  // Atomic write, in the format the extension names (.svg, .pdf; PNG for any other extension).
+  // Atomic write, in the format the extension names (.pdf; PNG for any other extension).
   // Error(kRuntime) on failure.
   void save(const std::filesystem::path& path) const;
 

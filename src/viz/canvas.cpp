@@ -1,7 +1,6 @@
 #include "viz/canvas.h"
 
 #include <cairo-pdf.h>
-#include <cairo-svg.h>
 
 #include <algorithm>
 #include <cmath>
@@ -46,16 +45,15 @@ cairo_surface_t* replay(const Image::Surface& rec, cairo_surface_t* target, doub
 std::string_view figure_format_name(FigureFormat f) {
   switch (f) {
     case FigureFormat::kPng: return "png";
-    case FigureFormat::kSvg: return "svg";
     case FigureFormat::kPdf: return "pdf";
   }
   return "png";
 }
 
 FigureFormat parse_figure_format(std::string_view name) {
-  for (const FigureFormat f : {FigureFormat::kPng, FigureFormat::kSvg, FigureFormat::kPdf})
+  for (const FigureFormat f : {FigureFormat::kPng, FigureFormat::kPdf})
     if (name == figure_format_name(f)) return f;
-  bad_input("figure format '{}' is not one of png, svg, pdf", name);
+  bad_input("figure format '{}' is not one of png, pdf", name);
 }
 
 Image::Image(std::shared_ptr<Surface> s) : surface_(std::move(s)) {}
@@ -68,11 +66,7 @@ std::string Image::png() const { return encode(FigureFormat::kPng); }
 std::string Image::encode(FigureFormat f) const {
   std::string bytes;
   const int w = surface_->width, h = surface_->height;
-  if (f == FigureFormat::kSvg) {
-    cairo_surface_t* svg = cairo_svg_surface_create_for_stream(append_to_string, &bytes, w, h);
-    cairo_svg_surface_set_document_unit(svg, CAIRO_SVG_UNIT_PX);
-    replay(*surface_, svg, 1.0, "SVG");
-  } else if (f == FigureFormat::kPdf) {
+  if (f == FigureFormat::kPdf) {
     constexpr double kPointsPerPixel = 72.0 / 96.0;
     cairo_surface_t* pdf = cairo_pdf_surface_create_for_stream(append_to_string, &bytes, w * kPointsPerPixel,
                                                                h * kPointsPerPixel);
@@ -89,7 +83,7 @@ std::string Image::encode(FigureFormat f) const {
 
 void Image::save(const std::filesystem::path& path) const {
   const std::string ext = path.extension().string();
-  const FigureFormat f = ext == ".svg" ? FigureFormat::kSvg : ext == ".pdf" ? FigureFormat::kPdf : FigureFormat::kPng;
+  const FigureFormat f = ext == ".pdf" ? FigureFormat::kPdf : FigureFormat::kPng;
   write_file_atomic(path, encode(f));
 }
 

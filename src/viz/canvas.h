@@ -16,7 +16,10 @@ struct Image::Surface {
   cairo_surface_t* surface = nullptr;  // a recording surface [width, height] px
   int width = 0, height = 0;
   Surface(cairo_surface_t* s, int w, int h) : surface(s), width(w), height(h) {}
-  ~Surface() { cairo_surface_destroy(surface); }
+  ~Surface() {
+    cairo_surface_finish(surface);  // drops the snapshots rendering attached, which refer back to it
+    cairo_surface_destroy(surface);
+  }
   Surface(const Surface&) = delete;
   Surface& operator=(const Surface&) = delete;
 };

@@ -54,7 +54,7 @@ void register_plot(CLI::App& app) {
   spy->add_option("--mask", args->mask, "masks.safetensors written by `sparsa prune` (or a golden mask file)")
       ->required();
   spy->add_option("--key", args->key, "the mask's tensor name, e.g. model.layers.0.mlp.down_proj.mask")->required();
-  spy->add_option("--out", args->out, "the figure to write (atomically), in the format its extension names: .svg or .pdf (vector), else PNG")->required();
+  spy->add_option("--out", args->out, "the figure to write (atomically), in the format its extension names: .pdf (vector), else PNG")->required();
   spy->add_option("--cols", args->cols, "number of input columns (default: 8 x the packed width)")
       ->check(CLI::PositiveNumber);
   spy->add_option("--title", args->title, "figure title (default: the key)");

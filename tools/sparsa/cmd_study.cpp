@@ -218,7 +218,7 @@ void register_study(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "seed of k-means, t-SNE and --calib-text windows")->capture_default_str();
   cmd->add_flag("--no-figures", a->no_figures, "skip the figures");
   cmd->add_option("--figure-format", a->figure_format,
-                  "figure formats, comma-separated: png (always written: REPORT.md and the dashboard show it), svg, "
+                  "figure formats, comma-separated: png (always written: REPORT.md and the dashboard show it), "
                   "pdf (vector, for papers; written beside each PNG with the same name)")
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads (default: all cores)");
