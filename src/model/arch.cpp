@@ -1,13 +1,11 @@
 // The architecture table: per family, the Hugging Face tensor names and the operations that
 // differ (norm, positions, MLP); and the list of a model's tensors under those names.
 #include <cmath>
-#include <numbers>
 
 #include <fmt/format.h>
 
 #include "sparsa/error.h"
 #include "sparsa/model.h"
-#include "sparsa/ops.h"
 
 namespace sparsa {
 namespace {
@@ -153,26 +151,6 @@ int64_t obs_point_dim(const ModelConfig& c, ObsPoint p) {
   }
   SPARSA_ASSERT(false);
   return 0;
-}
-
-std::vector<float> rope_inv_freq(const RopeParams& p, int64_t head_dim) {
-  std::vector<float> f(static_cast<size_t>(head_dim / 2));  // [head_dim / 2]
-  rope_default_inv_freq(p.theta, head_dim, f.data());
-  if (p.type == RopeType::kLinear) {
-    for (float& v : f) v /= p.factor;
-  } else if (p.type == RopeType::kLlama3) {
-    const float original = static_cast<float>(p.original_max_position);
-    const float low_wavelen = original / p.low_freq_factor, high_wavelen = original / p.high_freq_factor;
-    const float two_pi = static_cast<float>(2.0 * std::numbers::pi);
-    for (float& v : f) {  // torch computes scalar / tensor as reciprocal(tensor) * scalar
-      const float wavelen = (1.0f / v) * two_pi;
-      const float scaled = wavelen > low_wavelen ? v / p.factor : v;
-      const float smooth = ((1.0f / wavelen) * original - p.low_freq_factor) / (p.high_freq_factor - p.low_freq_factor);
-      const bool medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
-      v = medium ? (1.0f - smooth) * scaled / p.factor + smooth * scaled : scaled;
-    }
-  }
-  return f;
 }
 
 const ArchInfo& arch_info(Arch a) {

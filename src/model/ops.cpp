@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <vector>
+
+#include "sparsa/model.h"
 
 namespace sparsa {
 
@@ -88,6 +91,26 @@ void softcap(float* x, int64_t n, float cap) {
 void rope_default_inv_freq(float theta, int64_t head_dim, float* inv_freq) {
   for (int64_t i = 0; i < head_dim / 2; ++i)
     inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
+}
+
+std::vector<float> rope_inv_freq(const RopeParams& p, int64_t head_dim) {
+  std::vector<float> f(static_cast<size_t>(head_dim / 2));  // [head_dim / 2]
+  rope_default_inv_freq(p.theta, head_dim, f.data());
+  if (p.type == RopeType::kLinear) {
+    for (float& v : f) v /= p.factor;
+  } else if (p.type == RopeType::kLlama3) {
+    const float original = static_cast<float>(p.original_max_position);
+    const float low_wavelen = original / p.low_freq_factor, high_wavelen = original / p.high_freq_factor;
+    const float two_pi = static_cast<float>(2.0 * std::numbers::pi);
+    for (float& v : f) {  // torch computes scalar / tensor as reciprocal(tensor) * scalar
+      const float wavelen = (1.0f / v) * two_pi;
+      const float scaled = wavelen > low_wavelen ? v / p.factor : v;
+      const float smooth = ((1.0f / wavelen) * original - p.low_freq_factor) / (p.high_freq_factor - p.low_freq_factor);
+      const bool medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+      v = medium ? (1.0f - smooth) * scaled / p.factor + smooth * scaled : scaled;
+    }
+  }
+  return f;
 }
 
 void rope(float* x, const int32_t* positions, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
