@@ -348,6 +348,39 @@ TEST(Outputs, AFileWhereAFolderBelongs) {
   EXPECT_NE(r.err.find("exists and is not a folder"), std::string::npos) << r.err;
 }
 
+// std::filesystem::exists throws for a name over NAME_MAX (found by fuzz-sharded-index); the path
+// questions the library asks answer false for every path that cannot name anything.
+TEST(PathQuestions, PathsThatCannotNameAnythingAreAbsentNotErrors) {
+  TempDir tmp;
+  write_file(tmp / "file", "x");
+  fs::create_symlink(tmp / "loop", tmp / "loop");
+  fs::create_symlink(tmp / "nowhere", tmp / "dangling");
+  for (const fs::path& p : {tmp / std::string(400, 'k'), tmp / "file" / "x", tmp / "loop", tmp / "dangling", tmp / "missing"}) {
+    SCOPED_TRACE(p.string());
+    EXPECT_FALSE(path_exists(p));
+    EXPECT_FALSE(is_folder(p));
+    EXPECT_FALSE(is_regular_file_path(p));
+    EXPECT_FALSE(is_nonempty_folder(p));
+  }
+  EXPECT_TRUE(is_regular_file_path(tmp / "file"));
+  EXPECT_FALSE(is_folder(tmp / "file"));
+  EXPECT_TRUE(is_folder(tmp.path()));
+  EXPECT_TRUE(is_nonempty_folder(tmp.path()));
+
+  const std::string long_name = (tmp / std::string(400, 'k')).string();
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"eval", "--model", long_name},
+                                               {"prune", "--model", long_name, "--method", "magnitude", "--sparsity", "0.5", "--out", (tmp / "out").string()},
+                                               {"study", "--model", long_name, "--out", (tmp / "s").string()},
+                                               {"plot", "spy", "--mask", long_name, "--key", "m", "--out", (tmp / "x.png").string()},
+                                               {"eval", "--model", demo_model().string(), "--tokens", long_name}}) {
+    SCOPED_TRACE(args[0]);
+    const CommandResult r = run(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_TRUE(test::one_line(r.err)) << r.err;
+    EXPECT_NE(r.err.find(long_name), std::string::npos) << r.err;
+  }
+}
+
 // /sys refuses new files even to root: a folder no one may write into.
 TEST(Outputs, AnUnwritableFolderNamesTheUsersPathAndTheReason) {
   if (!fs::is_directory("/sys/kernel")) GTEST_SKIP() << "no /sys";

@@ -675,6 +675,10 @@ TEST(SafetensorsSharded, BrokenIndexIsBadInputNamingTheIndex) {
       {"shard name cut short by a NUL", "{\"weight_map\": {\"a\": \"..\\u0000.safetensors\"}}"},
       {"index not an object", "[]"},
       {"shard name with a line break", "{\"weight_map\": {\"a\": \"no\\nsuch.safetensors\"}}"},
+      // Found by fuzz-sharded-index: a name over NAME_MAX made std::filesystem::exists throw.
+      {"shard name longer than the file system allows",
+       "{\"weight_map\": {\"a\": \"" + std::string(400, 'k') + ".safetensors\"}}"},
+      {"shard under a file used as a folder", "{\"weight_map\": {\"a\": \"config.json/x.safetensors\"}}"},
   };
   for (const auto& [what, text] : cases) {
     SCOPED_TRACE(what);

@@ -51,6 +51,17 @@ class InputFile {
 // is not a regular file (checked without blocking). A missing path passes.
 void check_regular_if_exists(const std::filesystem::path& path);
 
+// Questions about a path that never throw std::filesystem::filesystem_error (whose what() is
+// not one of sparsa's errors and which std::filesystem::exists throws for a name that is too
+// long). Symlinks are followed. A path that cannot name anything (missing, too long, a component
+// that is a file, a symlink loop) answers false; an error that hides the answer (permission
+// denied on a parent folder, an I/O error) is Error(kBadInput) naming the path.
+bool path_exists(const std::filesystem::path& path);
+bool is_folder(const std::filesystem::path& path);
+bool is_regular_file_path(const std::filesystem::path& path);
+// A folder with at least one entry.
+bool is_nonempty_folder(const std::filesystem::path& path);
+
 // Limits on text formats read whole into memory (their parsed form takes a multiple of this).
 inline constexpr uint64_t kMaxJsonFileBytes = uint64_t{1} << 30;
 

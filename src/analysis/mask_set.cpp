@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/safetensors.h"
 
@@ -94,15 +95,15 @@ MaskSet& MaskSet::operator=(MaskSet&&) noexcept = default;
 MaskSet::~MaskSet() = default;
 
 MaskSet MaskSet::open(const fs::path& path, const fs::path& shapes_from) {
-  if (!fs::exists(path)) bad_input("{}: no such file or folder", path.string());
+  if (!path_exists(path)) bad_input("{}: no such file or folder", path.string());
   MaskSet set;
   set.source_ = path.string();
   fs::path mask_file = path;
-  if (fs::is_directory(path)) {
+  if (is_folder(path)) {
     mask_file = path / "masks.safetensors";
-    if (!fs::exists(mask_file)) bad_input("{}: the folder has no masks.safetensors (is it a `sparsa prune` output?)", path.string());
+    if (!path_exists(mask_file)) bad_input("{}: the folder has no masks.safetensors (is it a `sparsa prune` output?)", path.string());
     set.masks_ = TensorStore::open(mask_file);
-    const bool has_checkpoint = fs::exists(path / "model.safetensors") || fs::exists(path / "model.safetensors.index.json");
+    const bool has_checkpoint = path_exists(path / "model.safetensors") || path_exists(path / "model.safetensors.index.json");
     if (has_checkpoint) set.weights_ = TensorStore::open(path);
   } else {
     set.masks_ = TensorStore::open(mask_file);

@@ -90,11 +90,45 @@ std::string InputFile::read_all(uint64_t max_bytes, std::string_view what) const
 }
 
 void check_regular_if_exists(const fs::path& path) {
-  std::error_code ec;
-  const fs::file_status st = fs::symlink_status(path, ec);
-  if (ec || !fs::exists(st)) return;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return;
   uint64_t size = 0;
   ::close(open_regular(path, size));
+}
+
+namespace {
+
+// stat(2) of `path`: false when the path names nothing (see path_exists), else fills `st`.
+bool stat_path(const fs::path& path, struct stat& st) {
+  if (::stat(path.c_str(), &st) == 0) return true;
+  const int err = errno;
+  if (err == ENOENT || err == ENOTDIR || err == ENAMETOOLONG || err == ELOOP) return false;
+  bad_input("{}: cannot check it: {}", path.string(), std::strerror(err));
+}
+
+}  // namespace
+
+bool path_exists(const fs::path& path) {
+  struct stat st {};
+  return stat_path(path, st);
+}
+
+bool is_folder(const fs::path& path) {
+  struct stat st {};
+  return stat_path(path, st) && S_ISDIR(st.st_mode);
+}
+
+bool is_regular_file_path(const fs::path& path) {
+  struct stat st {};
+  return stat_path(path, st) && S_ISREG(st.st_mode);
+}
+
+bool is_nonempty_folder(const fs::path& path) {
+  if (!is_folder(path)) return false;
+  std::error_code ec;
+  const bool empty = fs::is_empty(path, ec);
+  if (ec) bad_input("{}: cannot list the folder: {}", path.string(), ec.message());
+  return !empty;
 }
 
 }  // namespace sparsa

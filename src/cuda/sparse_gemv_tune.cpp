@@ -117,7 +117,7 @@ void GemvTuneTable::set(const GemvKey& key, const GemvConfig& config) {
 
 GemvTuneTable GemvTuneTable::load(const std::filesystem::path& path) {
   GemvTuneTable table;
-  if (!std::filesystem::exists(path)) return table;
+  if (!path_exists(path)) return table;
   const std::string text = InputFile(path).read_all(kMaxJsonFileBytes, "JSON file");
   try {
     const auto doc = parse_json_bounded(text, path);

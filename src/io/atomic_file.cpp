@@ -72,8 +72,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_nonempty_dir(const fs::path& p) { return fs::is_directory(p) && !fs::is_empty(p); }
-
 // Removes "<dir>.tmp-<pid>" folders left by runs that were killed (their pid no longer exists).
 void remove_stale_staging(const fs::path& dir) {
   const std::string prefix = dir.filename().string() + ".tmp-";
@@ -110,8 +108,8 @@ StagingDir::~StagingDir() {
 }
 
 void StagingDir::commit(bool replace, std::string_view marker) {
-  if (is_nonempty_dir(dir_) && !replace) keep_and_fail("the folder was filled by another process meanwhile");
-  if (is_nonempty_dir(dir_) && !marker.empty() && !fs::is_regular_file(dir_ / marker))
+  if (is_nonempty_folder(dir_) && !replace) keep_and_fail("the folder was filled by another process meanwhile");
+  if (is_nonempty_folder(dir_) && !marker.empty() && !is_regular_file_path(dir_ / marker))
     keep_and_fail(fmt::format("the folder holds files but no {}, so it is not replaced", marker));
   std::error_code ec;
   fs::remove_all(dir_, ec);

@@ -156,14 +156,14 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
 std::unique_ptr<TensorStore> TensorStore::open(const fs::path& path) {
   std::unique_ptr<TensorStore> s(new TensorStore());
   s->path_ = path;
-  if (!fs::is_directory(path)) {
+  if (!is_folder(path)) {
     auto file = SafetensorsFile::open(path);
     for (const auto& t : file->tensors()) s->weight_map_[t.name] = path.filename().string();
     s->shards_[path.filename().string()] = std::move(file);
     return s;
   }
   const fs::path index = path / "model.safetensors.index.json";
-  if (fs::exists(index)) {
+  if (path_exists(index)) {
     json j;
     const std::string text = InputFile(index).read_all(kMaxJsonFileBytes, "JSON file");
     try {
@@ -180,7 +180,7 @@ std::unique_ptr<TensorStore> TensorStore::open(const fs::path& path) {
       if (file.find_first_of(std::string("/\0", 2)) != std::string::npos || file == "." || file == ".." || file.empty())
         bad_input("{}: weight_map['{}'] names '{}', which is not a file in the folder", index.string(),
                   printable(it.key()), printable(file));
-      if (!fs::exists(path / file))
+      if (!path_exists(path / file))
         bad_input("{}: shard '{}' (holding '{}') does not exist", index.string(), printable(file), printable(it.key()));
       s->weight_map_[it.key()] = file;
       if (!s->shards_.count(file)) s->shards_[file] = SafetensorsFile::open(path / file);
@@ -188,7 +188,7 @@ std::unique_ptr<TensorStore> TensorStore::open(const fs::path& path) {
     return s;
   }
   const fs::path single = path / "model.safetensors";
-  if (!fs::exists(single))
+  if (!path_exists(single))
     bad_input("{}: no model.safetensors or model.safetensors.index.json in the folder", path.string());
   auto file = SafetensorsFile::open(single);
   for (const auto& t : file->tensors()) s->weight_map_[t.name] = "model.safetensors";

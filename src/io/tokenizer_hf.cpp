@@ -241,7 +241,7 @@ class HfBpeTokenizer final : public HfTokenizer {
 
 std::unique_ptr<HfTokenizer> HfTokenizer::load(const std::filesystem::path& tokenizer_json) {
   std::filesystem::path path = tokenizer_json;
-  if (std::filesystem::is_directory(path)) path /= "tokenizer.json";
+  if (is_folder(path)) path /= "tokenizer.json";
   const std::string file = path.string();
   const nlohmann::json json = parse_json_file(file);
   if (!json.is_object()) bad_input("{}: expected a JSON object at the top level", file);

@@ -163,10 +163,10 @@ std::string_view torch_dtype_name(DType t) {
 
 CheckpointWriteInfo save_pruned_checkpoint(const Model& pruned, const fs::path& source_folder, const fs::path& out_dir,
                                            std::optional<DType> weight_dtype) {
-  if (!fs::is_directory(source_folder))
+  if (!is_folder(source_folder))
     bad_input("{}: not a Hugging Face checkpoint folder (llama2.c .bin models cannot be written back as one)",
               source_folder.string());
-  if (!fs::exists(source_folder / "config.json")) bad_input("{}: no config.json in the model folder", source_folder.string());
+  if (!path_exists(source_folder / "config.json")) bad_input("{}: no config.json in the model folder", source_folder.string());
   if (weight_dtype && !is_floating(*weight_dtype))
     bad_input("weight dtype {} is not a floating type", dtype_name(*weight_dtype));
 
@@ -180,7 +180,7 @@ CheckpointWriteInfo save_pruned_checkpoint(const Model& pruned, const fs::path& 
   CheckpointWriteInfo info;
   for (std::string_view file : kSideFiles) {
     const fs::path from = source_folder / file;
-    if (!fs::exists(from)) continue;
+    if (!path_exists(from)) continue;
     if (file == "config.json" && weight_dtype)
       write_file_atomic(out_dir / file, config_with_dtype(from, *weight_dtype));
     else

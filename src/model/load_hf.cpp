@@ -2,6 +2,7 @@
 #include <filesystem>
 
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/model.h"
 #include "sparsa/safetensors.h"
 
@@ -36,7 +37,7 @@ void check_layers_exist(const std::filesystem::path& folder, const TensorStore& 
 
 Model load_hf_model(const std::filesystem::path& folder) {
   const auto config_path = folder / "config.json";
-  if (!std::filesystem::exists(config_path)) bad_input("{}: no config.json in the model folder", folder.string());
+  if (!path_exists(config_path)) bad_input("{}: no config.json in the model folder", folder.string());
   Model m;
   m.source = folder;
   m.config = load_hf_config(config_path);
@@ -56,8 +57,8 @@ Model load_hf_model(const std::filesystem::path& folder) {
 }
 
 Model load_model(const std::filesystem::path& path) {
-  if (std::filesystem::is_directory(path)) return load_hf_model(path);
-  if (!std::filesystem::exists(path)) bad_input("{}: no such model file or folder", path.string());
+  if (is_folder(path)) return load_hf_model(path);
+  if (!path_exists(path)) bad_input("{}: no such model file or folder", path.string());
   if (path.extension() == ".safetensors")
     bad_input("{}: pass the checkpoint folder (with config.json), not one of its .safetensors files", path.string());
   return load_llama2c_model(path);

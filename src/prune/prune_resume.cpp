@@ -1,4 +1,5 @@
 // "<out>.partial/": checkpoints of the finished blocks of a pruning run (see sparsa/prune_resume.h).
+#include "sparsa/input_file.h"
 #include "sparsa/prune_resume.h"
 
 #include <fmt/format.h>
@@ -141,7 +142,7 @@ json prune_resume_identity(const fs::path& model_dir, const PruneOptions& opt, c
 PruneResume::PruneResume(const fs::path& out, const json& identity, bool discard) : dir_(partial_dir(out)) {
   const fs::path run_file = dir_ / "run.json";
   std::error_code ec;
-  if (fs::exists(run_file)) {
+  if (path_exists(run_file)) {
     json saved;
     try {
       saved = json::parse(read_file_contents(run_file));
@@ -157,8 +158,8 @@ PruneResume::PruneResume(const fs::path& out, const json& identity, bool discard
   }
   fs::create_directories(dir_, ec);
   if (ec) runtime_failure("{}: cannot create the progress folder: {}", dir_.string(), ec.message());
-  if (!fs::exists(run_file)) write_file_atomic(run_file, identity.dump(2) + "\n");
-  while (fs::exists(block_file(finished_))) ++finished_;
+  if (!path_exists(run_file)) write_file_atomic(run_file, identity.dump(2) + "\n");
+  while (path_exists(block_file(finished_))) ++finished_;
 }
 
 void PruneResume::refuse_other_run(const std::string& key, const json& saved, const json& now) const {

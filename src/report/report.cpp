@@ -12,6 +12,7 @@
 
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/report.h"
 
 namespace sparsa {
@@ -69,7 +70,7 @@ class Report {
 
   void figure(const std::string& file, const std::string& caption) {
     const fs::path p = figures_ / file;
-    if (!fs::exists(p)) return;
+    if (!path_exists(p)) return;
     line(fmt::format("![{}]({})", caption, p.lexically_relative(dir_).generic_string()));
     line();
   }

@@ -1,6 +1,7 @@
 // Mask sets (pruned folders, mask files) as prune runs of the study database (sparsa/runs.h).
 #include "sparsa/calibration.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/runs.h"
 #include "sparsa/safetensors.h"
 
@@ -88,14 +89,14 @@ MaskSetOrigin origin_from_mask_file(const fs::path& file) {
 }  // namespace
 
 MaskSetOrigin mask_set_origin(const fs::path& path) {
-  if (!fs::is_directory(path)) {
+  if (!is_folder(path)) {
     MaskSetOrigin o = origin_from_mask_file(path);
     o.info.mask_file = canonical_or_given(path);
     return o;
   }
   const PrunedFolder folder(path);
   MaskSetOrigin o;
-  if (fs::exists(folder.summary_file())) {
+  if (path_exists(folder.summary_file())) {
     o = origin_from_summary(folder);
   } else {
     o = origin_from_mask_file(folder.mask_file());

@@ -18,6 +18,7 @@
 #include "serve/api.h"
 #include "sparsa/coactivation.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/runs.h"
 #include "sparsa/viz.h"
@@ -51,7 +52,7 @@ MaskRef run_mask(const Api& api, const json& row, std::string matrix) {
 }
 
 BitMatrix load_mask(const MaskRef& ref) {
-  if (!fs::exists(ref.file)) throw NotFound(fmt::format("{}: no such mask file", ref.file.string()));
+  if (!path_exists(ref.file)) throw NotFound(fmt::format("{}: no such mask file", ref.file.string()));
   std::error_code ec;
   const bool has_model = !ref.model_path.empty() && fs::exists(ref.model_path, ec);
   const MaskSet set = MaskSet::open(ref.file, has_model ? fs::path(ref.model_path) : fs::path());

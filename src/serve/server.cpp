@@ -1,5 +1,6 @@
 // sparsa::serve::Server: cpp-httplib routes over the Api, the embedded files, limits and
 // JSON errors (the contract: sparsa/serve.h; the endpoints: docs/serve.md).
+#include "sparsa/input_file.h"
 #include "sparsa/serve.h"
 
 #include <fmt/format.h>
@@ -259,7 +260,7 @@ void Server::Impl::check_options() const {
                 "asked for explicitly", opt.host);
     if (!opt.require_token) bad_input("{} is not a loopback address: the dashboard needs its token there", opt.host);
   }
-  if (!std::filesystem::is_regular_file(opt.db)) bad_input("{}: no such database file", opt.db.string());
+  if (!is_regular_file_path(opt.db)) bad_input("{}: no such database file", opt.db.string());
 }
 
 Server::Impl::Impl(const ServeOptions& o) : opt(o), query_slots(std::clamp(o.max_queries, 1, 1024)) {

@@ -86,7 +86,7 @@ Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
 std::unique_ptr<Store> Store::open(const std::filesystem::path& path, Mode mode, const StoreResources& resources) {
-  if (mode != Mode::kReadWrite && !std::filesystem::exists(path))
+  if (mode != Mode::kReadWrite && !path_exists(path))
     bad_input("{}: no such database file", path.string());
   check_regular_if_exists(path);
   auto impl = std::make_unique<Impl>(path, mode, duckdb_settings(mode, resources));

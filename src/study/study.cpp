@@ -1,4 +1,5 @@
 // run_study(): the main job, step by step (see sparsa/study.h).
+#include "sparsa/input_file.h"
 #include "sparsa/study.h"
 
 #include <algorithm>
@@ -42,9 +43,9 @@ void Context::save_figure(const viz::Image& figure, const fs::path& png) const {
 }
 
 bool Context::figure_present(const fs::path& png) const {
-  if (!fs::exists(png)) return false;
+  if (!path_exists(png)) return false;
   return std::all_of(opt.extra_figure_formats.begin(), opt.extra_figure_formats.end(), [&](viz::FigureFormat f) {
-    return fs::exists(fs::path(png).replace_extension(viz::figure_format_name(f)));
+    return path_exists(fs::path(png).replace_extension(viz::figure_format_name(f)));
   });
 }
 
@@ -58,7 +59,7 @@ namespace {
 
 void check_options(const StudyOptions& o) {
   if (o.model.empty()) bad_input("no model given");
-  if (!fs::is_directory(o.model) || !fs::exists(o.model / "config.json"))
+  if (!is_folder(o.model) || !path_exists(o.model / "config.json"))
     bad_input("{}: not a Hugging Face folder (config.json + safetensors)", o.model.string());
   if (o.out_dir.empty()) bad_input("no output folder given");
   if (o.eval_text.empty() == o.eval_tokens.empty()) bad_input("evaluation windows come from exactly one of a text file or a tokens file");

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/runs.h"
 #include "study_context.h"
@@ -57,7 +58,7 @@ PruneRun prune_step(Context& ctx, PruneMethod method, const SparsityTarget& targ
   PruneRun run{method, target, 0, ctx.masks_dir / mask_file_name(method, target), 0};
   info.mask_file = fs::absolute(run.mask_file).lexically_normal();
   const std::string what = fmt::format("{} {}", info.method, target.label());
-  if (const auto id = ctx.store.find_run(info); id && fs::exists(run.mask_file)) {
+  if (const auto id = ctx.store.find_run(info); id && path_exists(run.mask_file)) {
     if (const auto ppl = ctx.query_number(ppl_query(*id, "pruned"))) {
       run.run_id = *id;
       run.ppl = *ppl;

@@ -12,15 +12,16 @@
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
 #include "sparsa/gpu.h"
+#include "sparsa/input_file.h"
 
 namespace sparsa::cli {
 
 std::filesystem::path tokenizer_path_for(const std::filesystem::path& model, const std::string& explicit_path) {
   if (!explicit_path.empty()) return explicit_path;
-  if (!std::filesystem::is_directory(model))
+  if (!is_folder(model))
     bad_input("{}: a llama2.c model needs --tokenizer (its tokenizer.bin)", model.string());
   const auto p = model / "tokenizer.json";
-  if (!std::filesystem::exists(p)) bad_input("{}: no tokenizer.json in the model folder; pass --tokenizer", model.string());
+  if (!path_exists(p)) bad_input("{}: no tokenizer.json in the model folder; pass --tokenizer", model.string());
   return p;
 }
 

@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/runs.h"
 
@@ -258,7 +259,7 @@ void check_features_out(const CompareArgs& a) {
   std::vector<NamedPath> inputs = {{"--shapes-from", a.shapes_from}, {"--db", a.db}};
   for (const std::string& set : a.sets) {
     inputs.push_back({"the mask set", set});
-    if (fs::is_directory(set))
+    if (is_folder(set))
       for (const fs::path& f : {PrunedFolder(set).mask_file(), PrunedFolder(set).summary_file()})
         inputs.push_back({"the mask set's", f});
   }

@@ -6,11 +6,12 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "sparsa/error.h"
 #include "sparsa/atomic_file.h"
+#include "sparsa/error.h"
 #include "sparsa/eval_set.h"
-#include "sparsa/model.h"
+#include "sparsa/input_file.h"
 #include "sparsa/mask_compare.h"
+#include "sparsa/model.h"
 #include "sparsa/progress.h"
 #include "sparsa/runs.h"
 #include "sparsa/tasks.h"
@@ -63,7 +64,7 @@ struct EvalRun {
 EvalRun eval_run(const EvalArgs& a, const Model& m, const std::string& evaluation, int64_t seqlen) {
   namespace fs = std::filesystem;
   EvalRun r;
-  if (fs::is_directory(a.model) && PrunedFolder(a.model).is_finished()) {
+  if (is_folder(a.model) && PrunedFolder(a.model).is_finished()) {
     r.pruned = mask_set_origin(a.model);
     r.info = r.pruned->info;
     r.info.options += (r.info.options.empty() ? "" : " ") + evaluation;

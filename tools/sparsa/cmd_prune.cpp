@@ -19,6 +19,7 @@
 #include "sparsa/calibration.h"
 #include "sparsa/checkpoint.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/model.h"
 #include "sparsa/progress.h"
 #include "sparsa/prune.h"
@@ -71,11 +72,11 @@ void check_calibration_flags(const PruneArgs& a, PruneMethod method) {
 
 // The HF folder to prune; a llama2.c .bin is refused (its output could not carry HF names).
 fs::path hf_model_folder(const std::string& model) {
-  if (!fs::exists(model)) bad_input("--model {}: no such folder", model);
-  if (!fs::is_directory(model))
+  if (!path_exists(model)) bad_input("--model {}: no such folder", model);
+  if (!is_folder(model))
     bad_input("--model {}: a llama2.c checkpoint cannot be pruned; prune needs a Hugging Face folder "
               "(config.json + safetensors) so the output keeps the HF tensor names", model);
-  if (!fs::exists(fs::path(model) / "config.json")) bad_input("--model {}: no config.json in the folder", model);
+  if (!path_exists(fs::path(model) / "config.json")) bad_input("--model {}: no config.json in the folder", model);
   return model;
 }
 
@@ -89,8 +90,6 @@ fs::path normalized_dir(const std::string& dir) {
   return p;
 }
 
-bool is_nonempty_dir(const fs::path& p) { return fs::is_directory(p) && !fs::is_empty(p); }
-
 // Before anything is opened: no input may lie inside --out (or its staging and resume folders),
 // which a run replaces.
 void check_inputs_outside_out(const PruneArgs& a, const fs::path& out, const fs::path& model) {
@@ -103,8 +102,8 @@ void check_inputs_outside_out(const PruneArgs& a, const fs::path& out, const fs:
 
 // --out may be replaced when empty, and with --force when it is an earlier prune's folder.
 void check_out_dir(const fs::path& out, bool force) {
-  if (fs::exists(out) && !fs::is_directory(out)) bad_input("--out {}: exists and is not a folder", out.string());
-  if (is_nonempty_dir(out) && !force)
+  if (path_exists(out) && !is_folder(out)) bad_input("--out {}: exists and is not a folder", out.string());
+  if (is_nonempty_folder(out) && !force)
     bad_input("--out {}: the folder exists and is not empty (pass --force to replace it)", out.string());
   check_folder_replaceable({"--out", out}, PrunedFolder(out).summary_file().filename().string());
 }

@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "cli_common.h"
+#include "sparsa/input_file.h"
 
 namespace sparsa::cli {
 namespace {
@@ -28,7 +29,7 @@ bool same_folder(const fs::path& a, const fs::path& b) {
 fs::path resource_dir() {
   const fs::path bin = executable_dir();
   const fs::path installed = (bin / SPARSA_DATA_FROM_BIN).lexically_normal();
-  if (fs::is_directory(installed)) return installed;
+  if (is_folder(installed)) return installed;
   if (same_folder(bin, SPARSA_BUILD_BIN_DIR)) return SPARSA_BUILD_SOURCE_DIR;
   return installed;
 }
