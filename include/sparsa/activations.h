@@ -17,7 +17,10 @@
 
 #include <array>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "sparsa/bitmatrix.h"
@@ -67,6 +70,16 @@ struct ActivationThresholds {
   std::vector<std::array<float, kNumObsPoints>> t;  // [n_layers][4]
 };
 
+// A target sparsity per observation point, [4] in ObsPoint order; 0 = that point stays dense.
+using PointTargets = std::array<double, kNumObsPoints>;
+
+// Parses "S" (every point at S) or "attn_in=0.4,mlp_in=0.5,..." (the points named; the others
+// 0). Each value is in [0, max_sparsity]. Error(kBadInput) naming the text for anything else: an
+// unknown or repeated point, a value out of range or not a number, an N:M pattern.
+PointTargets parse_point_targets(std::string_view text, double max_sparsity = 0.95);
+// "0.5" when every point has the same target, else "attn_in=0.4,o_in=0,mlp_in=0.5,down_in=0.5".
+std::string point_targets_label(const PointTargets& targets);
+
 // The histograms of every (layer, point) of a model over a set of windows.
 struct ActivationProfile {
   int64_t n_layers = 0;
@@ -76,7 +89,49 @@ struct ActivationProfile {
     return hist[static_cast<size_t>(layer * kNumObsPoints + static_cast<int>(p))];
   }
   ActivationThresholds thresholds(double sparsity) const;
+  // Each point at its own target; .sparsity is the targets' mean. A point at 0 gets -1 (dense:
+  // nothing is zeroed, even an exact zero).
+  ActivationThresholds thresholds(const PointTargets& targets) const;
 };
+
+// ---- thresholds files (`sparsa acts --thresholds-out`, read by `sparsa generate`) ----
+//
+// JSON: {"format": "sparsa-activation-thresholds", "version": 1, "points": [...4 names],
+//        "model": {"name", "architecture", "num_layers", "hidden_size", "intermediate_size"},
+//        "calibration": {"source", "windows", "seqlen", "tokens_hash", "refinement_passes", "positions"},
+//        "sets": [{"sparsity": s, "thresholds": [[attn_in, o_in, mlp_in, down_in] per layer]}]}
+// Sets are in ascending sparsity, each at most once. A threshold t means: input x is used iff
+// |x| > t (so a negative t is dense).
+struct ThresholdsFile {
+  struct ModelShape {
+    std::string name, architecture;
+    int64_t num_layers = 0, hidden_size = 0, intermediate_size = 0;
+  };
+  struct Calibration {
+    std::string source;       // e.g. "calib-tokens.safetensors:calib"
+    int64_t windows = 0, seqlen = 0;
+    std::string tokens_hash;  // the windows' token hash (runs' calib_hash)
+    int64_t refinement_passes = 0;  // decode_thresholds' passes (0: thresholds of dense activations)
+  };
+  ModelShape model;
+  Calibration calibration;
+  std::vector<ActivationThresholds> sets;
+};
+
+// Writes atomically (temp file + rename). Error(kBadInput) when sets is empty, unsorted or its
+// tables do not have model.num_layers rows.
+void write_thresholds_file(const std::filesystem::path& path, const ThresholdsFile& f);
+// Reads and validates every field (finite thresholds, sparsities in [0, 1) ascending, one row
+// of four per layer). Error(kBadInput) naming the file and the field.
+ThresholdsFile read_thresholds_file(const std::filesystem::path& path);
+// Error(kBadInput) naming `path` when the file was made for a model of another shape (layers,
+// hidden size, intermediate size).
+void check_thresholds_fit(const ThresholdsFile& f, const ModelConfig& c, const std::filesystem::path& path);
+// The thresholds for per-point targets, each point's column taken from the set of its target
+// (a point at 0 is dense). Error(kBadInput) naming `path` and the sparsities the file holds when
+// a target has no set.
+ActivationThresholds select_thresholds(const ThresholdsFile& f, const PointTargets& targets,
+                                       const std::filesystem::path& path);
 
 // Observes activations knowing the window they come from (tokens window*seqlen ...). observe()
 // is called from several threads at once (different windows) and must be thread-safe.
@@ -99,6 +154,21 @@ void run_windows(const Model& m, const TensorI32& windows, int64_t n_layers, Win
 // per thread that observes at the same time; they are merged at the end.
 ActivationProfile capture_activation_profile(const Model& m, const TensorI32& windows,
                                              const std::function<void(int64_t, int64_t)>& progress = {});
+
+// The profile of a model sparsified with `applied` as the sparse decoder runs it: each point is
+// recorded before it is sparsified, after every earlier point (this block's earlier points
+// included) was. applied.t must have num_layers rows.
+ActivationProfile capture_activation_profile(const Model& m, const TensorI32& windows, const ActivationThresholds& applied,
+                                             const std::function<void(int64_t, int64_t)>& progress = {});
+
+// Thresholds calibrated for sparse decoding. Thresholds from dense activations undershoot
+// downstream: once q/k/v read a sparsified input, o_in's magnitudes shrink and more of them fall
+// below a dense-calibrated threshold (on the demo model, o_in measures 0.57 at a 0.5 target).
+// So: the dense profile's thresholds for `targets`, then `passes` rounds of re-calibrating every
+// point on activations sparsified upstream by the previous round's thresholds (a fixed-point
+// iteration). `progress(done, total)` counts windows over all rounds. passes >= 0.
+ActivationThresholds decode_thresholds(const Model& m, const TensorI32& windows, const PointTargets& targets, int passes,
+                                       const std::function<void(int64_t, int64_t)>& progress = {});
 
 // A bitset to capture: features × tokens, bit (f, w * seqlen + i) = |x[i, f]| > threshold for
 // window w, token i, at (layer, point).
@@ -124,5 +194,34 @@ class ActivationSparsifier : public Observer {
  private:
   ActivationThresholds t_;
 };
+
+// The sparsifier of a decode loop that recomputes the whole prefix at each step (sparsa::generate
+// on the CPU, the reference of the GPU decoder): zeroes every row as ActivationSparsifier does,
+// and counts, in the last row of each call (the step's new token), the inputs it zeroed
+// (|x| <= t) per [layer][point]. Not concurrent (one decode loop drives it).
+class DecodeSparsifier : public Observer {
+ public:
+  explicit DecodeSparsifier(ActivationThresholds t);
+  void observe(int64_t layer, ObsPoint point, float* x, int64_t n_tokens, int64_t dim) override;
+  bool concurrent() const override { return false; }
+  // Zeroed / seen per [layer][point] over the counted rows; 0 where nothing was counted.
+  std::vector<std::array<double, kNumObsPoints>> inactive_fractions() const;
+  int64_t steps() const { return steps_; }  // rows counted (at layer 0's attn_in)
+
+ private:
+  ActivationThresholds t_;
+  std::vector<std::array<int64_t, kNumObsPoints>> zeroed_, seen_;  // [n_layers][4]
+  int64_t steps_ = 0;
+};
+
+// Weight bytes of one decode step whose linears skip the weights of inactive inputs: for every
+// linear of block l fed by point p, in × out × bytes_per_weight × (1 − inactive[l][p]); the
+// lm_head (and OPT's project_out) read in full. `dense` is the same with nothing inactive.
+// inactive: [num_layers][4] fractions in [0, 1].
+struct DecodeBytes {
+  double dense = 0, read = 0;
+};
+DecodeBytes decode_weight_bytes(const Model& m, const std::vector<std::array<double, kNumObsPoints>>& inactive,
+                                double bytes_per_weight);
 
 }  // namespace sparsa

@@ -33,7 +33,9 @@ int32_t sample_token(const float* logits, int64_t vocab, const GenerateOptions& 
 // sampled, until `steps` positions or the stop token. `on_token(prev, next)` sees every token
 // after the first (prompt tokens included), in order, as it is decided. Returns all tokens.
 // `prompt` must be non-empty; throws Error(kBadInput) when it is longer than the context.
+// `obs` (optional) sees every block's four points of each step's forward pass, which runs over the
+// whole prefix [tokens so far, d_model] (no KV cache): the new token is the last row.
 std::vector<int32_t> generate(const Model& m, const std::vector<int32_t>& prompt, const GenerateOptions& opt,
-                              const std::function<void(int32_t prev, int32_t next)>& on_token);
+                              const std::function<void(int32_t prev, int32_t next)>& on_token, Observer* obs = nullptr);
 
 }  // namespace sparsa

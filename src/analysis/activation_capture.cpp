@@ -10,17 +10,21 @@
 namespace sparsa {
 namespace {
 
-// Forwards the model's Observer calls of one window to a WindowObserver.
+// Forwards the model's Observer calls of one window to a WindowObserver, then (when given)
+// sparsifies the point as the sparse decoder would.
 class WindowAdapter : public Observer {
  public:
-  WindowAdapter(WindowObserver& target, int64_t window) : target_(target), window_(window) {}
+  WindowAdapter(WindowObserver& target, int64_t window, ActivationSparsifier* applied)
+      : target_(target), window_(window), applied_(applied) {}
   void observe(int64_t layer, ObsPoint point, float* x, int64_t n_tokens, int64_t dim) override {
     target_.observe(window_, layer, point, x, n_tokens, dim);
+    if (applied_) applied_->observe(layer, point, x, n_tokens, dim);
   }
 
  private:
   WindowObserver& target_;
   int64_t window_;
+  ActivationSparsifier* applied_;
 };
 
 void check_windows(const Model& m, const TensorI32& windows, int64_t n_layers) {
@@ -85,8 +89,10 @@ class HistogramCollector : public WindowObserver {
 
 }  // namespace
 
-void run_windows(const Model& m, const TensorI32& windows, int64_t n_layers, WindowObserver& obs,
-                 const std::function<void(int64_t, int64_t)>& progress) {
+namespace {
+
+void run_windows_sparsified(const Model& m, const TensorI32& windows, int64_t n_layers, WindowObserver& obs,
+                            ActivationSparsifier* applied, const std::function<void(int64_t, int64_t)>& progress) {
   check_windows(m, windows, n_layers);
   const int64_t n_windows = windows.dim(0), seqlen = windows.dim(1);
   std::mutex progress_mutex;
@@ -100,7 +106,7 @@ void run_windows(const Model& m, const TensorI32& windows, int64_t n_layers, Win
 #pragma omp for schedule(dynamic, 1)
     for (int64_t w = 0; w < n_windows; ++w)
       failure.run([&] {
-        WindowAdapter adapter(obs, w);
+        WindowAdapter adapter(obs, w, applied);
         embed_tokens(m, windows.ptr() + w * seqlen, seqlen, x);
         for (int64_t l = 0; l < n_layers; ++l) block_forward(m, l, x, buf, &adapter);
         if (progress) {
@@ -114,11 +120,46 @@ void run_windows(const Model& m, const TensorI32& windows, int64_t n_layers, Win
   });
 }
 
+ActivationProfile capture_profile(const Model& m, const TensorI32& windows, ActivationSparsifier* applied,
+                                  const std::function<void(int64_t, int64_t)>& progress) {
+  HistogramCollector collector(m.config.num_layers);
+  run_windows_sparsified(m, windows, m.config.num_layers, collector, applied, progress);
+  return collector.merged(static_cast<int64_t>(windows.numel()));
+}
+
+}  // namespace
+
+void run_windows(const Model& m, const TensorI32& windows, int64_t n_layers, WindowObserver& obs,
+                 const std::function<void(int64_t, int64_t)>& progress) {
+  run_windows_sparsified(m, windows, n_layers, obs, nullptr, progress);
+}
+
 ActivationProfile capture_activation_profile(const Model& m, const TensorI32& windows,
                                              const std::function<void(int64_t, int64_t)>& progress) {
-  HistogramCollector collector(m.config.num_layers);
-  run_windows(m, windows, m.config.num_layers, collector, progress);
-  return collector.merged(static_cast<int64_t>(windows.numel()));
+  return capture_profile(m, windows, nullptr, progress);
+}
+
+ActivationProfile capture_activation_profile(const Model& m, const TensorI32& windows, const ActivationThresholds& applied,
+                                             const std::function<void(int64_t, int64_t)>& progress) {
+  SPARSA_ASSERT(static_cast<int64_t>(applied.t.size()) == m.config.num_layers);
+  ActivationSparsifier sparsifier(applied);
+  return capture_profile(m, windows, &sparsifier, progress);
+}
+
+ActivationThresholds decode_thresholds(const Model& m, const TensorI32& windows, const PointTargets& targets, int passes,
+                                       const std::function<void(int64_t, int64_t)>& progress) {
+  SPARSA_ASSERT(passes >= 0);
+  const int64_t total = (passes + 1) * windows.dim(0);
+  int64_t base = 0;
+  const auto step = [&](int64_t done, int64_t) {
+    if (progress) progress(base + done, total);
+  };
+  ActivationThresholds t = capture_profile(m, windows, nullptr, step).thresholds(targets);
+  for (int i = 0; i < passes; ++i) {
+    base += windows.dim(0);
+    t = capture_activation_profile(m, windows, t, step).thresholds(targets);
+  }
+  return t;
 }
 
 }  // namespace sparsa

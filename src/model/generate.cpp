@@ -76,7 +76,7 @@ int32_t sample_token(const float* logits, int64_t vocab, const GenerateOptions& 
 }
 
 std::vector<int32_t> generate(const Model& m, const std::vector<int32_t>& prompt, const GenerateOptions& opt,
-                              const std::function<void(int32_t, int32_t)>& on_token) {
+                              const std::function<void(int32_t, int32_t)>& on_token, Observer* obs) {
   if (prompt.empty()) bad_input("generate needs at least one prompt token");
   check_generate_options(opt);
   const int64_t steps = std::min<int64_t>(opt.steps, m.config.max_position);
@@ -94,7 +94,7 @@ std::vector<int32_t> generate(const Model& m, const std::vector<int32_t>& prompt
     } else {
       // Only the last position's logits are needed: run the blocks, then the head on one row.
       embed_tokens(m, tokens.data(), static_cast<int64_t>(tokens.size()), x);
-      for (int64_t l = 0; l < m.config.num_layers; ++l) block_forward(m, l, x, buf);
+      for (int64_t l = 0; l < m.config.num_layers; ++l) block_forward(m, l, x, buf, obs);
       Tensor last({1, m.config.hidden_size});
       std::copy_n(x.ptr() + (x.dim(0) - 1) * m.config.hidden_size, m.config.hidden_size, last.ptr());
       lm_logits(m, last, logits, buf);

@@ -2,6 +2,7 @@
 // (block, observation point); thresholds for the target sparsities come from them; perplexity
 // is then measured with every activation |x| <= t zeroed; optionally the binary activation
 // matrices |x| > t of chosen (layer, point, sparsity) are written as packed bits.
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -36,6 +37,7 @@ struct ActsArgs {
   std::vector<std::string> sparsities{"0.25", "0.4", "0.5", "0.7", "0.9"}, bits;
   int64_t seqlen = 0, nsamples = 0, eval_limit = 0;
   int threads = 0;
+  std::string thresholds_out;
   bool dense = false, json = false;
 };
 
@@ -117,6 +119,12 @@ void write_bits(const fs::path& file, const std::vector<BitsSpec>& specs, const 
   write_safetensors(file, tensors, meta);
 }
 
+// "calib-tokens.safetensors:calib", or the --text file's name.
+std::string calib_source(const ActsArgs& a) {
+  return a.tokens.empty() ? fs::path(a.text).filename().string()
+                          : fmt::format("{}:{}", fs::path(a.tokens).filename().string(), a.key);
+}
+
 json thresholds_json(const std::vector<ActivationThresholds>& ts) {
   json out = json::object();
   for (const ActivationThresholds& t : ts) {
@@ -129,6 +137,28 @@ json thresholds_json(const std::vector<ActivationThresholds>& ts) {
     out[sparsity_key(t.sparsity)] = std::move(layers);
   }
   return out;
+}
+
+// --thresholds-out: thresholds for sparse decoding (decode_thresholds: one refinement pass on
+// activations sparsified upstream, per target) with the model and calibration they belong to.
+void write_thresholds(const ActsArgs& a, const Model& m, const TensorI32& calib, std::vector<double> sparsities) {
+  std::sort(sparsities.begin(), sparsities.end());
+  sparsities.erase(std::unique(sparsities.begin(), sparsities.end()), sparsities.end());
+  constexpr int kPasses = 1;
+  ThresholdsFile f;
+  f.model = {fs::weakly_canonical(a.model).filename().string(), m.config.model_type, m.config.num_layers,
+             m.config.hidden_size, m.config.intermediate_size};
+  f.calibration = {calib_source(a), calib.dim(0), calib.dim(1), token_hash(calib.data), kPasses};
+  Progress bar("acts decode thresholds", static_cast<int64_t>(sparsities.size()) * (kPasses + 1) * calib.dim(0));
+  int64_t done = 0;
+  for (double s : sparsities) {
+    f.sets.push_back(decode_thresholds(m, calib, PointTargets{s, s, s, s}, kPasses,
+                                       [&](int64_t d, int64_t) { bar.update(done + d); }));
+    f.sets.back().sparsity = s;
+    done += (kPasses + 1) * calib.dim(0);
+  }
+  bar.finish();
+  write_thresholds_file(a.thresholds_out, f);
 }
 
 void print_text(const std::vector<ActivationThresholds>& ts, const json& ppl) {
@@ -181,9 +211,7 @@ void record_acts(Store& store, const RunInfo& info, const ActivationProfile& pro
 RunInfo acts_info(const ActsArgs& a, const Model& m, const TensorI32& calib, std::span<const double> sparsities,
                   const TensorI32* eval_windows) {
   RunInfo info = model_run_info(RunKind::kActs, a.model, m.config);
-  const std::string source = a.tokens.empty() ? fs::path(a.text).filename().string()
-                                              : fmt::format("{}:{}", fs::path(a.tokens).filename().string(), a.key);
-  info.calib_description = calib_run_description(source, calib);
+  info.calib_description = calib_run_description(calib_source(a), calib);
   info.calib_hash = token_hash(calib.data);
   info.nsamples = calib.dim(0);
   info.seqlen = calib.dim(1);
@@ -197,11 +225,10 @@ void run_acts(const ActsArgs& a) {
   if (a.nsamples < 0 || a.eval_limit < 0 || a.seqlen < 0) bad_input("--nsamples, --eval-limit and --seqlen must be >= 0");
   if (!a.eval_key.empty() && a.tokens.empty()) bad_input("--eval-key needs --tokens (the file that holds it)");
   if (!a.bits.empty() && a.bits_out.empty()) bad_input("--bits needs --bits-out FILE.safetensors");
-  if (!a.bits_out.empty()) {
-    const NamedPath inputs[] = {{"--model", a.model}, {"--tokenizer", a.tokenizer}, {"--tokens", a.tokens},
-                                {"--text", a.text}, {"--eval-text", a.eval_text}, {"--db", a.db}};
-    refuse_output_over_inputs({"--bits-out", a.bits_out}, inputs);
-  }
+  const NamedPath inputs[] = {{"--model", a.model}, {"--tokenizer", a.tokenizer}, {"--tokens", a.tokens},
+                              {"--text", a.text}, {"--eval-text", a.eval_text}, {"--db", a.db}};
+  if (!a.bits_out.empty()) refuse_output_over_inputs({"--bits-out", a.bits_out}, inputs);
+  if (!a.thresholds_out.empty()) refuse_output_over_inputs({"--thresholds-out", a.thresholds_out}, inputs);
   if (a.tokens.empty() && a.text.empty()) bad_input("pass the calibration windows: --tokens FILE [--key calib] or --text FILE");
   std::vector<double> sparsities;
   for (const std::string& s : a.sparsities) sparsities.push_back(parse_fraction(s, "--sparsities"));
@@ -217,9 +244,12 @@ void run_acts(const ActsArgs& a) {
                                       : TensorI32{};
 
   std::optional<RunInfo> info;
+  std::optional<int64_t> stored;  // the run the database already holds
   if (store) {
     info = acts_info(a, m, calib, sparsities, eval ? &eval_windows : nullptr);
-    if (const auto id = store->find_run(*info)) return note_db_run("acts", *store, *id, false);
+    stored = store->find_run(*info);
+    // A stored run is reused unless a file is asked for (the database holds neither file).
+    if (stored && a.thresholds_out.empty() && a.bits_out.empty()) return note_db_run("acts", *store, *stored, false);
   }
 
   json seconds = json::object();
@@ -234,6 +264,7 @@ void run_acts(const ActsArgs& a) {
   seconds["calibration"] = seconds_since(t0);
   std::vector<ActivationThresholds> thresholds;
   for (double s : sparsities) thresholds.push_back(profile.thresholds(s));
+  if (!a.thresholds_out.empty()) write_thresholds(a, m, calib, sparsities);
 
   json ppl = json::object(), ppl_seconds = json::object();
   std::vector<PerplexityRow> ppl_rows;  // for --db
@@ -266,7 +297,8 @@ void run_acts(const ActsArgs& a) {
     write_bits(a.bits_out, bit_specs, reqs, bits);
     seconds["bitsets"] = seconds_since(t0);
   }
-  if (store) record_acts(*store, *info, profile, thresholds, ppl_rows, seconds_since(t_start), seconds["calibration"].get<double>());
+  if (stored) note_db_run("acts", *store, *stored, false);
+  else if (store) record_acts(*store, *info, profile, thresholds, ppl_rows, seconds_since(t_start), seconds["calibration"].get<double>());
   out["calib"] = {{"windows", calib.dim(0)}, {"seqlen", calib.dim(1)}};
   if (eval) out["eval"] = {{"windows", eval_windows.dim(0)}, {"seqlen", eval_windows.dim(1)}};
   out["seconds"] = seconds;
@@ -303,6 +335,11 @@ void register_acts(CLI::App& app) {
   cmd->add_option("--bits", args->bits,
                   "LAYER:POINT:SPARSITY (repeatable, e.g. 0:down_in:0.5): capture the binary activation matrix "
                   "|x| > t [features, tokens] of the calibration windows");
+  cmd->add_option("--thresholds-out", args->thresholds_out,
+                  "write thresholds for sparse decoding at every --sparsities target to this JSON file, with the model "
+                  "and calibration they belong to, for `sparsa generate --act-sparsity S --thresholds FILE`; each "
+                  "target is re-calibrated once on activations sparsified upstream (one more pass over the windows "
+                  "per target; docs/sparse-decode.md)");
   cmd->add_option("--bits-out", args->bits_out,
                   "safetensors file for --bits: U8 [features, ceil(tokens / 8)], packbits MSB first, 1 = active, "
                   "keys layers.{l}.{point}.s{sparsity}");
