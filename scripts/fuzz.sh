@@ -33,7 +33,7 @@ seed() {  # seed TARGET FILE... (files that do not exist are skipped)
   local t=$1; shift
   for f in "$@"; do [[ -f $f ]] && cp "$f" "$corpus/$t/" || true; done
 }
-for t in safetensors sharded-index hf-config tokenizer-json llama2c torch-pt; do
+for t in safetensors sharded-index hf-config tokenizer-json llama2c torch-pt thresholds; do
   seed "$t" "$root"/fuzz/seeds/"$t"/*
 done
 # Files that share a name (every model's config.json) are named after their model's folder.
@@ -67,7 +67,7 @@ fuzz_one() {  # fuzz_one TARGET: runs it, prints one line; non-zero on a finding
 }
 status=0
 pids=()
-for t in safetensors sharded-index hf-config tokenizer-json llama2c torch-pt; do
+for t in safetensors sharded-index hf-config tokenizer-json llama2c torch-pt thresholds; do
   fuzz_one "$t" &
   pids+=($!)
   if ((${#pids[@]} >= $(nproc))); then wait "${pids[0]}" || status=1; pids=("${pids[@]:1}"); fi
