@@ -382,16 +382,16 @@ class Report {
 
   // A warning for each stored t-SNE embedding that is collapsed (its figure was skipped).
   void tsne_warnings() {
-    const json r = rows(store_, "SELECT source, list(x ORDER BY feature), list(y ORDER BY feature) FROM tsne WHERE "
-                                "run_id = (SELECT max(run_id) FROM runs WHERE kind = 'analysis') GROUP BY source ORDER BY 1");
+    const json r = rows(store_, "SELECT source, x, y FROM tsne WHERE run_id = (SELECT max(run_id) FROM runs WHERE "
+                                "kind = 'analysis') ORDER BY source, feature");
+    std::map<std::string, std::vector<double>> xy;  // source -> [n, 2]
+    for (const auto& row : r) xy[str(row[0])].insert(xy[str(row[0])].end(), {num(row[1]), num(row[2])});
     bool warned = false;
-    for (const auto& row : r) {
-      std::vector<double> xy;
-      for (size_t i = 0; i < row[1].size() && i < row[2].size(); ++i) xy.insert(xy.end(), {num(row[1][i]), num(row[2][i])});
-      if (!tsne_collapsed(xy)) continue;
+    for (const auto& [source, points] : xy) {
+      if (!tsne_collapsed(points)) continue;
       warned = true;
       line(fmt::format("**Warning:** the t-SNE embedding of {} is collapsed (its points barely spread), so it has no "
-                       "figure; rerun with more t-SNE iterations.", cell(str(row[0]))));
+                       "figure; rerun with more t-SNE iterations.", cell(source)));
     }
     if (warned) line();
   }
