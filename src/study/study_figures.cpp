@@ -174,13 +174,6 @@ viz::Image ppl_vs_act_sparsity(const Store& store, const FigureStyle& style, con
 
 // ---- Jaccard heatmaps ----
 
-std::string method_title(const std::string& m) {
-  if (m == "sparsegpt") return "SparseGPT";
-  if (m == "wanda") return "Wanda";
-  if (m == "magnitude") return "Magnitude";
-  return m;
-}
-
 struct JaccardPair {
   std::string a, b;  // methods
   int64_t compare_run = 0;
@@ -239,8 +232,7 @@ viz::Image jaccard_heatmap(const Store& store, const JaccardPair& pair, const Fi
       values.push_back(row.count(c) ? row.at(c) : std::numeric_limits<double>::quiet_NaN());
   }
   viz::HeatmapOptions o;
-  o.frame = frame(style, fmt::format("Jaccard of the kept weights, {} vs {} ({})", method_title(pair.a),
-                                     method_title(pair.b), pair.structure),
+  o.frame = frame(style, fmt::format("Jaccard of the kept weights, {} vs {} ({})", pair.a, pair.b, pair.structure),
                   "component", "block");
   o.value_label = "Jaccard";
   o.decimals = 3;
