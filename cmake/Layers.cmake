@@ -75,7 +75,7 @@ sparsa_subsystem(gpu DEPS cuda prune HEADERS gpu decode
   CUDA_LIBS CUDA::cudart CUDA::cublas CUDA::cusolver ${CMAKE_DL_LIBS})
 sparsa_subsystem(runs DEPS store HEADERS runs)
 sparsa_subsystem(report DEPS store HEADERS report)
-sparsa_subsystem(study DEPS runs gpu viz report HEADERS study)
+sparsa_subsystem(study DEPS runs gpu viz report HEADERS study study_figures)
 sparsa_subsystem(serve DEPS runs viz HEADERS serve LIBS sparsa::httplib)
 
 get_property(table GLOBAL PROPERTY SPARSA_LAYERS_TABLE)

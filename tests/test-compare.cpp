@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -14,6 +16,8 @@
 #include "sparsa/error.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/prune.h"
+#include "sparsa/report.h"
+#include "sparsa/store.h"
 #include "sparsa/safetensors.h"
 #include "test_support.h"
 
@@ -26,6 +30,11 @@ using test::run_sparsa;
 using test::TempDir;
 
 fs::path golden(const std::string& name) { return test::shared_dir() / "golden" / name; }
+std::string fmt_4(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
 
 // ---- brute-force reference on boolean matrices (1 = pruned) ----
 
@@ -444,6 +453,56 @@ TEST(CompareCli, MismatchedShapesOrKeySetsExitTwoNamingTheMatrix) {
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_TRUE(test::one_line(r.err)) << r.err;
   }
+}
+
+
+// The two "mean Jaccard"s, labelled: compare's new keys repeat its old ones (pooled = "jaccard",
+// mean over matrices = "jaccard_per_matrix".mean), differ on real masks, and REPORT.md gives the
+// same two numbers for the same pair.
+TEST(CompareCli, PooledAndPerMatrixJaccardAreLabelledAndMatchTheReport) {
+  if (!test::shared_available()) GTEST_SKIP() << "../shared is absent";
+  test::TempDir dir;
+  const fs::path db = dir / "study.duckdb";
+  const json j = run_json({"compare", golden("wanda_u50.safetensors").string(),
+                           golden("sparsegpt_u50.safetensors").string(), "--db", db.string(), "--json"});
+  const json& all = j["summary"]["overall"];
+  EXPECT_EQ(all["jaccard_pooled"].get<double>(), all["jaccard"].get<double>());
+  EXPECT_EQ(all["jaccard_mean_over_matrices"].get<double>(), all["jaccard_per_matrix"]["mean"].get<double>());
+  EXPECT_NE(fmt_4(all["jaccard_pooled"].get<double>()), fmt_4(all["jaccard_mean_over_matrices"].get<double>()));
+  for (const json& g : j["summary"]["by_component"])
+    EXPECT_EQ(g["jaccard_pooled"].get<double>(), g["jaccard"].get<double>());
+  const auto text = test::run_sparsa({"compare", golden("wanda_u50.safetensors").string(),
+                                      golden("sparsegpt_u50.safetensors").string()});
+  EXPECT_NE(text.out.find("pooled"), std::string::npos);
+  EXPECT_NE(text.out.find(fmt_4(all["jaccard_mean_over_matrices"].get<double>())), std::string::npos) << text.out;
+  {
+    auto store = Store::open(db, Store::Mode::kReadWrite);
+    RunInfo dense;
+    dense.kind = RunKind::kDense;
+    RunWriter w = store->begin_run(dense);
+    w.add_perplexity({"persuasion", PplKind::kDense, std::nullopt, 20.0, 1000, 1.0});
+    w.commit();
+    write_study_report(*store, dir / "figures", dir / "REPORT.md");
+  }
+  std::ifstream in(dir / "REPORT.md");
+  const std::string report((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(report.find("Jaccard, pooled | Jaccard, mean over matrices"), std::string::npos) << report;
+  const std::string cells = "| " + fmt_4(all["jaccard_pooled"].get<double>()) + " | " +
+                            fmt_4(all["jaccard_mean_over_matrices"].get<double>()) + " | ";
+  EXPECT_NE(report.find(cells), std::string::npos) << cells << "\n" << report;
+}
+
+TEST(CompareCli, SeriesGivesBothJaccards) {
+  if (!test::shared_available()) GTEST_SKIP() << "../shared is absent";
+  const json j = run_json({"compare", "--series", golden("wanda_u50.safetensors").string(),
+                           golden("sparsegpt_u50.safetensors").string(), "--json"});
+  const json& s = j["series"];
+  EXPECT_EQ(s["jaccard_pooled"], s["jaccard"]);
+  const json single = run_json({"compare", golden("wanda_u50.safetensors").string(),
+                                golden("sparsegpt_u50.safetensors").string(), "--json"});
+  EXPECT_NEAR(s["jaccard_mean_over_matrices"][0][1].get<double>(),
+              single["summary"]["overall"]["jaccard_mean_over_matrices"].get<double>(), 1e-12);
+  EXPECT_EQ(s["jaccard_mean_over_matrices"][1][1].get<double>(), 1.0);
 }
 
 }  // namespace

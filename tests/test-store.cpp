@@ -496,9 +496,11 @@ TEST(Store, ViewsShowTheLatestRunOfEachMethodAndSparsity) {
   }
   RawDb raw(db.string());
   EXPECT_EQ(raw.column("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"),
-            (std::vector<std::string>{"cluster_sizes", "sparsegpt_0_5_down_proj", "sparsegpt_0_5_up_proj",
-                                      "wanda_0_5_down_proj", "wanda_0_5_up_proj", "wanda_2_4_down_proj",
-                                      "wanda_2_4_up_proj"}));
+            (std::vector<std::string>{"cluster_sizes", "sparsegpt_0_5_down_proj", "sparsegpt_0_5_down_proj_features",
+                                      "sparsegpt_0_5_up_proj", "sparsegpt_0_5_up_proj_features", "wanda_0_5_down_proj",
+                                      "wanda_0_5_down_proj_features", "wanda_0_5_up_proj", "wanda_0_5_up_proj_features",
+                                      "wanda_2_4_down_proj", "wanda_2_4_down_proj_features", "wanda_2_4_up_proj",
+                                      "wanda_2_4_up_proj_features"}));
   // Latest wanda u50 run (base 2): rows of layers 0 and 1, down_proj only, pruned = 2 + feature.
   EXPECT_EQ(raw.column("SELECT DISTINCT run_id FROM wanda_0_5_down_proj"),
             std::vector<std::string>{std::to_string(wanda_new)});
@@ -509,6 +511,52 @@ TEST(Store, ViewsShowTheLatestRunOfEachMethodAndSparsity) {
             (std::vector<std::string>{"model.layers.0.mlp.up_proj", "model.layers.1.mlp.up_proj"}));
   EXPECT_EQ(raw.scalar("SELECT sum(pruned) FROM sparsegpt_0_5_up_proj"), std::to_string(2 * (3 + 4 + 5 + 6)));
   EXPECT_EQ(raw.scalar("SELECT min(pruned) FROM wanda_2_4_down_proj"), "4");
+}
+
+// A compare run of a against b: every feature row of kComponents, jaccard = `jaccard`.
+int64_t write_compare_run(Store& store, int64_t a, int64_t b, double jaccard) {
+  RunInfo info;
+  info.kind = RunKind::kCompare;
+  info.method = "wanda-vs-sparsegpt";
+  info.options = "pair=" + std::to_string(a) + "," + std::to_string(b) + " j=" + std::to_string(jaccard);
+  RunWriter run = store.begin_run(info);
+  for (int layer = 0; layer < 2; ++layer)
+    for (const std::string& c : kComponents) {
+      const ComparisonRow row{a, b, hf(layer, c), jaccard, 0.1, std::nullopt, 0.5, 0.5};
+      run.add_comparisons({&row, 1});
+      std::vector<FeatureMetric> rows;
+      for (int64_t f = 0; f < 4; ++f) rows.push_back({f, 5, 0.5, jaccard, 0.1, std::nullopt});
+      run.add_feature_metrics({hf(layer, c), FeatureAxis::kRow, a, b}, rows);
+    }
+  run.commit();
+  return run.run_id();
+}
+
+// The old per-(method, target, component) view mixes a mask's own rows with its comparisons
+// (kept as documented); `_features` holds only the own rows and `_vs_<method>_<level>` only the
+// comparison rows of the newest compare run of the pair.
+TEST(Store, FeatureAndComparisonRowsHaveTheirOwnViews) {
+  test::TempDir dir;
+  const fs::path db = dir / "study.duckdb";
+  int64_t wanda = 0, sgpt = 0, newer = 0;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    wanda = write_prune_run(*store, prune_info("wanda", unstructured(0.5)), 1);
+    sgpt = write_prune_run(*store, prune_info("sparsegpt", unstructured(0.5)), 3);
+    write_compare_run(*store, wanda, sgpt, 0.25);
+    newer = write_compare_run(*store, wanda, sgpt, 0.75);
+  }
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.column("SELECT view_name FROM duckdb_views() WHERE NOT internal AND view_name LIKE '%_vs_%' ORDER BY 1"),
+            (std::vector<std::string>{"wanda_0_5_down_proj_vs_sparsegpt_0_5", "wanda_0_5_up_proj_vs_sparsegpt_0_5"}));
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_0_5_down_proj"), std::to_string(2 * 4 + 2 * 2 * 4));  // mixed
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_0_5_down_proj_features"), "8");
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_0_5_down_proj_features WHERE run_id <> " + std::to_string(wanda)), "0");
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_0_5_down_proj_vs_sparsegpt_0_5"), "8");
+  EXPECT_EQ(raw.column("SELECT DISTINCT compare_run_id || ':' || other_run_id || ':' || jaccard FROM "
+                       "wanda_0_5_down_proj_vs_sparsegpt_0_5"),
+            std::vector<std::string>{std::to_string(newer) + ":" + std::to_string(sgpt) + ":0.75"});
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM sparsegpt_0_5_down_proj_features"), "8");  // b's own rows only
 }
 
 TEST(Store, FindsRunsByTheirIdentity) {

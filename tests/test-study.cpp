@@ -32,7 +32,7 @@ using test::TempDir;
 std::vector<std::string> study_args(const fs::path& out) {
   return {"study", "--out", out.string(), "--methods", "wanda,sparsegpt", "--sparsities", "0.5", "--sweep", "none", "--nsamples", "8",
           "--eval-windows", "4", "--act-sparsities", "0.25,0.5", "--bitset-windows", "2", "--ks", "4,8",
-          "--kmeans-runs", "2", "--tsne-iterations", "300", "--figure-format", "png,pdf", "--json"};
+          "--kmeans-runs", "2", "--tsne-iterations", "500", "--figure-format", "png,pdf", "--json"};
 }
 
 constexpr int64_t kRunsPerStudy = 6;  // dense, wanda, sparsegpt, their comparison, activations, analysis

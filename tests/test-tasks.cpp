@@ -320,7 +320,7 @@ TEST(TasksCli, StudyScoresTheDenseAndEveryPrunedModel) {
   test::write_file(task, lines);
   const auto r = run_sparsa({"study", "--out", out.string(), "--methods", "magnitude", "--sparsities", "0.5", "--sweep",
                              "none", "--nsamples", "2", "--eval-windows", "1", "--act-sparsities", "0.5",
-                             "--bitset-windows", "1", "--ks", "2", "--kmeans-runs", "1", "--tsne-iterations", "300",
+                             "--bitset-windows", "1", "--ks", "2", "--kmeans-runs", "1", "--tsne-iterations", "500",
                              "--no-figures", "--tasks", task.string(), "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json j = json::parse(r.out);

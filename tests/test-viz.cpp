@@ -23,6 +23,9 @@
 #include "sparsa/error.h"
 #include "sparsa/prune.h"
 #include "sparsa/safetensors.h"
+#include "sparsa/coactivation.h"
+#include "sparsa/store.h"
+#include "sparsa/study_figures.h"
 #include "sparsa/viz.h"
 #include "test_support.h"
 
@@ -603,6 +606,219 @@ TEST_F(VizGolden, PlotSpyCommand) {
     EXPECT_NE(r.exit_code, 0) << bad[5];
     EXPECT_TRUE(test::one_line(r.err)) << r.err;
   }
+}
+
+
+// ---- label placement, reference lines, clipped tails ----
+
+// Labels whose boxes overlap are pushed apart to exactly touch (plus the gap), keep their order,
+// stay inside the bounds, and labels with room stay where they were wanted.
+TEST(VizLabels, SpreadLabelsPushesCollidingLabelsApart) {
+  const std::vector<double> want{100, 101, 102, 400}, width{40, 40, 40, 40};
+  const std::vector<double> at = viz::spread_labels(want, width, 0, 1000, 4);
+  ASSERT_EQ(at.size(), 4u);
+  for (size_t i = 0; i + 1 < 3; ++i) EXPECT_NEAR(at[i + 1] - at[i], 44, 1e-9);
+  EXPECT_NEAR((at[0] + at[1] + at[2]) / 3, 101, 1e-9);  // least squares: centred on the wanted mean
+  EXPECT_DOUBLE_EQ(at[3], 400);
+  // At the edge: pushed inside, order kept.
+  const std::vector<double> edge = viz::spread_labels({5, 6}, {40, 40}, 0, 1000, 4);
+  EXPECT_GE(edge[0] - 20, -1e-9);
+  EXPECT_NEAR(edge[1] - edge[0], 44, 1e-9);
+  // Given out of order, the result is in the order of `want`.
+  const std::vector<double> rev = viz::spread_labels({300, 299}, {50, 50}, 0, 1000, 0);
+  EXPECT_GT(rev[0], rev[1]);
+  EXPECT_NEAR(rev[0] - rev[1], 50, 1e-9);
+  EXPECT_TRUE(viz::spread_labels({}, {}, 0, 1, 0).empty());
+}
+
+// Close thresholds: every label is drawn (its colour appears), none on top of another (the pixel
+// count of each label colour grows with the number of labels, instead of being hidden).
+TEST(VizLabels, CloseThresholdLabelsDoNotOverlap) {
+  TempDir dir;
+  std::vector<double> edges, counts;
+  for (int i = -20; i <= 20; ++i) edges.push_back(i * 0.1);
+  for (int i = 0; i < 40; ++i) counts.push_back(std::exp(-std::abs(i - 19.5) * 0.4) * 1e4);
+  viz::HistogramOptions opt;
+  opt.log_y = true;
+  const std::vector<viz::ActivationThreshold> close{{0.25, 0.300}, {0.4, 0.305}, {0.5, 0.31}, {0.7, 0.315}};
+  const Pixels p = saved(viz::activation_histogram(edges, counts, close, opt), dir);
+  // The lines lie a pixel apart and hide one another; in the label band at the top of the plot
+  // each threshold's (bold, same-length) label keeps a comparable amount of ink.
+  std::vector<int64_t> ink(4, 0);
+  for (int y = 0; y < p.height / 5; ++y)
+    for (int x = 0; x < p.width; ++x)
+      for (int i = 0; i < 4; ++i) ink[i] += distance(p.at(x, y), viz::categorical_color(i + 1)) <= 0.05;
+  const auto [lo, hi] = std::minmax_element(ink.begin(), ink.end());
+  EXPECT_GT(*lo, 40);
+  EXPECT_LT(static_cast<double>(*hi) / static_cast<double>(*lo), 2.5);
+}
+
+TEST(VizCharts, BarChartDrawsTheReferenceLineAndCoversIt) {
+  TempDir dir;
+  viz::BarChartOptions plain, with_ref;
+  with_ref.references.push_back({30, "dense 30.00", {0.9, 0.1, 0.6}});
+  const Pixels a = saved(viz::bar_chart({"u50", "2-4"}, {{"wanda", {10, 12}}}, plain), dir, "a.png");
+  const Pixels b = saved(viz::bar_chart({"u50", "2-4"}, {{"wanda", {10, 12}}}, with_ref), dir, "b.png");
+  EXPECT_EQ(count_close(a, {0.9, 0.1, 0.6}, 0.05), 0);
+  EXPECT_GT(count_close(b, {0.9, 0.1, 0.6}, 0.05), 300);
+  // The axis now reaches 30: the bars get shorter.
+  EXPECT_LT(count_close(b, viz::categorical_color(0)), 0.6 * count_close(a, viz::categorical_color(0)));
+  viz::BarChartOptions bad;
+  bad.references.push_back({std::nan(""), "x"});
+  EXPECT_THROW(viz::bar_chart({"a"}, {{"s", {1}}}, bad), Error);
+}
+
+TEST(VizCharts, ClippedTailBinsAreLighterAndLabelled) {
+  TempDir dir;
+  viz::HistogramOptions opt;
+  const std::vector<double> edges{0, 1, 2, 3, 4};
+  const std::vector<double> counts{8, 8, 8, 8};
+  const Pixels plain = saved(viz::histogram(edges, {{"h", counts}}, opt), dir, "a.png");
+  opt.clipped_tails = true;
+  const Pixels tails = saved(viz::histogram(edges, {{"h", counts}}, opt), dir, "b.png");
+  const viz::Rgb light = over_white(viz::categorical_color(0), 0.45);
+  EXPECT_LT(count_close(plain, light, 0.02), 50);  // (anti-aliased edges only)
+  // Two of the four equal bins are lighter (plus the legend's swatch).
+  const double lighter = static_cast<double>(count_close(tails, light, 0.02));
+  const double full = static_cast<double>(count_close(tails, viz::categorical_color(0)));
+  EXPECT_GT(full, 5000);
+  EXPECT_NEAR(lighter / full, 1.0, 0.15);
+}
+
+// ---- t-SNE collapse ----
+
+TEST(VizTsne, CollapsedEmbeddingsAreDetectedAndNotDrawn) {
+  std::mt19937 rng(3);
+  std::normal_distribution<double> n01(0, 1);
+  std::vector<double> spread, tiny, line, bulk;
+  for (int i = 0; i < 200; ++i) {
+    const double x = 10 * n01(rng), y = 10 * n01(rng);
+    spread.insert(spread.end(), {x, y});
+    tiny.insert(tiny.end(), {1e-5 * x, 1e-5 * y});
+    line.insert(line.end(), {x, 2 * x});
+    bulk.insert(bulk.end(), {i < 190 ? 1e-6 * x : 1e3 * x, i < 190 ? 1e-6 * y : 1e3 * y});
+  }
+  EXPECT_FALSE(tsne_collapsed(spread));
+  EXPECT_TRUE(tsne_collapsed(tiny));
+  EXPECT_TRUE(tsne_collapsed(line));
+  EXPECT_TRUE(tsne_collapsed(bulk));
+  EXPECT_TRUE(tsne_collapsed({1.0, 2.0}));
+  EXPECT_TRUE(tsne_collapsed({0, 0, std::nan(""), 1, 2, 3}));
+  TsneFigure t{"wanda", 2, {}, {}, {}};
+  for (size_t i = 0; i < tiny.size() / 2; ++i) {
+    t.x.push_back(tiny[2 * i]);
+    t.y.push_back(tiny[2 * i + 1]);
+    t.cluster.push_back(static_cast<int>(i % 2));
+  }
+  EXPECT_THROW(tsne_figure(t), Error);
+  for (size_t i = 0; i < t.x.size(); ++i) t.x[i] = spread[2 * i], t.y[i] = spread[2 * i + 1];
+  EXPECT_EQ(tsne_figure(t).width(), 1000);
+}
+
+TEST(VizTsne, StudyRefusesTooFewIterationsNamingTheMinimum) {
+  TempDir dir;
+  const auto r = test::run_sparsa({"study", "--out", (dir / "s").string(), "--tsne-iterations", "499"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("at least 500"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+// ---- study figures from a database (sparsa plot --db --figure) ----
+
+// A database as a small study leaves it: dense, three methods at u50 / u70 / 2:4, an acts run.
+fs::path figure_db(const TempDir& dir) {
+  const fs::path db = dir / "study.duckdb";
+  auto store = Store::open(db, Store::Mode::kReadWrite);
+  RunInfo dense;
+  dense.kind = RunKind::kDense;
+  dense.architecture = "llama";
+  RunWriter d = store->begin_run(dense);
+  d.add_perplexity({"persuasion", PplKind::kDense, std::nullopt, 20.0, 1000, 1.0});
+  d.commit();
+  double ppl = 25;
+  for (const char* m : {"magnitude", "wanda", "sparsegpt"})
+    for (const SparsityTarget t : {SparsityTarget{0.5, 0, 0}, SparsityTarget{0.7, 0, 0}, SparsityTarget{0, 2, 4}}) {
+      RunInfo info;
+      info.kind = RunKind::kPrune;
+      info.method = m;
+      info.target = t;
+      RunWriter w = store->begin_run(info);
+      w.add_matrix({"model.layers.0.mlp.up_proj", 4, 8, t.fraction(), 0.0});
+      w.add_perplexity({"persuasion", PplKind::kPruned, std::nullopt, ppl, 1000, 1.0});
+      ppl += 3;
+      w.commit();
+    }
+  RunInfo acts;
+  acts.kind = RunKind::kActs;
+  RunWriter a = store->begin_run(acts);
+  std::vector<double> edges;
+  std::vector<int64_t> counts;
+  for (int i = -10; i <= 10; ++i) edges.push_back(0.1 * i);
+  for (int i = 0; i < 20; ++i) counts.push_back(100 - 4 * std::abs(i - 10));
+  a.add_act_histogram(2, ObsPoint::kAttnIn, edges, counts);
+  const std::vector<ActThresholdRow> thresholds{{2, ObsPoint::kAttnIn, 0.5, 0.3}, {2, ObsPoint::kAttnIn, 0.6, 0.32}};
+  a.add_act_thresholds(thresholds);
+  a.add_perplexity({"persuasion", PplKind::kActSparsified, 0.5, 21.0, 1000, 1.0});
+  a.commit();
+  return db;
+}
+
+TEST(StudyFigures, DrawsEachFigureTheDatabaseHoldsByName) {
+  TempDir dir;
+  const fs::path db = figure_db(dir);
+  const auto store = Store::open(db, Store::Mode::kReadOnly);
+  std::vector<std::string> names;
+  for (const FigureName& f : drawable_figures(*store)) names.push_back(f.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"ppl_by_structure", "ppl_vs_sparsity", "ppl_vs_act_sparsity",
+                                             "act_hist_layer2_attn_in"}));
+  for (const std::string& n : names) EXPECT_EQ(draw_study_figure(*store, n).width(), 1000) << n;
+  // The dense line is drawn in ppl_by_structure (its default colour, dark grey, as a dashed rule).
+  FigureStyle style;
+  style.width = 640;
+  style.title = "";
+  EXPECT_EQ(draw_study_figure(*store, "ppl_by_structure", style).width(), 640);
+  const std::string unknown = [&] {
+    try {
+      draw_study_figure(*store, "nope");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  }();
+  EXPECT_NE(unknown.find("ppl_by_structure, ppl_vs_sparsity"), std::string::npos) << unknown;
+  EXPECT_THROW(draw_study_figure(*store, "tsne_wanda"), Error);
+}
+
+TEST(StudyFigures, PlotCommandDrawsListsAndRefuses) {
+  TempDir dir;
+  const fs::path db = figure_db(dir);
+  const auto list = test::run_sparsa({"plot", "--db", db.string(), "--list"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("act_hist_layer2_attn_in"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("hamming_hist"), std::string::npos) << list.out;  // listed as not from the database
+  for (const char* ext : {".png", ".pdf"}) {
+    const fs::path out = dir / (std::string("ppl") + ext);
+    const auto r = test::run_sparsa({"plot", "--db", db.string(), "--figure", "ppl_by_structure", "--title", "Mine",
+                                     "--width", "800", "--out", out.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(fs::file_size(out) > 1000) << out;
+  }
+  const auto missing = test::run_sparsa({"plot", "--db", db.string(), "--figure", "spy_wanda", "--out",
+                                         (dir / "x.png").string()});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("not drawn from the database"), std::string::npos) << missing.err;
+  EXPECT_EQ(test::run_sparsa({"plot", "--db", db.string(), "--figure", "nope", "--out", (dir / "x.png").string()})
+                .exit_code,
+            2);
+  EXPECT_EQ(test::run_sparsa({"plot", "--db", db.string(), "--figure", "ppl_by_structure", "--out",
+                              (dir / "x.svg").string()})
+                .exit_code,
+            2);
+  EXPECT_EQ(test::run_sparsa({"plot", "--db", db.string(), "--figure", "ppl_by_structure", "--out", db.string()})
+                .exit_code,
+            2);
+  EXPECT_EQ(test::run_sparsa({"plot", "--db", (dir / "absent.duckdb").string(), "--list"}).exit_code, 2);
+  EXPECT_FALSE(fs::exists(dir / "x.png"));
 }
 
 }  // namespace

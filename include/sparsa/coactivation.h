@@ -168,6 +168,12 @@ enum class FeatureDistance {
   kJaccard,  // 1 - |a and b| / |a or b|; 0 when both rows are empty
 };
 
+// The optimisation's phases: kTsneExaggerationSteps steps of early exaggeration, then the
+// steps that converge. Fewer than kTsneMinIterations steps in all leave the embedding
+// unconverged or collapsed (the study refuses them).
+inline constexpr int kTsneExaggerationSteps = 250;
+inline constexpr int kTsneMinIterations = kTsneExaggerationSteps + 250;
+
 struct TsneOptions {
   double perplexity = 30;     // clamped to (rows - 1) / 3
   int iterations = 1000;      // gradient steps; the first 250 use early exaggeration 12
@@ -180,5 +186,12 @@ struct TsneOptions {
 // A 2-D embedding of the features (van der Maaten's t-SNE with momentum and gains). Deterministic
 // for a seed, whatever the thread count. Needs rows >= 2. [rows, 2]
 std::vector<double> tsne_2d(const BitMatrix& m, const TsneOptions& options);
+
+// Whether a 2-D embedding xy [n, 2] is degenerate, not worth a figure: fewer than 2 points, a
+// non-finite coordinate, points that never spread out (the larger principal standard deviation
+// below 1e-3: the initial noise is 1e-4), points on a line (the smaller principal standard
+// deviation below 1e-3 of the larger), or a collapsed bulk (half the points within 1e-3 of the
+// largest distance from the coordinate-wise median, as when a few outliers fly off).
+bool tsne_collapsed(const std::vector<double>& xy);
 
 }  // namespace sparsa

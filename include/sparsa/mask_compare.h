@@ -23,6 +23,13 @@
 //   sparsity_x = |pruned_x| / |positions|
 //   cosine  = <w_a, w_b> / (|w_a| |w_b|) over the pruned weights (NaN when a norm is 0 or a
 //             side has no weights); summaries skip NaN values.
+// Over several matrices (a layer, a component, a whole model) there are two "mean Jaccard"s,
+// both reported, always labelled:
+//   pooled              = Σ |kept_a ∩ kept_b| / Σ |kept_a ∪ kept_b| over the matrices' entries
+//                         (large matrices weigh more; GroupOverlap::counts.jaccard());
+//   mean over matrices  = the average of the per-matrix Jaccard values (every matrix weighs the
+//                         same; GroupOverlap::jaccard.mean).
+// `sparsa compare` and REPORT.md give both, under these names, and agree on them.
 //
 // Memory: masks and weights are read one matrix at a time (the files stay memory-mapped).
 // Thread safety: a MaskSet is immutable after open(); the functions here are thread-safe.
@@ -132,12 +139,12 @@ struct MatrixComparison {
 MatrixComparison compare_masks(const BitMatrix& a, const BitMatrix& b, const Tensor* wa = nullptr,
                                const Tensor* wb = nullptr);
 
-struct GroupOverlap {        // pooled over the matrices of a layer, a component, or everything
+struct GroupOverlap {        // pooled over the matrices of a layer, a component, or everything (counts.jaccard(): "pooled")
   int64_t layer = -1;        // -1 when the group spans layers
   std::string component;     // empty when the group spans components
   int64_t matrices = 0;
   OverlapCounts counts;
-  Stat jaccard, hamming;     // over the group's per-matrix values
+  Stat jaccard, hamming;     // over the group's per-matrix values (jaccard.mean: "mean over matrices")
 };
 
 struct MaskSetComparison {
@@ -160,6 +167,7 @@ struct SeriesComparison {
   std::vector<double> sparsity;         // [n] pooled sparsity of each set over the compared matrices
   // [n, n] row-major, pooled over the compared matrices (diagonal: jaccard 1, hamming 0).
   std::vector<double> jaccard, hamming;
+  std::vector<double> jaccard_matrix_mean;  // [n, n] the mean over the matrices of their Jaccard
   // per component: [n, n] jaccard / hamming tables, in `components` order.
   std::vector<std::vector<double>> component_jaccard, component_hamming;
 };

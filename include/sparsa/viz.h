@@ -161,13 +161,22 @@ struct BarSeries {
   std::vector<double> values;  // one per category / bin, ≥ 0
 };
 
+// A horizontal line across a bar chart at value y (e.g. the dense model's perplexity), drawn
+// dashed, labelled with `label` at the plot's right end and listed in the legend.
+struct ReferenceLine {
+  double y = 0;
+  std::string label;  // e.g. "dense 12.35"
+  Rgb color{0.15, 0.15, 0.15};
+};
+
 struct BarChartOptions {
   Frame frame;
   bool log_y = false;  // zero bars are then left out
+  std::vector<ReferenceLine> references;  // the value axis covers them
 };
 
 // Bars for named categories; several series are drawn as grouped bars side by side with a
-// legend. categories: [n]; each series' values: [n].
+// legend (listing the reference lines too). categories: [n]; each series' values: [n].
 Image bar_chart(const std::vector<std::string>& categories, const std::vector<BarSeries>& series,
                 const BarChartOptions& opt);
 
@@ -183,11 +192,18 @@ struct HistogramOptions {
   Frame frame{1000, 800, "", "value", "count"};
   bool log_y = false;
   std::vector<Marker> markers;
+  // The first and last bins also count the values beyond the outer edges (tails clipped into
+  // them): those bins are drawn lighter, labelled "≤ edges[0]" / "≥ edges[n]", and the legend
+  // says so.
+  bool clipped_tails = false;
 };
 
 // A histogram with a numeric x axis. edges: [n + 1] increasing bin edges; each series'
 // values: [n] counts; two or more series are drawn as grouped bars within each bin and listed
 // in a legend (with the markers' legend entries). The x range covers the markers too.
+// Marker labels sit in a row at the top of the plot, pushed apart sideways (spread_labels)
+// so that none overlaps another, with a short leader line to a label's marker when it moved;
+// labels that cannot fit in one row take further rows.
 Image histogram(const std::vector<double>& edges, const std::vector<BarSeries>& series, const HistogramOptions& opt);
 
 struct ActivationThreshold {
@@ -200,6 +216,14 @@ struct ActivationThreshold {
 // and listed in the legend as "<sparsity> %: |x| ≤ t". opt.markers are drawn too.
 Image activation_histogram(const std::vector<double>& edges, const std::vector<double>& counts,
                            const std::vector<ActivationThreshold>& thresholds, HistogramOptions opt);
+
+// Centres for labels of widths `width` wanted at centres `want` along a line, so that
+// neighbours are at least `gap` apart and every label lies within [lo, hi]: labels keep their
+// order (by want; ties by index) and move as little as possible (least squares). When they
+// cannot fit in [lo, hi] they overflow both ends equally. want, width: [n]; returns [n] centres
+// in the order of `want`.
+std::vector<double> spread_labels(const std::vector<double>& want, const std::vector<double>& width, double lo,
+                                  double hi, double gap);
 
 struct HeatmapOptions {
   Frame frame;

@@ -57,6 +57,7 @@ SeriesComparison compare_series(const std::vector<const MaskSet*>& sets, const s
     for (const MaskInfo* m : ms[s]) bits[s].push_back(sets[s]->load_pruned(*m));
 
   std::vector<OverlapCounts> pooled(n * n);
+  std::vector<double> jaccard_sum(n * n, 0.0);  // of the per-matrix values
   std::vector<std::vector<OverlapCounts>> per_comp(n_comp, std::vector<OverlapCounts>(n * n));
   for (size_t k = 0; k < ms[0].size(); ++k) {
     const size_t comp = static_cast<size_t>(
@@ -68,7 +69,9 @@ SeriesComparison compare_series(const std::vector<const MaskSet*>& sets, const s
         std::swap(mirrored.pruned_a, mirrored.pruned_b);
         pooled[i * n + j] += c;
         per_comp[comp][i * n + j] += c;
+        jaccard_sum[i * n + j] += c.jaccard();
         if (j == i) continue;
+        jaccard_sum[j * n + i] += c.jaccard();
         pooled[j * n + i] += mirrored;
         per_comp[comp][j * n + i] += mirrored;
       }
@@ -80,6 +83,7 @@ SeriesComparison compare_series(const std::vector<const MaskSet*>& sets, const s
   };
   out.jaccard = table(pooled, &OverlapCounts::jaccard);
   out.hamming = table(pooled, &OverlapCounts::hamming);
+  for (double v : jaccard_sum) out.jaccard_matrix_mean.push_back(v / static_cast<double>(ms[0].size()));
   for (size_t i = 0; i < n; ++i) out.sparsity.push_back(pooled[i * n + i].sparsity_a());
   for (size_t c = 0; c < n_comp; ++c) {
     out.component_jaccard.push_back(table(per_comp[c], &OverlapCounts::jaccard));

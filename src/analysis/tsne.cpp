@@ -19,7 +19,7 @@ namespace sparsa {
 namespace {
 
 constexpr double kExaggeration = 12;
-constexpr int kExplorationSteps = 250;
+constexpr int kExplorationSteps = kTsneExaggerationSteps;
 constexpr int64_t kDistanceRows = 256;  // rows of distances computed at once
 
 // Sparse symmetric affinities P, rows in CSR form.
@@ -270,6 +270,40 @@ std::vector<double> tsne_2d(const BitMatrix& m, const TsneOptions& options) {
     }
   }
   return y;
+}
+
+bool tsne_collapsed(const std::vector<double>& xy) {
+  const size_t n = xy.size() / 2;
+  if (n < 2) return true;
+  for (double v : xy)
+    if (!std::isfinite(v)) return true;
+  // The principal standard deviations (square roots of the covariance's eigenvalues).
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < n; ++i) mx += xy[2 * i], my += xy[2 * i + 1];
+  mx /= static_cast<double>(n);
+  my /= static_cast<double>(n);
+  double a = 0, b = 0, c = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double dx = xy[2 * i] - mx, dy = xy[2 * i + 1] - my;
+    a += dx * dx, b += dx * dy, c += dy * dy;
+  }
+  a /= static_cast<double>(n), b /= static_cast<double>(n), c /= static_cast<double>(n);
+  const double mid = (a + c) / 2, half = std::hypot((a - c) / 2, b);
+  const double major = std::sqrt(mid + half), minor = std::sqrt(std::max(mid - half, 0.0));
+  constexpr double kTiny = 1e-3;
+  if (major < kTiny || minor < kTiny * major) return true;
+  // The bulk: distances to the coordinate-wise median (outliers do not move it).
+  std::vector<double> xs(n), ys(n);
+  for (size_t i = 0; i < n; ++i) xs[i] = xy[2 * i], ys[i] = xy[2 * i + 1];
+  const auto half_n = static_cast<std::ptrdiff_t>(n / 2);
+  std::nth_element(xs.begin(), xs.begin() + half_n, xs.end());
+  std::nth_element(ys.begin(), ys.begin() + half_n, ys.end());
+  const double cx = xs[n / 2], cy = ys[n / 2];
+  std::vector<double> dist(n);
+  for (size_t i = 0; i < n; ++i) dist[i] = std::hypot(xy[2 * i] - cx, xy[2 * i + 1] - cy);
+  const double far = *std::max_element(dist.begin(), dist.end());
+  std::nth_element(dist.begin(), dist.begin() + half_n, dist.end());
+  return dist[n / 2] < kTiny * far;
 }
 
 }  // namespace sparsa

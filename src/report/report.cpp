@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "sparsa/atomic_file.h"
+#include "sparsa/coactivation.h"
 #include "sparsa/error.h"
 #include "sparsa/input_file.h"
 #include "sparsa/report.h"
@@ -32,6 +33,15 @@ std::string cell(std::string s) {
   for (size_t i = 0; (i = s.find('|', i)) != std::string::npos; i += 2) s.replace(i, 1, "\\|");
   return s;
 }
+
+// The pooled Jaccard of a group of comparisons rows `c` joined with run_a's matrices `m` (the
+// positions): each matrix's counts recovered exactly from its stored fractions (kept by both =
+// positions − pruned by either, pruned by either = (pruned_a + pruned_b + differ) / 2), summed,
+// then divided, as mask_compare.h's OverlapCounts does; NULL without the matrices rows.
+constexpr std::string_view kPooledJaccard =
+    "CASE WHEN count(m.rows) < count(*) THEN NULL ELSE coalesce(sum(m.rows * m.cols - round(m.rows * m.cols * "
+    "(c.sparsity_a + c.sparsity_b + c.hamming) / 2))::DOUBLE / nullif(sum(m.rows * m.cols - round(m.rows * m.cols * "
+    "(c.sparsity_a + c.sparsity_b + c.hamming) / 2) + round(m.rows * m.cols * c.hamming)), 0), 1.0) END";
 
 std::string pct(double x) { return fmt::format("{:+.1f} %", 100.0 * x); }
 
@@ -208,26 +218,31 @@ class Report {
     const json r = rows(store_,
                         "SELECT ru.method, ru.structure, avg(c.jaccard), avg(c.hamming), min(c.jaccard), max(c.jaccard), "
                         "arg_min(c.hf_name, c.jaccard), arg_max(c.hf_name, c.jaccard), count(*), avg(c.sparsity_a), "
-                        "avg(c.sparsity_b) FROM comparisons c "
-                        "JOIN runs ru ON ru.run_id = c.run_id WHERE c.run_id IN "
+                        "avg(c.sparsity_b), " + std::string(kPooledJaccard) + " FROM comparisons c "
+                        "JOIN runs ru ON ru.run_id = c.run_id "
+                        "LEFT JOIN matrices m ON m.run_id = c.run_a AND m.hf_name = c.hf_name WHERE c.run_id IN "
                         "(SELECT max(run_id) FROM runs WHERE kind = 'compare' GROUP BY method, structure) "
                         "GROUP BY ru.method, ru.structure ORDER BY ru.structure, ru.method");
     if (r.empty()) return;
     line("## Which weights do the methods keep?");
     line();
     line("Jaccard index of the kept weights (1 = the same weights kept) and Hamming distance (fraction of positions "
-         "where the masks differ), averaged over the matrices.");
+         "where the masks differ). Jaccard over the model two ways, as `sparsa compare` gives them: **pooled** = "
+         "intersection / union summed over the entries of every matrix (large matrices weigh more); **mean over "
+         "matrices** = the average of the per-matrix values. Hamming: the mean over matrices.");
     line();
-    line("| methods | structure | mean Jaccard | mean Hamming | least alike | most alike |");
-    line("| --- | --- | ---: | ---: | --- | --- |");
+    line("| methods | structure | Jaccard, pooled | Jaccard, mean over matrices | mean Hamming | least alike | most alike |");
+    line("| --- | --- | ---: | ---: | ---: | --- | --- |");
     std::string lowest_pair;
     double lowest = 2, random = 0;
     for (const auto& row : r) {
       std::string pair = str(row[0]);
       const auto vs = pair.find("-vs-");
       if (vs != std::string::npos) pair = method_title(pair.substr(0, vs)) + " vs " + method_title(pair.substr(vs + 4));
-      line(fmt::format("| {} | {} | {:.4f} | {:.4f} | `{}` ({:.3f}) | `{}` ({:.3f}) |", pair, structure_title(str(row[1])),
-                       num(row[2]), num(row[3]), str(row[6]), num(row[4]), str(row[7]), num(row[5])));
+      const std::string pooled = std::isnan(num(row[11])) ? std::string("–") : fmt::format("{:.4f}", num(row[11]));
+      line(fmt::format("| {} | {} | {} | {:.4f} | {:.4f} | `{}` ({:.3f}) | `{}` ({:.3f}) |", pair,
+                       structure_title(str(row[1])), pooled, num(row[2]), num(row[3]), str(row[6]), num(row[4]),
+                       str(row[7]), num(row[5])));
       if (num(row[2]) < lowest) {
         lowest = num(row[2]);
         lowest_pair = fmt::format("{} at {}", pair, structure_title(str(row[1])));
@@ -236,7 +251,7 @@ class Report {
       }
     }
     line();
-    line(fmt::format("The two masks that differ most are {} (mean Jaccard {:.3f}); two independent random masks of "
+    line(fmt::format("The two masks that differ most are {} (Jaccard {:.3f}, mean over matrices); two independent random masks of "
                      "the same sparsities would give {:.3f}.", lowest_pair, lowest, random));
     const json comp = rows(store_,
                            "SELECT c.component, avg(c.jaccard) FROM comparisons c JOIN runs ru ON ru.run_id = c.run_id "
@@ -244,8 +259,8 @@ class Report {
                            "kind = 'compare' AND method = 'wanda-vs-sparsegpt' AND nm_m IS NULL) GROUP BY c.component "
                            "ORDER BY 2");
     if (comp.size() >= 2)
-      line(fmt::format("Between Wanda and SparseGPT (unstructured), `{}` is where they disagree most (mean Jaccard "
-                       "{:.3f}) and `{}` where they agree most ({:.3f}).",
+      line(fmt::format("Between Wanda and SparseGPT (unstructured), `{}` is where they disagree most (Jaccard {:.3f}, "
+                       "mean over its matrices) and `{}` where they agree most ({:.3f}).",
                        str(comp[0][0]), num(comp[0][1]), str(comp.back()[0]), num(comp.back()[1])));
     line();
     figure("jaccard_wanda_sparsegpt.png", "Jaccard of kept weights, Wanda vs SparseGPT, per layer and component");
@@ -362,6 +377,23 @@ class Report {
     for (const auto& f : sorted_figures("gradient_spy_")) figure(f, "co-activation gradient");
     for (const auto& f : sorted_figures("clusters_")) figure(f, "clustered spy plot");
     for (const auto& f : sorted_figures("tsne_")) figure(f, "t-SNE of the features");
+    tsne_warnings();
+  }
+
+  // A warning for each stored t-SNE embedding that is collapsed (its figure was skipped).
+  void tsne_warnings() {
+    const json r = rows(store_, "SELECT source, x, y FROM tsne WHERE run_id = (SELECT max(run_id) FROM runs WHERE "
+                                "kind = 'analysis') ORDER BY source, feature");
+    std::map<std::string, std::vector<double>> xy;  // source -> [n, 2]
+    for (const auto& row : r) xy[str(row[0])].insert(xy[str(row[0])].end(), {num(row[1]), num(row[2])});
+    bool warned = false;
+    for (const auto& [source, points] : xy) {
+      if (!tsne_collapsed(points)) continue;
+      warned = true;
+      line(fmt::format("**Warning:** the t-SNE embedding of {} is collapsed (its points barely spread), so it has no "
+                       "figure; rerun with more t-SNE iterations.", cell(source)));
+    }
+    if (warned) line();
   }
 
   void runs_table() {

@@ -259,21 +259,62 @@ std::string feature_view_name(std::string_view method, const SparsityTarget& tar
   return identifier_part(fmt::format("{}_{}_{}", method, level, short_component));
 }
 
+namespace {
+
+// The newest complete prune run of `method` at `target`, as an SQL scalar subquery.
+std::string newest_prune_run(std::string_view method, const SparsityTarget& target) {
+  return fmt::format("(SELECT max(run_id) FROM runs WHERE kind = 'prune' AND status = 'complete' AND method = {} AND "
+                     "structure = {})",
+                     sql_literal(method), sql_literal(target.label()));
+}
+
+void create_view(Connection& con, const std::string& name, const std::string& select) {
+  con.exec(fmt::format("CREATE VIEW IF NOT EXISTS {} AS\n{}", sql_identifier(name), select), "creating a per-feature view");
+}
+
+}  // namespace
+
 void create_feature_views(Connection& con, std::string_view method, const SparsityTarget& target,
                            const std::vector<std::string>& components) {
+  const std::string run = newest_prune_run(method, target);
   for (const std::string& component : components) {
-    con.exec(fmt::format(
-                 "CREATE VIEW IF NOT EXISTS {} AS\n"
-                 "SELECT f.mask_run_id AS run_id, m.layer, f.hf_name, m.component, f.axis, f.feature,\n"
-                 "       f.pruned, f.kept_fraction, f.other_run_id, f.jaccard, f.hamming, f.cosine\n"
-                 "FROM feature_metrics f JOIN matrices m ON m.run_id = f.mask_run_id AND m.hf_name = f.hf_name\n"
-                 "WHERE m.component = {} AND f.mask_run_id = (\n"
-                 "  SELECT max(run_id) FROM runs\n"
-                 "  WHERE kind = 'prune' AND status = 'complete' AND method = {} AND structure = {})",
-                 sql_identifier(feature_view_name(method, target, component)), sql_literal(component),
-                 sql_literal(method), sql_literal(target.label())),
-             "creating a per-feature view");
+    const std::string name = feature_view_name(method, target, component);
+    create_view(con, name,
+                fmt::format("SELECT f.mask_run_id AS run_id, m.layer, f.hf_name, m.component, f.axis, f.feature,\n"
+                            "       f.pruned, f.kept_fraction, f.other_run_id, f.jaccard, f.hamming, f.cosine\n"
+                            "FROM feature_metrics f JOIN matrices m ON m.run_id = f.mask_run_id AND m.hf_name = f.hf_name\n"
+                            "WHERE m.component = {} AND f.mask_run_id = {}",
+                            sql_literal(component), run));
+    create_view(con, name + "_features",
+                fmt::format("SELECT f.mask_run_id AS run_id, m.layer, f.hf_name, m.component, f.axis, f.feature,\n"
+                            "       f.pruned, f.kept_fraction\n"
+                            "FROM feature_metrics f JOIN matrices m ON m.run_id = f.mask_run_id AND m.hf_name = f.hf_name\n"
+                            "WHERE m.component = {} AND f.other_run_id IS NULL AND f.mask_run_id = {}",
+                            sql_literal(component), run));
   }
+}
+
+std::string comparison_view_name(std::string_view method_a, const SparsityTarget& target_a, std::string_view component,
+                                 std::string_view method_b, const SparsityTarget& target_b) {
+  return feature_view_name(method_a, target_a, component) + "_vs_" +
+         identifier_part(fmt::format("{}_{}", method_b,
+                                     target_b.is_nm() ? fmt::format("{}_{}", target_b.n, target_b.m)
+                                                      : fmt::format("{:g}", target_b.ratio)));
+}
+
+void create_comparison_views(Connection& con, std::string_view method_a, const SparsityTarget& target_a,
+                             std::string_view method_b, const SparsityTarget& target_b,
+                             const std::vector<std::string>& components) {
+  const std::string run_a = newest_prune_run(method_a, target_a), run_b = newest_prune_run(method_b, target_b);
+  for (const std::string& component : components)
+    create_view(con, comparison_view_name(method_a, target_a, component, method_b, target_b),
+                fmt::format("SELECT f.mask_run_id AS run_id, f.other_run_id, f.run_id AS compare_run_id, m.layer,\n"
+                            "       f.hf_name, m.component, f.axis, f.feature, f.jaccard, f.hamming, f.cosine\n"
+                            "FROM feature_metrics f JOIN matrices m ON m.run_id = f.mask_run_id AND m.hf_name = f.hf_name\n"
+                            "WHERE m.component = {} AND f.mask_run_id = {} AND f.other_run_id = {}\n"
+                            "  AND f.run_id = (SELECT max(c.run_id) FROM comparisons c\n"
+                            "                  WHERE c.run_a = f.mask_run_id AND c.run_b = f.other_run_id)",
+                            sql_literal(component), run_a, run_b));
 }
 
 }  // namespace sparsa::store

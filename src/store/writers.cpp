@@ -56,6 +56,35 @@ struct RunWriter::Impl {
   }
   void check_open() const { SPARSA_ASSERT(!finished); }
 
+  // Column `col` of `sql` (one $1 parameter: this run's id) as text, NULL as "".
+  std::vector<std::string> text_column(const char* sql, idx_t col) {
+    store::Prepared q(con, sql);
+    store::Result r = q.bind(1, run_id).run("reading the run's rows");
+    std::vector<std::string> out;
+    for (idx_t row = 0; row < duckdb_row_count(&r.raw()); ++row) {
+      char* v = duckdb_value_varchar(&r.raw(), col, row);
+      out.emplace_back(v != nullptr ? v : "");
+      duckdb_free(v);
+    }
+    return out;
+  }
+
+  // The per-feature comparison views of every (run_a, run_b) pair this compare run holds whose
+  // runs have a method and a target.
+  void create_comparison_views() {
+    const char* pairs =
+        "SELECT DISTINCT ra.method, ra.structure, rb.method, rb.structure FROM comparisons c JOIN runs ra ON ra.run_id = "
+        "c.run_a JOIN runs rb ON rb.run_id = c.run_b WHERE c.run_id = $1 AND ra.method IS NOT NULL AND rb.method IS NOT "
+        "NULL AND ra.structure IS NOT NULL AND rb.structure IS NOT NULL ORDER BY 1, 2, 3, 4";
+    const std::vector<std::string> ma = text_column(pairs, 0), sa = text_column(pairs, 1), mb = text_column(pairs, 2),
+                                   sb = text_column(pairs, 3);
+    const std::vector<std::string> components =
+        text_column("SELECT DISTINCT component FROM comparisons WHERE run_id = $1 ORDER BY 1", 0);
+    for (size_t i = 0; i < ma.size(); ++i)
+      store::create_comparison_views(con, ma[i], parse_target_label(sa[i]), mb[i], parse_target_label(sb[i]),
+                                     components);
+  }
+
   store::Connection con;
   RunInfo info;
   int64_t run_id = 0;
@@ -296,17 +325,10 @@ void RunWriter::commit() {
       .bind(6, w.timings.eval)
       .bind(7, w.run_id)
       .run("finishing the run");
-  if (w.info.kind == RunKind::kPrune && !w.info.method.empty() && w.info.target) {
-    store::Prepared list(w.con, "SELECT DISTINCT component FROM matrices WHERE run_id = $1 ORDER BY 1");
-    store::Result r = list.bind(1, w.run_id).run("listing the run's components");
-    std::vector<std::string> components;
-    for (idx_t row = 0; row < duckdb_row_count(&r.raw()); ++row) {
-      char* v = duckdb_value_varchar(&r.raw(), 0, row);
-      components.emplace_back(v);
-      duckdb_free(v);
-    }
-    store::create_feature_views(w.con, w.info.method, *w.info.target, components);
-  }
+  if (w.info.kind == RunKind::kPrune && !w.info.method.empty() && w.info.target)
+    store::create_feature_views(w.con, w.info.method, *w.info.target,
+                                w.text_column("SELECT DISTINCT component FROM matrices WHERE run_id = $1 ORDER BY 1", 0));
+  if (w.info.kind == RunKind::kCompare) w.create_comparison_views();
   w.con.exec("COMMIT", "committing the run");
   w.finished = true;
 }

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "sparsa/atomic_file.h"
+#include "sparsa/coactivation.h"
 #include "sparsa/error.h"
 #include "sparsa/eval_set.h"
 #include "sparsa/runs.h"
@@ -42,6 +43,13 @@ void Context::save_figure(const viz::Image& figure, const fs::path& png) const {
     if (f != viz::FigureFormat::kPng) figure.save(fs::path(png).replace_extension(viz::figure_format_name(f)));
 }
 
+void Context::remove_figure(const fs::path& png) const {
+  std::error_code ec;  // absent is fine; one that cannot be removed stays (stale, not wrong)
+  fs::remove(png, ec);
+  for (const viz::FigureFormat f : opt.extra_figure_formats)
+    fs::remove(fs::path(png).replace_extension(viz::figure_format_name(f)), ec);
+}
+
 bool Context::figure_present(const fs::path& png) const {
   if (!path_exists(png)) return false;
   return std::all_of(opt.extra_figure_formats.begin(), opt.extra_figure_formats.end(), [&](viz::FigureFormat f) {
@@ -73,7 +81,10 @@ void check_options(const StudyOptions& o) {
   for (int k : o.ks)
     if (k < 2) bad_input("k-means with k = {} is too small (at least 2 clusters)", k);
   if (o.kmeans_runs < 1) bad_input("k-means runs must be at least 1, got {}", o.kmeans_runs);
-  if (o.tsne_iterations < 1) bad_input("t-SNE iterations must be at least 1, got {}", o.tsne_iterations);
+  if (o.tsne_iterations < kTsneMinIterations)
+    bad_input("t-SNE iterations must be at least {} ({} steps of early exaggeration + {} to converge), got {}",
+              kTsneMinIterations, kTsneExaggerationSteps, kTsneMinIterations - kTsneExaggerationSteps,
+              o.tsne_iterations);
   if (o.eval_windows < 0) bad_input("the number of evaluation windows must be >= 0 (0 = all), got {}", o.eval_windows);
 }
 

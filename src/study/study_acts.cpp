@@ -13,24 +13,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The histograms of the analysis layer with the thresholds of every target marked.
-void draw_histograms(const Context& ctx, const ActivationProfile& profile) {
-  for (const ObsPoint p : {ObsPoint::kAttnIn, ObsPoint::kDownIn}) {
-    const ActivationHistogram& h = profile.at(ctx.analysis_layer, p);
-    const CoarseHistogram c = coarsen(h);
-    std::vector<viz::ActivationThreshold> marks;
-    for (double s : ctx.opt.act_sparsities) marks.push_back({s, h.threshold(s)});
-    viz::HistogramOptions o;
-    o.frame.title = fmt::format("Activations at {} of block {} ({} tokens)", obs_point_name(p), ctx.analysis_layer,
-                                profile.tokens);
-    o.frame.x_label = "activation value";
-    o.frame.y_label = "count (log scale)";
-    o.log_y = true;
-    const std::vector<double> counts(c.counts.begin(), c.counts.end());
-    ctx.save_figure(viz::activation_histogram(c.edges, counts, marks, o), ctx.figures_dir / fmt::format("act_hist_layer{}_{}.png", ctx.analysis_layer, obs_point_name(p)));
-  }
-}
-
 // Thresholds at sparsity s read back from a committed acts run.
 ActivationThresholds thresholds_from_store(const Context& ctx, int64_t run_id, double s) {
   ActivationThresholds t;
@@ -87,10 +69,10 @@ ActivationThresholds acts_step(Context& ctx) {
     w.add_perplexity({ctx.eval_name, PplKind::kActSparsified, s, r.ppl, r.predicted_tokens, r.seconds});
     ctx.note(fmt::format("activations sparsified to {:g}: perplexity {:.4f}", s, r.ppl));
   }
-  if (ctx.opt.figures) draw_histograms(ctx, profile);
   w.set_timings({.total = seconds_since(t0), .forward = capture_seconds, .eval = eval_seconds});
   ctx.acts_run = w.run_id();
   w.commit();
+  if (ctx.opt.figures) draw_act_histograms(ctx, ctx.acts_run, {ObsPoint::kAttnIn, ObsPoint::kDownIn});
   ++ctx.computed;
   ctx.note(fmt::format("activations: {} tokens captured in {:.1f} s", profile.tokens, capture_seconds));
   return profile.thresholds(ctx.opt.act_bitset_sparsity);

@@ -11,6 +11,7 @@
 #include "sparsa/error.h"
 #include "sparsa/mask_compare.h"
 #include "sparsa/runs.h"
+#include "sparsa/study_figures.h"
 #include "sparsa/viz.h"
 #include "study_context.h"
 
@@ -20,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 constexpr int kKMeansInits = 4;                        // k-means++ seedings per run
 constexpr std::array<int64_t, 4> kCoherenceBlocks{4, 8, 16, 32};  // features per block
-constexpr int kTsneClusters = 8;                       // the clustering that colours the t-SNE plot
+constexpr int kTsneClusters = 8;                       // the clustering that colours the t-SNE plot (as sparsa/study_figures.h)
 
 // A binary matrix whose rows are the features analysed.
 struct Source {
@@ -115,7 +116,7 @@ viz::SpyOptions spy_options(const Source& s, std::string title) {
 
 void draw_source_figures(const Context& ctx, const Source& s, const std::vector<Clustering>& clusters) {
   const fs::path& dir = ctx.figures_dir;
-  ctx.save_figure(viz::spy_plot(s.bits, spy_options(s, fmt::format("{}: {}", s.label, s.source))), dir / fmt::format("spy_{}.png", s.label));
+  ctx.save_figure(viz::spy_plot(s.bits, spy_options(s, s.source)), dir / fmt::format("spy_{}.png", s.label));
   const int64_t ref = median_feature(s.bits);
   ctx.save_figure(viz::gradient_spy_plot(s.bits, coactivation_order(s.bits, ref), ref,
                          spy_options(s, fmt::format("{}: features by Hamming distance to feature {}", s.label, ref))), dir / fmt::format("gradient_spy_{}.png", s.label));
@@ -184,17 +185,23 @@ void draw_comparison_figures(const Context& ctx, const std::vector<Source>& sour
   ctx.save_figure(viz::histogram(edges, hist, o), ctx.figures_dir / "hamming_hist.png");
 }
 
+// The t-SNE figure (sparsa/study_figures.h), or, when the embedding is collapsed, a warning
+// and no figure (a stale one is removed; REPORT.md says why it is missing).
 void draw_tsne(const Context& ctx, const Source& s, const std::vector<TsnePoint>& pts, const Clustering& c) {
-  std::vector<double> x, y;
+  TsneFigure t{s.label, c.k, {}, {}, std::vector<int>(c.labels.begin(), c.labels.end())};
+  std::vector<double> xy;
   for (const auto& p : pts) {
-    x.push_back(p.x);
-    y.push_back(p.y);
+    t.x.push_back(p.x);
+    t.y.push_back(p.y);
+    xy.insert(xy.end(), {p.x, p.y});
   }
-  viz::ScatterOptions o;
-  o.frame.title = fmt::format("t-SNE of the {} features, coloured by k-means (k = {})", s.label, c.k);
-  o.frame.x_label = "t-SNE 1";
-  o.frame.y_label = "t-SNE 2";
-  ctx.save_figure(viz::cluster_scatter(x, y, std::vector<int>(c.labels.begin(), c.labels.end()), o), ctx.figures_dir / fmt::format("tsne_{}.png", s.label));
+  const fs::path png = ctx.figures_dir / fmt::format("tsne_{}.png", s.label);
+  if (tsne_collapsed(xy)) {
+    ctx.note(fmt::format("warning: the t-SNE embedding of {} is collapsed; its figure is skipped", s.label));
+    ctx.remove_figure(png);
+    return;
+  }
+  ctx.save_figure(tsne_figure(t), png);
 }
 
 // The masks of the analysis layer's up projection (OPT: fc1; rows = its output features) for the Wanda

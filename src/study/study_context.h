@@ -64,6 +64,8 @@ struct Context {
   }
   // Writes `figure` to `png` (a path ending in .png) and beside it in opt.extra_figure_formats.
   void save_figure(const viz::Image& figure, const std::filesystem::path& png) const;
+  // Removes the figure at `png` and its extra formats when present (a figure no longer drawn).
+  void remove_figure(const std::filesystem::path& png) const;
   // Whether the figure at `png` and its extra formats are all on disk.
   bool figure_present(const std::filesystem::path& png) const;
   // The (single) numeric value of a one-row query, or nullopt when it returns no row.
@@ -96,8 +98,10 @@ ActivationThresholds acts_step(Context& ctx);
 // and of the analysis layer's down_in activation bitset.
 void coactivation_step(Context& ctx, const std::vector<PruneRun>& runs, const ActivationThresholds& thresholds);
 
-// study_figures.cpp: the figures drawn from the database alone (perplexity charts, the
-// Jaccard heatmap).
+// study_figures.cpp (sparsa/study_figures.h): the figures drawn from the database alone — the
+// perplexity charts and the Wanda vs SparseGPT Jaccard heatmap of the study's runs; the
+// activation histograms of the analysis layer at `points` from the committed acts run.
 void summary_figures(Context& ctx, const std::vector<PruneRun>& runs);
+void draw_act_histograms(const Context& ctx, int64_t acts_run, const std::vector<ObsPoint>& points);
 
 }  // namespace sparsa::study

@@ -113,8 +113,8 @@ void compare_step(Context& ctx, const PruneRun& a, const PruneRun& b) {
   w.set_timings({.total = seconds_since(t0)});
   w.commit();
   ++ctx.computed;
-  ctx.note(fmt::format("{}: mean Jaccard of kept weights {:.4f}, Hamming {:.4f}", what, cmp.overall.jaccard.mean,
-                       cmp.overall.hamming.mean));
+  ctx.note(fmt::format("{}: Jaccard of kept weights {:.4f} pooled, {:.4f} mean over matrices; Hamming {:.4f} mean over "
+                       "matrices", what, cmp.overall.counts.jaccard(), cmp.overall.jaccard.mean, cmp.overall.hamming.mean));
 }
 
 }  // namespace sparsa::study

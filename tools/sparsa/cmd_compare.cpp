@@ -60,6 +60,9 @@ json group_json(const GroupOverlap& g) {
   j.update(counts_json(g.counts));  // pooled over the group's positions
   j["jaccard_per_matrix"] = stat_json(g.jaccard);
   j["hamming_per_matrix"] = stat_json(g.hamming);
+  // The two means of mask_compare.h, labelled (REPORT.md gives the same two numbers).
+  j["jaccard_pooled"] = g.counts.jaccard();
+  j["jaccard_mean_over_matrices"] = g.jaccard.count > 0 ? json(g.jaccard.mean) : json(nullptr);
   return j;
 }
 
@@ -143,10 +146,14 @@ void print_comparison(const MaskSetComparison& c) {
   for (const MatrixComparison& m : c.matrices)
     std::printf("%-40s %8.4f %8.4f %8.4f %8.4f %s\n", m.name.c_str(), m.counts.jaccard(), m.counts.hamming(),
                 m.counts.sparsity_a(), m.counts.sparsity_b(), cosine_text(m).c_str());
-  std::printf("\n%-40s %8s %8s\n", "component (pooled over layers)", "jaccard", "hamming");
+  std::printf("\n%-40s %8s %8s %8s\n", "component (over layers)", "jaccard", "hamming", "jaccard");
+  std::printf("%-40s %8s %8s %8s\n", "", "pooled", "pooled", "mean");
   for (const GroupOverlap& g : c.by_component)
-    std::printf("%-40s %8.4f %8.4f\n", g.component.c_str(), g.counts.jaccard(), g.counts.hamming());
-  std::printf("%-40s %8.4f %8.4f\n", "all", c.overall.counts.jaccard(), c.overall.counts.hamming());
+    std::printf("%-40s %8.4f %8.4f %8.4f\n", g.component.c_str(), g.counts.jaccard(), g.counts.hamming(), g.jaccard.mean);
+  std::printf("%-40s %8.4f %8.4f %8.4f\n", "all", c.overall.counts.jaccard(), c.overall.counts.hamming(),
+              c.overall.jaccard.mean);
+  std::printf("pooled: intersection / union summed over the entries of every matrix; mean: the average of the "
+              "per-matrix values\n");
 }
 
 // ---- --series ----
@@ -169,17 +176,19 @@ json series_json(const SeriesComparison& s, const std::vector<std::string>& sour
             {"layer", s.layer >= 0 ? json(s.layer) : json(nullptr)},
             {"sparsity", s.sparsity},
             {"jaccard", square_json(s.jaccard, n)},
+            {"jaccard_pooled", square_json(s.jaccard, n)},
+            {"jaccard_mean_over_matrices", square_json(s.jaccard_matrix_mean, n)},
             {"hamming", square_json(s.hamming, n)},
             {"components", std::move(comps)}}}};
 }
 
 void print_square(const char* title, const std::vector<double>& t, const std::vector<std::string>& labels) {
   const size_t n = labels.size();
-  std::printf("\n%-12s", title);
+  std::printf("\n%-15s", title);
   for (const auto& l : labels) std::printf(" %10.10s", l.c_str());
   std::printf("\n");
   for (size_t i = 0; i < n; ++i) {
-    std::printf("%-12.12s", labels[i].c_str());
+    std::printf("%-15.15s", labels[i].c_str());
     for (size_t j = 0; j < n; ++j) std::printf(" %10.4f", t[i * n + j]);
     std::printf("\n");
   }
@@ -188,10 +197,13 @@ void print_square(const char* title, const std::vector<double>& t, const std::ve
 void print_series(const SeriesComparison& s) {
   std::printf("layer %s, components: %s\n", s.layer >= 0 ? std::to_string(s.layer).c_str() : "all",
               fmt::format("{}", fmt::join(s.components, ", ")).c_str());
-  std::printf("%-12s", "sparsity");
+  std::printf("%-15s", "sparsity");
   for (double v : s.sparsity) std::printf(" %10.4f", v);
-  print_square("jaccard", s.jaccard, s.labels);
-  print_square("hamming", s.hamming, s.labels);
+  print_square("jaccard pooled", s.jaccard, s.labels);
+  print_square("jaccard mean", s.jaccard_matrix_mean, s.labels);
+  print_square("hamming pooled", s.hamming, s.labels);
+  std::printf("\npooled: intersection / union summed over the entries of every matrix; mean: the average of the "
+              "per-matrix values\n");
 }
 
 // ---- --db ----

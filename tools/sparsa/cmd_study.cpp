@@ -214,7 +214,8 @@ void register_study(CLI::App& app) {
   cmd->add_option("--ks", a->ks, "k-means cluster counts, comma-separated")->capture_default_str();
   cmd->add_option("--kmeans-runs", a->kmeans_runs, "repeated k-means runs (seeds) for the stability (ARI)")
       ->capture_default_str();
-  cmd->add_option("--tsne-iterations", a->tsne_iterations, "t-SNE gradient steps")->capture_default_str();
+  cmd->add_option("--tsne-iterations", a->tsne_iterations, "t-SNE gradient steps, at least 500 (250 of early exaggeration + 250 to converge)")
+      ->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed of k-means, t-SNE and --calib-text windows")->capture_default_str();
   cmd->add_flag("--no-figures", a->no_figures, "skip the figures");
   cmd->add_option("--figure-format", a->figure_format,
