@@ -124,8 +124,10 @@ TEST_F(StudyTest, DatabaseHoldsEveryStep) {
   EXPECT_EQ(count(*s, "SELECT count(DISTINCT source) FROM tsne"), 2);
   // The bytes model: 2 activation sparsities x 6 block sizes x (6 blocks + the whole model).
   EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model"), 2 * 6 * (6 + 1));
-  EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model WHERE layer IS NULL AND decode_fraction > 0 AND "
-                      "decode_fraction < 1 AND abs(decode_speedup * decode_fraction - 1) < 1e-12"), 2 * 6);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model WHERE layer IS NULL AND decode_fraction >= mlp_fraction AND "
+                      "decode_fraction <= 1 AND abs(decode_speedup * decode_fraction - 1) < 1e-12"), 2 * 6);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model WHERE layer IS NOT NULL AND decode_fraction IS NULL AND "
+                      "mlp_fraction > 0 AND mlp_fraction <= 1 AND abs(mlp_speedup * mlp_fraction - 1) < 1e-12"), 2 * 6 * 6);
   EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model WHERE tokens = 2 * 512"), 2 * 6 * 7);  // --bitset-windows 2
   // B = 1 reads about the rows the thresholds leave active (they are estimated on all 8 windows).
   EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model WHERE block_rows = 1 AND layer IS NOT NULL AND "
@@ -225,7 +227,7 @@ TEST_F(StudyTest, RerunOnOtherEvalWindowsReusesNoPerplexity) {
   ASSERT_EQ(again.exit_code, 0) << again.err;
   const json j = json::parse(again.out);
   EXPECT_EQ(j["runs_reused"], 0);
-  EXPECT_EQ(j["runs_computed"], 4);  // dense, wanda, activations, analysis
+  EXPECT_EQ(j["runs_computed"], 5);  // dense, wanda, activations, analysis, speed
   const auto s = Store::open(copy / "study.duckdb", Store::Mode::kReadOnly);
   EXPECT_EQ(count(*s, "SELECT count(*) FROM runs WHERE kind = 'prune' AND method = 'wanda'"), 2);
   EXPECT_EQ(count(*s, "SELECT count(DISTINCT ppl) FROM perplexities WHERE kind = 'pruned' AND run_id IN "

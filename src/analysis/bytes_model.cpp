@@ -15,6 +15,17 @@ constexpr ObsPoint kMlpPoints[] = {ObsPoint::kMlpIn, ObsPoint::kDownIn};
 
 int64_t elements(const Tensor& t) { return static_cast<int64_t>(t.numel()); }
 
+// Σ_l size[l] · fraction(l) / Σ_l size[l] over the blocks l of the model.
+template <typename Fraction>
+double weighted_mean(const std::vector<int64_t>& size, Fraction fraction) {
+  double read = 0, all = 0;
+  for (size_t l = 0; l < size.size(); ++l) {
+    read += static_cast<double>(size[l]) * fraction(static_cast<int64_t>(l));
+    all += static_cast<double>(size[l]);
+  }
+  return read / all;
+}
+
 // Counts rows read at every (layer, MLP point); observe() merges each call's counts under a lock
 // (integer sums: the result does not depend on the order of the windows).
 class Collector : public WindowObserver {
@@ -146,31 +157,19 @@ double BytesModel::layer_mlp_fraction(size_t s, size_t b, int64_t layer) const {
 }
 
 double BytesModel::mlp_in_fraction_all(size_t s, size_t b) const {
-  double read = 0, all = 0;
-  for (int64_t l = 0; l < n_layers; ++l) {
-    read += static_cast<double>(weights.mlp_in[static_cast<size_t>(l)]) * mlp_in_at(s, b, l);
-    all += static_cast<double>(weights.mlp_in[static_cast<size_t>(l)]);
-  }
-  return read / all;
+  return bytes_model_impl::weighted_mean(weights.mlp_in, [&](int64_t l) { return mlp_in_at(s, b, l); });
 }
 
 double BytesModel::down_in_fraction_all(size_t s, size_t b) const {
-  double read = 0, all = 0;
-  for (int64_t l = 0; l < n_layers; ++l) {
-    read += static_cast<double>(weights.down_in[static_cast<size_t>(l)]) * down_in_at(s, b, l);
-    all += static_cast<double>(weights.down_in[static_cast<size_t>(l)]);
-  }
-  return read / all;
+  return bytes_model_impl::weighted_mean(weights.down_in, [&](int64_t l) { return down_in_at(s, b, l); });
 }
 
 double BytesModel::mlp_fraction(size_t s, size_t b) const {
-  double read = 0;
-  for (int64_t l = 0; l < n_layers; ++l) {
-    const auto i = static_cast<size_t>(l);
-    read += static_cast<double>(weights.mlp_in[i]) * mlp_in_at(s, b, l) +
-            static_cast<double>(weights.down_in[i]) * down_in_at(s, b, l);
-  }
-  return read / static_cast<double>(weights.mlp());
+  int64_t gate_up = 0;
+  for (int64_t v : weights.mlp_in) gate_up += v;
+  const double mlp = static_cast<double>(weights.mlp());
+  return (static_cast<double>(gate_up) * mlp_in_fraction_all(s, b) +
+          static_cast<double>(weights.mlp() - gate_up) * down_in_fraction_all(s, b)) / mlp;
 }
 
 double BytesModel::decode_fraction(size_t s, size_t b) const {

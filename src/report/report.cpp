@@ -404,9 +404,10 @@ class Report {
         "model's own activations ({} calibration tokens, every block), the fraction of the MLP weights a decode step "
         "must read per token (gate/up rows by the `mlp_in` activations, down rows by `down_in`), and its bandwidth-bound "
         "speed-up upper bound, 1 / fraction, for the MLP and for the whole step, in which attention, norms, one "
-        "embedding row and the lm_head are read densely: {:.1f} % of the {} weights a step reads are in the MLP (the "
-        "KV cache, which grows with the context, is not counted).",
-        static_cast<int64_t>(num(m[0][2])), 100 * num(m[0][3]) / num(m[0][4]), static_cast<int64_t>(num(m[0][4]))));
+        "embedding row and the lm_head are read densely: {:.1f} % of the {:.2f} M weights a step reads are in the MLP "
+        "(the KV cache, which grows with the context, is not counted). Features are in the model's order; grouping "
+        "co-active ones (the co-activation section) is what could make blocks cheaper.",
+        static_cast<int64_t>(num(m[0][2])), 100 * num(m[0][3]) / num(m[0][4]), num(m[0][4]) / 1e6));
     line();
     if (!on_gpu)
       line("No GPU was present when this study ran (or sparsa was built without CUDA), so these are modelled bytes, "
@@ -464,11 +465,13 @@ class Report {
     const json& z = *largest;
     const double ppl = quality(chosen);
     const bool spread = num(z[7]) > num(a[7]) + 0.05;
-    line(fmt::format("At {:.0f} % activation sparsity{}, a decode step that skips blocks of B = {} row(s) reads {:.1f} % "
-                     "of the MLP weights: the MLP could run at most {:.2f}× and the step at most {:.2f}× faster. With "
-                     "B = {}, {:.1f} % must be read (the step at most {:.2f}× faster): {}.",
+    const int64_t finest = static_cast<int64_t>(num(a[1]));
+    line(fmt::format("At {:.0f} % activation sparsity{}, a decode step that skips {} reads {:.1f} % of the MLP weights: "
+                     "the MLP could run at most {:.2f}× and the step at most {:.2f}× faster. With B = {}, {:.1f} % must "
+                     "be read (the step at most {:.2f}× faster): {}.",
                      100 * chosen, std::isfinite(ppl) ? fmt::format(" (perplexity {} vs dense)", pct(ppl / dense_ppl_ - 1)) : "",
-                     static_cast<int64_t>(num(a[1])), 100 * num(a[7]), num(a[8]), num(a[9]),
+                     finest == 1 ? std::string("single rows (B = 1)") : fmt::format("blocks of B = {} rows", finest),
+                     100 * num(a[7]), num(a[8]), num(a[9]),
                      static_cast<int64_t>(num(z[1])), 100 * num(z[7]), num(z[9]),
                      spread ? "the active rows are spread over the blocks, so a block kernel needs co-active features "
                               "grouped to approach the per-row bound"

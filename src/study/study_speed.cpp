@@ -22,11 +22,15 @@ constexpr int kTimedReps = 100;  // graph replays per measured kernel (the media
 // build, or no driver or device at run time).
 std::string measuring_device() { return cuda_device_count() > 0 ? cuda_device_name(0) : std::string(); }
 
-std::string speed_options(const StudyOptions& o, const std::vector<int>& blocks, const std::string& device) {
+// What the step's results depend on; like the analysis run, it names the run it was built from
+// (the acts run whose thresholds it uses), so a study whose activation run is recomputed
+// recomputes it too.
+std::string speed_options(const Context& ctx, const std::vector<int>& blocks, const std::string& device) {
   std::string b;
   for (int r : blocks) b += fmt::format("{}{}", b.empty() ? "" : ",", r);
-  return act_sparsities_option(o.act_sparsities) +
-         fmt::format(" windows={} block_rows={} measured={}", o.act_bitset_windows, b, device.empty() ? "none" : device);
+  return act_sparsities_option(ctx.opt.act_sparsities) +
+         fmt::format(" windows={} block_rows={} acts_run={} measured={}", ctx.opt.act_bitset_windows, b, ctx.acts_run,
+                     device.empty() ? "none" : device);
 }
 
 std::vector<BytesModelRow> bytes_model_rows(const BytesModel& m) {
@@ -107,7 +111,7 @@ void speed_step(Context& ctx) {
   const std::vector<int> blocks = default_bytes_model_block_rows();
   RunInfo info = ctx.run_info(RunKind::kBench);
   info.method = "speed";
-  info.options = speed_options(ctx.opt, blocks, device);
+  info.options = speed_options(ctx, blocks, device);
   if (const auto id = ctx.store.find_run(info)) {
     ++ctx.reused;
     ctx.note(fmt::format("speed: from run {}", *id));
