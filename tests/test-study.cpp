@@ -22,6 +22,8 @@
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
 #include "sparsa/mask_compare.h"
+#include "sparsa/report.h"
+#include "sparsa/sparse_gemv.h"
 #include "sparsa/sparse_gemv_blocks.h"
 #include "sparsa/store.h"
 #include "test_support.h"
@@ -430,6 +432,81 @@ TEST(BytesModel, MeasuredOnTheDemoModel) {
   EXPECT_LT(bm.decode_fraction(2, 0), bm.decode_fraction(0, 0));
   EXPECT_GT(bm.decode_fraction(2, 0), bm.mlp_fraction(2, 0));  // the dense part is always read
   EXPECT_THROW(measure_bytes_model(m, windows, {ActivationThresholds{0.5, {}}}, {1}), Error);
+}
+
+// The Speed section of a study measured on a GPU, from a database made by hand (no GPU here): the
+// measured table sits next to the bytes model's bound, and the no-GPU sentence is absent.
+TEST(SpeedReport, ShowsMeasuredSpeedUpsNextToTheBound) {
+  TempDir d;
+  {
+    const auto store = Store::open(d / "study.duckdb", Store::Mode::kReadWrite);
+    RunWriter dense = store->begin_run({.kind = RunKind::kDense, .model_name = "m", .model_path = "/m"});
+    dense.add_perplexity({.dataset = "text", .kind = PplKind::kDense, .ppl = 10, .tokens = 100});
+    dense.commit();
+    RunWriter acts = store->begin_run({.kind = RunKind::kActs, .model_path = "/m"});
+    acts.add_perplexity({.dataset = "text", .kind = PplKind::kActSparsified, .act_sparsity = 0.5, .ppl = 10.2, .tokens = 100});
+    acts.commit();
+    RunWriter w = store->begin_run({.kind = RunKind::kBench, .model_path = "/m", .method = "speed"});
+    std::vector<BytesModelRow> rows;
+    for (int64_t b : {1, 32}) {
+      const double f = b == 1 ? 0.5 : 0.8;
+      rows.push_back({.act_sparsity = 0.5, .block_rows = b, .layer = 3, .tokens = 64, .mlp_params = 300,
+                      .mlp_in_fraction = f, .down_in_fraction = 0.25, .mlp_fraction = f});
+      rows.push_back({.act_sparsity = 0.5, .block_rows = b, .tokens = 64, .mlp_params = 300, .decode_params = 600,
+                      .mlp_in_fraction = f, .down_in_fraction = 0.25, .mlp_fraction = f, .decode_fraction = (1 + f) / 2});
+    }
+    w.add_bytes_model(rows);
+    const BenchmarkRow bench[] = {{.name = "gemv_sparse_act mlp_in block 3", .shape = "1024x384", .dtype = "bf16",
+                                   .sparsity = 0.5, .microseconds = 4, .baseline_microseconds = 6, .machine = "NVIDIA Test"}};
+    w.add_benchmarks(bench);
+    w.commit();
+    write_study_report(*store, d / "figures", d / "REPORT.md");
+  }
+  const std::string report = test::read_file(d / "REPORT.md");
+  const size_t at = report.find("## Speed");
+  ASSERT_NE(at, std::string::npos) << report;
+  const std::string section = report.substr(at, report.find("## Runs") - at);
+  EXPECT_EQ(section.find("No GPU was present"), std::string::npos) << section;
+  EXPECT_NE(section.find("### Measured on NVIDIA Test"), std::string::npos) << section;
+  // sparse 4 µs vs dense 6 µs: 1.50×; the bound for mlp_in at B = 1 is 1 / 0.5.
+  EXPECT_NE(section.find("| 50 % | gemv_sparse_act mlp_in block 3 | 1024x384 | bf16 | 4.00 | 6.00 | 1.50× | 2.00× |"),
+            std::string::npos) << section;
+  EXPECT_NE(section.find("| 50 % | +2.0 % | 1 | 50.0 % | 25.0 % | 50.0 % (50.0–50.0 %) | 2.00× | 1.33× |"),
+            std::string::npos) << section;
+  EXPECT_NE(section.find("|  |  | 32 | 80.0 % | 25.0 % | 80.0 % (80.0–80.0 %) | 1.25× | 1.11× |"), std::string::npos) << section;
+  EXPECT_NE(section.find("50.0 % of the 600 weights"), std::string::npos) << section;
+}
+
+// The measured path's timing function: its arguments are checked before any device work; on a GPU
+// both kernels give positive times (the study's GPU run shows them in the report).
+TEST(SpeedMeasured, TimesTheSparseAndTheDenseGemv) {
+  const std::vector<float> x(4 * 384, 1.0f);
+  const GemvShape shape{DType::BF16, 1, 384, 1024};
+#ifdef SPARSA_WITH_CUDA
+  const auto refused = [&](GemvShape s, std::span<const float> v, int reps) {
+    try {
+      time_sparse_vs_dense_gemv(s, v, 0.5f, 0.5f, reps);
+    } catch (const Error& e) {
+      return e.kind() == ErrorKind::kBadInput;
+    }
+    return false;
+  };
+  EXPECT_TRUE(refused({DType::BF16, 2, 384, 1024}, x, 10));                          // batch 2
+  EXPECT_TRUE(refused({DType::F32, 1, 384, 1024}, x, 10));                           // fp32 weights
+  EXPECT_TRUE(refused(shape, std::span<const float>(x).first(383), 10));              // not whole rows
+  EXPECT_TRUE(refused(shape, {}, 10));                                               // no input
+  EXPECT_TRUE(refused(shape, x, 0));                                                 // no replay
+#else
+  EXPECT_THROW(time_sparse_vs_dense_gemv(shape, x, 0.5f, 0.5f, 10), Error);  // built without CUDA
+#endif
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  std::vector<float> acts(16 * 384);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& v : acts) v = normal(rng);
+  const GemvSpeed s = time_sparse_vs_dense_gemv(shape, acts, sparsity_threshold(acts, 0.5f), 0.5f, 20);
+  EXPECT_GT(s.sparse_us, 0.0);
+  EXPECT_GT(s.dense_us, 0.0);
 }
 
 TEST(StudyBadInput, ClearErrorsAndExitTwo) {

@@ -404,10 +404,11 @@ class Report {
         "model's own activations ({} calibration tokens, every block), the fraction of the MLP weights a decode step "
         "must read per token (gate/up rows by the `mlp_in` activations, down rows by `down_in`), and its bandwidth-bound "
         "speed-up upper bound, 1 / fraction, for the MLP and for the whole step, in which attention, norms, one "
-        "embedding row and the lm_head are read densely: {:.1f} % of the {:.2f} M weights a step reads are in the MLP "
+        "embedding row and the lm_head are read densely: {:.1f} % of the {} weights a step reads are in the MLP "
         "(the KV cache, which grows with the context, is not counted). Features are in the model's order; grouping "
         "co-active ones (the co-activation section) is what could make blocks cheaper.",
-        static_cast<int64_t>(num(m[0][2])), 100 * num(m[0][3]) / num(m[0][4]), num(m[0][4]) / 1e6));
+        static_cast<int64_t>(num(m[0][2])), 100 * num(m[0][3]) / num(m[0][4]),
+        num(m[0][4]) >= 1e6 ? fmt::format("{:.2f} M", num(m[0][4]) / 1e6) : fmt::format("{:.0f}", num(m[0][4]))));
     line();
     if (!on_gpu)
       line("No GPU was present when this study ran (or sparsa was built without CUDA), so these are modelled bytes, "

@@ -87,7 +87,9 @@ std::vector<BenchmarkRow> measured_rows(const Context& ctx, const std::vector<Ac
     for (const ObsPoint p : {ObsPoint::kMlpIn, ObsPoint::kDownIn}) {
       // The first linear the point feeds (up has gate's shape and input: timed once).
       const auto& roles = arch_info(ctx.dense.config.arch).roles;
-      const auto r = *std::find_if(roles.begin(), roles.end(), [&](LinearRole x) { return role_info(x).input == p; });
+      const auto it = std::find_if(roles.begin(), roles.end(), [&](LinearRole x) { return role_info(x).input == p; });
+      if (it == roles.end()) continue;
+      const LinearRole r = *it;
       const Linear& w = block.linear(r);
       const GemvShape shape{DType::BF16, 1, w.in_features(), w.out_features()};
       const float threshold = t.t[static_cast<size_t>(layer)][static_cast<size_t>(p)];
@@ -135,8 +137,8 @@ void speed_step(Context& ctx) {
   w.commit();
   ++ctx.computed;
   const size_t last = model.act_sparsities.size() - 1;
-  ctx.note(fmt::format("speed: at {:g} % activation sparsity a decode step reads {:.1f} % of its weights in blocks of {} "
-                       "rows ({} tokens; {})",
+  ctx.note(fmt::format("speed: at {:g} % activation sparsity a decode step reads {:.1f} % of its weights with B = {} "
+                       "({} tokens; {})",
                        100 * model.act_sparsities[last], 100 * model.decode_fraction(last, 0), blocks[0], model.tokens,
                        device.empty() ? "modelled bytes, no GPU" : fmt::format("GEMVs measured on {}", device)));
 }
