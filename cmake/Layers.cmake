@@ -63,7 +63,7 @@ sparsa_subsystem(io DEPS core HEADERS atomic_file safetensors tokenizer torch_pt
 sparsa_subsystem(model DEPS io HEADERS model checkpoint ops generate synth eval_set tasks
   LIBS sparsa::blas)
 sparsa_subsystem(prune DEPS model HEADERS prune calibration prune_resume prune_backend)
-sparsa_subsystem(analysis DEPS prune HEADERS activations bitmatrix coactivation mask_compare)
+sparsa_subsystem(analysis DEPS prune HEADERS activations bitmatrix bytes_model coactivation mask_compare)
 sparsa_subsystem(viz DEPS io HEADERS viz LIBS sparsa::cairo)
 # libduckdb.so exports its own copies of some libstdc++ symbols (std::stringstream's constructors):
 # stdc++ goes first on the link line so that the C++ runtime's symbols bind to the C++ runtime, and

@@ -140,7 +140,7 @@ std::string error_of(F&& f, ErrorKind kind) {
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 const std::vector<std::string> kTables = {
-    "act_histograms", "act_thresholds", "benchmarks", "cluster_summary", "clusters", "coherence", "comparisons",
+    "act_histograms", "act_thresholds", "benchmarks", "bytes_model", "cluster_summary", "clusters", "coherence", "comparisons",
     "feature_metrics", "matrices", "perplexities", "runs", "sparsa_meta", "task_choices", "task_scores", "tsne"};
 
 // ---- schema, version, bad files ----
@@ -280,7 +280,7 @@ TEST(Store, MigratesVersionTwoWithoutTaskTables) {
     auto store = Store::open(db, Mode::kReadWrite);
     id = write_prune_run(*store, old, 1);
   }
-  raw_exec(db, {"DROP TABLE task_choices", "DROP TABLE task_scores",
+  raw_exec(db, {"DROP TABLE task_choices", "DROP TABLE task_scores", "DROP TABLE bytes_model",
                 "UPDATE sparsa_meta SET value = '2' WHERE key = 'schema_version'"});
   const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
   EXPECT_TRUE(contains(m, "schema version 2 is older")) << m;
@@ -298,6 +298,40 @@ TEST(Store, MigratesVersionTwoWithoutTaskTables) {
   EXPECT_EQ(raw.column("SELECT coalesce(item_id, 'NULL') || ':' || gold::VARCHAR FROM task_choices ORDER BY choice"),
             (std::vector<std::string>{"q1:true", "NULL:false"}));
   EXPECT_EQ(raw.scalar("SELECT coalesce(acc_stderr::VARCHAR, 'NULL') FROM task_scores"), "NULL");
+}
+
+// Version 3: no bytes_model table. Read-write adds it; the old runs are kept and the bytes model
+// of a new run is stored, its speed-up bounds the inverse of its fractions (NULL for none).
+TEST(Store, MigratesVersionThreeWithoutTheBytesModel) {
+  test::TempDir dir;
+  const fs::path db = dir / "v3.duckdb";
+  const RunInfo old = prune_info("wanda", unstructured(0.5));
+  int64_t id = 0;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    id = write_prune_run(*store, old, 1);
+  }
+  raw_exec(db, {"DROP TABLE bytes_model", "UPDATE sparsa_meta SET value = '3' WHERE key = 'schema_version'"});
+  const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(m, "schema version 3 is older")) << m;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    EXPECT_EQ(store->find_run(old), id);
+    RunWriter w = store->begin_run({.kind = RunKind::kBench, .model_path = "/m", .method = "speed"});
+    const BytesModelRow rows[] = {
+        {.act_sparsity = 0.5, .block_rows = 8, .layer = 3, .tokens = 1024, .mlp_params = 300, .mlp_in_fraction = 0.5,
+         .down_in_fraction = 0.25, .mlp_fraction = 0.4},
+        {.act_sparsity = 0.5, .block_rows = 8, .tokens = 1024, .mlp_params = 1800, .decode_params = 3000,
+         .mlp_in_fraction = 0.5, .down_in_fraction = 0.25, .mlp_fraction = 0.4, .decode_fraction = 0.8}};
+    w.add_bytes_model(rows);
+    w.commit();
+  }
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), std::to_string(kStoreSchemaVersion));
+  EXPECT_EQ(raw.column("SELECT concat_ws(' ', coalesce(layer::VARCHAR, 'all'), block_rows, tokens, mlp_params, "
+                       "coalesce(decode_params::VARCHAR, 'NULL'), mlp_speedup, coalesce(decode_speedup::VARCHAR, 'NULL')) "
+                       "FROM bytes_model ORDER BY layer NULLS LAST"),
+            (std::vector<std::string>{"3 8 1024 300 NULL 2.5 NULL", "all 8 1024 1800 3000 2.5 1.25"}));
 }
 
 TEST(Store, RefusesADatabaseWithClashingTables) {

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <random>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,7 +17,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "sparsa/bytes_model.h"
+#include "sparsa/calibration.h"
+#include "sparsa/cuda.h"
+#include "sparsa/error.h"
 #include "sparsa/mask_compare.h"
+#include "sparsa/report.h"
+#include "sparsa/sparse_gemv.h"
+#include "sparsa/sparse_gemv_blocks.h"
 #include "sparsa/store.h"
 #include "test_support.h"
 
@@ -35,7 +43,7 @@ std::vector<std::string> study_args(const fs::path& out) {
           "--kmeans-runs", "2", "--tsne-iterations", "500", "--figure-format", "png,pdf", "--json"};
 }
 
-constexpr int64_t kRunsPerStudy = 6;  // dense, wanda, sparsegpt, their comparison, activations, analysis
+constexpr int64_t kRunsPerStudy = 7;  // dense, wanda, sparsegpt, their comparison, activations, analysis, speed
 
 int64_t count(const Store& s, const std::string& sql) {
   const json j = s.query_json(sql);
@@ -99,7 +107,7 @@ TEST_F(StudyTest, DatabaseHoldsEveryStep) {
   ASSERT_EQ(result_.exit_code, 0) << result_.err;
   const auto s = Store::open(out() / "study.duckdb", Store::Mode::kReadOnly);
   EXPECT_EQ(count(*s, "SELECT count(*) FROM runs"), kRunsPerStudy);
-  for (const char* kind : {"dense", "acts", "compare", "analysis"})
+  for (const char* kind : {"dense", "acts", "compare", "analysis", "bench"})
     EXPECT_EQ(count(*s, std::string("SELECT count(*) FROM runs WHERE kind = '") + kind + "'"), 1) << kind;
   EXPECT_EQ(count(*s, "SELECT count(*) FROM runs WHERE kind = 'prune'"), 2);
   // Each prune run records its mask file (the dashboard draws from it); no other run does.
@@ -116,6 +124,18 @@ TEST_F(StudyTest, DatabaseHoldsEveryStep) {
   EXPECT_EQ(count(*s, "SELECT count(*) FROM clusters"), 3 * 2 * 1024);  // 1024 features each
   EXPECT_EQ(count(*s, "SELECT count(*) FROM coherence WHERE ordering = 'cluster'"), 4);
   EXPECT_EQ(count(*s, "SELECT count(DISTINCT source) FROM tsne"), 2);
+  // The bytes model: 2 activation sparsities x 6 block sizes x (6 blocks + the whole model).
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model"), 2 * 6 * (6 + 1));
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model WHERE layer IS NULL AND decode_fraction >= mlp_fraction AND "
+                      "decode_fraction <= 1 AND abs(decode_speedup * decode_fraction - 1) < 1e-12"), 2 * 6);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model WHERE layer IS NOT NULL AND decode_fraction IS NULL AND "
+                      "mlp_fraction > 0 AND mlp_fraction <= 1 AND abs(mlp_speedup * mlp_fraction - 1) < 1e-12"), 2 * 6 * 6);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model WHERE tokens = 2 * 512"), 2 * 6 * 7);  // --bitset-windows 2
+  // B = 1 reads about the rows the thresholds leave active (they are estimated on all 8 windows).
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model WHERE block_rows = 1 AND layer IS NOT NULL AND "
+                      "abs(mlp_in_fraction - (1 - act_sparsity)) > 0.06"), 0);
+  // Measured GEMV rows only with a GPU.
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM benchmarks"), cuda_device_count() > 0 ? 2 * 2 : 0);
   // The Python study's view names, with the per-feature rows of the newest run.
   EXPECT_EQ(count(*s, "SELECT count(*) FROM wanda_0_5_down_proj WHERE axis = 'row' AND other_run_id IS NULL"), 6 * 384);
   EXPECT_GT(count(*s, "SELECT count(*) FROM sparsegpt_0_5_up_proj"), 0);
@@ -160,8 +180,17 @@ TEST_F(StudyTest, ReportStatesTheNumbers) {
   std::snprintf(dense, sizeof dense, "%.4f", summary()["dense_ppl"].get<double>());
   EXPECT_NE(report.find(dense), std::string::npos);
   for (const char* heading : {"## Perplexity after pruning", "## Which weights do the methods keep?",
-                              "## Activation sparsity", "## Co-activation and clustering", "## Runs"})
+                              "## Activation sparsity", "## Co-activation and clustering", "## Speed", "## Runs"})
     EXPECT_NE(report.find(heading), std::string::npos) << heading;
+  const size_t speed = report.find("## Speed");
+  ASSERT_NE(speed, std::string::npos);
+  const std::string section = report.substr(speed, report.find("## Runs") - speed);
+  EXPECT_NE(section.find("| 50 % | "), std::string::npos) << section;
+  EXPECT_NE(section.find("| decode step speed-up ≤ |"), std::string::npos) << section;
+  if (cuda_device_count() == 0)
+    EXPECT_NE(section.find("No GPU was present when this study ran"), std::string::npos) << section;
+  else
+    EXPECT_NE(section.find("### Measured on "), std::string::npos) << section;
   EXPECT_NE(report.find("](figures/separation_ratio.png)"), std::string::npos);
   EXPECT_EQ(report.find("nan"), std::string::npos);
 
@@ -200,7 +229,7 @@ TEST_F(StudyTest, RerunOnOtherEvalWindowsReusesNoPerplexity) {
   ASSERT_EQ(again.exit_code, 0) << again.err;
   const json j = json::parse(again.out);
   EXPECT_EQ(j["runs_reused"], 0);
-  EXPECT_EQ(j["runs_computed"], 4);  // dense, wanda, activations, analysis
+  EXPECT_EQ(j["runs_computed"], 5);  // dense, wanda, activations, analysis, speed
   const auto s = Store::open(copy / "study.duckdb", Store::Mode::kReadOnly);
   EXPECT_EQ(count(*s, "SELECT count(*) FROM runs WHERE kind = 'prune' AND method = 'wanda'"), 2);
   EXPECT_EQ(count(*s, "SELECT count(DISTINCT ppl) FROM perplexities WHERE kind = 'pruned' AND run_id IN "
@@ -292,6 +321,192 @@ TEST_F(StudyTest, KilledStudyCompletesWithoutRecomputingOrDuplicating) {
     std::printf("%s: %s\n", t[0].get<std::string>().c_str(), digest.c_str());
     EXPECT_EQ(table_digest(*s, t[0]), digest) << t[0];
   }
+}
+
+// ---- the bytes model (sparsa/bytes_model.h) on hand-made activations ----
+
+TEST(BytesModel, CountsTheRowsOfTheBlocksThatHoldAnActiveInput) {
+  // dim 8; blocks of 1, 4 and 3 rows (the last block of 3 has 2 rows). An input is active when
+  // |x| > t: 0.5 at t = 0.5 is not.
+  const std::vector<float> x = {0, 0, 0, 0, 0, 0, 0, 1,           // block 1 of 4, the short last block of 3
+                                -3, 0, 0, 0, 0, 0, 0, 0,          // block 0 of 4 and of 3
+                                0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, -0.5f};  // inactive at t = 0.5
+  BlockReadCounter c(8, {0.5f, 2.0f}, {1, 4, 3});
+  c.add(x.data(), 3);
+  EXPECT_EQ(c.tokens(), 3);
+  const double n = 3 * 8;
+  EXPECT_DOUBLE_EQ(c.row_fraction(0, 0), 2 / n);
+  EXPECT_DOUBLE_EQ(c.row_fraction(0, 1), 8 / n);
+  EXPECT_DOUBLE_EQ(c.row_fraction(0, 2), 5 / n);  // 2 rows of the short block + 3
+  EXPECT_DOUBLE_EQ(c.row_fraction(1, 0), 1 / n);  // only the -3
+  EXPECT_DOUBLE_EQ(c.row_fraction(1, 1), 4 / n);
+  EXPECT_DOUBLE_EQ(c.row_fraction(1, 2), 3 / n);
+  // Counting in parts and merging gives the same counts.
+  BlockReadCounter a(8, {0.5f, 2.0f}, {1, 4, 3}), b(8, {0.5f, 2.0f}, {1, 4, 3});
+  a.add(x.data(), 1);
+  b.add(x.data() + 8, 2);
+  a.merge(b);
+  for (size_t t = 0; t < 2; ++t)
+    for (size_t k = 0; k < 3; ++k) EXPECT_EQ(a.row_fraction(t, k), c.row_fraction(t, k)) << t << " " << k;
+  EXPECT_EQ(BlockReadCounter(8, {0.5f}, {1}).row_fraction(0, 0), 0.0);  // no token yet
+  EXPECT_THROW(BlockReadCounter(8, {0.5f}, {0}), Error);
+  EXPECT_THROW(BlockReadCounter(0, {0.5f}, {1}), Error);
+  EXPECT_THROW(a.merge(BlockReadCounter(8, {0.5f}, {1, 4, 3})), Error);
+}
+
+// The block a counter reads is the one the block kernel reads (gemv_blocks_read, batch 1).
+TEST(BytesModel, AgreesWithTheBlockKernelsDefinition) {
+  constexpr int64_t kDim = 256, kTokens = 40;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(kDim * kTokens);
+  for (float& v : x) v = normal(rng);
+  const std::vector<int> blocks = {1, 2, 8, 16, 32};
+  BlockReadCounter c(kDim, {0.3f, 1.5f}, blocks);
+  c.add(x.data(), kTokens);
+  for (size_t t = 0; t < 2; ++t)
+    for (size_t b = 0; b < blocks.size(); ++b) {
+      double sum = 0;
+      for (int64_t i = 0; i < kTokens; ++i) sum += gemv_blocks_read(x.data() + i * kDim, 1, kDim, t == 0 ? 0.3f : 1.5f, blocks[b]);
+      EXPECT_NEAR(c.row_fraction(t, b), sum / kTokens, 1e-12) << blocks[b];
+    }
+}
+
+TEST(BytesModel, WeighsTheFractionsByTheBytesOfEachMatrix) {
+  BytesModel m;
+  m.act_sparsities = {0.5};
+  m.block_rows = {1};
+  m.n_layers = 2;
+  m.weights.mlp_in = {100, 300};
+  m.weights.down_in = {50, 50};
+  m.weights.dense = 500;
+  m.mlp_in_fraction = {0.5, 0.25};
+  m.down_in_fraction = {1.0, 0.5};
+  EXPECT_EQ(m.weights.mlp(), 500);
+  EXPECT_EQ(m.weights.total(), 1000);
+  EXPECT_DOUBLE_EQ(m.layer_mlp_fraction(0, 0, 0), 100.0 / 150.0);
+  EXPECT_DOUBLE_EQ(m.layer_mlp_fraction(0, 0, 1), 100.0 / 350.0);
+  EXPECT_DOUBLE_EQ(m.mlp_in_fraction_all(0, 0), 125.0 / 400.0);
+  EXPECT_DOUBLE_EQ(m.down_in_fraction_all(0, 0), 75.0 / 100.0);
+  EXPECT_DOUBLE_EQ(m.mlp_fraction(0, 0), 200.0 / 500.0);
+  EXPECT_DOUBLE_EQ(m.decode_fraction(0, 0), 700.0 / 1000.0);  // the 500 dense weights are always read
+}
+
+// The demo model: 6 blocks, d_model 384, d_ff 1024, 2 KV heads of 64, vocabulary 8192, untied.
+TEST(BytesModel, DecodeWeightsOfTheDemoModel) {
+  const Model m = load_hf_model(test::repo_dir() / "models" / "tiny-llama-15m");
+  const DecodeWeights w = decode_weights(m);
+  const int64_t h = 384, ff = 1024, kv = 128, vocab = 8192;
+  ASSERT_EQ(w.mlp_in.size(), 6u);
+  for (int64_t l = 0; l < 6; ++l) {
+    EXPECT_EQ(w.mlp_in[static_cast<size_t>(l)], 2 * h * ff);
+    EXPECT_EQ(w.down_in[static_cast<size_t>(l)], h * ff);
+  }
+  const int64_t attention = 2 * h * h + 2 * kv * h, norms = 2 * h;
+  EXPECT_EQ(w.dense, 6 * (attention + norms) + h /* final norm */ + h /* one embedding row */ + vocab * h /* lm_head */);
+}
+
+// On real activations: with the thresholds of the same windows, B = 1 reads 1 - s of the rows
+// (up to the histogram's resolution), and coarser blocks and lower sparsities never read less.
+TEST(BytesModel, MeasuredOnTheDemoModel) {
+  const Model m = load_hf_model(test::repo_dir() / "models" / "tiny-llama-15m");
+  CalibrationSpec spec;
+  spec.tokens_file = test::repo_dir() / "data" / "calib-tokens.safetensors";
+  spec.nsamples = 1;
+  const TensorI32 windows = load_calibration(spec, m.config).tokens;  // [1, 512]
+  const ActivationProfile profile = capture_activation_profile(m, windows);
+  const std::vector<ActivationThresholds> t = {profile.thresholds(0.25), profile.thresholds(0.5), profile.thresholds(0.9)};
+  const BytesModel bm = measure_bytes_model(m, windows, t, default_bytes_model_block_rows());
+  EXPECT_EQ(bm.tokens, 512);
+  ASSERT_EQ(bm.block_rows, (std::vector<int>{1, 8, 16, 32, 64, 128}));
+  for (size_t s = 0; s < 3; ++s)
+    for (int64_t l = 0; l < 6; ++l) {
+      EXPECT_NEAR(bm.mlp_in_at(s, 0, l), 1 - t[s].sparsity, 0.01) << s << " " << l;
+      EXPECT_NEAR(bm.down_in_at(s, 0, l), 1 - t[s].sparsity, 0.01) << s << " " << l;
+      for (size_t b = 1; b < bm.block_rows.size(); ++b) {
+        EXPECT_GE(bm.mlp_in_at(s, b, l), bm.mlp_in_at(s, b - 1, l));
+        EXPECT_GE(bm.down_in_at(s, b, l), bm.down_in_at(s, b - 1, l));
+        if (s > 0) EXPECT_LE(bm.layer_mlp_fraction(s, b, l), bm.layer_mlp_fraction(s - 1, b, l));
+      }
+    }
+  EXPECT_LT(bm.decode_fraction(2, 0), bm.decode_fraction(0, 0));
+  EXPECT_GT(bm.decode_fraction(2, 0), bm.mlp_fraction(2, 0));  // the dense part is always read
+  EXPECT_THROW(measure_bytes_model(m, windows, {ActivationThresholds{0.5, {}}}, {1}), Error);
+}
+
+// The Speed section of a study measured on a GPU, from a database made by hand (no GPU here): the
+// measured table sits next to the bytes model's bound, and the no-GPU sentence is absent.
+TEST(SpeedReport, ShowsMeasuredSpeedUpsNextToTheBound) {
+  TempDir d;
+  {
+    const auto store = Store::open(d / "study.duckdb", Store::Mode::kReadWrite);
+    RunWriter dense = store->begin_run({.kind = RunKind::kDense, .model_name = "m", .model_path = "/m"});
+    dense.add_perplexity({.dataset = "text", .kind = PplKind::kDense, .ppl = 10, .tokens = 100});
+    dense.commit();
+    RunWriter acts = store->begin_run({.kind = RunKind::kActs, .model_path = "/m"});
+    acts.add_perplexity({.dataset = "text", .kind = PplKind::kActSparsified, .act_sparsity = 0.5, .ppl = 10.2, .tokens = 100});
+    acts.commit();
+    RunWriter w = store->begin_run({.kind = RunKind::kBench, .model_path = "/m", .method = "speed"});
+    std::vector<BytesModelRow> rows;
+    for (int64_t b : {1, 32}) {
+      const double f = b == 1 ? 0.5 : 0.8;
+      rows.push_back({.act_sparsity = 0.5, .block_rows = b, .layer = 3, .tokens = 64, .mlp_params = 300,
+                      .mlp_in_fraction = f, .down_in_fraction = 0.25, .mlp_fraction = f});
+      rows.push_back({.act_sparsity = 0.5, .block_rows = b, .tokens = 64, .mlp_params = 300, .decode_params = 600,
+                      .mlp_in_fraction = f, .down_in_fraction = 0.25, .mlp_fraction = f, .decode_fraction = (1 + f) / 2});
+    }
+    w.add_bytes_model(rows);
+    const BenchmarkRow bench[] = {{.name = "gemv_sparse_act mlp_in block 3", .shape = "1024x384", .dtype = "bf16",
+                                   .sparsity = 0.5, .microseconds = 4, .baseline_microseconds = 6, .machine = "NVIDIA Test"}};
+    w.add_benchmarks(bench);
+    w.commit();
+    write_study_report(*store, d / "figures", d / "REPORT.md");
+  }
+  const std::string report = test::read_file(d / "REPORT.md");
+  const size_t at = report.find("## Speed");
+  ASSERT_NE(at, std::string::npos) << report;
+  const std::string section = report.substr(at, report.find("## Runs") - at);
+  EXPECT_EQ(section.find("No GPU was present"), std::string::npos) << section;
+  EXPECT_NE(section.find("### Measured on NVIDIA Test"), std::string::npos) << section;
+  // sparse 4 µs vs dense 6 µs: 1.50×; the bound for mlp_in at B = 1 is 1 / 0.5.
+  EXPECT_NE(section.find("| 50 % | gemv_sparse_act mlp_in block 3 | 1024x384 | bf16 | 4.00 | 6.00 | 1.50× | 2.00× |"),
+            std::string::npos) << section;
+  EXPECT_NE(section.find("| 50 % | +2.0 % | 1 | 50.0 % | 25.0 % | 50.0 % (50.0–50.0 %) | 2.00× | 1.33× |"),
+            std::string::npos) << section;
+  EXPECT_NE(section.find("|  |  | 32 | 80.0 % | 25.0 % | 80.0 % (80.0–80.0 %) | 1.25× | 1.11× |"), std::string::npos) << section;
+  EXPECT_NE(section.find("50.0 % of the 600 weights"), std::string::npos) << section;
+}
+
+// The measured path's timing function: its arguments are checked before any device work; on a GPU
+// both kernels give positive times (the study's GPU run shows them in the report).
+TEST(SpeedMeasured, TimesTheSparseAndTheDenseGemv) {
+  const std::vector<float> x(4 * 384, 1.0f);
+  const GemvShape shape{DType::BF16, 1, 384, 1024};
+#ifdef SPARSA_WITH_CUDA
+  const auto refused = [&](GemvShape s, std::span<const float> v, int reps) {
+    try {
+      time_sparse_vs_dense_gemv(s, v, 0.5f, 0.5f, reps);
+    } catch (const Error& e) {
+      return e.kind() == ErrorKind::kBadInput;
+    }
+    return false;
+  };
+  EXPECT_TRUE(refused({DType::BF16, 2, 384, 1024}, x, 10));                          // batch 2
+  EXPECT_TRUE(refused({DType::F32, 1, 384, 1024}, x, 10));                           // fp32 weights
+  EXPECT_TRUE(refused(shape, std::span<const float>(x).first(383), 10));              // not whole rows
+  EXPECT_TRUE(refused(shape, {}, 10));                                               // no input
+  EXPECT_TRUE(refused(shape, x, 0));                                                 // no replay
+#else
+  EXPECT_THROW(time_sparse_vs_dense_gemv(shape, x, 0.5f, 0.5f, 10), Error);  // built without CUDA
+#endif
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  std::vector<float> acts(16 * 384);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& v : acts) v = normal(rng);
+  const GemvSpeed s = time_sparse_vs_dense_gemv(shape, acts, sparsity_threshold(acts, 0.5f), 0.5f, 20);
+  EXPECT_GT(s.sparse_us, 0.0);
+  EXPECT_GT(s.dense_us, 0.0);
 }
 
 TEST(StudyBadInput, ClearErrorsAndExitTwo) {

@@ -214,4 +214,25 @@ GemvConfig tune_sparse_gemv(const GemvShape& shape, float expected_sparsity, Gem
 GemvConfig tune_sparse_gemv_fused(const GemvFusedShape& shape, float expected_sparsity, GemvTuneTable& table,
                                   int reps = 30);
 
+// ---- measured speed-up against the dense GEMV (the study's speed section) ----
+
+struct GemvSpeed {
+  double sparse_us = 0;  // SparseGemvCuda at the threshold, with the config tune_sparse_gemv() picks
+  double dense_us = 0;   // cuBLAS dense GEMV of the same shape and weight type (cublasGemmEx, op T,
+                         // weight type in and out, fp32 compute): every weight read
+  GemvConfig config;     // the sparse kernel's config
+};
+
+// Times batch-1 launches of `shape` (shape.batch must be 1; weight type F16 or BF16) on real inputs:
+// x [n, in] (host, n >= 1, e.g. a layer's activations over n tokens); launch i of a graph of 16 uses
+// row i % n of x and its own copy of random non-zero weights (copies rotated over more than the
+// L2). Both kernels are timed the same way: CUDA events around each replay of the graph, the median
+// of `reps` replays ÷ 16. cuBLAS gets the same x rows rounded to the weight type. The sparse
+// kernel's config is tuned first for `expected_sparsity` (a scratch table). Allocates and frees
+// device memory; synchronous. Throws Error(kBadInput) for another batch or type, x not a multiple
+// of in or empty, reps < 1; Error(kRuntime) for CUDA / cuBLAS failures ("built without CUDA" in
+// CPU-only builds).
+GemvSpeed time_sparse_vs_dense_gemv(const GemvShape& shape, std::span<const float> x, float threshold,
+                                    float expected_sparsity, int reps = 100);
+
 }  // namespace sparsa

@@ -42,7 +42,7 @@
 namespace sparsa {
 
 // The schema version this build writes (sparsa_meta.schema_version); see docs/schema.md.
-inline constexpr int kStoreSchemaVersion = 3;
+inline constexpr int kStoreSchemaVersion = 4;
 
 enum class RunKind : uint8_t { kDense, kPrune, kActs, kCompare, kAnalysis, kBench };
 std::string_view run_kind_name(RunKind k);  // "dense", "prune", "acts", "compare", "analysis", "bench"
@@ -177,6 +177,23 @@ struct BenchmarkRow {
   std::string machine{};    // e.g. "NVIDIA H200"
 };
 
+// The bytes model (sparsa/bytes_model.h) at one activation sparsity and block size, for one block
+// of the model or (layer unset) the whole model. Fractions are of the weights a decode step reads
+// per token, averaged over tokens; the writer stores each speed-up bound as 1 / fraction (NULL
+// when the fraction is 0).
+struct BytesModelRow {
+  double act_sparsity = 0;
+  int64_t block_rows = 0;
+  std::optional<int64_t> layer{};           // unset (NULL): the whole model
+  int64_t tokens = 0;                       // tokens the fractions are averaged over
+  int64_t mlp_params = 0;                   // MLP weights (elements) of the block / of the model
+  std::optional<int64_t> decode_params{};   // every weight a dense decode step reads (whole model only)
+  double mlp_in_fraction = 0;               // of the gate/up (fc1) weights
+  double down_in_fraction = 0;              // of the down (fc2) weights
+  double mlp_fraction = 0;                  // of the MLP weights
+  std::optional<double> decode_fraction{};  // of everything a decode step reads (whole model only)
+};
+
 struct TaskScoreRow {        // one zero-shot task of a run (sparsa/tasks.h)
   std::string task{};       // the task's name (its file's stem)
   int64_t items = 0;
@@ -223,6 +240,7 @@ class RunWriter {
   void add_tsne(std::string_view source, std::span<const TsnePoint> points);
   void add_coherence(std::span<const CoherenceRow> rows);
   void add_benchmarks(std::span<const BenchmarkRow> rows);
+  void add_bytes_model(std::span<const BytesModelRow> rows);
   // One task's scores and the rows of its choices (task_scores, task_choices).
   void add_task_scores(const TaskScoreRow& score, std::span<const TaskChoiceRow> choices);
   void set_timings(const RunTimings& t);

@@ -4,6 +4,7 @@
 #ifdef SPARSA_WITH_CUDA
 
 #include "cuda/cuda_check.h"
+#include "cuda/launch_timer.h"
 #include "cuda/sparse_gemv.cuh"
 #include "sparsa/cuda.h"
 #include "sparsa/error.h"
@@ -59,51 +60,6 @@ void launch(const gemv::LaunchShape& ls, const GemvConfig& c, std::span<const Ge
       bad_input("sparse_gemv_cuda: the weight pointer must be 16-byte aligned when out ({}) is a multiple of {}",
                 ls.out[m], ls.epl);
   gemv::launch_sparse_gemv(ls, c, parts.data(), x, stream);
-}
-
-// Median time in seconds of one launch, over `reps` replays of a graph of `launches` calls of
-// enqueue(i, stream).
-template <typename Enqueue>
-double median_launch_seconds(int reps, Enqueue enqueue) {
-  constexpr int kLaunches = 16;
-  cudaStream_t stream{};
-  SPARSA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  cudaGraph_t graph{};
-  cudaGraphExec_t exec{};
-  cudaEvent_t start{}, stop{};
-  std::vector<float> ms;
-  try {
-    SPARSA_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < kLaunches; ++i) enqueue(i, stream);
-    SPARSA_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-    SPARSA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-    SPARSA_CUDA_CHECK(cudaEventCreate(&start));
-    SPARSA_CUDA_CHECK(cudaEventCreate(&stop));
-    SPARSA_CUDA_CHECK(cudaGraphLaunch(exec, stream));  // warm-up
-    for (int r = 0; r < reps; ++r) {
-      SPARSA_CUDA_CHECK(cudaEventRecord(start, stream));
-      SPARSA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-      SPARSA_CUDA_CHECK(cudaEventRecord(stop, stream));
-      SPARSA_CUDA_CHECK(cudaEventSynchronize(stop));
-      float t = 0.0f;
-      SPARSA_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
-      ms.push_back(t);
-    }
-  } catch (...) {
-    cudaStreamEndCapture(stream, &graph);  // harmless when not capturing
-    cudaGetLastError();
-    if (exec) cudaGraphExecDestroy(exec);
-    if (graph) cudaGraphDestroy(graph);
-    cudaStreamDestroy(stream);
-    throw;
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  cudaStreamDestroy(stream);
-  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
-  return ms[ms.size() / 2] / 1e3 / kLaunches;
 }
 
 }  // namespace
@@ -181,7 +137,7 @@ GemvConfig tune_sparse_gemv_fused(const GemvFusedShape& shape, float expected_sp
     } catch (const Error&) {
       continue;
     }
-    const double s = median_launch_seconds(reps, [&](int i, cudaStream_t stream) { plan.run(parts_of(i), x.data(), stream); });
+    const double s = cuda::median_launch_seconds(reps, [&](int i, cudaStream_t stream) { plan.run(parts_of(i), x.data(), stream); });
     if (s < best_seconds) best_seconds = s, best = c;
   }
   if (!std::isfinite(best_seconds)) runtime_failure("tune_sparse_gemv: no config runs for {}", GemvFusedKey{shape, 0}.str());

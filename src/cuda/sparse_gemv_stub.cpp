@@ -36,6 +36,10 @@ GemvConfig tune_sparse_gemv_fused(const GemvFusedShape&, float, GemvTuneTable&, 
   runtime_failure("tune_sparse_gemv: sparsa was built without CUDA");
 }
 
+GemvSpeed time_sparse_vs_dense_gemv(const GemvShape&, std::span<const float>, float, float, int) {
+  runtime_failure("time_sparse_vs_dense_gemv: sparsa was built without CUDA");
+}
+
 }  // namespace sparsa
 
 #endif  // SPARSA_WITH_CUDA

@@ -71,6 +71,7 @@ class Report {
     overlap();
     activations();
     coactivation();
+    speed();
     runs_table();
     return out_;
   }
@@ -407,6 +408,135 @@ class Report {
     for (const auto& row : r)
       line(fmt::format("| {} | {} | {} | {} | {:.1f} | {} |", static_cast<int64_t>(num(row[0])), str(row[1]), str(row[2]),
                        str(row[3]), num(row[4]), str(row[5])));
+    line();
+  }
+
+  // "How can these patterns speed up sparse inference?": the bytes model of the newest speed run
+  // (bytes_model) and, when it measured on a GPU, the sparse-GEMV speed-ups (benchmarks).
+  void speed() {
+    const json id = rows(store_, "SELECT max(run_id) FROM runs WHERE kind = 'bench' AND method = 'speed'");
+    if (id.empty() || !id[0][0].is_number()) return;
+    const int64_t run = static_cast<int64_t>(num(id[0][0]));
+    const json m = rows(store_, fmt::format(
+        "SELECT a.act_sparsity, a.block_rows, a.tokens, a.mlp_params, a.decode_params, a.mlp_in_fraction, "
+        "a.down_in_fraction, a.mlp_fraction, a.mlp_speedup, a.decode_speedup, min(l.mlp_fraction), max(l.mlp_fraction) "
+        "FROM bytes_model a JOIN bytes_model l ON l.run_id = a.run_id AND l.act_sparsity = a.act_sparsity AND "
+        "l.block_rows = a.block_rows AND l.layer IS NOT NULL WHERE a.run_id = {} AND a.layer IS NULL "
+        "GROUP BY ALL ORDER BY a.act_sparsity, a.block_rows", run));
+    if (m.empty()) return;
+    const json measured = rows(store_, fmt::format("SELECT count(*) FROM benchmarks WHERE run_id = {}", run));
+    const bool on_gpu = !measured.empty() && num(measured[0][0]) > 0;
+    line("## Speed");
+    line();
+    line(fmt::format(
+        "Decoding a token reads every weight once, so at batch 1 its time is bound by memory bandwidth. An "
+        "activation-sparse GEMV stores Wᵀ and skips the weight rows of the inputs the thresholds above zero "
+        "(`sparsa/sparse_gemv.h`); a block kernel reads a block of B consecutive rows whenever any of them is active "
+        "(`sparsa/sparse_gemv_blocks.h`, B = 2 to 32; larger B are modelled only). The bytes model counts, on the dense "
+        "model's own activations ({} calibration tokens, every block), the fraction of the MLP weights a decode step "
+        "must read per token (gate/up rows by the `mlp_in` activations, down rows by `down_in`), and its bandwidth-bound "
+        "speed-up upper bound, 1 / fraction, for the MLP and for the whole step, in which attention, norms, one "
+        "embedding row and the lm_head are read densely: {:.1f} % of the {} weights a step reads are in the MLP "
+        "(the KV cache, which grows with the context, is not counted). Features are in the model's order; grouping "
+        "co-active ones (the co-activation section) is what could make blocks cheaper.",
+        static_cast<int64_t>(num(m[0][2])), 100 * num(m[0][3]) / num(m[0][4]),
+        num(m[0][4]) >= 1e6 ? fmt::format("{:.2f} M", num(m[0][4]) / 1e6) : fmt::format("{:.0f}", num(m[0][4]))));
+    line();
+    if (!on_gpu)
+      line("No GPU was present when this study ran (or sparsa was built without CUDA), so these are modelled bytes, "
+           "not measurements.");
+    else
+      line("The model is followed by the sparse-GEMV speed-ups measured on this study's GPU.");
+    line();
+    bytes_model_table(m);
+    if (on_gpu) measured_speed(run);
+  }
+
+  // Perplexity with activations sparsified (the newest acts run), by target sparsity.
+  std::map<double, double> act_perplexities() const {
+    std::map<double, double> out;
+    for (const auto& row : rows(store_, "SELECT act_sparsity, ppl FROM perplexities WHERE kind = 'act-sparsified' AND "
+                                        "run_id = (SELECT max(run_id) FROM runs WHERE kind = 'acts')"))
+      out[num(row[0])] = num(row[1]);
+    return out;
+  }
+
+  // The bytes model's table (rows of speed()'s query) and the sentence on the tolerable sparsity.
+  void bytes_model_table(const json& m) {
+    const std::map<double, double> ppl_at = act_perplexities();
+    const auto quality = [&](double s) {
+      const auto it = ppl_at.find(s);
+      return it == ppl_at.end() ? std::nan("") : it->second;
+    };
+    line("The perplexity is the one of the activation sparsity section (every point sparsified); B = 1 is the "
+         "per-row kernel.");
+    line();
+    line("| activations zeroed | perplexity vs dense | B | gate/up read | down read | MLP read (range over blocks) | "
+         "MLP speed-up ≤ | decode step speed-up ≤ |");
+    line("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    double shown = -1, chosen = -1;
+    for (const auto& row : m) {
+      const double s = num(row[0]), ppl = quality(s);
+      const std::string ppl_cell = std::isfinite(ppl) ? pct(ppl / dense_ppl_ - 1) : "";
+      line(fmt::format("| {} | {} | {} | {:.1f} % | {:.1f} % | {:.1f} % ({:.1f}–{:.1f} %) | {:.2f}× | {:.2f}× |",
+                       s == shown ? "" : fmt::format("{:.0f} %", 100 * s), s == shown ? "" : ppl_cell,
+                       static_cast<int64_t>(num(row[1])), 100 * num(row[5]), 100 * num(row[6]), 100 * num(row[7]),
+                       100 * num(row[10]), 100 * num(row[11]), num(row[8]), num(row[9])));
+      shown = s;
+      if (std::isfinite(ppl) && ppl <= 1.05 * dense_ppl_) chosen = std::max(chosen, s);
+    }
+    line();
+    if (chosen < 0) chosen = num(m[0][0]);
+    const json* per_row = nullptr;
+    const json* largest = nullptr;
+    for (const auto& row : m)
+      if (num(row[0]) == chosen) {
+        if (!per_row) per_row = &row;
+        largest = &row;
+      }
+    const json& a = *per_row;
+    const json& z = *largest;
+    const double ppl = quality(chosen);
+    const bool spread = num(z[7]) > num(a[7]) + 0.05;
+    const int64_t finest = static_cast<int64_t>(num(a[1]));
+    line(fmt::format("At {:.0f} % activation sparsity{}, a decode step that skips {} reads {:.1f} % of the MLP weights: "
+                     "the MLP could run at most {:.2f}× and the step at most {:.2f}× faster. With B = {}, {:.1f} % must "
+                     "be read (the step at most {:.2f}× faster): {}.",
+                     100 * chosen, std::isfinite(ppl) ? fmt::format(" (perplexity {} vs dense)", pct(ppl / dense_ppl_ - 1)) : "",
+                     finest == 1 ? std::string("single rows (B = 1)") : fmt::format("blocks of B = {} rows", finest),
+                     100 * num(a[7]), num(a[8]), num(a[9]),
+                     static_cast<int64_t>(num(z[1])), 100 * num(z[7]), num(z[9]),
+                     spread ? "the active rows are spread over the blocks, so a block kernel needs co-active features "
+                              "grouped to approach the per-row bound"
+                            : "the active rows fall into few blocks, so block kernels lose little"));
+    line();
+  }
+
+  // The measured sparse-GEMV times of speed run `run` next to the bytes model's bound for the same
+  // block and input (B = 1).
+  void measured_speed(int64_t run) {
+    const json b = rows(store_, fmt::format(
+        "SELECT b.sparsity, b.name, b.shape, b.dtype, b.microseconds, b.baseline_microseconds, b.machine, "
+        "CASE WHEN b.name LIKE '%mlp_in%' THEN m.mlp_in_fraction ELSE m.down_in_fraction END FROM benchmarks b "
+        "LEFT JOIN bytes_model m ON m.run_id = b.run_id AND m.block_rows = 1 AND abs(m.act_sparsity - b.sparsity) < 1e-9 "
+        "AND m.layer = TRY_CAST(regexp_extract(b.name, 'block ([0-9]+)', 1) AS INTEGER) WHERE b.run_id = {} "
+        "ORDER BY b.sparsity, b.name", run));
+    if (b.empty()) return;
+    line(fmt::format("### Measured on {}", cell(str(b[0][6]))));
+    line();
+    line("Each time is the median of 100 replays of a CUDA graph of 16 launches (each over its own copy of random "
+         "weights, the copies spanning more than the L2), timed with CUDA events and divided by 16. The sparse kernel "
+         "gets the first 16 calibration tokens' activations of the block at the threshold of each sparsity, with its "
+         "tile configuration tuned first; the dense baseline is cuBLAS (`cublasGemmEx`) on the same inputs and shape.");
+    line();
+    line("| activations zeroed | GEMV | W (out × in) | dtype | sparse µs | dense µs | speed-up | bytes-model bound |");
+    line("| ---: | --- | --- | --- | ---: | ---: | ---: | ---: |");
+    for (const auto& row : b) {
+      const double bound = num(row[7]) > 0 ? 1 / num(row[7]) : std::nan("");
+      line(fmt::format("| {:.0f} % | {} | {} | {} | {:.2f} | {:.2f} | {:.2f}× | {} |", 100 * num(row[0]), cell(str(row[1])),
+                       str(row[2]), str(row[3]), num(row[4]), num(row[5]), num(row[5]) / num(row[4]),
+                       std::isfinite(bound) ? fmt::format("{:.2f}×", bound) : "—"));
+    }
     line();
   }
 

@@ -193,8 +193,29 @@ CREATE TABLE task_choices (
 );
 )sql";
 
+// Version 4: the bytes model of activation-sparse decoding (sparsa/bytes_model.h), one row per
+// (activation sparsity, block size, block of the model) and one per (sparsity, block size) for the
+// whole model (layer NULL). No declared foreign key, for the reason given at version 3.
+constexpr std::string_view kSchemaV4 = R"sql(
+CREATE TABLE bytes_model (
+  run_id BIGINT NOT NULL,
+  act_sparsity DOUBLE NOT NULL,
+  block_rows INTEGER NOT NULL,
+  layer INTEGER,
+  tokens BIGINT NOT NULL,
+  mlp_params BIGINT NOT NULL,
+  decode_params BIGINT,
+  mlp_in_fraction DOUBLE NOT NULL,
+  down_in_fraction DOUBLE NOT NULL,
+  mlp_fraction DOUBLE NOT NULL,
+  mlp_speedup DOUBLE,
+  decode_fraction DOUBLE,
+  decode_speedup DOUBLE
+);
+)sql";
+
 // kMigrations[v] brings version v to v + 1.
-constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
 static_assert(std::size(kMigrations) == kStoreSchemaVersion, "one migration per schema version");
 
 // Lower-case letters, digits and '_' only (a view name needs no quoting then).
@@ -213,7 +234,7 @@ const std::vector<std::string_view>& schema_tables() {
   static const std::vector<std::string_view> tables = {
       "sparsa_meta",    "runs",     "matrices", "perplexities", "feature_metrics", "comparisons",
       "act_thresholds", "act_histograms", "cluster_summary", "clusters", "tsne", "coherence", "benchmarks",
-      "task_scores",    "task_choices"};
+      "task_scores",    "task_choices", "bytes_model"};
   return tables;
 }
 

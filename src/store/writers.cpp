@@ -275,6 +275,30 @@ void RunWriter::add_benchmarks(std::span<const BenchmarkRow> rows) {
   }
 }
 
+void RunWriter::add_bytes_model(std::span<const BytesModelRow> rows) {
+  impl_->check_open();
+  const auto inverse = [](std::optional<double> f) { return f && *f > 0 ? std::optional<double>(1.0 / *f) : std::nullopt; };
+  store::Appender& app = impl_->appender("bytes_model");
+  for (const BytesModelRow& b : rows) {
+    std::optional<int32_t> layer;
+    if (b.layer) layer = as_int32(*b.layer, "layer");
+    app.add(impl_->run_id)
+        .add(b.act_sparsity)
+        .add(as_int32(b.block_rows, "block size"))
+        .add(layer)
+        .add(b.tokens)
+        .add(b.mlp_params)
+        .add(b.decode_params)
+        .add(b.mlp_in_fraction)
+        .add(b.down_in_fraction)
+        .add(b.mlp_fraction)
+        .add(inverse(b.mlp_fraction))
+        .add(b.decode_fraction)
+        .add(inverse(b.decode_fraction))
+        .end_row();
+  }
+}
+
 void RunWriter::add_task_scores(const TaskScoreRow& s, std::span<const TaskChoiceRow> choices) {
   impl_->check_open();
   impl_->appender("task_scores")

@@ -57,6 +57,14 @@ bool Context::figure_present(const fs::path& png) const {
   });
 }
 
+TensorI32 Context::first_calib_windows(int64_t n) const {
+  n = std::min(n, calib.tokens.dim(0));
+  const int64_t seqlen = calib.tokens.dim(1);
+  TensorI32 windows({n, seqlen});
+  std::copy_n(calib.tokens.data.begin(), n * seqlen, windows.data.begin());
+  return windows;
+}
+
 std::optional<double> Context::query_number(const std::string& sql) const {
   const auto j = store.query_json(sql);
   if (j["rows"].empty() || j["rows"][0].empty() || !j["rows"][0][0].is_number()) return std::nullopt;
@@ -169,6 +177,7 @@ StudyResult run_study(const StudyOptions& options, const std::function<void(cons
       if (runs[i].target.label() == runs[j].target.label()) study::compare_step(ctx, runs[i], runs[j]);
   const ActivationThresholds thresholds = study::acts_step(ctx);
   study::coactivation_step(ctx, runs, thresholds);
+  study::speed_step(ctx);
   if (opt.figures) study::summary_figures(ctx, runs);
 
   write_study_report(*store, result.figures_dir, result.report);

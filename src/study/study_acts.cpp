@@ -13,6 +13,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
+std::string acts_options(const StudyOptions& o) {
+  return act_sparsities_option(o.act_sparsities) + fmt::format(" bitset_sparsity={:g}", o.act_bitset_sparsity);
+}
+
+}  // namespace
+
 // Thresholds at sparsity s read back from a committed acts run.
 ActivationThresholds thresholds_from_store(const Context& ctx, int64_t run_id, double s) {
   ActivationThresholds t;
@@ -33,12 +39,6 @@ ActivationThresholds thresholds_from_store(const Context& ctx, int64_t run_id, d
   if (found != ctx.dense.config.num_layers * kNumObsPoints) t.t.clear();  // incomplete: recompute
   return t;
 }
-
-std::string acts_options(const StudyOptions& o) {
-  return act_sparsities_option(o.act_sparsities) + fmt::format(" bitset_sparsity={:g}", o.act_bitset_sparsity);
-}
-
-}  // namespace
 
 ActivationThresholds acts_step(Context& ctx) {
   RunInfo info = ctx.run_info(RunKind::kActs);

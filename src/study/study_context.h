@@ -68,6 +68,8 @@ struct Context {
   void remove_figure(const std::filesystem::path& png) const;
   // Whether the figure at `png` and its extra formats are all on disk.
   bool figure_present(const std::filesystem::path& png) const;
+  // The first min(n, calibration windows) calibration windows, [n, seqlen].
+  TensorI32 first_calib_windows(int64_t n) const;
   // The (single) numeric value of a one-row query, or nullopt when it returns no row.
   std::optional<double> query_number(const std::string& sql) const;
 };
@@ -92,6 +94,13 @@ nlohmann::json stored_task_scores(const Context& ctx, int64_t run_id);
 // study_acts.cpp: thresholds, histograms and activation-sparsified perplexity; returns the
 // thresholds at opt.act_bitset_sparsity for the analysis step.
 ActivationThresholds acts_step(Context& ctx);
+// The thresholds at activation sparsity s of the committed acts run `run_id`; empty t when the run
+// lacks some (layer, point).
+ActivationThresholds thresholds_from_store(const Context& ctx, int64_t run_id, double s);
+
+// study_speed.cpp: the bytes model of activation-sparse decoding at every activation sparsity (after
+// acts_step), and with a CUDA device the measured sparse-GEMV speed-up (one bench run).
+void speed_step(Context& ctx);
 
 // study_coactivation.cpp: clustering, t-SNE and coherence of pruning masks (rows of the
 // analysis layer's up projection, for Wanda and SparseGPT at the first unstructured target)
