@@ -308,6 +308,24 @@ TEST(DbCommands, BadAndLockedDatabasesAreOneLineErrors) {
   EXPECT_NE(locked.err.find(db.string()), std::string::npos) << locked.err;
 }
 
+// eval --task with --db: a rerun prints the stored scores (no per-item scores: those are rows).
+TEST(DbCommands, TaskRerunPrintsTheStoredScores) {
+  TempDir tmp;
+  const std::vector<std::string> args = {"eval", "--task", (test::repo_dir() / "data" / "tasks" / "persuasion-next.jsonl").string(),
+                                         "--limit", "3", "--json", "--db", (tmp / "db.duckdb").string()};
+  const auto first = run_sparsa(args);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const auto again = run_sparsa(args);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const json a = json::parse(first.out), b = json::parse(again.out);
+  EXPECT_EQ(b["reused"], true);
+  EXPECT_EQ(b["run"], 1);
+  for (const char* k : {"task", "n", "acc", "acc_stderr", "acc_norm", "acc_norm_stderr", "chance", "truncated", "file",
+                        "model"})
+    EXPECT_EQ(a[k], b[k]) << k;
+  EXPECT_FALSE(b.contains("items"));
+}
+
 TEST(DbCommands, HelpDescribesTheFlag) {
   for (const char* command : {"eval", "prune", "compare", "acts"}) {
     const auto r = run_sparsa({command, "--help"});

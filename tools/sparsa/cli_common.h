@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -116,6 +117,14 @@ std::unique_ptr<Store> open_db(const std::string& db);
 // The one stderr line saying that `command`'s result is run `run_id` of the database: a new run
 // (`added`), or one that already held it (nothing added).
 void note_db_run(std::string_view command, const Store& store, int64_t run_id, bool added);
+// Marks a --json result that --db already held: "reused": true and "run": the run's id (a fresh
+// result, `run` unset, gets neither key).
+template <typename Json>
+void mark_reused(Json& result, std::optional<int64_t> run) {
+  if (!run) return;
+  result["reused"] = true;
+  result["run"] = *run;
+}
 // The rows (arrays of values, Store::query_json) of one read-only query on --db's database: what
 // a run that already holds a command's result stored, for printing it again.
 nlohmann::json stored_rows(const Store& store, const std::string& sql);

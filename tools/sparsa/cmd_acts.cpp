@@ -265,8 +265,7 @@ void run_acts(const ActsArgs& a) {
       note_db_run("acts", *store, *id, false);
       json out = stored_acts(*store, *id, sparsities, m.config.num_layers);
       add_window_counts(out, calib, eval ? &eval_windows : nullptr);
-      out["reused"] = true;
-      out["run"] = *id;
+      mark_reused(out, id);
       if (a.json) return print_json(nlohmann::json(out));
       return print_text(stored_thresholds(*store, *id, sparsities, m.config.num_layers), out.value("ppl", json::object()));
     }

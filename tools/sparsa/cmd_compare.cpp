@@ -286,10 +286,7 @@ void run_compare(const CompareArgs& a) {
   if (!a.features_out.empty()) write_features(a.features_out, c);
   if (!a.json) return print_comparison(c);
   json out = comparison_json(c);
-  if (reused_run) {
-    out["reused"] = true;
-    out["run"] = *reused_run;
-  }
+  mark_reused(out, reused_run);
   print_json(nlohmann::json(out));
 }
 

@@ -178,8 +178,7 @@ void run_task(const EvalArgs& a) {
       nlohmann::json out = stored_task_score(*store, *id, task.name);
       out["file"] = a.task;
       out["model"] = m.source.string();
-      out["reused"] = true;
-      out["run"] = *id;
+      mark_reused(out, id);
       return print_task_result(a, std::move(out));
     }
   }
@@ -212,10 +211,7 @@ void print_perplexity(const EvalArgs& a, const Model& m, const TensorI32& window
                 {"tokens_per_second", static_cast<double>(tokens) / r.seconds},
                 {"model", m.source.string()}};
     out.update(a.device.describe());
-    if (reused_run) {
-      out["reused"] = true;
-      out["run"] = *reused_run;
-    }
+    mark_reused(out, reused_run);
     print_json(out);
   } else {
     std::printf("perplexity %.4f over %lld windows x %lld tokens (%.1f s, %.0f tokens/s)\n", r.ppl,

@@ -189,10 +189,7 @@ void print_result(const PruneArgs& a, const PruneSummary& summary, const fs::pat
                     {"matrices", summary.matrices.size()},
                     {"timings", stage_seconds_json(summary.timings)},
                     {"out", out.string()}};
-    if (reused_run) {
-      compact["reused"] = true;
-      compact["run"] = *reused_run;
-    }
+    mark_reused(compact, reused_run);
     return print_json(nlohmann::json(compact));
   }
   std::printf("%s %zu matrices with %s %s: overall sparsity %.4f (prune %.1f s, save %.1f s) -> %s\n",
