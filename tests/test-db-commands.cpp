@@ -186,13 +186,34 @@ TEST_F(DbCommandsTest, RerunsAddNothingAndMaskFilesBecomeRuns) {
   ASSERT_TRUE(all_succeeded());
   const auto runs = [&] { return scalar(*open(), "SELECT count(*) FROM runs"); };
   const int64_t before = runs();
-  for (const auto& args : {cmd_->prune_magnitude(), cmd_->eval_dense(), cmd_->eval_wanda(), cmd_->compare(),
-                           cmd_->acts()}) {
+  // Each rerun prints its result all the same (--json: the first run's numbers, "reused": true).
+  auto compare_json = cmd_->compare();
+  compare_json.push_back("--json");
+  const auto first_compare = run_sparsa({"compare", (cmd_->dir / "mag").string(), (cmd_->dir / "wanda").string(), "--json"});
+  ASSERT_EQ(first_compare.exit_code, 0) << first_compare.err;
+  const std::pair<std::vector<std::string>, std::string> reruns[] = {
+      {cmd_->prune_magnitude(), ""},          {cmd_->eval_dense(), results_[2].out},
+      {cmd_->eval_wanda(), results_[3].out},  {cmd_->compare(), ""},
+      {compare_json, first_compare.out},      {cmd_->acts(), results_[5].out}};
+  for (const auto& [args, first_out] : reruns) {
     const auto r = run_sparsa(args);
     EXPECT_EQ(r.exit_code, 0) << args[0] << ": " << r.err;
     EXPECT_TRUE(test::one_line(r.err)) << r.err;
     EXPECT_NE(r.err.find("already holds"), std::string::npos) << r.err;
-    EXPECT_EQ(r.out, "") << args[0];
+    EXPECT_NE(r.out, "") << args[0];
+    if (first_out.empty()) continue;
+    const json a = json::parse(first_out), b = json::parse(r.out);
+    EXPECT_FALSE(a.contains("reused")) << args[0];
+    EXPECT_EQ(b["reused"], true) << args[0];
+    EXPECT_TRUE(b["run"].is_number_integer()) << args[0];
+    std::vector<std::string> same = {"ppl", "predicted_tokens", "windows", "seqlen", "tokens", "model"};  // eval
+    if (args[0] == "acts") same = {"thresholds", "ppl", "calib", "eval"};
+    if (args[0] == "compare") same = {"a", "b", "matrices", "summary"};
+    for (const std::string& k : same) {
+      EXPECT_TRUE(b.contains(k)) << args[0] << " " << k;
+      EXPECT_EQ(a[k], b[k]) << args[0] << " " << k;
+    }
+    if (args[0] == "eval") EXPECT_NEAR(a["mean_nll"].get<double>(), b["mean_nll"].get<double>(), 1e-12);
   }
   EXPECT_EQ(runs(), before);
 
@@ -285,6 +306,24 @@ TEST(DbCommands, BadAndLockedDatabasesAreOneLineErrors) {
   EXPECT_EQ(locked.exit_code, 1) << locked.err;
   EXPECT_TRUE(test::one_line(locked.err)) << locked.err;
   EXPECT_NE(locked.err.find(db.string()), std::string::npos) << locked.err;
+}
+
+// eval --task with --db: a rerun prints the stored scores (no per-item scores: those are rows).
+TEST(DbCommands, TaskRerunPrintsTheStoredScores) {
+  TempDir tmp;
+  const std::vector<std::string> args = {"eval", "--task", (test::repo_dir() / "data" / "tasks" / "persuasion-next.jsonl").string(),
+                                         "--limit", "3", "--json", "--db", (tmp / "db.duckdb").string()};
+  const auto first = run_sparsa(args);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const auto again = run_sparsa(args);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const json a = json::parse(first.out), b = json::parse(again.out);
+  EXPECT_EQ(b["reused"], true);
+  EXPECT_EQ(b["run"], 1);
+  for (const char* k : {"task", "n", "acc", "acc_stderr", "acc_norm", "acc_norm_stderr", "chance", "truncated", "file",
+                        "model"})
+    EXPECT_EQ(a[k], b[k]) << k;
+  EXPECT_FALSE(b.contains("items"));
 }
 
 TEST(DbCommands, HelpDescribesTheFlag) {

@@ -203,9 +203,83 @@ TEST(PruneCli, KeepsTheSourceTensorsAndDtypesByDefault) {
     EXPECT_EQ(pruned->info(name).dtype, DType::BF16) << name;
     EXPECT_EQ(pruned->info(name).shape, source->info(name).shape) << name;
   }
-  EXPECT_EQ(test::read_file(run.out / "config.json"), test::read_file(demo_model() / "config.json"));
+  // config.json: the source's, plus the sparsity metadata (ConfigRecordsTheSparsity...).
+  auto config = nlohmann::ordered_json::parse(test::read_file(run.out / "config.json"));
+  config.erase("quantization_config");
+  EXPECT_EQ(config, nlohmann::ordered_json::parse(test::read_file(demo_model() / "config.json")));
   const Tensor embed_src = source->load_f32("model.embed_tokens.weight");
   EXPECT_EQ(pruned->load_f32("model.embed_tokens.weight").data, embed_src.data);
+}
+
+// The zeros of every parameter of a checkpoint / their number, on its stored values.
+double zero_fraction(const fs::path& checkpoint) {
+  const auto store = TensorStore::open(checkpoint);
+  int64_t zeros = 0, total = 0;
+  for (const std::string& name : store->names()) {
+    const Tensor t = store->load_f32(name);
+    for (float v : t.data) zeros += v == 0.0f;
+    total += static_cast<int64_t>(t.numel());
+  }
+  return static_cast<double>(zeros) / static_cast<double>(total);
+}
+
+// config.json carries the compressed-tensors sparsity metadata llm-compressor writes (dense
+// weights with zeros), so vLLM and llm-compressor can tell the structure; the rest of the file is
+// the source's, key for key in the same order.
+TEST(PruneCli, ConfigRecordsTheSparsityAsLlmCompressorDoes) {
+  const MagnitudeRun& run = magnitude_u50();
+  ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+  const json config = read_json(run.out / "config.json");
+  const json& q = config["quantization_config"];
+  EXPECT_EQ(q["quant_method"], "compressed-tensors");
+  EXPECT_EQ(q["transform_config"], json::object());
+  const json& s = q["sparsity_config"];
+  EXPECT_EQ(s["format"], "dense");
+  EXPECT_EQ(s["sparsity_structure"], "unstructured");
+  EXPECT_EQ(s["targets"], json::array({"Linear"}));
+  EXPECT_EQ(s["ignore"], json::array({"lm_head"}));
+  EXPECT_EQ(s["registry_requires_subclass"], false);
+  // a fraction (not a percentage) of every parameter, embeddings and norms included
+  EXPECT_NEAR(s["global_sparsity"].get<double>(), zero_fraction(run.out), 1e-12);
+  EXPECT_GT(s["global_sparsity"].get<double>(), 0.3);
+  EXPECT_LT(s["global_sparsity"].get<double>(), 0.5);
+
+  TempDir tmp;
+  const fs::path nm = tmp / "mag-2-4";
+  expect_prune_ok(nm, {"--method", "magnitude", "--nm", "2:4"});
+  EXPECT_EQ(read_json(nm / "config.json")["quantization_config"]["sparsity_config"]["sparsity_structure"], "2:4");
+  // Pruning a pruned checkpoint again replaces its metadata; sparsa loads the result.
+  const fs::path again = tmp / "again";
+  expect_prune_ok(again, {"--model", nm.string(), "--method", "magnitude", "--sparsity", "0.7"});
+  const json again_config = read_json(again / "config.json");
+  EXPECT_EQ(again_config["quantization_config"]["sparsity_config"]["sparsity_structure"], "unstructured");
+  EXPECT_NEAR(again_config["quantization_config"]["sparsity_config"]["global_sparsity"].get<double>(),
+              zero_fraction(again), 1e-12);
+  const CommandResult ev = run_sparsa({"eval", "--model", again.string(), "--limit", "1", "--json"});
+  ASSERT_EQ(ev.exit_code, 0) << ev.err;
+  EXPECT_TRUE(std::isfinite(json::parse(ev.out)["ppl"].get<double>()));
+}
+
+// With --db, a rerun that finds its result prints it all the same, saying it was reused.
+TEST(PruneCli, JsonOfARerunWithDbIsTheStoredResult) {
+  TempDir tmp;
+  const std::vector<std::string> args = {"--method", "magnitude", "--sparsity", "0.5", "--json", "--db",
+                                         (tmp / "db.duckdb").string()};
+  const CommandResult first = prune(tmp / "mag", args);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const CommandResult again = prune(tmp / "mag", args);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("already holds"), std::string::npos) << again.err;
+  const json a = json::parse(first.out), b = json::parse(again.out);
+  EXPECT_FALSE(a.contains("reused"));
+  EXPECT_EQ(b["reused"], true);
+  EXPECT_EQ(b["run"], 1);
+  for (const char* k : {"method", "target", "sparsity", "matrices", "out", "timings"}) EXPECT_EQ(a[k], b[k]) << k;
+  std::vector<std::string> text_args = args;
+  std::erase(text_args, std::string("--json"));
+  const CommandResult text = prune(tmp / "mag", text_args);
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("already pruned 42 matrices"), std::string::npos) << text.out;
 }
 
 TEST(PruneCli, Float32DtypeWritesF32AndUpdatesTheConfig) {

@@ -355,6 +355,36 @@ TEST_F(ServeTest, NoStatementChangesTheDatabaseOrReachesOtherFiles) {
   EXPECT_TRUE(test::read_file(db()) == before) << "the database file changed";
 }
 
+// A study that is still writing its database (it holds the file open read-write, which locks
+// it against any other DuckDB) is served: the dashboard starts, answers from a snapshot, and
+// shows the runs the writer commits afterwards, while the writer goes on writing.
+TEST_F(ServeTest, AStudyStillWritingIsServedAndItsNewRunsAppear) {
+  TempDir dir;
+  write_study(dir.path());
+  const fs::path db = dir.path() / "study.duckdb";
+  const auto writer = Store::open(db, Store::Mode::kReadWrite);  // held, as a running study holds it
+  serve::ServeOptions o;
+  o.db = db;
+  o.port = 0;
+  Running s(o);
+  const auto count_runs = [&] { return post_sql(s, "SELECT count(*) FROM runs", 200)["rows"][0][0].get<int64_t>(); };
+  EXPECT_EQ(count_runs(), 6);
+  EXPECT_EQ(get_json(s, "/api/info")["snapshot"], 1);
+  for (int i = 1; i <= 3; ++i) {
+    RunWriter w = writer->begin_run({.kind = RunKind::kDense, .model_name = "tiny", .options = std::to_string(i)});
+    w.add_perplexity({.dataset = "persuasion", .kind = PplKind::kDense, .ppl = 10.0 + i, .tokens = 2048, .seconds = 1});
+    w.commit();
+    EXPECT_EQ(count_runs(), 6 + i) << "the dashboard does not show the run committed " << i << " runs ago";
+  }
+  EXPECT_EQ(post_sql(s, "SELECT max(ppl) FROM perplexities WHERE kind = 'dense'", 200)["rows"][0][0], 13.0);
+  const json info = get_json(s, "/api/info");
+  EXPECT_EQ(info["db"], db.string());  // the user's file, never the private copy
+  EXPECT_GE(info["snapshot"].get<int64_t>(), 4);
+  const int64_t snapshot = info["snapshot"].get<int64_t>();
+  EXPECT_EQ(count_runs(), 9);
+  EXPECT_EQ(get_json(s, "/api/info")["snapshot"], snapshot);  // no change, no new copy
+}
+
 TEST_F(ServeTest, QueriesStopAtTheTimeLimit) {
   serve::ServeOptions o = options();
   o.limits.max_seconds = 1.0;

@@ -22,7 +22,9 @@ struct CalibrationSpec {
   std::filesystem::path tokens_file;              // int32 safetensors [n_samples, seqlen] ...
   std::string key = "calib";                      // ... and the tensor in it
   std::vector<std::filesystem::path> text_files;  // or: text files, tokenized and concatenated
-  std::filesystem::path tokenizer;                // tokenizer.json for text_files
+  std::filesystem::path tokenizer;                // the model's tokenizer file: tokenizes text_files, and a
+                                                  // tokens_file is checked against it (sparsa/tokenizer.h
+                                                  // check_token_file_tokenizer); empty = no check
   int64_t nsamples = 128;  // rows taken (the first ones) or windows drawn
   bool nsamples_given = false;  // an explicit count larger than the file's rows is an error
   int64_t seqlen = 0;      // 0: the file's row length / the model's context length
@@ -35,7 +37,7 @@ struct Calibration {
 };
 
 // Reads or draws the windows. Exactly one of spec.tokens_file / spec.text_files must be given.
-// Throws Error(kBadInput) naming the file for a missing tensor, a bad shape, too few
+// Throws Error(kBadInput) naming the file for a token file made with another tokenizer, a missing tensor, a bad shape, too few
 // rows or tokens, or a token id outside the model's vocabulary.
 Calibration load_calibration(const CalibrationSpec& spec, const ModelConfig& config);
 

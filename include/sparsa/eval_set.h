@@ -4,7 +4,7 @@
 // non-overlapping windows (no sliding, the tail shorter than a window dropped).
 //
 // One loader, one set of checks. Errors are Error(kBadInput) naming the file (and tensor) at
-// fault: a missing tensor (the message lists the ones the file holds), a tensor that is not
+// fault: a token file made with another tokenizer than spec.tokenizer, a missing tensor (the message lists the ones the file holds), a tensor that is not
 // token windows or a token stream, a token id outside the model's vocabulary, fewer tokens than
 // one window, a window length below 2 or above the model's context, a negative limit. The
 // messages speak of windows and files, not of command-line flags.
@@ -31,7 +31,9 @@ struct EvalSetSpec {
   std::filesystem::path tokens_file;  // I32/I64 safetensors ...
   std::string key = "eval";           // ... and the tensor in it: windows [n, row_length]
   std::filesystem::path text_file;    // or: a text file (exactly one of tokens_file / text_file)
-  std::filesystem::path tokenizer;    // tokenizer.json for text_file (read only for text)
+  std::filesystem::path tokenizer;    // the model's tokenizer file: tokenizes text_file, and a
+                                      // tokens_file is checked against it (check_token_file_tokenizer:
+                                      // another tokenizer's file is refused); empty = no check
   int64_t seqlen = 0;    // window length; 0 = the tensor's row length, or for a rank-1 tensor
                          // and for text the model's context length
   int64_t limit = 0;     // keep only the first `limit` windows; 0 = all

@@ -1,8 +1,12 @@
 // sparsa/serve.h — the study dashboard (`sparsa serve`): an HTTP server over a study's DuckDB
 // file with a JSON API and the dashboard's pages (docs/serve.md lists the endpoints).
 //
-// The database is opened Store::Mode::kSandboxed: read-only, no access to other files, locked
-// configuration, so no request can change it or read anything else. Pages, scripts and the
+// The database file itself is never opened (a study still writing it keeps it locked): the
+// dashboard serves private copies, a new one whenever the file or its write-ahead log changes and
+// a copy can be made that the writer did not change meanwhile (src/serve/snapshot.h), so a
+// running study's new runs appear at the next request. Each copy is opened
+// Store::Mode::kSandboxed: read-only, no access to other files, locked configuration, so no
+// request can change it or read anything else. /api/info says which copy ("snapshot": 1, 2, ...). Pages, scripts and the
 // chart library (vega, vega-lite, vega-embed) are embedded in the binary; only those are
 // served as files (no path reaches the file system). Mask images are drawn from the mask file a
 // prune run records (runs.mask_file); for runs stored without one, from masks_dir's
@@ -27,7 +31,9 @@
 // transfer encoding; an answer is serialized row by row and refused (413) as soon as it passes
 // max_response_bytes, so a request holds at most about that much. Memory bound of the server:
 // query_memory_bytes + max_queries x max_response_bytes + threads x max_request_bytes (plus
-// the mask of one image per running image request).
+// the mask of one image per running image request); while requests on an older snapshot finish,
+// its DuckDB has its own query_memory_bytes. Disk: one copy of the database (two while switching)
+// in a private folder under $TMPDIR, deleted at exit.
 // Errors are JSON {"error": message, "status": code}: 400 bad input (bad SQL included), 401 no
 // token, 403 a refused Host or origin, 404 unknown path / no such run, 405 wrong method, 413 too
 // large, 503 busy, 500 anything else.
@@ -71,7 +77,7 @@ bool is_loopback_host(std::string_view host);
 
 class Server {
  public:
-  // Opens the database (sandboxed) and binds the socket. Error(kBadInput) for a bad database
+  // Copies and opens the database (sandboxed) and binds the socket. Error(kBadInput) for a bad database
   // file or option (a non-loopback host without allow_remote, no token on one); Error(kRuntime)
   // when the address cannot be bound (port in use).
   explicit Server(const ServeOptions& options);

@@ -88,7 +88,9 @@ struct StudyResult {
   nlohmann::json summary;  // perplexities per run and the headline comparisons (the --json output)
 };
 
-// Runs (or resumes) the study. `log(line)` receives one line per finished step (for stderr).
+// Runs (or resumes) the study. `log(line)` receives one line per finished step (for stderr), and
+// before each step a progress line "step k/n: <the step, e.g. prune wanda 2-4> (<elapsed> elapsed,
+// eta <remaining>)": the ETA assumes the remaining steps take the mean time of those so far.
 // Throws Error(kBadInput) for bad options or inputs, Error(kRuntime) for failures on the way;
 // runs committed before the failure stay in the database.
 StudyResult run_study(const StudyOptions& options, const std::function<void(const std::string&)>& log = {});

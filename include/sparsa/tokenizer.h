@@ -66,4 +66,44 @@ class Llama2cTokenizer {
   virtual std::string decode_piece(int32_t prev_token, int32_t token) const = 0;
 };
 
+// ---- Which tokenizer made a token file ----
+//
+// Token files sparsa writes (`sparsa tokenize --out`) record the tokenizer that made their ids in
+// the safetensors header's "__metadata__": key kTokenizerHashKey, value tokenizer_sha256() of
+// the tokenizer file. A token file used with a model is checked against the model's tokenizer
+// file (docs/token-files.md).
+
+inline constexpr std::string_view kTokenizerHashKey = "tokenizer_sha256";
+
+// The SHA-256 of the tokenizer file's bytes, exactly as stored (tokenizer.json, or a llama2.c
+// tokenizer.bin), as 64 lowercase hex digits; in Python:
+//   hashlib.sha256(open(path, "rb").read()).hexdigest()
+// Throws Error(kBadInput) naming the file when it cannot be read.
+std::string tokenizer_sha256(const std::filesystem::path& tokenizer_file);
+
+// Writes token ids `ids` (I32, [n_tokens] or windows [n, seqlen]) as the tensor `key` of the
+// safetensors file `path` (atomically), its metadata {kTokenizerHashKey: tokenizer_sha256(
+// tokenizer_file)}. Error(kBadInput) when the tokenizer file cannot be read, Error(kRuntime) on
+// I/O failure.
+void write_token_file(const std::filesystem::path& path, const std::string& key, const std::vector<int64_t>& shape,
+                      const std::vector<int32_t>& ids, const std::filesystem::path& tokenizer_file);
+
+enum class TokenizerCheck : uint8_t {
+  kMatch,       // the file records the model tokenizer's hash
+  kUnrecorded,  // the file records no tokenizer
+  kUnchecked,   // no model tokenizer to check against (model_tokenizer empty), or not a single file
+};
+
+// Checks that the token file `tokens_file` (a .safetensors file) was made with the tokenizer in
+// `model_tokenizer` (the model's tokenizer file; empty = none known: nothing is checked).
+//  - the hashes differ: Error(kBadInput) naming both files and both hashes;
+//  - the file records none (older or foreign files): kUnrecorded; the reader uses the ids as they
+//    are and, once it has read them without error, calls warn_unrecorded_tokenizer (so a bad file
+//    still gets one line on stderr: the error).
+TokenizerCheck check_token_file_tokenizer(const std::filesystem::path& tokens_file,
+                                          const std::filesystem::path& model_tokenizer);
+// One line "warning: <tokens_file> records no tokenizer (...); its ids are used as ids of
+// <model_tokenizer>" on stderr, once per file and process. Thread-safe.
+void warn_unrecorded_tokenizer(const std::filesystem::path& tokens_file, const std::filesystem::path& model_tokenizer);
+
 }  // namespace sparsa

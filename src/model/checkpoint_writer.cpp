@@ -2,6 +2,7 @@
 // model.safetensors with the source's tensor names, shapes and (by default) dtypes.
 #include <cstring>
 #include <map>
+#include <set>
 #include <memory>
 #include <system_error>
 
@@ -114,15 +115,17 @@ TensorPlan plan_tensors(const Model& m, const TensorStore& source, std::optional
   return plan;
 }
 
-// config.json with "torch_dtype"/"dtype" set to `dtype` (key order and everything else kept).
-std::string config_with_dtype(const fs::path& config_json, DType dtype) {
-  nlohmann::ordered_json config;
+nlohmann::ordered_json read_config(const fs::path& config_json) {
   const std::string text = InputFile(config_json).read_all(kMaxJsonFileBytes, "JSON file");
   try {
-    config = parse_json_bounded<nlohmann::ordered_json>(text, config_json);
+    return parse_json_bounded<nlohmann::ordered_json>(text, config_json);
   } catch (const nlohmann::json::exception& e) {
     bad_input("{}: not valid JSON: {}", config_json.string(), e.what());
   }
+}
+
+// Sets "torch_dtype"/"dtype" to `dtype` (each key that is present; "torch_dtype" when neither is).
+void set_config_dtype(nlohmann::ordered_json& config, DType dtype) {
   const std::string name(torch_dtype_name(dtype));
   bool updated = false;
   for (const char* key : {"torch_dtype", "dtype"}) {
@@ -132,7 +135,23 @@ std::string config_with_dtype(const fs::path& config_json, DType dtype) {
     }
   }
   if (!updated) config["torch_dtype"] = name;
+}
+
+// config.json with the dtype and the sparsity metadata set (key order and everything else kept).
+std::string edited_config(const fs::path& config_json, const Model& m, std::optional<DType> dtype,
+                          const SparsityMetadata* sparsity) {
+  nlohmann::ordered_json config = read_config(config_json);
+  if (!config.is_object()) bad_input("{}: not a JSON object", config_json.string());
+  if (dtype) set_config_dtype(config, *dtype);
+  if (sparsity) config["quantization_config"] = sparsity_quantization_config(m, *sparsity);
   return config.dump(2) + "\n";
+}
+
+// The module name of a "<module>.weight" tensor name; empty for other names.
+std::string weight_module(const std::string& tensor_name) {
+  constexpr std::string_view kSuffix = ".weight";
+  if (tensor_name.size() <= kSuffix.size() || !tensor_name.ends_with(kSuffix)) return {};
+  return tensor_name.substr(0, tensor_name.size() - kSuffix.size());
 }
 
 void copy_file_into(const fs::path& from, const fs::path& to) {
@@ -161,8 +180,33 @@ std::string_view torch_dtype_name(DType t) {
   return {};
 }
 
+nlohmann::ordered_json sparsity_quantization_config(const Model& m, const SparsityMetadata& sparsity) {
+  const std::set<std::string> pruned(sparsity.pruned_modules.begin(), sparsity.pruned_modules.end());
+  std::vector<std::string> ignore = {"lm_head"};
+  int64_t zeros = 0, parameters = 0;
+  for (const HfConstTensor& t : hf_tensors(m)) {
+    for (const float v : t.tensor->data) zeros += v == 0.0f;
+    parameters += static_cast<int64_t>(t.tensor->numel());
+    const std::string module = weight_module(t.name);
+    const bool embedding = t.tensor == &m.embed || t.tensor == &m.pos_embed;
+    if (t.shape.size() == 2 && !embedding && !module.empty() && !pruned.contains(module) && module != "lm_head")
+      ignore.push_back(module);
+  }
+  nlohmann::ordered_json config;
+  config["quant_method"] = "compressed-tensors";
+  config["sparsity_config"] = {
+      {"format", "dense"},
+      {"global_sparsity", parameters > 0 ? static_cast<double>(zeros) / static_cast<double>(parameters) : 0.0},
+      {"ignore", ignore},
+      {"registry_requires_subclass", false},
+      {"sparsity_structure", sparsity.structure},
+      {"targets", {"Linear"}}};
+  config["transform_config"] = nlohmann::ordered_json::object();
+  return config;
+}
+
 CheckpointWriteInfo save_pruned_checkpoint(const Model& pruned, const fs::path& source_folder, const fs::path& out_dir,
-                                           std::optional<DType> weight_dtype) {
+                                           std::optional<DType> weight_dtype, const SparsityMetadata* sparsity) {
   if (!is_folder(source_folder))
     bad_input("{}: not a Hugging Face checkpoint folder (llama2.c .bin models cannot be written back as one)",
               source_folder.string());
@@ -181,8 +225,8 @@ CheckpointWriteInfo save_pruned_checkpoint(const Model& pruned, const fs::path& 
   for (std::string_view file : kSideFiles) {
     const fs::path from = source_folder / file;
     if (!path_exists(from)) continue;
-    if (file == "config.json" && weight_dtype)
-      write_file_atomic(out_dir / file, config_with_dtype(from, *weight_dtype));
+    if (file == "config.json" && (weight_dtype || sparsity))
+      write_file_atomic(out_dir / file, edited_config(from, pruned, weight_dtype, sparsity));
     else
       copy_file_into(from, out_dir / file);
     info.copied_files.emplace_back(file);

@@ -75,6 +75,8 @@ TensorI32 load_eval_windows(const EvalSetSpec& spec, const ModelConfig& config) 
   const bool from_text = spec.tokens_file.empty();
   const std::string source =
       from_text ? spec.text_file.string() : fmt::format("{}: tensor '{}'", spec.tokens_file.string(), spec.key);
+  const TokenizerCheck tokenizer =
+      from_text ? TokenizerCheck::kUnchecked : check_token_file_tokenizer(spec.tokens_file, spec.tokenizer);
   const TensorI32 tokens = from_text ? tokenize_text(spec) : load_token_tensor(spec);
   check_token_ids(tokens.data, config, source);
   const int64_t seqlen = window_length(spec, tokens, config, source);
@@ -86,6 +88,7 @@ TensorI32 load_eval_windows(const EvalSetSpec& spec, const ModelConfig& config) 
     windows.shape[0] = spec.limit;
     windows.data.resize(static_cast<size_t>(spec.limit * seqlen));
   }
+  if (tokenizer == TokenizerCheck::kUnrecorded) warn_unrecorded_tokenizer(spec.tokens_file, spec.tokenizer);
   return windows;
 }
 

@@ -37,6 +37,7 @@ std::string text_file_list(const CalibrationSpec& spec) {
 Calibration from_tokens(const CalibrationSpec& spec, const ModelConfig& config) {
   const std::string file = spec.tokens_file.string();
   const auto store = TensorStore::open(spec.tokens_file);
+  const TokenizerCheck tokenizer = check_token_file_tokenizer(spec.tokens_file, spec.tokenizer);
   if (!store->contains(spec.key))
     bad_input("{}: no tensor '{}'; it holds: {}", file, spec.key, fmt::join(store->names(), ", "));
   const TensorI32 all = store->load_i32(spec.key);
@@ -63,6 +64,7 @@ Calibration from_tokens(const CalibrationSpec& spec, const ModelConfig& config) 
   }
   c.description = {{"kind", "tokens"}, {"file", fs::absolute(spec.tokens_file).string()}, {"key", spec.key},
                    {"file_rows", rows}};  // the first nsamples rows are used
+  if (tokenizer == TokenizerCheck::kUnrecorded) warn_unrecorded_tokenizer(spec.tokens_file, spec.tokenizer);
   return c;
 }
 

@@ -15,6 +15,7 @@
 #include "serve/access.h"
 #include "serve/api.h"
 #include "serve/assets.h"
+#include "serve/snapshot.h"
 #include "sparsa/error.h"
 
 namespace sparsa::serve {
@@ -66,16 +67,29 @@ bool method_allowed(const httplib::Request& req) {
 
 }  // namespace
 
+// The API over one snapshot of the database, which it holds for as long as a request uses it.
+struct SnapshotApi {
+  std::shared_ptr<const Store> store;
+  Api api;
+};
+
 struct Server::Impl {
   ServeOptions opt;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Api> api;
+  std::unique_ptr<Snapshots> snapshots;
+  std::filesystem::path masks_dir;
+  QueryLimits limits;
   httplib::Server http;
   int port = 0;
   std::optional<AccessPolicy> access;  // once the port is bound
   mutable std::counting_semaphore<1024> query_slots;
 
   explicit Impl(const ServeOptions& o);
+  // The API over the newest snapshot (a new one when the database changed: snapshot.h).
+  SnapshotApi current() const {
+    std::shared_ptr<const Store> store = snapshots->current();
+    const Store& s = *store;
+    return {std::move(store), Api(s, masks_dir, opt.bench_results, limits)};
+  }
   void check_options() const;
   void send_body(httplib::Response& res, std::string body, const char* type) const;
   void send_json(httplib::Response& res, const json& j) const { send_body(res, j.dump(), "application/json"); }
@@ -202,18 +216,20 @@ std::optional<std::string> Server::Impl::read_body(const httplib::ContentReader&
 void Server::Impl::add_routes() {
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) { return admit(req, res); });
   http.Get("/api/info", guarded([this](const httplib::Request&, httplib::Response& res) {
-    json j = api->info();
+    json j = current().api.info();
+    j["db"] = opt.db.string();  // the user's file, not the private snapshot
+    j["snapshot"] = snapshots->generations();
     j["queries"] = Api::query_catalog();
     send_json(res, j);
   }));
   http.Get("/api/queries",
            guarded([this](const httplib::Request&, httplib::Response& res) { send_json(res, Api::query_catalog()); }));
   http.Get(R"(/api/q/([a-z_]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
-    send_body(res, in_query_slot([&] { return api->named_query(req.matches[1].str(), params_of(req)); }),
+    send_body(res, in_query_slot([&] { return current().api.named_query(req.matches[1].str(), params_of(req)); }),
               "application/json");
   }));
   http.Get(R"(/api/img/([a-z_]+)\.png)", guarded([this](const httplib::Request& req, httplib::Response& res) {
-    send_body(res, in_query_slot([&] { return api->image(req.matches[1].str(), params_of(req)); }), "image/png");
+    send_body(res, in_query_slot([&] { return current().api.image(req.matches[1].str(), params_of(req)); }), "image/png");
   }));
   http.Post("/api/sql", [this](const httplib::Request& req, httplib::Response& res,
                                const httplib::ContentReader& read) {
@@ -223,11 +239,11 @@ void Server::Impl::add_routes() {
       const json body = json::parse(*text, nullptr, false);
       if (body.is_discarded() || !body.is_object() || !body.contains("sql") || !body["sql"].is_string())
         bad_input("the request body must be JSON {{\"sql\": \"SELECT ...\"}}");
-      send_body(r, in_query_slot([&] { return api->sql(body["sql"].get<std::string>()); }), "application/json");
+      send_body(r, in_query_slot([&] { return current().api.sql(body["sql"].get<std::string>()); }), "application/json");
     })(req, res);
   });
   http.Get("/api/bench-results", guarded([this](const httplib::Request&, httplib::Response& res) {
-    send_json(res, api->bench_results());
+    send_json(res, current().api.bench_results());
   }));
   http.Get(R"(/api/.*)", guarded([](const httplib::Request& req, httplib::Response&) -> void {
     throw NotFound(fmt::format("no API endpoint {}", req.path));
@@ -265,12 +281,11 @@ void Server::Impl::check_options() const {
 
 Server::Impl::Impl(const ServeOptions& o) : opt(o), query_slots(std::clamp(o.max_queries, 1, 1024)) {
   check_options();
-  store = Store::open(opt.db, Store::Mode::kSandboxed,
-                      {.memory_limit_bytes = opt.query_memory_bytes, .threads = opt.query_threads});
-  const std::filesystem::path masks = opt.masks_dir.empty() ? opt.db.parent_path() / "masks" : opt.masks_dir;
-  QueryLimits limits = opt.limits;
+  snapshots = std::make_unique<Snapshots>(
+      opt.db, StoreResources{.memory_limit_bytes = opt.query_memory_bytes, .threads = opt.query_threads});
+  masks_dir = opt.masks_dir.empty() ? opt.db.parent_path() / "masks" : opt.masks_dir;
+  limits = opt.limits;
   limits.max_bytes = opt.max_response_bytes;
-  api = std::make_unique<Api>(*store, masks, opt.bench_results, limits);
 
   http.new_task_queue = [n = opt.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
   http.set_payload_max_length(opt.max_request_bytes);

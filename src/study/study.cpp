@@ -101,7 +101,8 @@ TensorI32 eval_windows(const StudyOptions& o, const Model& m, std::string& name)
   spec.tokens_file = o.eval_tokens;
   spec.key = o.eval_key;
   spec.text_file = o.eval_text;
-  if (o.eval_tokens.empty()) spec.tokenizer = o.model / "tokenizer.json";
+  const std::filesystem::path tokenizer = o.model / "tokenizer.json";
+  if (o.eval_tokens.empty() || path_exists(tokenizer)) spec.tokenizer = tokenizer;  // tokenizes, or checks the file
   spec.seqlen = o.eval_seqlen;
   spec.limit = o.eval_windows;
   name = o.eval_tokens.empty() ? eval_dataset_name({}, "", o.eval_text) : eval_dataset_name(o.eval_tokens, o.eval_key, {});
@@ -125,6 +126,80 @@ nlohmann::json summary_json(const Context& ctx, const std::vector<PruneRun>& run
       ctx.acts_run));
   for (const auto& row : acts["rows"]) j["act_ppl"][fmt::format("{:g}", row[0].get<double>())] = row[1];
   return j;
+}
+
+// "1.5 s", "4 min 10 s", "2 h 05 min": a duration for the progress line.
+std::string duration_text(double seconds) {
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  if (seconds < 60) return fmt::format("{:.1f} s", seconds);
+  if (s < 3600) return fmt::format("{} min {:02} s", s / 60, s % 60);
+  return fmt::format("{} h {:02} min", s / 3600, s % 3600 / 60);
+}
+
+// The study's progress: before each step one log line
+//   "step k/n: <what> (<elapsed> elapsed, eta <remaining>)"
+// The ETA assumes the remaining steps take the mean time of the steps so far ("eta ?" before the
+// first has finished); steps a rerun finds in the database take almost none, so a resumed study's
+// first estimates are low.
+class StepProgress {
+ public:
+  StepProgress(const Context& ctx, int64_t total) : ctx_(ctx), total_(total), start_(Clock::now()) {}
+  void begin(const std::string& what) {
+    const double elapsed = seconds_since(start_);
+    const std::string eta =
+        done_ > 0 ? duration_text(elapsed / static_cast<double>(done_) * static_cast<double>(total_ - done_)) : "?";
+    ++done_;
+    ctx_.note(fmt::format("step {}/{}: {} ({} elapsed, eta {})", done_, total_, what, duration_text(elapsed), eta));
+  }
+
+ private:
+  const Context& ctx_;
+  int64_t total_, done_ = 0;
+  Clock::time_point start_;
+};
+
+// The method-against-method comparisons of the study: every pair of runs at the same target.
+std::vector<std::pair<size_t, size_t>> comparison_pairs(const std::vector<std::pair<PruneMethod, SparsityTarget>>& runs) {
+  std::vector<std::pair<size_t, size_t>> pairs;
+  for (size_t i = 0; i < runs.size(); ++i)
+    for (size_t j = i + 1; j < runs.size(); ++j)
+      if (runs[i].second.label() == runs[j].second.label()) pairs.emplace_back(i, j);
+  return pairs;
+}
+
+// Every step of the study in order, each announced on the progress line.
+std::vector<PruneRun> run_steps(Context& ctx) {
+  const StudyOptions& opt = ctx.opt;
+  std::vector<std::pair<PruneMethod, SparsityTarget>> planned;
+  for (const SparsityTarget& t : opt.targets)
+    for (PruneMethod m : opt.methods) planned.emplace_back(m, t);
+  const auto pairs = comparison_pairs(planned);
+  // dense, prunes, comparisons, activations, co-activation, speed, (figures,) report
+  StepProgress progress(ctx, 1 + static_cast<int64_t>(planned.size() + pairs.size()) + 4 + (opt.figures ? 1 : 0));
+  progress.begin("dense perplexity");
+  dense_step(ctx);
+  std::vector<PruneRun> runs;
+  for (const auto& [m, t] : planned) {
+    progress.begin(fmt::format("prune {} {}", prune_method_name(m), t.label()));
+    runs.push_back(prune_step(ctx, m, t));
+  }
+  for (const auto& [i, j] : pairs) {
+    progress.begin(fmt::format("compare {} {} with {}", runs[i].target.label(), prune_method_name(runs[i].method),
+                               prune_method_name(runs[j].method)));
+    compare_step(ctx, runs[i], runs[j]);
+  }
+  progress.begin("activation sparsity");
+  const ActivationThresholds thresholds = acts_step(ctx);
+  progress.begin("co-activation analysis");
+  coactivation_step(ctx, runs, thresholds);
+  progress.begin("speed (bytes model)");
+  speed_step(ctx);
+  if (opt.figures) {
+    progress.begin("summary figures");
+    summary_figures(ctx, runs);
+  }
+  progress.begin("report");
+  return runs;
 }
 
 }  // namespace
@@ -168,18 +243,7 @@ StudyResult run_study(const StudyOptions& options, const std::function<void(cons
     bad_input("analysis layer {}: the model has {} blocks", ctx.analysis_layer, ctx.dense.config.num_layers);
   ctx.log = log;
 
-  study::dense_step(ctx);
-  std::vector<study::PruneRun> runs;
-  for (const SparsityTarget& t : opt.targets)
-    for (PruneMethod m : opt.methods) runs.push_back(study::prune_step(ctx, m, t));
-  for (size_t i = 0; i < runs.size(); ++i)
-    for (size_t j = i + 1; j < runs.size(); ++j)
-      if (runs[i].target.label() == runs[j].target.label()) study::compare_step(ctx, runs[i], runs[j]);
-  const ActivationThresholds thresholds = study::acts_step(ctx);
-  study::coactivation_step(ctx, runs, thresholds);
-  study::speed_step(ctx);
-  if (opt.figures) study::summary_figures(ctx, runs);
-
+  const std::vector<study::PruneRun> runs = study::run_steps(ctx);
   write_study_report(*store, result.figures_dir, result.report);
   result.runs_computed = ctx.computed;
   result.runs_reused = ctx.reused;

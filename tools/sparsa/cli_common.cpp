@@ -25,6 +25,12 @@ std::filesystem::path tokenizer_path_for(const std::filesystem::path& model, con
   return p;
 }
 
+std::filesystem::path known_tokenizer_for(const std::filesystem::path& model, const std::string& explicit_path) {
+  if (!explicit_path.empty()) return explicit_path;
+  const auto p = model / "tokenizer.json";
+  return is_folder(model) && path_exists(p) ? p : std::filesystem::path();
+}
+
 void check_seqlen_flag(int64_t seqlen, const ModelConfig& config) {
   if (seqlen < 0 || seqlen == 1) bad_input("--seqlen must be at least 2, got {}", seqlen);
   if (seqlen > config.max_position)
@@ -129,6 +135,16 @@ void add_db_option(CLI::App* cmd, std::string& db, std::string_view what) {
 std::unique_ptr<Store> open_db(const std::string& db) {
   if (db.empty()) return nullptr;
   return Store::open(db, Store::Mode::kReadWrite);
+}
+
+nlohmann::json stored_rows(const Store& store, const std::string& sql) {
+  return store.query_json(sql, {.max_rows = 1000000, .max_seconds = 60.0})["rows"];
+}
+
+std::string sql_string(std::string_view s) {
+  std::string out = "'";
+  for (const char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
 }
 
 void note_db_run(std::string_view command, const Store& store, int64_t run_id, bool added) {

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,11 @@ std::filesystem::path default_data_file(std::string_view name);
 // The tokenizer.json for `model`: `explicit_path` when given, else <model folder>/tokenizer.json.
 // Throws Error(kBadInput) when there is none (llama2.c .bin models need --tokenizer).
 std::filesystem::path tokenizer_path_for(const std::filesystem::path& model, const std::string& explicit_path);
+
+// The tokenizer file a token file used with `model` is checked against (sparsa/tokenizer.h
+// check_token_file_tokenizer): `explicit_path` when given, else <model folder>/tokenizer.json
+// when there is one; empty (nothing to check against) otherwise. Never throws.
+std::filesystem::path known_tokenizer_for(const std::filesystem::path& model, const std::string& explicit_path);
 
 // --seqlen of the commands that cut token windows: 0 (the default: the data's rows or the model's
 // context) or 2..the model's context length; Error(kBadInput) naming the flag otherwise.
@@ -111,5 +117,18 @@ std::unique_ptr<Store> open_db(const std::string& db);
 // The one stderr line saying that `command`'s result is run `run_id` of the database: a new run
 // (`added`), or one that already held it (nothing added).
 void note_db_run(std::string_view command, const Store& store, int64_t run_id, bool added);
+// Marks a --json result that --db already held: "reused": true and "run": the run's id (a fresh
+// result, `run` unset, gets neither key).
+template <typename Json>
+void mark_reused(Json& result, std::optional<int64_t> run) {
+  if (!run) return;
+  result["reused"] = true;
+  result["run"] = *run;
+}
+// The rows (arrays of values, Store::query_json) of one read-only query on --db's database: what
+// a run that already holds a command's result stored, for printing it again.
+nlohmann::json stored_rows(const Store& store, const std::string& sql);
+// `s` as an SQL string literal: in single quotes, quotes doubled.
+std::string sql_string(std::string_view s);
 
 }  // namespace sparsa::cli

@@ -62,7 +62,7 @@ TensorI32 load_windows(const ActsArgs& a, const std::string& file, const std::st
   spec.tokens_file = file;
   spec.key = key;
   spec.text_file = text;
-  if (file.empty()) spec.tokenizer = tokenizer_path_for(a.model, a.tokenizer);
+  spec.tokenizer = file.empty() ? tokenizer_path_for(a.model, a.tokenizer) : known_tokenizer_for(a.model, a.tokenizer);
   spec.seqlen = a.seqlen;
   spec.limit = limit;
   spec.row_cut = RowCut::kPrefix;
@@ -220,6 +220,48 @@ RunInfo acts_info(const ActsArgs& a, const Model& m, const TensorI32& calib, std
   return info;
 }
 
+// {"calib": {"windows", "seqlen"}, "eval": {...} (when measured)} of --json.
+void add_window_counts(json& out, const TensorI32& calib, const TensorI32* eval_windows) {
+  out["calib"] = {{"windows", calib.dim(0)}, {"seqlen", calib.dim(1)}};
+  if (eval_windows) out["eval"] = {{"windows", eval_windows->dim(0)}, {"seqlen", eval_windows->dim(1)}};
+}
+
+// The thresholds that acts run `run` of --db holds, one per target of `sparsities` in its order.
+std::vector<ActivationThresholds> stored_thresholds(const Store& store, int64_t run, std::span<const double> sparsities,
+                                                    int64_t layers) {
+  const nlohmann::json rows = stored_rows(
+      store, fmt::format("SELECT target_sparsity, layer, point, threshold FROM act_thresholds WHERE run_id = {}", run));
+  std::vector<ActivationThresholds> out;
+  for (const double s : sparsities) {
+    ActivationThresholds t{.sparsity = s, .t = std::vector<std::array<float, kNumObsPoints>>(static_cast<size_t>(layers))};
+    for (const auto& r : rows) {
+      const auto layer = r[1].get<int64_t>();
+      if (r[0].get<double>() != s || layer < 0 || layer >= layers) continue;
+      for (int p = 0; p < kNumObsPoints; ++p)
+        if (obs_point_name(static_cast<ObsPoint>(p)) == r[2].get<std::string>())
+          t.t[static_cast<size_t>(layer)][p] = static_cast<float>(r[3].get<double>());
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+// What acts run `run` of --db holds, as --json prints it: thresholds, and the perplexities when it
+// measured them ("ppl" per target, "ppl_dense"); no "seconds" (nothing was timed now).
+json stored_acts(const Store& store, int64_t run, std::span<const double> sparsities, int64_t layers) {
+  json out = {{"thresholds", thresholds_json(stored_thresholds(store, run, sparsities, layers))}};
+  const nlohmann::json rows =
+      stored_rows(store, fmt::format("SELECT kind, act_sparsity, ppl FROM perplexities WHERE run_id = {}", run));
+  json ppl = json::object();
+  for (const double s : sparsities)
+    for (const auto& r : rows)
+      if (r[0] == "act-sparsified" && r[1].is_number() && r[1].get<double>() == s) ppl[sparsity_key(s)] = r[2];
+  for (const auto& r : rows)
+    if (r[0] == "dense") out["ppl_dense"] = r[2];
+  if (!ppl.empty()) out["ppl"] = ppl;
+  return out;
+}
+
 void run_acts(const ActsArgs& a) {
   set_threads(a.threads);
   if (a.nsamples < 0 || a.eval_limit < 0 || a.seqlen < 0) bad_input("--nsamples, --eval-limit and --seqlen must be >= 0");
@@ -249,7 +291,14 @@ void run_acts(const ActsArgs& a) {
     info = acts_info(a, m, calib, sparsities, eval ? &eval_windows : nullptr);
     stored = store->find_run(*info);
     // A stored run is reused unless a file is asked for (the database holds neither file).
-    if (stored && a.thresholds_out.empty() && a.bits_out.empty()) return note_db_run("acts", *store, *stored, false);
+    if (stored && a.thresholds_out.empty() && a.bits_out.empty()) {
+      note_db_run("acts", *store, *stored, false);
+      json out = stored_acts(*store, *stored, sparsities, m.config.num_layers);
+      add_window_counts(out, calib, eval ? &eval_windows : nullptr);
+      mark_reused(out, stored);
+      if (a.json) return print_json(nlohmann::json(out));
+      return print_text(stored_thresholds(*store, *stored, sparsities, m.config.num_layers), out.value("ppl", json::object()));
+    }
   }
 
   json seconds = json::object();
@@ -299,8 +348,7 @@ void run_acts(const ActsArgs& a) {
   }
   if (stored) note_db_run("acts", *store, *stored, false);
   else if (store) record_acts(*store, *info, profile, thresholds, ppl_rows, seconds_since(t_start), seconds["calibration"].get<double>());
-  out["calib"] = {{"windows", calib.dim(0)}, {"seqlen", calib.dim(1)}};
-  if (eval) out["eval"] = {{"windows", eval_windows.dim(0)}, {"seqlen", eval_windows.dim(1)}};
+  add_window_counts(out, calib, eval ? &eval_windows : nullptr);
   out["seconds"] = seconds;
   if (a.json) print_json(nlohmann::json(out));
   else print_text(thresholds, ppl);

@@ -287,15 +287,19 @@ void run_compare(const CompareArgs& a) {
   std::vector<MaskSet> sets;
   for (const std::string& p : a.sets) sets.push_back(MaskSet::open(p, a.shapes_from));
   std::optional<MaskSetComparison> computed;
+  std::optional<int64_t> reused_run;  // the --db run that already held this comparison
   if (store) {
     const auto [id, added] = record_pair(*store, a.sets, sets, 0, 1, computed);
     note_db_run("compare", *store, id, added);
-    if (!added) return;
+    if (!added) reused_run = id;
   }
+  // A held comparison is computed again for the output (it is what the run stored: the same masks).
   const MaskSetComparison c = computed ? std::move(*computed) : compare_mask_sets(sets[0], sets[1]);
   if (!a.features_out.empty()) write_features(a.features_out, c);
-  if (a.json) print_json(nlohmann::json(comparison_json(c)));
-  else print_comparison(c);
+  if (!a.json) return print_comparison(c);
+  json out = comparison_json(c);
+  mark_reused(out, reused_run);
+  print_json(nlohmann::json(out));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // sparsa eval: perplexity of a model on token windows or a text file, or its zero-shot accuracy on a
 // multiple-choice task (--task).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 
@@ -41,6 +42,8 @@ TensorI32 eval_windows(const EvalArgs& a, const Model& m) {
   if (a.tokens.empty()) {
     spec.text_file = text_path(a);
     spec.tokenizer = tokenizer_path_for(a.model, a.tokenizer);
+  } else {
+    spec.tokenizer = known_tokenizer_for(a.model, a.tokenizer);
   }
   spec.seqlen = a.seqlen;
   spec.limit = a.limit;
@@ -101,6 +104,55 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+double number_or(const nlohmann::json& v, double fallback) { return v.is_number() ? v.get<double>() : fallback; }
+
+// The perplexity that run `run` of --db holds for these windows (an evaluation it already did).
+PerplexityResult stored_perplexity(const Store& store, int64_t run, const std::string& dataset, const TensorI32& windows) {
+  const nlohmann::json rows = stored_rows(
+      store, fmt::format("SELECT ppl, tokens, seconds FROM perplexities WHERE run_id = {} AND dataset = {} AND kind IN "
+                         "('dense', 'pruned') LIMIT 1",
+                         run, sql_string(dataset)));
+  if (rows.empty()) runtime_failure("{}: run {} holds no perplexity of {}", store.path().string(), run, dataset);
+  PerplexityResult r;
+  r.ppl = rows[0][0].get<double>();
+  r.mean_nll = std::log(r.ppl);
+  r.predicted_tokens = rows[0][1].get<int64_t>();
+  r.windows = windows.dim(0);
+  r.seconds = number_or(rows[0][2], 0.0);
+  return r;
+}
+
+// The task scores that run `run` of --db holds (no per-item scores: those are its task_choices rows).
+nlohmann::json stored_task_score(const Store& store, int64_t run, const std::string& task) {
+  const nlohmann::json rows = stored_rows(
+      store, fmt::format("SELECT task, items, acc, acc_stderr, acc_norm, acc_norm_stderr, chance, truncated, seconds "
+                         "FROM task_scores WHERE run_id = {} AND task = {}",
+                         run, sql_string(task)));
+  if (rows.empty()) runtime_failure("{}: run {} holds no scores of task {}", store.path().string(), run, task);
+  const nlohmann::json& r = rows[0];
+  return {{"task", r[0]},      {"n", r[1]},        {"acc", r[2]},       {"acc_stderr", r[3]}, {"acc_norm", r[4]},
+          {"acc_norm_stderr", r[5]}, {"chance", r[6]}, {"truncated", r[7]}, {"seconds", r[8]}};
+}
+
+// --task's result on stdout (and in --out): `out` as task_score_json writes it.
+void print_task_result(const EvalArgs& a, nlohmann::json out) {
+  if (!a.out.empty()) {
+    AtomicFile f(a.out);
+    f.write(out.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    f.commit();
+  }
+  if (a.json) return print_json(out);
+  const auto number = [&](const char* key) { return number_or(out[key], std::nan("")); };
+  std::printf("%s: acc %.4f ± %.4f, acc_norm %.4f ± %.4f over %lld items (chance %.4f); %lld truncated to the "
+              "model's context", out["task"].get<std::string>().c_str(), number("acc"), number("acc_stderr"),
+              number("acc_norm"), number("acc_norm_stderr"), out["n"].get<long long>(), number("chance"),
+              out["truncated"].get<long long>());
+  if (out.contains("forwards"))
+    std::printf("; %lld forward passes, %.1f s\n", out["forwards"].get<long long>(), number("seconds"));
+  else
+    std::printf("; already scored by run %lld\n", out["run"].get<long long>());
+}
+
 // --task: zero-shot accuracy on a multiple-choice task (sparsa/tasks.h), on the CPU.
 void run_task(const EvalArgs& a) {
   if (a.device.cuda())
@@ -121,7 +173,14 @@ void run_task(const EvalArgs& a) {
   std::optional<EvalRun> run;
   if (store) {
     run = eval_run(a, m, task_options({&encoded, 1}), 0);
-    if (const auto id = store->find_run(run->info)) return note_db_run("eval", *store, *id, false);
+    if (const auto id = store->find_run(run->info)) {
+      note_db_run("eval", *store, *id, false);
+      nlohmann::json out = stored_task_score(*store, *id, task.name);
+      out["file"] = a.task;
+      out["model"] = m.source.string();
+      mark_reused(out, id);
+      return print_task_result(a, std::move(out));
+    }
   }
   int64_t choices = 0;
   for (const EncodedItem& e : encoded.items) choices += static_cast<int64_t>(e.choices.size());
@@ -133,16 +192,32 @@ void run_task(const EvalArgs& a) {
   nlohmann::json out = task_score_json(r, /*items=*/true);
   out["file"] = a.task;
   out["model"] = m.source.string();
-  if (!a.out.empty()) {
-    AtomicFile f(a.out);
-    f.write(out.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-    f.commit();
+  print_task_result(a, std::move(out));
+}
+
+// The perplexity on stdout: --json's object or one line. `reused_run`: the --db run that already
+// held it (its stored perplexity; the JSON says "reused": true and names the run).
+void print_perplexity(const EvalArgs& a, const Model& m, const TensorI32& windows, const PerplexityResult& r,
+                      std::optional<int64_t> reused_run) {
+  const int64_t tokens = windows.dim(0) * windows.dim(1);
+  if (a.json) {
+    nlohmann::json out = {{"ppl", r.ppl},
+                {"tokens", tokens},
+                {"seconds", r.seconds},
+                {"predicted_tokens", r.predicted_tokens},
+                {"windows", r.windows},
+                {"seqlen", windows.dim(1)},
+                {"mean_nll", r.mean_nll},
+                {"tokens_per_second", static_cast<double>(tokens) / r.seconds},
+                {"model", m.source.string()}};
+    out.update(a.device.describe());
+    mark_reused(out, reused_run);
+    print_json(out);
+  } else {
+    std::printf("perplexity %.4f over %lld windows x %lld tokens (%.1f s, %.0f tokens/s)\n", r.ppl,
+                static_cast<long long>(r.windows), static_cast<long long>(windows.dim(1)), r.seconds,
+                static_cast<double>(tokens) / r.seconds);
   }
-  if (a.json) return print_json(out);
-  std::printf("%s: acc %.4f ± %.4f, acc_norm %.4f ± %.4f over %lld items (chance %.4f); %lld truncated to the "
-              "model's context; %lld forward passes, %.1f s\n", r.name.c_str(), r.acc, r.acc_stderr, r.acc_norm,
-              r.acc_norm_stderr, static_cast<long long>(r.n), r.chance, static_cast<long long>(r.truncated),
-              static_cast<long long>(r.forwards), r.seconds);
 }
 
 void run_eval(const EvalArgs& a) {
@@ -158,7 +233,10 @@ void run_eval(const EvalArgs& a) {
   std::optional<EvalRun> run;
   if (store) {
     run = eval_run(a, m, eval_options(dataset_name(a), windows), windows.dim(1));
-    if (const auto id = store->find_run(run->info)) return note_db_run("eval", *store, *id, false);
+    if (const auto id = store->find_run(run->info)) {
+      note_db_run("eval", *store, *id, false);
+      return print_perplexity(a, m, windows, stored_perplexity(*store, *id, dataset_name(a), windows), id);
+    }
   }
   Progress bar("eval", windows.dim(0));
   const auto on_window = [&](int64_t done, int64_t) { bar.update(done); };
@@ -170,24 +248,7 @@ void run_eval(const EvalArgs& a) {
                             r.predicted_tokens, r.seconds};
     record_eval(*store, a, *run, r.seconds, seconds_since(t0), [&](RunWriter& w) { w.add_perplexity(row); });
   }
-  const int64_t tokens = windows.dim(0) * windows.dim(1);
-  if (a.json) {
-    nlohmann::json out = {{"ppl", r.ppl},
-                {"tokens", tokens},
-                {"seconds", r.seconds},
-                {"predicted_tokens", r.predicted_tokens},
-                {"windows", r.windows},
-                {"seqlen", windows.dim(1)},
-                {"mean_nll", r.mean_nll},
-                {"tokens_per_second", static_cast<double>(tokens) / r.seconds},
-                {"model", m.source.string()}};
-    out.update(a.device.describe());
-    print_json(out);
-  } else {
-    std::printf("perplexity %.4f over %lld windows x %lld tokens (%.1f s, %.0f tokens/s)\n", r.ppl,
-                static_cast<long long>(r.windows), static_cast<long long>(windows.dim(1)), r.seconds,
-                static_cast<double>(tokens) / r.seconds);
-  }
+  print_perplexity(a, m, windows, r, std::nullopt);
 }
 
 }  // namespace

@@ -115,7 +115,7 @@ Calibration load_calibration_for(const PruneArgs& a, const ModelConfig& config) 
   spec.tokens_file = a.calib;
   spec.key = a.calib_key;
   spec.text_files.assign(a.calib_text.begin(), a.calib_text.end());
-  if (!a.calib_text.empty()) spec.tokenizer = tokenizer_path_for(a.model, "");
+  spec.tokenizer = a.calib_text.empty() ? known_tokenizer_for(a.model, "") : tokenizer_path_for(a.model, "");
   spec.nsamples = a.nsamples;
   spec.nsamples_given = a.nsamples_given;
   spec.seqlen = a.seqlen;
@@ -160,6 +160,14 @@ bool holds_run(const fs::path& out, const RunInfo& info) {
   }
 }
 
+// What the checkpoint's config.json says of its sparsity (sparsa/checkpoint.h).
+SparsityMetadata sparsity_metadata(const SparsityTarget& target, const PruneResult& r) {
+  SparsityMetadata s;
+  s.structure = target.is_nm() ? fmt::format("{}:{}", target.n, target.m) : "unstructured";
+  for (const LinearPruneResult& l : r.linears) s.pruned_modules.push_back(l.name);
+  return s;
+}
+
 void add_prune_run(Store& store, const RunInfo& info, const PruneResult& r) {
   RunWriter w = store.begin_run(info);
   add_prune_rows(w, r);
@@ -168,6 +176,26 @@ void add_prune_run(Store& store, const RunInfo& info, const PruneResult& r) {
   const int64_t id = w.run_id();
   w.commit();
   note_db_run("prune", store, id, true);
+}
+
+// The result on stdout: --json's object or one line. `reused_run`: the --db run that already held
+// it (the folder's summary.json is then the result; the JSON says "reused": true and names the run).
+void print_result(const PruneArgs& a, const PruneSummary& summary, const fs::path& out, std::optional<int64_t> reused_run) {
+  const std::string method(summary.method ? prune_method_name(*summary.method) : "");
+  if (a.json) {
+    json compact = {{"method", method},
+                    {"target", summary.target ? target_json(*summary.target) : json(nullptr)},
+                    {"sparsity", summary.overall_sparsity},
+                    {"matrices", summary.matrices.size()},
+                    {"timings", stage_seconds_json(summary.timings)},
+                    {"out", out.string()}};
+    mark_reused(compact, reused_run);
+    return print_json(nlohmann::json(compact));
+  }
+  std::printf("%s %zu matrices with %s %s: overall sparsity %.4f (prune %.1f s, save %.1f s) -> %s\n",
+              reused_run ? "already pruned" : "pruned", summary.matrices.size(), method.c_str(),
+              summary.target ? target_text(*summary.target).c_str() : "", summary.overall_sparsity,
+              summary.timings.total.value_or(0), summary.timings.save.value_or(0), out.string().c_str());
 }
 
 void run_prune(const PruneArgs& a) {
@@ -196,7 +224,10 @@ void run_prune(const PruneArgs& a) {
   const Calibration calib = calibrated ? load_calibration_for(a, config) : Calibration{};
   const RunInfo info = prune_info(a, model_dir, config, opt, calib, out);
   const int64_t existing = store ? store->find_run(info).value_or(0) : 0;  // run ids start at 1
-  if (existing > 0 && holds_run(out, info)) return note_db_run("prune", *store, existing, false);
+  if (existing > 0 && holds_run(out, info)) {
+    note_db_run("prune", *store, existing, false);
+    return print_result(a, PrunedFolder(out).read_summary(), out, existing);
+  }
   check_out_dir(out, a.force);
   StagingDir staging(out);
   Model m = load_hf_model(model_dir);
@@ -227,7 +258,8 @@ void run_prune(const PruneArgs& a) {
 
   const auto t_save = Clock::now();
   const PrunedFolder staged(staging.path());
-  const CheckpointWriteInfo written = save_pruned_checkpoint(m, model_dir, staged.dir(), weight_dtype);
+  const SparsityMetadata sparsity = sparsity_metadata(opt.target, result);
+  const CheckpointWriteInfo written = save_pruned_checkpoint(m, model_dir, staged.dir(), weight_dtype, &sparsity);
   write_mask_file(staged.mask_file(), result, opt.method, opt.target);
   const double save_seconds = seconds_since(t_save);
   PruneSummary summary = summarize_prune(result);
@@ -254,20 +286,7 @@ void run_prune(const PruneArgs& a) {
   staging.commit(a.force, PrunedFolder(out).summary_file().filename().string());
   progress.remove();
 
-  if (a.json) {
-    const json compact = {{"method", prune_method_name(opt.method)},
-                          {"target", target_json(opt.target)},
-                          {"sparsity", summary.overall_sparsity},
-                          {"matrices", result.linears.size()},
-                          {"timings", stage_seconds_json(summary.timings)},
-                          {"out", out.string()}};
-    print_json(nlohmann::json(compact));
-  } else {
-    std::printf("pruned %zu matrices with %s %s: overall sparsity %.4f (prune %.1f s, save %.1f s) -> %s\n",
-                result.linears.size(), std::string(prune_method_name(opt.method)).c_str(),
-                target_text(opt.target).c_str(), summary.overall_sparsity, result.timings.total, save_seconds,
-                out.string().c_str());
-  }
+  print_result(a, summary, out, std::nullopt);
 }
 
 }  // namespace

@@ -75,6 +75,7 @@ StudyOptions options_from(const StudyArgs& a) {
   if (a.calib_text.empty()) {
     o.calib.tokens_file = a.calib;
     o.calib.key = a.calib_key;
+    o.calib.tokenizer = known_tokenizer_for(a.model, "");
   } else {
     o.calib.text_files.assign(a.calib_text.begin(), a.calib_text.end());
     o.calib.tokenizer = fs::path(a.model) / "tokenizer.json";
@@ -135,6 +136,7 @@ void run(const StudyArgs& a) {
     j["figures"] = r.figures_dir.string();
     j["runs_computed"] = r.runs_computed;
     j["runs_reused"] = r.runs_reused;
+    if (r.runs_computed == 0) j["reused"] = true;  // every result came from the database
     j["seconds"] = r.seconds;
     print_json(j);
     return;

@@ -9,7 +9,9 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "sparsa/atomic_file.h"
 #include "sparsa/error.h"
+#include "sparsa/input_file.h"
 #include "sparsa/json_file.h"
 #include "sparsa/tokenizer.h"
 
@@ -27,6 +29,8 @@ struct TokenizeArgs {
   bool decode = false;
   bool skip_special = false;
   int32_t vocab_size = 0;
+  std::string out, key = "tokens";
+  int64_t seqlen = 0;
 };
 
 bool is_llama2c_file(const std::string& path) { return path.ends_with(".bin"); }
@@ -96,6 +100,34 @@ void print_text(const std::string& text, bool json) {
   std::fwrite(text.data(), 1, text.size(), stdout);
 }
 
+// The tokenizer file itself: --tokenizer, or the tokenizer.json of a folder.
+std::filesystem::path tokenizer_file(const TokenizeArgs& a) {
+  return is_folder(a.tokenizer) ? std::filesystem::path(a.tokenizer) / "tokenizer.json" : std::filesystem::path(a.tokenizer);
+}
+
+// --out: the ids as a token file recording the tokenizer (sparsa/tokenizer.h), a stream
+// [n_tokens] or with --seqlen windows [n, seqlen] (the tail shorter than a window dropped).
+void write_ids(const TokenizeArgs& a, std::vector<int32_t> ids) {
+  if (a.seqlen < 0 || a.seqlen == 1) bad_input("--seqlen must be at least 2 (0 = one stream), got {}", a.seqlen);
+  const auto n = static_cast<int64_t>(ids.size());
+  if (a.seqlen > n) bad_input("--seqlen {}: the text has only {} tokens, fewer than one window", a.seqlen, n);
+  std::vector<int64_t> shape = {n};
+  if (a.seqlen > 0) {
+    shape = {n / a.seqlen, a.seqlen};
+    ids.resize(static_cast<size_t>(shape[0] * a.seqlen));
+  }
+  write_token_file(a.out, a.key, shape, ids, tokenizer_file(a));
+  if (a.json)
+    print_json({{"out", a.out}, {"key", a.key}, {"shape", shape},
+                {std::string(kTokenizerHashKey), tokenizer_sha256(tokenizer_file(a))}});
+}
+
+// The encoded ids: printed, or written with --out.
+void emit_ids(const TokenizeArgs& a, std::vector<int32_t> ids) {
+  if (a.out.empty()) return print_ids(ids, a.json);
+  write_ids(a, std::move(ids));
+}
+
 // Rethrows a tokenizer error about the text with the text's source in front.
 template <typename F>
 auto naming_source(const std::string& source, F&& f) {
@@ -124,7 +156,7 @@ void run_hf(const TokenizeArgs& a) {
     if (tok->eos_id() < 0) bad_input("{}: --eos: this tokenizer defines no EOS token", a.tokenizer);
     ids.push_back(tok->eos_id());
   }
-  print_ids(ids, a.json);
+  emit_ids(a, std::move(ids));
 }
 
 void run_llama2c(const TokenizeArgs& a) {
@@ -145,7 +177,7 @@ void run_llama2c(const TokenizeArgs& a) {
     print_text(text, a.json);
     return;
   }
-  print_ids(tok->encode(input, a.bos, a.eos), a.json);
+  emit_ids(a, tok->encode(input, a.bos, a.eos));
 }
 
 }  // namespace
@@ -183,7 +215,21 @@ void register_tokenize(CLI::App& app) {
                 "with --decode: leave out special tokens such as <s>");
   cmd->add_option("--vocab-size", args->vocab_size, "number of tokens in a llama2.c tokenizer.bin")
       ->check(CLI::PositiveNumber);
+  auto* out = cmd->add_option("--out", args->out,
+                               "write the ids to this .safetensors file (I32 tensor --key) instead of printing them; "
+                               "its metadata records the tokenizer's SHA-256 (\"tokenizer_sha256\"), which eval, prune, "
+                               "acts and study check against the model's tokenizer (docs/token-files.md)");
+  cmd->add_option("--key", args->key, "with --out: the tensor's name (e.g. calib or eval)")->needs(out)->capture_default_str();
+  cmd->add_option("--seqlen", args->seqlen,
+                  "with --out: cut the ids into windows [n, seqlen] (the tail shorter than a window dropped); "
+                  "default: one stream [n_tokens]")
+      ->needs(out);
   cmd->callback([args] {
+    if (!args->out.empty() && args->decode) bad_input("--out writes token ids: it does not go with --decode");
+    if (!args->out.empty()) {
+      const NamedPath inputs[] = {{"--tokenizer", args->tokenizer}, {"--text-file", args->text_file}};
+      refuse_output_over_inputs({"--out", args->out}, inputs);
+    }
     if (is_llama2c_file(args->tokenizer)) {
       run_llama2c(*args);
     } else {
