@@ -198,7 +198,9 @@ std::vector<RenameCase> rename_cases(const fs::path& tokens, const fs::path& tex
       {"eval",
        {"eval", "--tokens", f, "--key", "calib", "--limit", "1", "--json"},
        {"eval", "--eval-tokens", f, "--eval-key", "calib", "--eval-limit", "1", "--json"}},
-      {"eval", {"eval", "--text=" + txt, "--seqlen", "16", "--json"}, {"eval", "--eval-text=" + txt, "--seqlen", "16", "--json"}},
+      {"eval",
+       {"eval", "--text=" + txt, "--seqlen", "16", "--json"},
+       {"eval", "--eval-text=" + txt, "--seqlen", "16", "--json"}},
       {"acts",
        {"acts", "--tokens", f, "--key", "eval", "--sparsities", "0.5,0.7", "--json"},
        {"acts", "--calib", f, "--calib-key", "eval", "--act-sparsities", "0.5,0.7", "--json"}},
@@ -288,9 +290,10 @@ TEST(Vocabulary, ListsTakeCommasSpacesAndRepeats) {
   EXPECT_EQ(acts({"--act-sparsities", "0.5", "0.7"}), commas);
   EXPECT_EQ(acts({"--act-sparsities", "0.5", "--act-sparsities", "0.7"}), commas);
   // A study's lists are strings joined by commas: the second value reaches the check, given either way.
-  for (const auto& args : std::vector<std::vector<std::string>>{{"study", "--methods", "magnitude", "bogus"},
-                                                                 {"study", "--methods", "magnitude", "--methods", "bogus"},
-                                                                 {"study", "--methods", "magnitude,bogus"}}) {
+  const std::vector<std::vector<std::string>> spellings = {{"study", "--methods", "magnitude", "bogus"},
+                                                           {"study", "--methods", "magnitude", "--methods", "bogus"},
+                                                           {"study", "--methods", "magnitude,bogus"}};
+  for (const auto& args : spellings) {
     const auto r = run_sparsa(args);
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_TRUE(test::one_line(r.err)) << r.err;

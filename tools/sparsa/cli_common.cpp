@@ -60,7 +60,8 @@ void refuse_fraction_for_nm(std::string_view flag, std::string_view value, std::
 CLI::Option* list_option(CLI::Option* opt) {
   opt->delimiter(',');
   // A scalar string takes any number of values, joined by commas; a vector already takes many.
-  if (opt->get_expected_max() == 1) opt->expected(1, CLI::detail::expected_max_vector_size)->allow_extra_args()->join(',');
+  if (opt->get_expected_max() == 1)
+    opt->expected(1, CLI::detail::expected_max_vector_size)->allow_extra_args()->join(',');
   return opt;
 }
 

@@ -215,8 +215,9 @@ void run_acts(const ActsArgs& a) {
     bad_input("--eval-key needs --eval-tokens or --calib (the file that holds it)");
   if (!a.bits.empty() && a.bits_out.empty()) bad_input("--bits needs --bits-out FILE.safetensors");
   if (!a.bits_out.empty()) {
-    const NamedPath inputs[] = {{"--model", a.model},      {"--tokenizer", a.tokenizer},     {"--calib", a.tokens},
-                                {"--calib-text", a.text}, {"--eval-tokens", a.eval_tokens}, {"--eval-text", a.eval_text},
+    const NamedPath inputs[] = {{"--model", a.model},         {"--tokenizer", a.tokenizer},
+                                {"--calib", a.tokens},        {"--calib-text", a.text},
+                                {"--eval-tokens", a.eval_tokens}, {"--eval-text", a.eval_text},
                                 {"--db", a.db}};
     refuse_output_over_inputs({"--bits-out", a.bits_out}, inputs);
   }
