@@ -91,7 +91,7 @@ TEST(Cli, MalformedFlagValuesAreUsageErrors) {
   expect_usage_error(run_sparsa({"eval", "--seqlen", "abc"}), "--seqlen");
   expect_usage_error(run_sparsa({"eval", "--device", "tpu"}), "--device");
   expect_usage_error(run_sparsa({"eval", "--model"}), "--model");  // the value is missing
-  expect_usage_error(run_sparsa({"eval", "--eval-tokens", "a.safetensors", "--eval-text", "b.txt"}), "--t");  // excluded pair
+  expect_usage_error(run_sparsa({"eval", "--eval-tokens", "a.safetensors", "--eval-text", "b.txt"}), "--eval-t");  // excluded pair
 }
 
 TEST(Cli, HelpExitsZeroAndListsTheCommands) {
@@ -116,7 +116,7 @@ TEST(Cli, GenerateHelpExitsZeroAndListsTheContractFlags) {
 
 TEST(Cli, AnOptionGivenTwiceIsAUsageErrorSayingSo) {
   const auto r = run_sparsa({"eval", "--eval-key", "a", "--eval-key", "b"});
-  expect_usage_error(r, "--key takes one value and was given 2 (pass it once)");
+  expect_usage_error(r, "--eval-key takes one value and was given 2 (pass it once)");
   expect_usage_error(run_sparsa({"generate", "--prompt", "a", "--steps", "2", "--steps", "3"}), "--steps takes one value");
 }
 
