@@ -153,7 +153,7 @@ class Fixtures:
     def _make_study(self, env, timeout):
         """A pruned folder and a study database with a dense and a prune run, made by the binary under test."""
         db, pruned = self.path("study.duckdb"), self.path("pruned")
-        for argv in ([self.sparsa, "eval", "--limit", "1", "--seqlen", "32", "--tokens", self.path("tokens.safetensors"),
+        for argv in ([self.sparsa, "eval", "--eval-limit", "1", "--seqlen", "32", "--eval-tokens", self.path("tokens.safetensors"),
                       "--db", db],
                      [self.sparsa, "prune", "--method", "magnitude", "--sparsity", "0.5", "--out", pruned, "--db", db]):
             r = subprocess.run(argv, cwd=self.dir, env=env, stdin=subprocess.DEVNULL, capture_output=True,
@@ -397,22 +397,22 @@ class Values:
 # Role of each option by name (the option table's type decides for the rest). Numbers: (lo, hi) of
 # small valid values, so a valid run stays short.
 ROLE = {
-    "--model": "model", "--tokenizer": "tokenizer", "--tokens": "tokens", "--calib": "tokens",
-    "--eval-tokens": "tokens", "--key": "key", "--calib-key": "key", "--eval-key": "key",
-    "--text": "text_file", "--text-file": "text_file", "--eval-text": "text_file", "--calib-text": "text_file",
+    "--model": "model", "--tokenizer": "tokenizer", "--calib": "tokens",
+    "--eval-tokens": "tokens", "--calib-key": "key", "--eval-key": "key",
+    "--text-file": "text_file", "--eval-text": "text_file", "--calib-text": "text_file",
     "--mask": "mask", "--shapes-from": "mask", "sets": "mask", "dir": "pt_dir", "--key@plot spy": "mask_key",
     "--db": "db", "--out": "out_dir", "--parquet": "out_dir", "--out@import": "out_file:safetensors",
     "--out@plot spy": "out_file:png", "--out@report": "out_file:md", "--bits-out": "out_file:safetensors",
     "--features-out": "out_file:csv", "--sparsity": "sparsity", "--sparsity@import": "sparsity", "--nm": "nm",
-    "--sparsities@study": "targets", "--sweep": "targets", "--sparsities": "fraction_list",
+    "--targets": "targets", "--sweep": "targets",
     "--act-sparsities": "fraction_list", "--methods": "methods", "--ks": "ks", "--bits": "bits", "--labels": "labels",
     "--prompt": "prompt", "--text@tokenize": "text", "--host": "host", "--port": "port",
     "--bench-results": "bench_results", "--masks": "masks_dir", "--figures": "figures_dir",
 }
 NUMBER_RANGE = {
-    "--seqlen": (2, 48), "--limit": (0, 2), "--nsamples": (1, 3), "--steps": (1, 12), "--threads": (1, 3),
+    "--seqlen": (2, 48), "--nsamples": (1, 3), "--steps": (1, 12), "--threads": (1, 3),
     "--blocksize": (1, 128), "--percdamp": (0.0, 0.1), "--seed": (0, 1000), "--temperature": (0.0, 2.0),
-    "--top-p": (0.0, 1.0), "--eval-limit": (0, 2), "--eval-windows": (0, 2), "--bitset-windows": (1, 2),
+    "--top-p": (0.0, 1.0), "--eval-limit": (0, 2), "--bitset-windows": (1, 2),
     "--bitset-sparsity": (0.1, 0.9), "--analysis-layer": (0, 5), "--kmeans-runs": (1, 2),
     "--tsne-iterations": (1, 20), "--layer": (0, 5), "--cols": (1, 512), "--width": (200, 400),
     "--height": (200, 400), "--vocab-size": (1, 512), "--chunk-tokens": (1, 4096), "--gpus": (1, 2),
@@ -425,10 +425,10 @@ NUMBER_RANGE = {
 
 # Options that bound a run's work (a window count, a step count, the study's plan): never dropped
 # from the base case, and set only to small valid values or to invalid ones, so that a valid run
-# stays short (e.g. `eval --limit 0` evaluates every window of the text: correct, but minutes).
+# stays short (e.g. `eval --eval-limit 0` evaluates every window of the text: correct, but minutes).
 GUARD = {
-    "eval": {"--limit"}, "acts": {"--nsamples", "--eval-limit"}, "generate": {"--steps"}, "prune": {"--nsamples"},
-    "study": {"--methods", "--sparsities", "--sweep", "--nsamples", "--eval-windows", "--bitset-windows", "--ks",
+    "eval": {"--eval-limit"}, "acts": {"--nsamples", "--eval-limit"}, "generate": {"--steps"}, "prune": {"--nsamples"},
+    "study": {"--methods", "--targets", "--sweep", "--nsamples", "--eval-limit", "--bitset-windows", "--ks",
               "--kmeans-runs", "--tsne-iterations", "--act-sparsities"},
     "synth": {"--layers", "--hidden", "--intermediate", "--heads", "--vocab", "--calib-samples", "--calib-seqlen"},
 }
@@ -469,18 +469,18 @@ def base_case(fx, command):
     tokens = fx.path("tokens.safetensors")
     masks = fx.masks()
     return {
-        "study": [("--out", f"{W}/study"), ("--methods", "magnitude"), ("--sparsities", "0.5"), ("--sweep", "none"),
+        "study": [("--out", f"{W}/study"), ("--methods", "magnitude"), ("--targets", "0.5"), ("--sweep", "none"),
                   ("--calib", tokens), ("--nsamples", "2"), ("--seqlen", "32"), ("--eval-tokens", tokens),
-                  ("--eval-windows", "1"), ("--act-sparsities", "0.5"), ("--bitset-windows", "1"), ("--ks", "2"),
+                  ("--eval-limit", "1"), ("--act-sparsities", "0.5"), ("--bitset-windows", "1"), ("--ks", "2"),
                   ("--kmeans-runs", "1"), ("--tsne-iterations", "5"), ("--no-figures", None)],
         "report": [("--db", f"{W}/study.duckdb")],
         "serve": [("--db", f"{W}/study.duckdb"), ("--port", "0")],
-        "eval": [("--tokens", tokens), ("--limit", "1"), ("--seqlen", "32")],
+        "eval": [("--eval-tokens", tokens), ("--eval-limit", "1"), ("--seqlen", "32")],
         "generate": [("--prompt", "Once upon a time"), ("--steps", "8")],
         "tokenize": [("--tokenizer", os.path.join(fx.llama, "tokenizer.json")), ("--text", "Call me Ishmael.")],
         "compare": [("sets", masks[0]), ("sets", masks[-1])],
-        "acts": [("--tokens", tokens), ("--key", "calib"), ("--nsamples", "1"), ("--seqlen", "32"),
-                 ("--sparsities", "0.5"), ("--eval-key", "eval"), ("--eval-limit", "1")],
+        "acts": [("--calib", tokens), ("--calib-key", "calib"), ("--nsamples", "1"), ("--seqlen", "32"),
+                 ("--act-sparsities", "0.5"), ("--eval-key", "eval"), ("--eval-limit", "1")],
         "import": [("dir", fx.path("pt")), ("--out", f"{W}/imported.safetensors")],
         "export": [("--db", f"{W}/study.duckdb"), ("--parquet", f"{W}/parquet")],
         "plot spy": [("--mask", masks[0]), ("--key", "model.layers.0.mlp.down_proj.mask"), ("--out", f"{W}/spy.png")],

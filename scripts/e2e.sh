@@ -34,8 +34,8 @@ work=$(mktemp -d)
 server=""
 cleanup() { [[ -n "$server" ]] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-"$build/sparsa" study --out "$work/study" --methods magnitude,wanda,sparsegpt --sparsities 0.5,2:4 --sweep none \
-  --nsamples 8 --eval-windows 4 --act-sparsities 0.25,0.5,0.7 --bitset-windows 2 --ks 4,8 --kmeans-runs 2 \
+"$build/sparsa" study --out "$work/study" --methods magnitude,wanda,sparsegpt --targets 0.5,2:4 --sweep none \
+  --nsamples 8 --eval-limit 4 --act-sparsities 0.25,0.5,0.7 --bitset-windows 2 --ks 4,8 --kmeans-runs 2 \
   --tsne-iterations 500 --no-figures >"$work/study.log" 2>&1 || { cat "$work/study.log" >&2; exit 1; }
 echo "e2e: study built after $(( $(date +%s) - start )) s" >&2
 

@@ -177,8 +177,8 @@ TEST(ActsCli, SmallRunMatchesSortedThresholdsAndWritesBits) {
   if (!test::shared_available()) GTEST_SKIP() << "../shared is absent";
   TempDir tmp;
   const auto bits_file = tmp / "bits.safetensors";
-  const auto r = run_sparsa({"acts", "--model", demo_model().string(), "--tokens", golden("tokens.safetensors").string(),
-                             "--key", "calib", "--nsamples", "4", "--seqlen", "64", "--sparsities", "0.5,0.9",
+  const auto r = run_sparsa({"acts", "--model", demo_model().string(), "--calib", golden("tokens.safetensors").string(),
+                             "--calib-key", "calib", "--nsamples", "4", "--seqlen", "64", "--act-sparsities", "0.5,0.9",
                              "--eval-key", "eval", "--eval-limit", "2", "--bits", "1:down_in:0.5", "--bits-out",
                              bits_file.string(), "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -219,15 +219,15 @@ TEST(ActsCli, SmallRunMatchesSortedThresholdsAndWritesBits) {
 TEST(ActsCli, BadInputExitsTwoWithOneLine) {
   const std::string tokens = golden("tokens.safetensors").string();
   const std::vector<std::vector<std::string>> cases = {
-      {"acts", "--sparsities", "0.5,1.2", "--tokens", tokens},
-      {"acts", "--sparsities", "0", "--tokens", tokens},
-      {"acts", "--tokens", tokens, "--key", "nope"},
-      {"acts", "--eval-key", "eval", "--text", (test::repo_dir() / "data" / "persuasion.txt").string()},
-      {"acts", "--tokens", tokens, "--bits", "0:down_in:0.5"},
-      {"acts", "--tokens", tokens, "--bits", "6:down_in:0.5", "--bits-out", "/tmp/x.safetensors"},
-      {"acts", "--tokens", tokens, "--bits", "0:gate_in:0.5", "--bits-out", "/tmp/x.safetensors"},
-      {"acts", "--tokens", tokens, "--bits", "0:down_in", "--bits-out", "/tmp/x.safetensors"},
-      {"acts", "--tokens", tokens, "--seqlen", "600"},
+      {"acts", "--act-sparsities", "0.5,1.2", "--calib", tokens},
+      {"acts", "--act-sparsities", "0", "--calib", tokens},
+      {"acts", "--calib", tokens, "--calib-key", "nope"},
+      {"acts", "--eval-key", "eval", "--calib-text", (test::repo_dir() / "data" / "persuasion.txt").string()},
+      {"acts", "--calib", tokens, "--bits", "0:down_in:0.5"},
+      {"acts", "--calib", tokens, "--bits", "6:down_in:0.5", "--bits-out", "/tmp/x.safetensors"},
+      {"acts", "--calib", tokens, "--bits", "0:gate_in:0.5", "--bits-out", "/tmp/x.safetensors"},
+      {"acts", "--calib", tokens, "--bits", "0:down_in", "--bits-out", "/tmp/x.safetensors"},
+      {"acts", "--calib", tokens, "--seqlen", "600"},
   };
   for (const auto& args : cases) {
     const auto r = run_sparsa(args);

@@ -42,7 +42,7 @@ void expect_usage_error(const test::CommandResult& r, const std::string& what) {
 TEST(Cli, SeqlenAboveTheModelContextIsBadInput) {
   TempDir tmp;
   const auto tokens = small_tokens(tmp, 2, 1100);
-  const auto r = run_sparsa({"eval", "--tokens", tokens.string(), "--key", "eval", "--seqlen", "1024"});
+  const auto r = run_sparsa({"eval", "--eval-tokens", tokens.string(), "--eval-key", "eval", "--seqlen", "1024"});
   expect_usage_error(r, "context");
   EXPECT_NE(r.err.find("512"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("1024"), std::string::npos) << r.err;
@@ -51,21 +51,21 @@ TEST(Cli, SeqlenAboveTheModelContextIsBadInput) {
 TEST(Cli, SeqlenBelowTwoIsBadInput) {
   TempDir tmp;
   const auto tokens = small_tokens(tmp, 2, 16);
-  expect_usage_error(run_sparsa({"eval", "--tokens", tokens.string(), "--key", "eval", "--seqlen", "1"}), "--seqlen");
-  expect_usage_error(run_sparsa({"eval", "--tokens", tokens.string(), "--key", "eval", "--seqlen", "-5"}), "--seqlen");
+  expect_usage_error(run_sparsa({"eval", "--eval-tokens", tokens.string(), "--eval-key", "eval", "--seqlen", "1"}), "--seqlen");
+  expect_usage_error(run_sparsa({"eval", "--eval-tokens", tokens.string(), "--eval-key", "eval", "--seqlen", "-5"}), "--seqlen");
 }
 
 TEST(Cli, FewerTokensThanOneWindowNamesTheFile) {
   TempDir tmp;
   const auto tokens = small_tokens(tmp, 1, 100);
-  const auto r = run_sparsa({"eval", "--tokens", tokens.string(), "--key", "eval", "--seqlen", "200"});
+  const auto r = run_sparsa({"eval", "--eval-tokens", tokens.string(), "--eval-key", "eval", "--seqlen", "200"});
   expect_usage_error(r, tokens.string());
 }
 
 TEST(Cli, NegativeLimitIsBadInput) {
   TempDir tmp;
   const auto tokens = small_tokens(tmp, 2, 16);
-  expect_usage_error(run_sparsa({"eval", "--tokens", tokens.string(), "--key", "eval", "--limit", "-1"}), "--limit");
+  expect_usage_error(run_sparsa({"eval", "--eval-tokens", tokens.string(), "--eval-key", "eval", "--eval-limit", "-1"}), "--eval-limit");
 }
 
 // (CLI11 reports "A subcommand is required" here, without the unknown name: exit code and one
@@ -91,7 +91,7 @@ TEST(Cli, MalformedFlagValuesAreUsageErrors) {
   expect_usage_error(run_sparsa({"eval", "--seqlen", "abc"}), "--seqlen");
   expect_usage_error(run_sparsa({"eval", "--device", "tpu"}), "--device");
   expect_usage_error(run_sparsa({"eval", "--model"}), "--model");  // the value is missing
-  expect_usage_error(run_sparsa({"eval", "--tokens", "a.safetensors", "--text", "b.txt"}), "--t");  // excluded pair
+  expect_usage_error(run_sparsa({"eval", "--eval-tokens", "a.safetensors", "--eval-text", "b.txt"}), "--eval-t");  // excluded pair
 }
 
 TEST(Cli, HelpExitsZeroAndListsTheCommands) {
@@ -103,7 +103,7 @@ TEST(Cli, HelpExitsZeroAndListsTheCommands) {
 TEST(Cli, EvalHelpExitsZeroAndListsTheContractFlags) {
   const auto r = run_sparsa({"eval", "--help"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  for (const char* flag : {"--model", "--tokenizer", "--tokens", "--key", "--text", "--seqlen", "--device", "--json"})
+  for (const char* flag : {"--model", "--tokenizer", "--eval-tokens", "--eval-key", "--eval-text", "--eval-limit", "--seqlen", "--device", "--json"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag << " missing from:\n" << r.out;
 }
 
@@ -115,8 +115,8 @@ TEST(Cli, GenerateHelpExitsZeroAndListsTheContractFlags) {
 }
 
 TEST(Cli, AnOptionGivenTwiceIsAUsageErrorSayingSo) {
-  const auto r = run_sparsa({"eval", "--key", "a", "--key", "b"});
-  expect_usage_error(r, "--key takes one value and was given 2 (pass it once)");
+  const auto r = run_sparsa({"eval", "--eval-key", "a", "--eval-key", "b"});
+  expect_usage_error(r, "--eval-key takes one value and was given 2 (pass it once)");
   expect_usage_error(run_sparsa({"generate", "--prompt", "a", "--steps", "2", "--steps", "3"}), "--steps takes one value");
 }
 
@@ -128,7 +128,7 @@ TEST(Cli, ThreadCountsOutsideTheBoundAreUsageErrors) {
       {"eval"},
       {"generate", "--prompt", "hi"},
       {"prune", "--method", "magnitude", "--sparsity", "0.5", "--out", (tmp / "pruned").string()},
-      {"acts", "--tokens", (tmp / "none.safetensors").string()},
+      {"acts", "--calib", (tmp / "none.safetensors").string()},
       {"synth", "--out", (tmp / "synth").string()},
       {"study", "--out", (tmp / "study").string()}};
   for (const auto& command : commands)
@@ -182,7 +182,7 @@ TEST(Cli, ListOptionsIsTheParsersTable) {
   EXPECT_EQ(method.at("validators"), nlohmann::json::array({"{magnitude,wanda,sparsegpt}"}));
   EXPECT_TRUE(option("eval", "--json").at("flag").get<bool>());
   EXPECT_EQ(option("eval", "--seqlen").at("type"), "INT");
-  EXPECT_EQ(option("eval", "--text").at("excludes"), nlohmann::json::array({"--tokens", "--task"}));
+  EXPECT_EQ(option("eval", "--eval-text").at("excludes"), nlohmann::json::array({"--eval-tokens", "--task"}));
   EXPECT_EQ(option("generate", "--top-p").at("type"), "FLOAT");
   EXPECT_TRUE(option("compare", "sets").at("positional").get<bool>());
   EXPECT_NE(option("compare", "sets").at("max_values").get<int>(), 1);
@@ -217,12 +217,12 @@ TEST(Cli, EmptyModelFolderIsBadInputNamingIt) {
 TEST(Cli, TextFileThatDoesNotExistIsBadInputNamingIt) {
   TempDir tmp;
   const auto missing = tmp / "missing.txt";
-  expect_usage_error(run_sparsa({"eval", "--text", missing.string()}), missing.string());
+  expect_usage_error(run_sparsa({"eval", "--eval-text", missing.string()}), missing.string());
 }
 
 TEST(Cli, EvalJsonOnTwoGoldenWindows) {
   if (!shared_available()) GTEST_SKIP() << "../shared not present";
-  const auto r = run_sparsa({"eval", "--json", "--limit", "2", "--tokens", golden_tokens().string(), "--key", "eval"});
+  const auto r = run_sparsa({"eval", "--json", "--eval-limit", "2", "--eval-tokens", golden_tokens().string(), "--eval-key", "eval"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_TRUE(test::one_line(r.out)) << "stdout is not one line: " << r.out;
   nlohmann::json j;
@@ -241,11 +241,11 @@ TEST(Cli, EvalJsonOnTwoGoldenWindows) {
   if (j.contains("predicted_tokens")) EXPECT_EQ(j["predicted_tokens"].get<int64_t>(), 2 * 511);
 }
 
-// --seqlen shorter than the rows re-cuts the stream; --limit then counts the new windows.
+// --seqlen shorter than the rows re-cuts the stream; --eval-limit then counts the new windows.
 TEST(Cli, EvalJsonWithShorterSeqlen) {
   TempDir tmp;
   const auto tokens = small_tokens(tmp, 2, 64);
-  const auto r = run_sparsa({"eval", "--json", "--tokens", tokens.string(), "--key", "eval", "--seqlen", "32", "--limit", "3"});
+  const auto r = run_sparsa({"eval", "--json", "--eval-tokens", tokens.string(), "--eval-key", "eval", "--seqlen", "32", "--eval-limit", "3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_TRUE(test::one_line(r.out)) << r.out;
   const auto j = nlohmann::json::parse(r.out);

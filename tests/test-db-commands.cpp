@@ -44,16 +44,16 @@ struct Commands {
     return {"prune", "--method", "wanda", "--sparsity", "0.5", "--calib", calib_tokens(), "--nsamples", "2",
             "--seqlen", "64", "--out", (dir / "wanda").string(), "--db", db};
   }
-  std::vector<std::string> eval_dense() const { return {"eval", "--limit", "1", "--json", "--db", db}; }
+  std::vector<std::string> eval_dense() const { return {"eval", "--eval-limit", "1", "--json", "--db", db}; }
   std::vector<std::string> eval_wanda() const {
-    return {"eval", "--model", (dir / "wanda").string(), "--limit", "1", "--json", "--db", db};
+    return {"eval", "--model", (dir / "wanda").string(), "--eval-limit", "1", "--json", "--db", db};
   }
   std::vector<std::string> compare() const {
     return {"compare", (dir / "mag").string(), (dir / "wanda").string(), "--db", db};
   }
   std::vector<std::string> acts() const {
-    return {"acts", "--tokens", calib_tokens(), "--key", "calib", "--nsamples", "2", "--seqlen", "64",
-            "--sparsities", "0.25,0.5", "--eval-text", eval_text(), "--eval-limit", "1", "--json", "--db", db};
+    return {"acts", "--calib", calib_tokens(), "--calib-key", "calib", "--nsamples", "2", "--seqlen", "64",
+            "--act-sparsities", "0.25,0.5", "--eval-text", eval_text(), "--eval-limit", "1", "--json", "--db", db};
   }
 };
 
@@ -295,7 +295,7 @@ TEST(DbCommands, BadAndLockedDatabasesAreOneLineErrors) {
     std::fputs("not a database\n", f);
     std::fclose(f);
   }
-  const auto bad = run_sparsa({"eval", "--limit", "1", "--db", not_db.string()});
+  const auto bad = run_sparsa({"eval", "--eval-limit", "1", "--db", not_db.string()});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_TRUE(test::one_line(bad.err)) << bad.err;
   EXPECT_NE(bad.err.find(not_db.string()), std::string::npos) << bad.err;

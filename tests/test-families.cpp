@@ -363,8 +363,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FamilyPrune, ::testing::ValuesIn(prune_cases(
 
 TEST(FamilyCli, EvalReportsTransformersPerplexity) {
   const std::string family = "gemma3";
-  const auto r = test::run_sparsa({"eval", "--model", fixture(family).string(), "--tokens",
-                                   (fixture(family) / "reference.safetensors").string(), "--key", "tokens", "--json"});
+  const auto r = test::run_sparsa({"eval", "--model", fixture(family).string(), "--eval-tokens",
+                                   (fixture(family) / "reference.safetensors").string(), "--eval-key", "tokens", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const double ppl = json::parse(r.out)["ppl"].get<double>(), want = reference_info(family)["perplexity"].get<double>();
   EXPECT_LE(std::fabs(ppl - want) / want, 1e-5) << ppl << " vs " << want;
@@ -376,8 +376,8 @@ TEST(FamilyCli, UnsupportedFeatureIsOneLineExitTwo) {
   json j = fixture_config("llama3");
   j["rope_parameters"]["rope_type"] = "yarn";
   test::write_file(tmp / "config.json", j.dump());
-  const auto r = test::run_sparsa({"eval", "--model", tmp.path().string(), "--tokens",
-                                   (tmp / "reference.safetensors").string(), "--key", "tokens"});
+  const auto r = test::run_sparsa({"eval", "--model", tmp.path().string(), "--eval-tokens",
+                                   (tmp / "reference.safetensors").string(), "--eval-key", "tokens"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("'yarn'"), std::string::npos) << r.err;

@@ -146,10 +146,10 @@ TEST_F(NonRegular, CommandsRefuseAFifoForEveryFileOption) {
   const fs::path fifo = make_fifo(tmp / "pipe");
   const std::string m = demo_model().string(), f = fifo.string();
   const std::vector<std::vector<std::string>> commands = {
-      {"eval", "--model", m, "--text", f, "--limit", "1"},
-      {"eval", "--model", m, "--tokens", f, "--key", "eval"},
+      {"eval", "--model", m, "--eval-text", f, "--eval-limit", "1"},
+      {"eval", "--model", m, "--eval-tokens", f, "--eval-key", "eval"},
       {"eval", "--model", f},
-      {"eval", "--model", m, "--tokens", calib_tokens().string(), "--key", "calib", "--limit", "1", "--db", f},
+      {"eval", "--model", m, "--eval-tokens", calib_tokens().string(), "--eval-key", "calib", "--eval-limit", "1", "--db", f},
       {"prune", "--method", "wanda", "--sparsity", "0.5", "--model", m, "--calib-text", f, "--out",
        (tmp / "out").string()},
       {"prune", "--method", "wanda", "--sparsity", "0.5", "--model", m, "--calib", f, "--calib-key", "calib",
@@ -172,10 +172,10 @@ TEST_F(NonRegular, CommandsRefuseAFifoForEveryFileOption) {
 
 TEST_F(NonRegular, CommandsRefuseAFolderOrDeviceWhereAFileBelongs) {
   TempDir tmp;
-  expect_cli_refused(run({"eval", "--model", demo_model().string(), "--text", tmp.path().string()}), tmp.path(),
+  expect_cli_refused(run({"eval", "--model", demo_model().string(), "--eval-text", tmp.path().string()}), tmp.path(),
                      "a folder, not a regular file");
   expect_cli_refused(run({"tokenize", "--tokenizer", "/dev/zero", "--text", "hi"}), "/dev/zero", "character device");
-  expect_cli_refused(run({"eval", "--model", demo_model().string(), "--text", "/dev/stdin"}), "/dev/stdin");
+  expect_cli_refused(run({"eval", "--model", demo_model().string(), "--eval-text", "/dev/stdin"}), "/dev/stdin");
 }
 
 // ---- memory bounds: sizes from the file are checked against the file before allocating ----
@@ -198,8 +198,8 @@ TEST(MemoryBounds, LayerCountBeyondTheCheckpointIsRefusedBeforeAllocating) {
     const std::string m = bad_input_message([&] { load_model(model); });
     EXPECT_NE(m.find("num_hidden_layers"), std::string::npos) << m;
     EXPECT_EQ(m.find("out of memory"), std::string::npos) << m;
-    const CommandResult r = run({"eval", "--model", model.string(), "--tokens", calib_tokens().string(), "--key",
-                                 "calib", "--limit", "1"});
+    const CommandResult r = run({"eval", "--model", model.string(), "--eval-tokens", calib_tokens().string(), "--eval-key",
+                                 "calib", "--eval-limit", "1"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_TRUE(test::one_line(r.err)) << r.err;
     EXPECT_NE(r.err.find("num_hidden_layers"), std::string::npos) << r.err;
@@ -279,7 +279,7 @@ TEST(TextInputs, InvalidUtf8NamesTheFileAndOffset) {
   EXPECT_EQ(read_utf8_file(tmp / "good.txt"), "caf\xc3\xa9");
 
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"eval", "--model", demo_model().string(), "--text", bad.string(), "--limit", "1"},
+           {"eval", "--model", demo_model().string(), "--eval-text", bad.string(), "--eval-limit", "1"},
            {"prune", "--method", "wanda", "--sparsity", "0.5", "--model", demo_model().string(), "--calib-text",
             bad.string(), "--nsamples", "1", "--seqlen", "8", "--out", (tmp / "out").string()}}) {
     SCOPED_TRACE(args[0]);
@@ -372,7 +372,7 @@ TEST(PathQuestions, PathsThatCannotNameAnythingAreAbsentNotErrors) {
                                                {"prune", "--model", long_name, "--method", "magnitude", "--sparsity", "0.5", "--out", (tmp / "out").string()},
                                                {"study", "--model", long_name, "--out", (tmp / "s").string()},
                                                {"plot", "spy", "--mask", long_name, "--key", "m", "--out", (tmp / "x.png").string()},
-                                               {"eval", "--model", demo_model().string(), "--tokens", long_name}}) {
+                                               {"eval", "--model", demo_model().string(), "--eval-tokens", long_name}}) {
     SCOPED_TRACE(args[0]);
     const CommandResult r = run(args);
     EXPECT_EQ(r.exit_code, 2) << r.err;

@@ -79,9 +79,9 @@ void expect_every_command_refuses(const fs::path& src, const std::string& target
   const fs::path dir = model_with_value(tmp / "m", src, target, kNaN);
   const std::string calib = calib_file().string();
   const std::vector<std::vector<std::string>> commands = {
-      {"eval", "--model", dir.string(), "--limit", "1", "--db", (tmp / "db.duckdb").string()},
+      {"eval", "--model", dir.string(), "--eval-limit", "1", "--db", (tmp / "db.duckdb").string()},
       {"generate", "--model", dir.string(), "--prompt", "Once", "--steps", "4"},
-      {"acts", "--model", dir.string(), "--tokens", calib, "--key", "calib", "--nsamples", "1"},
+      {"acts", "--model", dir.string(), "--calib", calib, "--calib-key", "calib", "--nsamples", "1"},
       {"prune", "--model", dir.string(), "--method", "magnitude", "--sparsity", "0.5", "--out", (tmp / "o1").string()},
       {"prune", "--model", dir.string(), "--method", "wanda", "--nm", "2:4", "--calib", calib, "--nsamples", "2",
        "--out", (tmp / "o2").string()},
@@ -136,14 +136,14 @@ TEST(NonFinite, PerplexityThatIsNotFiniteIsAnErrorNotAResult) {
 TEST(NonFinite, EvalOfAnOverflowingModelExitsOneAndStoresNothing) {
   TempDir tmp;
   const fs::path dir = overflowing_model(tmp / "m");
-  const auto r = run_sparsa({"eval", "--model", dir.string(), "--limit", "2", "--json", "--db", (tmp / "db.duckdb").string()});
+  const auto r = run_sparsa({"eval", "--model", dir.string(), "--eval-limit", "2", "--json", "--db", (tmp / "db.duckdb").string()});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("non-finite loss"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find("nan"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("ppl"), std::string::npos) << r.out;
   // A rerun would find the run recorded if the failed one had stored it; it runs (and fails) again.
-  const auto again = run_sparsa({"eval", "--model", dir.string(), "--limit", "2", "--db", (tmp / "db.duckdb").string()});
+  const auto again = run_sparsa({"eval", "--model", dir.string(), "--eval-limit", "2", "--db", (tmp / "db.duckdb").string()});
   EXPECT_EQ(again.exit_code, 1) << again.err;
 }
 

@@ -116,7 +116,7 @@ json opt_config() { return json::parse(test::read_file(test::opt_demo_model() / 
 
 // `sparsa eval` on the folder exits 2 with one line containing `needle`.
 void expect_eval_refuses(const fs::path& folder, const std::string& needle) {
-  const auto r = test::run_sparsa({"eval", "--model", folder.string(), "--limit", "1"});
+  const auto r = test::run_sparsa({"eval", "--model", folder.string(), "--eval-limit", "1"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;

@@ -115,8 +115,8 @@ TEST(OptPruneCli, KeepsTheSourceTensorsAndPrunesOnlyMaskedWeights) {
 }
 
 double eval_ppl(const fs::path& model) {
-  const auto r = run_sparsa({"eval", "--model", model.string(), "--tokens", (golden_dir() / "tokens.safetensors").string(),
-                             "--key", "eval", "--limit", "2", "--json"});
+  const auto r = run_sparsa({"eval", "--model", model.string(), "--eval-tokens", (golden_dir() / "tokens.safetensors").string(),
+                             "--eval-key", "eval", "--eval-limit", "2", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return r.exit_code == 0 ? json::parse(r.out)["ppl"].get<double>() : NAN;
 }

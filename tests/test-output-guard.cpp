@@ -172,9 +172,9 @@ TEST(OtherCommands, RefuseToOverwriteTheirInputs) {
   const fs::path tokens = d / "tokens.safetensors";
   fs::copy_file(calib_file(), tokens);
   const std::string before = test::read_file(tokens);
-  expect_refused(test::run_sparsa({"acts", "--model", model_dir().string(), "--tokens", tokens.string(), "--bits",
+  expect_refused(test::run_sparsa({"acts", "--model", model_dir().string(), "--calib", tokens.string(), "--bits",
                                    "0:mlp_in:0.5", "--bits-out", tokens.string()}),
-                 "--bits-out", "--tokens");
+                 "--bits-out", "--calib");
   EXPECT_TRUE(test::read_file(tokens) == before);
 
   const fs::path pruned = d / "pruned";

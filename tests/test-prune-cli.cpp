@@ -300,8 +300,8 @@ TEST(PruneCli, EvalLoadsThePrunedFolder) {
   if (!test::shared_available()) GTEST_SKIP() << "../shared not present";
   const MagnitudeRun& run = magnitude_u50();
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
-  const CommandResult r = run_sparsa({"eval", "--model", run.out.string(), "--tokens", golden_tokens().string(), "--key",
-                                      "eval", "--limit", "2", "--json"});
+  const CommandResult r = run_sparsa({"eval", "--model", run.out.string(), "--eval-tokens", golden_tokens().string(), "--eval-key",
+                                      "eval", "--eval-limit", "2", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const double ppl = json::parse(r.out)["ppl"].get<double>();
   EXPECT_TRUE(std::isfinite(ppl) && ppl > 1.0) << ppl;

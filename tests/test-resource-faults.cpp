@@ -84,8 +84,8 @@ TEST(FullDisk, PruneKeepsItsCheckpointsAndTheRerunFinishes) {
 }
 
 std::vector<std::string> study_args(const fs::path& out) {
-  return {"study", "--out", out.string(), "--methods", "wanda", "--sparsities", "0.5", "--sweep", "none",
-          "--nsamples", "4", "--eval-windows", "2", "--act-sparsities", "0.5", "--bitset-windows", "2", "--ks", "4",
+  return {"study", "--out", out.string(), "--methods", "wanda", "--targets", "0.5", "--sweep", "none",
+          "--nsamples", "4", "--eval-limit", "2", "--act-sparsities", "0.5", "--bitset-windows", "2", "--ks", "4",
           "--kmeans-runs", "2", "--tsne-iterations", "500", "--json"};
 }
 

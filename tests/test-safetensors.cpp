@@ -788,7 +788,7 @@ TEST_P(MalformedSafetensors, EvalExitsTwoWithOneLineNamingTheFile) {
   TempDir tmp;
   const auto path = tmp / (c.name + ".safetensors");
   write_file(path, c.bytes);
-  const auto r = run_sparsa({"eval", "--tokens", path.string(), "--key", "eval"});
+  const auto r = run_sparsa({"eval", "--eval-tokens", path.string(), "--eval-key", "eval"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(test::one_line(r.err)) << "stderr is not one line: " << r.err;
   EXPECT_NE(r.err.find(path.string()), std::string::npos) << r.err;
@@ -817,7 +817,7 @@ TEST(SafetensorsCli, MissingKeyNamesTheKeyAndTheFile) {
   EXPECT_NE(msg.find("nosuchkey"), std::string::npos) << msg;
   EXPECT_NE(msg.find(path.string()), std::string::npos) << msg;
 
-  const auto r = run_sparsa({"eval", "--tokens", path.string(), "--key", "nosuchkey"});
+  const auto r = run_sparsa({"eval", "--eval-tokens", path.string(), "--eval-key", "nosuchkey"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("nosuchkey"), std::string::npos) << r.err;
@@ -827,7 +827,7 @@ TEST(SafetensorsCli, MissingKeyNamesTheKeyAndTheFile) {
 TEST(SafetensorsCli, TokensFileThatDoesNotExist) {
   TempDir tmp;
   const auto path = tmp / "nope.safetensors";
-  const auto r = run_sparsa({"eval", "--tokens", path.string(), "--key", "eval"});
+  const auto r = run_sparsa({"eval", "--eval-tokens", path.string(), "--eval-key", "eval"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(test::one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find(path.string()), std::string::npos) << r.err;
@@ -842,7 +842,7 @@ TEST(SafetensorsCli, TokensOfTheWrongDtypeOrRank) {
   for (const char* name : {"f.safetensors", "r3.safetensors"}) {
     SCOPED_TRACE(name);
     const auto path = tmp / name;
-    const auto r = run_sparsa({"eval", "--tokens", path.string(), "--key", "eval"});
+    const auto r = run_sparsa({"eval", "--eval-tokens", path.string(), "--eval-key", "eval"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_TRUE(test::one_line(r.err)) << r.err;
     EXPECT_NE(r.err.find(path.string()), std::string::npos) << r.err;
@@ -858,7 +858,7 @@ TEST(SafetensorsCli, TokenIdsOutsideTheVocabulary) {
     ids[20] = bad;
     const auto path = tmp / ("ids" + std::to_string(bad) + ".safetensors");
     write_safetensors(path, {{"eval", DType::I32, {2, 16}, ids.data()}});
-    const auto r = run_sparsa({"eval", "--tokens", path.string(), "--key", "eval"});
+    const auto r = run_sparsa({"eval", "--eval-tokens", path.string(), "--eval-key", "eval"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_TRUE(test::one_line(r.err)) << r.err;
     EXPECT_NE(r.err.find(path.string()), std::string::npos) << r.err;

@@ -38,8 +38,8 @@ using test::TempDir;
 
 // Small but complete: two methods at one target, two activation targets, k = 4 and 8.
 std::vector<std::string> study_args(const fs::path& out) {
-  return {"study", "--out", out.string(), "--methods", "wanda,sparsegpt", "--sparsities", "0.5", "--sweep", "none", "--nsamples", "8",
-          "--eval-windows", "4", "--act-sparsities", "0.25,0.5", "--bitset-windows", "2", "--ks", "4,8",
+  return {"study", "--out", out.string(), "--methods", "wanda,sparsegpt", "--targets", "0.5", "--sweep", "none", "--nsamples", "8",
+          "--eval-limit", "4", "--act-sparsities", "0.25,0.5", "--bitset-windows", "2", "--ks", "4,8",
           "--kmeans-runs", "2", "--tsne-iterations", "500", "--figure-format", "png,pdf", "--json"};
 }
 
@@ -80,7 +80,7 @@ TEST_F(StudyTest, FinishesAndSummarises) {
 
 TEST_F(StudyTest, DensePerplexityEqualsSparsaEval) {
   ASSERT_EQ(result_.exit_code, 0) << result_.err;
-  const auto ev = run_sparsa({"eval", "--limit", "4", "--json"});
+  const auto ev = run_sparsa({"eval", "--eval-limit", "4", "--json"});
   ASSERT_EQ(ev.exit_code, 0) << ev.err;
   EXPECT_NEAR(summary()["dense_ppl"].get<double>(), json::parse(ev.out)["ppl"].get<double>(), 1e-9);
 }
@@ -222,7 +222,7 @@ TEST_F(StudyTest, RerunOnOtherEvalWindowsReusesNoPerplexity) {
   fs::copy(out(), copy, fs::copy_options::recursive);
   std::vector<std::string> args = study_args(copy);
   for (size_t i = 0; i + 1 < args.size(); ++i) {
-    if (args[i] == "--eval-windows") args[i + 1] = "3";
+    if (args[i] == "--eval-limit") args[i + 1] = "3";
     if (args[i] == "--methods") args[i + 1] = "wanda";
   }
   const auto again = run_sparsa(args);
@@ -512,7 +512,7 @@ TEST(SpeedMeasured, TimesTheSparseAndTheDenseGemv) {
 TEST(StudyBadInput, ClearErrorsAndExitTwo) {
   TempDir d;
   const std::vector<std::vector<std::string>> cases{
-      {"study", "--out", (d / "a").string(), "--sparsities", "1.5"},
+      {"study", "--out", (d / "a").string(), "--targets", "1.5"},
       {"study", "--out", (d / "b").string(), "--model", (d / "no-such-model").string()},
       {"study", "--out", (d / "c").string(), "--ks", "1"},
       {"study", "--out", (d / "d").string(), "--methods", "random"},
@@ -525,9 +525,9 @@ TEST(StudyBadInput, ClearErrorsAndExitTwo) {
     EXPECT_TRUE(test::one_line(r.err)) << r.err;
   }
   // SparseGPT's N:M groups must tile its 128-column blocks: refused before any run starts.
-  const auto nm = run_sparsa({"study", "--out", (d / "g").string(), "--sparsities", "0.5,3:5"});
+  const auto nm = run_sparsa({"study", "--out", (d / "g").string(), "--targets", "0.5,3:5"});
   EXPECT_EQ(nm.exit_code, 2) << nm.err;
-  EXPECT_NE(nm.err.find("--sparsities: SparseGPT blocksize 128 is not a multiple of M = 5"), std::string::npos) << nm.err;
+  EXPECT_NE(nm.err.find("--targets: SparseGPT blocksize 128 is not a multiple of M = 5"), std::string::npos) << nm.err;
   EXPECT_FALSE(fs::exists(d / "g" / "study.duckdb"));
   test::write_file(d / "garbage.duckdb", std::string(4096, 'x'));
   const auto r = run_sparsa({"study", "--out", (d / "f").string(), "--db", (d / "garbage.duckdb").string()});

@@ -100,7 +100,7 @@ TEST(SynthCli, WritesModelAndCalibrationThatPruneUses) {
 
 TEST(DeviceCli, CudaWithoutAGpuIsAClearError) {
   if (cuda_device_count() > 0) GTEST_SKIP() << "this machine has a GPU";
-  const auto r = test::run_sparsa({"eval", "--device", "cuda", "--limit", "1"});
+  const auto r = test::run_sparsa({"eval", "--device", "cuda", "--eval-limit", "1"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("no CUDA device"), std::string::npos) << r.err;
   EXPECT_TRUE(test::one_line(r.err)) << r.err;

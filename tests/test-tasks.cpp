@@ -268,11 +268,11 @@ TEST(TasksCli, ExitCodesAndOneLineErrors) {
   r = run_sparsa({"eval", "--task", bundled_task().string(), "--device", "cuda"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(contains(r.err, "CPU only")) << r.err;
-  r = run_sparsa({"eval", "--task", bundled_task().string(), "--limit", "-1"});
+  r = run_sparsa({"eval", "--task", bundled_task().string(), "--eval-limit", "-1"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  r = run_sparsa({"eval", "--task", bundled_task().string(), "--text", bundled_task().string()});
+  r = run_sparsa({"eval", "--task", bundled_task().string(), "--eval-text", bundled_task().string()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  r = run_sparsa({"eval", "--out", (dir / "x.json").string(), "--limit", "1"});
+  r = run_sparsa({"eval", "--out", (dir / "x.json").string(), "--eval-limit", "1"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(contains(r.err, "--out")) << r.err;
   r = run_sparsa({"eval", "--task", bundled_task().string(), "--out", bundled_task().string()});
@@ -284,7 +284,7 @@ TEST(TasksCli, ExitCodesAndOneLineErrors) {
 TEST(TasksCli, DbStoresOneRowPerTaskAndPerChoice) {
   TempDir dir;
   const fs::path db = dir / "e.duckdb";
-  const std::vector<std::string> args = {"eval", "--task", bundled_task().string(), "--limit", "5", "--db", db.string(), "--json"};
+  const std::vector<std::string> args = {"eval", "--task", bundled_task().string(), "--eval-limit", "5", "--db", db.string(), "--json"};
   auto r = run_sparsa(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json j = json::parse(r.out);
@@ -318,8 +318,8 @@ TEST(TasksCli, StudyScoresTheDenseAndEveryPrunedModel) {
     pos = end + 1;
   }
   test::write_file(task, lines);
-  const auto r = run_sparsa({"study", "--out", out.string(), "--methods", "magnitude", "--sparsities", "0.5", "--sweep",
-                             "none", "--nsamples", "2", "--eval-windows", "1", "--act-sparsities", "0.5",
+  const auto r = run_sparsa({"study", "--out", out.string(), "--methods", "magnitude", "--targets", "0.5", "--sweep",
+                             "none", "--nsamples", "2", "--eval-limit", "1", "--act-sparsities", "0.5",
                              "--bitset-windows", "1", "--ks", "2", "--kmeans-runs", "1", "--tsne-iterations", "500",
                              "--no-figures", "--tasks", task.string(), "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

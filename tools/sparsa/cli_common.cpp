@@ -2,9 +2,12 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -37,10 +40,102 @@ void check_seqlen_flag(int64_t seqlen, const ModelConfig& config) {
     bad_input("--seqlen {} is above the model's context length {}", seqlen, config.max_position);
 }
 
+bool looks_like_nm(std::string_view value) {
+  const size_t colon = value.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == value.size()) return false;
+  const auto digits = [](std::string_view s) { return s.find_first_not_of("0123456789") == std::string_view::npos; };
+  return digits(value.substr(0, colon)) && digits(value.substr(colon + 1));
+}
+
+bool looks_like_fraction(std::string_view value) {
+  const size_t dot = value.find('.');
+  const std::string_view whole = value.substr(0, dot);
+  const std::string_view part = dot == std::string_view::npos ? std::string_view() : value.substr(dot + 1);
+  const auto digits = [](std::string_view s) { return s.find_first_not_of("0123456789") == std::string_view::npos; };
+  return whole.size() + part.size() > 0 && digits(whole) && digits(part);
+}
+
+void refuse_nm_for_fraction(std::string_view flag, std::string_view value, std::string_view way_out) {
+  if (looks_like_nm(value)) bad_input("{} {}: an N:M pattern where a fraction belongs; {}", flag, value, way_out);
+}
+
+void refuse_fraction_for_nm(std::string_view flag, std::string_view value, std::string_view way_out) {
+  if (looks_like_fraction(value)) bad_input("{} {}: a fraction where an N:M pattern belongs; {}", flag, value, way_out);
+}
+
+CLI::Option* list_option(CLI::Option* opt) {
+  opt->delimiter(',');
+  // A scalar string takes any number of values, joined by commas; a vector already takes many.
+  if (opt->get_expected_max() == 1)
+    opt->expected(1, CLI::detail::expected_max_vector_size)->allow_extra_args()->join(',');
+  return opt;
+}
+
+namespace {
+
+std::map<const CLI::App*, std::vector<RenamedOption>>& rename_registry() {
+  static std::map<const CLI::App*, std::vector<RenamedOption>> registry;
+  return registry;
+}
+
+// The command argv names: the top-level command and, for one with subcommands ("plot spy"), the
+// nested one, outermost first (argv[1..size] name them).
+std::vector<const CLI::App*> command_path(const CLI::App& app, int argc, const char* const* argv) {
+  std::vector<const CLI::App*> path;
+  const CLI::App* at = &app;
+  for (int i = 1; i < argc; ++i) {
+    const CLI::App* next = nullptr;
+    for (const CLI::App* sub : at->get_subcommands([](const CLI::App*) { return true; }))
+      if (sub->get_name() == argv[i]) next = sub;
+    if (next == nullptr) break;
+    path.push_back(next);
+    at = next;
+  }
+  return path;
+}
+
+}  // namespace
+
+void rename_option(const CLI::App* cmd, std::string old_name, std::string new_name) {
+  rename_registry()[cmd].push_back({std::move(old_name), std::move(new_name)});
+}
+
+const std::vector<RenamedOption>& renamed_options(const CLI::App* cmd) {
+  static const std::vector<RenamedOption> none;
+  const auto it = rename_registry().find(cmd);
+  return it == rename_registry().end() ? none : it->second;
+}
+
+std::vector<std::string> spell_renamed_options(const CLI::App& app, int argc, const char* const* argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const std::vector<const CLI::App*> path = command_path(app, argc, argv);
+  if (path.empty()) return args;
+  std::string command;
+  for (const CLI::App* c : path) command += " " + c->get_name();
+  std::vector<RenamedOption> renames;
+  for (const CLI::App* c : path) renames.insert(renames.end(), renamed_options(c).begin(), renamed_options(c).end());
+  std::set<std::string> noted;
+  for (size_t i = path.size(); i < args.size() && args[i] != "--"; ++i) {
+    std::string& arg = args[i];
+    const auto r = std::find_if(renames.begin(), renames.end(), [&](const RenamedOption& r) {
+      return arg == r.old_name || arg.starts_with(r.old_name + "=");
+    });
+    if (r == renames.end()) continue;
+    arg = r->new_name + arg.substr(r->old_name.size());
+    if (noted.insert(r->old_name).second)
+      std::fprintf(stderr, "sparsa%s: %s is deprecated and will be removed in the next release; use %s\n",
+                   command.c_str(), r->old_name.c_str(), r->new_name.c_str());
+  }
+  return args;
+}
+
 CLI::Validator finite_number(double lo, double hi) {
   const std::string range = fmt::format("a finite number in [{:g}, {:g}]", lo, hi);
   return CLI::Validator(
       [lo, hi, range](const std::string& text) -> std::string {
+        if (looks_like_nm(text))
+          return fmt::format("'{}' is an N:M pattern, which only a weight target takes (prune --nm, study --targets); "
+                             "this option takes {}", text, range);
         double v = 0;
         const char* end = text.data() + text.size();
         const auto [ptr, ec] = std::from_chars(text.data(), end, v);
@@ -126,9 +221,9 @@ void add_multi_gpu_option(CLI::App* cmd, DeviceArgs& args) {
 
 void add_db_option(CLI::App* cmd, std::string& db, std::string_view what) {
   cmd->add_option("--db", db,
-                  fmt::format("study database (DuckDB, created when absent) to add {} to, as `sparsa study` stores "
-                              "it; a result the database already holds is not recomputed (one line on stderr names "
-                              "its run, exit 0)",
+                  fmt::format("study database (DuckDB file, created when absent; the tables `sparsa study` writes) "
+                              "to add this command's result to. It adds {}. A result the database already holds is "
+                              "not recomputed: one line on stderr names the run that holds it (exit 0)",
                               what));
 }
 

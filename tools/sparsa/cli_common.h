@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -72,6 +73,40 @@ auto hint_out_of_memory(std::string_view what, std::string_view hint, Step&& ste
 // the range are refused before they are converted, as usage errors naming the option (exit 2).
 CLI::Validator finite_number(double lo, double hi);
 
+// True for "N:M" (two unsigned integers around one colon), the spelling of an N:M weight target.
+bool looks_like_nm(std::string_view value);
+// True for a plain decimal number ("0.5", "50", ".5"), the spelling of an unstructured fraction.
+bool looks_like_fraction(std::string_view value);
+// The refusal of an N:M pattern given to `flag`, which takes a fraction: Error(kBadInput)
+// "<flag> <value>: an N:M pattern where a fraction belongs; <way_out>" when `value` looks like
+// N:M, nothing otherwise. `way_out` names the option that takes it ("pass --nm 2:4").
+void refuse_nm_for_fraction(std::string_view flag, std::string_view value, std::string_view way_out);
+// The mirror case: a fraction given to `flag`, which takes N:M.
+void refuse_fraction_for_nm(std::string_view flag, std::string_view value, std::string_view way_out);
+
+// Makes `opt` a list: its values may be separated by commas, by spaces, or given by repeating the
+// option ("--ks 4,8", "--ks 4 8" and "--ks 4 --ks 8" are the same). A std::string target receives
+// the values joined by commas; a std::vector target one element per value. Returns `opt`.
+CLI::Option* list_option(CLI::Option* opt);
+
+// Renamed options, accepted under their old spelling for one release. rename_option(cmd, "--tokens",
+// "--eval-tokens") registers that `cmd` (whose option is now --eval-tokens) still accepts --tokens:
+// the old name is in no --help, `sparsa --list-options` lists it under "renamed", and a command
+// line that uses it runs as if it had said --eval-tokens after one stderr line
+// "sparsa eval: --tokens is deprecated ...; use --eval-tokens". Call it where the command is
+// registered (static initialisation, single thread).
+struct RenamedOption {
+  std::string old_name;
+  std::string new_name;
+};
+void rename_option(const CLI::App* cmd, std::string old_name, std::string new_name);
+// The renames registered for `cmd` (empty when none).
+const std::vector<RenamedOption>& renamed_options(const CLI::App* cmd);
+// argv (without argv[0]) with every old spelling of the command it names written the new way
+// ("--old" and "--old=VALUE"; nothing after a "--" argument), printing the deprecation line once
+// per old spelling used.
+std::vector<std::string> spell_renamed_options(const CLI::App& app, int argc, const char* const* argv);
+
 // A std::filesystem error as one line in the user's terms: "<path>: <OS reason>", the path
 // without the ".tmp-<pid>" suffix of a staging name (the user never named that).
 std::string filesystem_message(const std::filesystem::filesystem_error& e);
@@ -109,7 +144,7 @@ void add_device_options(CLI::App* cmd, DeviceArgs& args);
 void add_multi_gpu_option(CLI::App* cmd, DeviceArgs& args);
 
 // --db FILE of eval, prune, compare and acts: the study database the command adds its run to
-// (docs/db-commands.md). `what` says what the run holds, for --help.
+// (docs/db-commands.md). `what` says what the run holds, as a phrase ("the prune run (...)"), for --help.
 void add_db_option(CLI::App* cmd, std::string& db, std::string_view what);
 // The database of --db opened read-write (created when absent); nullptr when `db` is empty.
 // Errors as Store::open: not a DuckDB file / newer schema -> exit 2, locked -> exit 1.

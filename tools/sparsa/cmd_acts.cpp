@@ -33,7 +33,7 @@ using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
 struct ActsArgs {
-  std::string model, tokenizer, tokens, key = "calib", text, eval_key, eval_text, bits_out, db;
+  std::string model, tokenizer, tokens, key = "calib", text, eval_tokens, eval_key, eval_text, bits_out, db;
   std::vector<std::string> sparsities{"0.25", "0.4", "0.5", "0.7", "0.9"}, bits;
   int64_t seqlen = 0, nsamples = 0, eval_limit = 0;
   int threads = 0;
@@ -46,6 +46,9 @@ struct ActsArgs {
 std::string sparsity_key(double s) { return fmt::format("{:g}", s); }
 
 double parse_fraction(const std::string& s, std::string_view flag) {
+  refuse_nm_for_fraction(flag, s,
+                         "activation sparsities are fractions in (0, 1); N:M patterns are weight targets "
+                         "(prune --nm, study --targets)");
   double v = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || end != s.data() + s.size() || !(v > 0.0 && v < 1.0))
@@ -77,8 +80,8 @@ struct BitsSpec {
 };
 
 BitsSpec parse_bits(const std::string& s, int64_t n_layers) {
-  const auto c1 = s.find(':'), c2 = s.rfind(':');
-  if (c1 == std::string::npos || c1 == c2)
+  const auto c1 = s.find(':'), c2 = s.find(':', c1 == std::string::npos ? c1 : c1 + 1);
+  if (c1 == std::string::npos || c2 == std::string::npos)
     bad_input("--bits '{}' must be LAYER:POINT:SPARSITY, e.g. 0:down_in:0.5", s);
   BitsSpec b;
   try {
@@ -97,7 +100,7 @@ BitsSpec parse_bits(const std::string& s, int64_t n_layers) {
       found = true;
     }
   if (!found) bad_input("--bits '{}': point '{}' is not one of attn_in, o_in, mlp_in, down_in", s, point);
-  b.sparsity = parse_fraction(s.substr(c2 + 1), "--bits sparsity");
+  b.sparsity = parse_fraction(s.substr(c2 + 1), "--bits " + s + ": the sparsity");
   return b;
 }
 
@@ -182,9 +185,22 @@ PerplexityResult eval_ppl(const Model& m, const TensorI32& windows, Observer* ob
   return r;
 }
 
+// The file of the evaluation windows: --eval-tokens, else the --calib file ("" with --eval-text).
+std::string eval_tokens_file(const ActsArgs& a) {
+  if (!a.eval_text.empty()) return "";
+  return a.eval_tokens.empty() ? a.tokens : a.eval_tokens;
+}
+
+// Their tensor: --eval-key, else "eval" ("" with --eval-text).
+std::string eval_tensor(const ActsArgs& a) {
+  if (!a.eval_text.empty()) return "";
+  return a.eval_key.empty() ? "eval" : a.eval_key;
+}
+
 // The perplexities rows' dataset: "<file stem>:<eval key>" or the --eval-text file's stem.
 std::string eval_dataset(const ActsArgs& a) {
-  return a.eval_key.empty() ? eval_dataset_name({}, "", a.eval_text) : eval_dataset_name(a.tokens, a.eval_key, {});
+  return a.eval_text.empty() ? eval_dataset_name(eval_tokens_file(a), eval_tensor(a), {})
+                             : eval_dataset_name({}, "", a.eval_text);
 }
 
 // Adds the histograms, thresholds and perplexities as one acts run.
@@ -265,15 +281,19 @@ json stored_acts(const Store& store, int64_t run, std::span<const double> sparsi
 void run_acts(const ActsArgs& a) {
   set_threads(a.threads);
   if (a.nsamples < 0 || a.eval_limit < 0 || a.seqlen < 0) bad_input("--nsamples, --eval-limit and --seqlen must be >= 0");
-  if (!a.eval_key.empty() && a.tokens.empty()) bad_input("--eval-key needs --tokens (the file that holds it)");
+  if (!a.eval_key.empty() && a.tokens.empty() && a.eval_tokens.empty())
+    bad_input("--eval-key needs --eval-tokens or --calib (the file that holds it)");
   if (!a.bits.empty() && a.bits_out.empty()) bad_input("--bits needs --bits-out FILE.safetensors");
-  const NamedPath inputs[] = {{"--model", a.model}, {"--tokenizer", a.tokenizer}, {"--tokens", a.tokens},
-                              {"--text", a.text}, {"--eval-text", a.eval_text}, {"--db", a.db}};
+  const NamedPath inputs[] = {{"--model", a.model},         {"--tokenizer", a.tokenizer},
+                              {"--calib", a.tokens},        {"--calib-text", a.text},
+                              {"--eval-tokens", a.eval_tokens}, {"--eval-text", a.eval_text},
+                              {"--db", a.db}};
   if (!a.bits_out.empty()) refuse_output_over_inputs({"--bits-out", a.bits_out}, inputs);
   if (!a.thresholds_out.empty()) refuse_output_over_inputs({"--thresholds-out", a.thresholds_out}, inputs);
-  if (a.tokens.empty() && a.text.empty()) bad_input("pass the calibration windows: --tokens FILE [--key calib] or --text FILE");
+  if (a.tokens.empty() && a.text.empty())
+    bad_input("pass the calibration windows: --calib FILE [--calib-key calib] or --calib-text FILE");
   std::vector<double> sparsities;
-  for (const std::string& s : a.sparsities) sparsities.push_back(parse_fraction(s, "--sparsities"));
+  for (const std::string& s : a.sparsities) sparsities.push_back(parse_fraction(s, "--act-sparsities"));
   const auto store = open_db(a.db);
   const auto t_start = Clock::now();
   const Model m = load_model(a.model);
@@ -281,9 +301,9 @@ void run_acts(const ActsArgs& a) {
   std::vector<BitsSpec> bit_specs;
   for (const std::string& b : a.bits) bit_specs.push_back(parse_bits(b, m.config.num_layers));
   const TensorI32 calib = load_windows(a, a.tokens, a.key, a.text, m, a.nsamples);
-  const bool eval = !a.eval_key.empty() || !a.eval_text.empty();
-  const TensorI32 eval_windows = eval ? load_windows(a, a.eval_key.empty() ? "" : a.tokens, a.eval_key, a.eval_text, m, a.eval_limit)
-                                      : TensorI32{};
+  const bool eval = !a.eval_tokens.empty() || !a.eval_key.empty() || !a.eval_text.empty();
+  const TensorI32 eval_windows =
+      eval ? load_windows(a, eval_tokens_file(a), eval_tensor(a), a.eval_text, m, a.eval_limit) : TensorI32{};
 
   std::optional<RunInfo> info;
   std::optional<int64_t> stored;  // the run the database already holds
@@ -364,30 +384,39 @@ void register_acts(CLI::App& app) {
               "down_in for target sparsities (t = the |x| below which a fraction s of the calibration activations "
               "falls), perplexity with every |x| <= t zeroed, and binary activation matrices |x| > t");
   cmd->add_option("--model", args->model, "HF checkpoint folder or llama2.c .bin")->capture_default_str();
-  cmd->add_option("--tokenizer", args->tokenizer, "tokenizer.json for --text / --eval-text (default: the model folder's)");
-  auto* tokens = cmd->add_option("--tokens", args->tokens, "int32 safetensors of calibration windows [n, seqlen]");
-  cmd->add_option("--key", args->key, "calibration tensor in --tokens")->capture_default_str();
-  cmd->add_option("--text", args->text, "calibration text file, tokenized and cut into --seqlen windows")
+  cmd->add_option("--tokenizer", args->tokenizer,
+                  "tokenizer.json for --calib-text / --eval-text (default: the model folder's)");
+  auto* tokens = cmd->add_option("--calib", args->tokens, "calibration tokens: int32 safetensors [n_samples, seqlen]");
+  cmd->add_option("--calib-key", args->key, "tensor in --calib")->capture_default_str();
+  cmd->add_option("--calib-text", args->text,
+                  "or: a calibration text file, tokenized and cut into consecutive --seqlen windows")
       ->excludes(tokens);
-  cmd->add_option("--seqlen", args->seqlen, "window length (default: the row length of --tokens, or the model's context)");
+  cmd->add_option("--seqlen", args->seqlen, "window length (default: the row length of --calib, or the model's context)");
   cmd->add_option("--nsamples", args->nsamples, "use only the first N calibration windows (default: all)");
-  cmd->add_option("--sparsities", args->sparsities, "target activation sparsities in (0, 1)")
-      ->delimiter(',')
+  list_option(cmd->add_option("--act-sparsities", args->sparsities, "target activation sparsities in (0, 1), a list"))
       ->capture_default_str();
+  auto* eval_tokens = cmd->add_option("--eval-tokens", args->eval_tokens,
+                                      "evaluation windows: int32 safetensors [n, seqlen] (default: the --calib file); "
+                                      "evaluating measures perplexity with activations sparsified at each target");
   auto* eval_key = cmd->add_option("--eval-key", args->eval_key,
-                                   "tensor of --tokens with evaluation windows: measure perplexity with activations "
-                                   "sparsified at each target (e.g. eval)");
-  cmd->add_option("--eval-text", args->eval_text, "evaluation text file instead of --eval-key")->excludes(eval_key);
-  cmd->add_option("--eval-limit", args->eval_limit, "evaluate only the first N windows (default: all)");
+                                   "tensor in --eval-tokens (default when evaluating: eval); giving it evaluates");
+  cmd->add_option("--eval-text", args->eval_text, "or: evaluation text file, tokenized and cut into --seqlen windows")
+      ->excludes(eval_key)
+      ->excludes(eval_tokens);
+  cmd->add_option("--eval-limit", args->eval_limit, "evaluate only the first N windows (0 = all)");
+  rename_option(cmd, "--tokens", "--calib");
+  rename_option(cmd, "--key", "--calib-key");
+  rename_option(cmd, "--text", "--calib-text");
+  rename_option(cmd, "--sparsities", "--act-sparsities");
   cmd->add_flag("--dense", args->dense, "also measure the dense model's perplexity (\"ppl_dense\")");
-  cmd->add_option("--bits", args->bits,
-                  "LAYER:POINT:SPARSITY (repeatable, e.g. 0:down_in:0.5): capture the binary activation matrix "
-                  "|x| > t [features, tokens] of the calibration windows");
+  list_option(cmd->add_option("--bits", args->bits,
+                              "LAYER:POINT:SPARSITY, a list (e.g. 0:down_in:0.5): capture the binary activation "
+                              "matrix |x| > t [features, tokens] of the calibration windows"));
   cmd->add_option("--thresholds-out", args->thresholds_out,
-                  "write thresholds for sparse decoding at every --sparsities target to this JSON file, with the model "
-                  "and calibration they belong to, for `sparsa generate --act-sparsity S --thresholds FILE`; each "
-                  "target is re-calibrated once on activations sparsified upstream (one more pass over the windows "
-                  "per target; docs/sparse-decode.md)");
+                  "write thresholds for sparse decoding at every --act-sparsities target to this JSON file, with the "
+                  "model and calibration they belong to, for `sparsa generate --act-sparsity S --thresholds FILE`; "
+                  "each target is re-calibrated once on activations sparsified upstream (one more pass over the "
+                  "windows per target; docs/sparse-decode.md)");
   cmd->add_option("--bits-out", args->bits_out,
                   "safetensors file for --bits: U8 [features, ceil(tokens / 8)], packbits MSB first, 1 = active, "
                   "keys layers.{l}.{point}.s{sparsity}");

@@ -1,6 +1,7 @@
 // sparsa compare: how two pruning-mask sets differ (Jaccard of the kept positions, Hamming,
 // sparsities, cosine of the pruned weights), per matrix and per feature; or, with --series,
 // one method across several mask sets compared pairwise (the ablation tables).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -115,7 +116,7 @@ std::string features_json(const MaskSetComparison& c) {
 
 // One line per (matrix, axis, feature): empty cosine when undefined or without weights.
 std::string features_csv(const MaskSetComparison& c) {
-  std::string out = "name,layer,component,axis,index,jaccard,hamming,sparsity_a,sparsity_b,cosine\n";
+  std::string out = "name,layer,component,axis,feature,jaccard,hamming,sparsity_a,sparsity_b,cosine\n";
   for (const MatrixComparison& m : c.matrices)
     for (const auto& [axis, f] : {std::pair<const char*, const FeatureMetrics*>{"row", &m.per_row}, {"col", &m.per_col}})
       for (size_t i = 0; i < f->jaccard.size(); ++i) {
@@ -182,14 +183,30 @@ json series_json(const SeriesComparison& s, const std::vector<std::string>& sour
             {"components", std::move(comps)}}}};
 }
 
-void print_square(const char* title, const std::vector<double>& t, const std::vector<std::string>& labels) {
+// The widths of the series tables: the first column fits the titles and every label, the others
+// a number (10) or the longest label; labels are never cut.
+struct SeriesWidths {
+  size_t first = 15, cell = 10;  // 15: "hamming pooled" and a space
+};
+
+SeriesWidths series_widths(const std::vector<std::string>& labels) {
+  SeriesWidths w;
+  for (const auto& l : labels) {
+    w.first = std::max(w.first, l.size());
+    w.cell = std::max(w.cell, l.size());
+  }
+  return w;
+}
+
+void print_square(const char* title, const std::vector<double>& t, const std::vector<std::string>& labels,
+                  const SeriesWidths& w) {
   const size_t n = labels.size();
-  std::printf("\n%-15s", title);
-  for (const auto& l : labels) std::printf(" %10.10s", l.c_str());
+  std::printf("\n%s", fmt::format("{:<{}}", title, w.first).c_str());
+  for (const auto& l : labels) std::printf(" %s", fmt::format("{:>{}}", l, w.cell).c_str());
   std::printf("\n");
   for (size_t i = 0; i < n; ++i) {
-    std::printf("%-15.15s", labels[i].c_str());
-    for (size_t j = 0; j < n; ++j) std::printf(" %10.4f", t[i * n + j]);
+    std::printf("%s", fmt::format("{:<{}}", labels[i], w.first).c_str());
+    for (size_t j = 0; j < n; ++j) std::printf(" %s", fmt::format("{:{}.4f}", t[i * n + j], w.cell).c_str());
     std::printf("\n");
   }
 }
@@ -197,11 +214,12 @@ void print_square(const char* title, const std::vector<double>& t, const std::ve
 void print_series(const SeriesComparison& s) {
   std::printf("layer %s, components: %s\n", s.layer >= 0 ? std::to_string(s.layer).c_str() : "all",
               fmt::format("{}", fmt::join(s.components, ", ")).c_str());
-  std::printf("%-15s", "sparsity");
-  for (double v : s.sparsity) std::printf(" %10.4f", v);
-  print_square("jaccard pooled", s.jaccard, s.labels);
-  print_square("jaccard mean", s.jaccard_matrix_mean, s.labels);
-  print_square("hamming pooled", s.hamming, s.labels);
+  const SeriesWidths w = series_widths(s.labels);
+  std::printf("%s", fmt::format("{:<{}}", "sparsity", w.first).c_str());
+  for (double v : s.sparsity) std::printf(" %s", fmt::format("{:{}.4f}", v, w.cell).c_str());
+  print_square("jaccard pooled", s.jaccard, s.labels, w);
+  print_square("jaccard mean", s.jaccard_matrix_mean, s.labels, w);
+  print_square("hamming pooled", s.hamming, s.labels, w);
   std::printf("\npooled: intersection / union summed over the entries of every matrix; mean: the average of the "
               "per-matrix values\n");
 }
@@ -328,7 +346,7 @@ void register_compare(CLI::App& app) {
                 "the database is added as a prune run described by its summary.json or mask metadata; with --series, "
                 "every pair i < j");
   cmd->add_option("--layer", args->layer, "with --series: the decoder layer to compare (default: every layer)");
-  cmd->add_option("--labels", args->labels, "with --series: a name per mask set (default: the file names)")->delimiter(',');
+  list_option(cmd->add_option("--labels", args->labels, "with --series: a name per mask set, a list (default: the file names)"));
   cmd->callback([args] { run_compare(*args); });
 }
 SPARSA_COMMAND(60, register_compare);

@@ -33,7 +33,7 @@ std::filesystem::path text_path(const EvalArgs& a) {
                         : std::filesystem::path(a.text);
 }
 
-// The evaluation windows [n, seqlen] from --tokens/--key or --text.
+// The evaluation windows [n, seqlen] from --eval-tokens/--eval-key or --eval-text.
 TensorI32 eval_windows(const EvalArgs& a, const Model& m) {
   check_seqlen_flag(a.seqlen, m.config);
   EvalSetSpec spec;
@@ -159,7 +159,7 @@ void run_task(const EvalArgs& a) {
     bad_input("--task runs on the CPU only (the GPU path computes perplexities, not the per-token log-probabilities a "
               "task needs): drop --device cuda");
   set_threads(a.threads);
-  if (a.limit < 0) bad_input("--limit must be >= 0 (0 = every item), got {}", a.limit);
+  if (a.limit < 0) bad_input("--eval-limit must be >= 0 (0 = every item), got {}", a.limit);
   if (!a.out.empty()) {
     const NamedPath inputs[] = {{"--task", a.task}, {"--model", a.model}, {"--db", a.db}};
     refuse_output_over_inputs({"--out", a.out}, inputs);
@@ -185,7 +185,7 @@ void run_task(const EvalArgs& a) {
   int64_t choices = 0;
   for (const EncodedItem& e : encoded.items) choices += static_cast<int64_t>(e.choices.size());
   Progress bar("eval", choices);
-  const TaskScore r = hint_out_of_memory("scoring the task", "try a smaller --limit",
+  const TaskScore r = hint_out_of_memory("scoring the task", "try a smaller --eval-limit",
                                          [&] { return score_task(m, encoded, [&](int64_t done, int64_t) { bar.update(done); }); });
   bar.finish();
   if (store) record_eval(*store, a, *run, r.seconds, seconds_since(t0), [&](RunWriter& w) { add_task_rows(w, r); });
@@ -225,7 +225,7 @@ void run_eval(const EvalArgs& a) {
   if (!a.out.empty()) bad_input("--out writes the per-item scores of --task; without --task use --json");
   const DeviceOptions device = a.device.options();
   set_threads(a.threads);
-  if (a.limit < 0) bad_input("--limit must be >= 0 (0 = every window), got {}", a.limit);
+  if (a.limit < 0) bad_input("--eval-limit must be >= 0 (0 = every window), got {}", a.limit);
   const auto store = open_db(a.db);
   const auto t0 = std::chrono::steady_clock::now();
   const Model m = load_model(a.model);
@@ -240,7 +240,7 @@ void run_eval(const EvalArgs& a) {
   }
   Progress bar("eval", windows.dim(0));
   const auto on_window = [&](int64_t done, int64_t) { bar.update(done); };
-  const PerplexityResult r = hint_out_of_memory("computing the perplexity", "try a smaller --limit or --seqlen",
+  const PerplexityResult r = hint_out_of_memory("computing the perplexity", "try a smaller --eval-limit or --seqlen",
                                                 [&] { return perplexity(m, windows, device, on_window); });
   bar.finish();
   if (store) {
@@ -261,13 +261,18 @@ void register_eval(CLI::App& app) {
                                          "zero-shot accuracy on a multiple-choice task");
   cmd->add_option("--model", args->model, "HF checkpoint folder or llama2.c .bin")->capture_default_str();
   cmd->add_option("--tokenizer", args->tokenizer, "tokenizer.json (default: the model folder's)");
-  auto* tokens = cmd->add_option("--tokens", args->tokens, "int32 safetensors of windows [n, seqlen]");
-  cmd->add_option("--key", args->key, "tensor in --tokens")->capture_default_str();
-  auto* text = cmd->add_option("--text", args->text, "text file to tokenize and cut into windows (default: the bundled "
-                                        "data/persuasion.txt)")->excludes(tokens);
+  auto* tokens = cmd->add_option("--eval-tokens", args->tokens, "evaluation windows: int32 safetensors [n, seqlen]");
+  cmd->add_option("--eval-key", args->key, "tensor in --eval-tokens")->capture_default_str();
+  auto* text = cmd->add_option("--eval-text", args->text, "or: evaluation text file, tokenized and cut into windows "
+                                        "(default: the bundled data/persuasion.txt)")->excludes(tokens);
   auto* seqlen = cmd->add_option("--seqlen", args->seqlen,
-                                 "window length (default: the --tokens row length, or the model's context)");
-  cmd->add_option("--limit", args->limit, "evaluate only the first N windows (with --task: the first N items)");
+                                 "window length (default: the --eval-tokens row length, or the model's context)");
+  cmd->add_option("--eval-limit", args->limit,
+                  "evaluate only the first N windows (with --task: the first N items); 0 = all");
+  rename_option(cmd, "--tokens", "--eval-tokens");
+  rename_option(cmd, "--key", "--eval-key");
+  rename_option(cmd, "--text", "--eval-text");
+  rename_option(cmd, "--limit", "--eval-limit");
   cmd->add_option("--task", args->task,
                   "zero-shot multiple-choice task instead of perplexity: JSON Lines, one item per line "
                   "{\"context\": str, \"choices\": [str, ...], \"gold\": int} (optional \"id\"); each choice is scored by "

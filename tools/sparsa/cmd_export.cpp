@@ -38,7 +38,7 @@ void register_export(CLI::App& app) {
   auto* cmd = app.add_subcommand("export", "Write every table of a study database to Parquet files "
                                            "(DIR/<table>.parquet + DIR/manifest.json + DIR/sparsa-export.json, the "
                                            "list of the files written)");
-  cmd->add_option("--db", args->db, "the study's DuckDB file (opened read-only, never changed)")->required();
+  cmd->add_option("--db", args->db, "study database (DuckDB file; opened read-only, never changed)")->required();
   cmd->add_option("--parquet", args->parquet,
                   "output folder; only the files an earlier export listed in its sparsa-export.json are replaced, other "
                   "files are left alone (refused if one has a name the export needs)")

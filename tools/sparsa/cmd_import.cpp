@@ -31,6 +31,7 @@ struct ImportArgs {
 };
 
 double parse_sparsity_flag(const std::string& s) {
+  refuse_nm_for_fraction("--sparsity", s, "the Python study's file names hold unstructured sparsities such as 0.5");
   double v = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || end != s.data() + s.size() || !(v >= 0.0 && v <= 1.0))
@@ -85,6 +86,7 @@ void write_mask_file(const fs::path& file, const std::vector<ImportedMatrix>& ms
 }
 
 void run_import(const ImportArgs& a) {
+  if (!a.sparsity.empty()) parse_sparsity_flag(a.sparsity);  // before the folder is read
   const std::vector<ImportedMatrix> ms = select_sparsity(import_pt_folder(a.dir), a);
   write_mask_file(a.out, ms, a);
   if (!a.json) {

@@ -52,6 +52,8 @@ struct PruneArgs {
 SparsityTarget target_from_args(const PruneArgs& a) {
   if (a.sparsity.empty() == a.nm.empty())
     bad_input("pass exactly one of --sparsity F (unstructured, e.g. 0.5) or --nm N:M (e.g. 2:4)");
+  refuse_nm_for_fraction("--sparsity", a.sparsity, fmt::format("pass --nm {} (--sparsity takes an unstructured fraction such as 0.5)", a.sparsity));
+  refuse_fraction_for_nm("--nm", a.nm, fmt::format("pass --sparsity {} (--nm takes N:M such as 2:4)", a.nm));
   if (a.nm.empty()) return rephrase_bad_input("--sparsity: ", "", [&] { return parse_sparsity(a.sparsity); });
   return rephrase_bad_input("--nm: ", "", [&] { return parse_nm(a.nm); });
 }
@@ -312,9 +314,9 @@ void register_prune(CLI::App& app) {
   cmd->add_option("--nm", args->nm, "N:M target: prune N of every M consecutive input columns (0 < N < M), e.g. 2:4");
   cmd->add_option("--calib", args->calib, "calibration tokens: int32 safetensors [n_samples, seqlen] (Wanda, SparseGPT)");
   cmd->add_option("--calib-key", args->calib_key, "tensor in --calib")->capture_default_str();
-  cmd->add_option("--calib-text", args->calib_text,
-                  "calibration text files: tokenized with the model's tokenizer, concatenated, and cut into --nsamples "
-                  "windows at random offsets (recorded in summary.json)");
+  list_option(cmd->add_option("--calib-text", args->calib_text,
+                              "or: calibration text files, a list: tokenized with the model's tokenizer, concatenated, "
+                              "and cut into --nsamples windows at random offsets (recorded in summary.json)"));
   auto* nsamples = cmd->add_option("--nsamples", args->nsamples,
                                    "calibration samples (with --calib: its first N rows)")->capture_default_str();
   cmd->add_option("--seqlen", args->seqlen,

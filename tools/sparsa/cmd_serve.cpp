@@ -66,7 +66,7 @@ void register_serve(CLI::App& app) {
       "explorer (mask spy images, per-feature metrics), method comparison, co-activation clusters and t-SNE, "
       "activation thresholds, a SQL console and the benchmark results. The database is opened read-only and "
       "sandboxed (no statement can change it or reach other files).");
-  cmd->add_option("--db", a->db, "the study's DuckDB file (e.g. study/study.duckdb)")->required();
+  cmd->add_option("--db", a->db, "study database (DuckDB file, e.g. study/study.duckdb)")->required();
   cmd->add_option("--host", a->opt.host,
                   "address to listen on (loopback: 127.0.0.1, 127.0.0.2, ::1, localhost); only requests whose Host "
                   "header names this address are answered (plus localhost / 127.0.0.1 / [::1] on a loopback address)")

@@ -64,13 +64,13 @@ StudyOptions options_from(const StudyArgs& a) {
   o.methods.clear();
   for (const auto& m : split_list(a.methods, "--methods"))
     o.methods.push_back(rephrase_bad_input("--methods: ", "", [&] { return parse_prune_method(m); }));
-  for (const auto& t : split_list(a.sparsities, "--sparsities"))
+  for (const auto& t : split_list(a.sparsities, "--targets"))
     o.targets.push_back(rephrase_bad_input(
-        "--sparsities: ", "", [&] { return t.find(':') != std::string::npos ? parse_nm(t) : parse_sparsity(t); }));
+        "--targets: ", "", [&] { return t.find(':') != std::string::npos ? parse_nm(t) : parse_sparsity(t); }));
   // SparseGPT's N:M targets are checked here, not when its run comes after hours of other runs.
   if (std::find(o.methods.begin(), o.methods.end(), PruneMethod::kSparseGPT) != o.methods.end())
     for (const SparsityTarget& t : o.targets)
-      rephrase_bad_input("--sparsities: ", "", [&] { check_sparsegpt_blocksize(o.blocksize, t); });
+      rephrase_bad_input("--targets: ", "", [&] { check_sparsegpt_blocksize(o.blocksize, t); });
   if (!a.calib_text.empty() && a.calib_given) bad_input("--calib and --calib-text are alternatives; pass one");
   if (a.calib_text.empty()) {
     o.calib.tokens_file = a.calib;
@@ -90,10 +90,15 @@ StudyOptions options_from(const StudyArgs& a) {
   } else {
     o.eval_text = a.eval_text;
   }
+  for (const auto& s : split_list(a.sweep, "--sweep"))
+    refuse_nm_for_fraction("--sweep", s, "the sweep is unstructured sparsities; put N:M targets in --targets");
   o.sweep = a.sweep == "none" ? std::vector<double>{} : number_list(a.sweep, "--sweep");
   o.eval_windows = a.eval_windows;
   if (!a.tasks.empty())
     for (const auto& t : split_list(a.tasks, "--tasks")) o.tasks.emplace_back(t);
+  for (const auto& s : split_list(a.act_sparsities, "--act-sparsities"))
+    refuse_nm_for_fraction("--act-sparsities", s, "activation sparsities are fractions in (0, 1); N:M patterns are "
+                           "weight targets (--targets)");
   o.act_sparsities = number_list(a.act_sparsities, "--act-sparsities");
   o.act_bitset_windows = a.bitset_windows;
   o.act_bitset_sparsity = a.bitset_sparsity;
@@ -180,19 +185,20 @@ void register_study(CLI::App& app) {
       "kept and skipped. With no options it studies the bundled demo model (about 12 minutes on 2 cores).");
   cmd->add_option("--model", a->model, "Hugging Face checkpoint folder (llama, mistral, qwen2, qwen3, gemma3_text, opt)")->capture_default_str();
   cmd->add_option("--out", a->out, "output folder: study.duckdb, masks/, figures/, REPORT.md")->capture_default_str();
-  cmd->add_option("--db", a->db, "DuckDB file (default: <out>/study.duckdb)");
-  cmd->add_option("--methods", a->methods, "pruning methods, comma-separated")->capture_default_str();
-  cmd->add_option("--sparsities", a->sparsities, "pruning targets, comma-separated: 0.5 = 50 % unstructured, 2:4 = N:M")
+  cmd->add_option("--db", a->db, "study database (DuckDB file, created when absent; default: <out>/study.duckdb)");
+  list_option(cmd->add_option("--methods", a->methods, "pruning methods, a list"))->capture_default_str();
+  list_option(cmd->add_option("--targets", a->sparsities, "weight pruning targets, a list: 0.5 = 50 % unstructured, 2:4 = N:M"))
       ->capture_default_str();
-  cmd->add_option("--sweep", a->sweep,
-                  "more unstructured sparsities pruned with every method for the perplexity-against-sparsity "
-                  "curve, comma-separated, or 'none'")
+  rename_option(cmd, "--sparsities", "--targets");
+  list_option(cmd->add_option("--sweep", a->sweep,
+                              "more unstructured sparsities pruned with every method for the perplexity-against-"
+                              "sparsity curve, a list, or 'none'"))
       ->capture_default_str();
   cmd->add_option("--calib", a->calib, "calibration tokens: int32 safetensors [n_samples, seqlen]")
       ->capture_default_str()
       ->each([a](const std::string&) { a->calib_given = true; });
   cmd->add_option("--calib-key", a->calib_key, "tensor in --calib")->capture_default_str();
-  cmd->add_option("--calib-text", a->calib_text, "or: text files to draw calibration windows from");
+  list_option(cmd->add_option("--calib-text", a->calib_text, "or: text files to draw calibration windows from, a list"));
   cmd->add_option("--nsamples", a->nsamples, "calibration windows")->capture_default_str()->each([a](const std::string&) {
     a->nsamples_given = true;
   });
@@ -200,12 +206,13 @@ void register_study(CLI::App& app) {
   cmd->add_option("--eval-text", a->eval_text, "held-out text for perplexity")->capture_default_str();
   cmd->add_option("--eval-tokens", a->eval_tokens, "or: int32 safetensors of evaluation windows [n, seqlen]");
   cmd->add_option("--eval-key", a->eval_key, "tensor in --eval-tokens")->capture_default_str();
-  cmd->add_option("--eval-windows", a->eval_windows, "evaluate only the first N windows (0 = all)")->capture_default_str();
-  cmd->add_option("--tasks", a->tasks,
-                  "zero-shot multiple-choice tasks (JSON Lines, docs/tasks.md), comma-separated: each is scored "
-                  "(acc, acc_norm) on the dense model and on every pruned model, and REPORT.md gets an accuracy "
-                  "table; e.g. data/tasks/persuasion-next.jsonl");
-  cmd->add_option("--act-sparsities", a->act_sparsities, "target activation sparsities, comma-separated")
+  cmd->add_option("--eval-limit", a->eval_windows, "evaluate only the first N windows (0 = all)")->capture_default_str();
+  rename_option(cmd, "--eval-windows", "--eval-limit");
+  list_option(cmd->add_option("--tasks", a->tasks,
+                              "zero-shot multiple-choice tasks (JSON Lines, docs/tasks.md), a list: each is scored "
+                              "(acc, acc_norm) on the dense model and on every pruned model, and REPORT.md gets an "
+                              "accuracy table; e.g. data/tasks/persuasion-next.jsonl"));
+  list_option(cmd->add_option("--act-sparsities", a->act_sparsities, "target activation sparsities in (0, 1), a list"))
       ->capture_default_str();
   cmd->add_option("--bitset-sparsity", a->bitset_sparsity, "activation sparsity of the co-activation bitset")
       ->check(finite_number(0.0, 1.0))
@@ -213,16 +220,16 @@ void register_study(CLI::App& app) {
   cmd->add_option("--bitset-windows", a->bitset_windows, "calibration windows in the co-activation bitset")
       ->capture_default_str();
   cmd->add_option("--analysis-layer", a->analysis_layer, "block analysed in depth (default: the middle one)");
-  cmd->add_option("--ks", a->ks, "k-means cluster counts, comma-separated")->capture_default_str();
+  list_option(cmd->add_option("--ks", a->ks, "k-means cluster counts, a list"))->capture_default_str();
   cmd->add_option("--kmeans-runs", a->kmeans_runs, "repeated k-means runs (seeds) for the stability (ARI)")
       ->capture_default_str();
   cmd->add_option("--tsne-iterations", a->tsne_iterations, "t-SNE gradient steps, at least 500 (250 of early exaggeration + 250 to converge)")
       ->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed of k-means, t-SNE and --calib-text windows")->capture_default_str();
   cmd->add_flag("--no-figures", a->no_figures, "skip the figures");
-  cmd->add_option("--figure-format", a->figure_format,
-                  "figure formats, comma-separated: png (always written: REPORT.md and the dashboard show it), "
-                  "pdf (vector, for papers; written beside each PNG with the same name)")
+  list_option(cmd->add_option("--figure-format", a->figure_format,
+                              "figure formats, a list: png (always written: REPORT.md and the dashboard show it), "
+                              "pdf (vector, for papers; written beside each PNG with the same name)"))
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads (default: all cores)");
   cmd->add_flag("--json", a->json, "print a JSON summary (perplexities, paths, timings) on stdout");
@@ -233,7 +240,7 @@ SPARSA_COMMAND(10, register_study);
 void register_report(CLI::App& app) {
   auto a = std::make_shared<ReportArgs>();
   auto* cmd = app.add_subcommand("report", "Rewrite REPORT.md from a study's database (opened read-only)");
-  cmd->add_option("--db", a->db, "the study's DuckDB file")->required();
+  cmd->add_option("--db", a->db, "study database (DuckDB file) to read")->required();
   cmd->add_option("--figures", a->figures, "folder of the study's figures (default: figures/ beside the database)");
   cmd->add_option("--out", a->out, "the report to write (default: REPORT.md beside the database)");
   cmd->callback([a] { run_report(*a); });

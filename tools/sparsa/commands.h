@@ -23,7 +23,8 @@ std::vector<CommandEntry>& command_registry();
 
 // `sparsa --list-options` (not in --help): prints {"commands": [{"command": "plot spy", "options":
 // [{"name", "names", "positional", "flag", "type", "validators", "max_values", "required", "default",
-// "excludes", "description"}]}]} as one JSON line on stdout, from the parser's own table.
+// "excludes", "description"}], "renamed": [{"old", "new"}]}]} as one JSON line on stdout, from the
+// parser's own table ("renamed": the old spellings still accepted, cli_common.h rename_option).
 void print_option_table(const CLI::App& app);
 
 struct CommandRegistration {

@@ -4,6 +4,7 @@
 #include <exception>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -60,7 +61,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "sparsa: unknown command '%s' (commands: %s; see --help)\n", argv[1], known.c_str());
       return 2;
     }
-    app.parse(argc, argv);
+    // Old spellings of renamed options become the new ones (one stderr line each) before CLI11 sees them.
+    std::vector<std::string> args = sparsa::cli::spell_renamed_options(app, argc, argv);
+    std::vector<char*> spelled = {argv[0]};
+    for (std::string& a : args) spelled.push_back(a.data());
+    app.parse(static_cast<int>(spelled.size()), spelled.data());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

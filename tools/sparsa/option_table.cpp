@@ -61,7 +61,9 @@ void add_commands(const CLI::App& app, const std::string& prefix, json& out) {
     json options = json::array();
     for (const auto* o : sub->get_options())
       if (o != sub->get_help_ptr() && o != sub->get_help_all_ptr()) options.push_back(option_json(*o));
-    out.push_back({{"command", path}, {"options", options}});
+    json renamed = json::array();
+    for (const RenamedOption& r : renamed_options(sub)) renamed.push_back({{"old", r.old_name}, {"new", r.new_name}});
+    out.push_back({{"command", path}, {"options", options}, {"renamed", renamed}});
   }
 }
 
