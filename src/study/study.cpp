@@ -73,6 +73,9 @@ void check_options(const StudyOptions& o) {
   for (int k : o.ks)
     if (k < 2) bad_input("k-means with k = {} is too small (at least 2 clusters)", k);
   if (o.kmeans_runs < 1) bad_input("k-means runs must be at least 1, got {}", o.kmeans_runs);
+  if (o.analysis_layer < -1) bad_input("analysis layer {} is not a block index (>= 0) nor -1 (the middle one)", o.analysis_layer);
+  if (o.null_shuffles < 1) bad_input("the null model needs at least 1 shuffle, got {}", o.null_shuffles);
+  if (o.neighbour_references < 1) bad_input("the neighbourhood procedure needs at least 1 reference feature, got {}", o.neighbour_references);
   if (o.tsne_iterations < 1) bad_input("t-SNE iterations must be at least 1, got {}", o.tsne_iterations);
   if (o.eval_windows < 0) bad_input("the number of evaluation windows must be >= 0 (0 = all), got {}", o.eval_windows);
 }
@@ -158,6 +161,7 @@ StudyResult run_study(const StudyOptions& options, const std::function<void(cons
       if (runs[i].target.label() == runs[j].target.label()) study::compare_step(ctx, runs[i], runs[j]);
   const ActivationThresholds thresholds = study::acts_step(ctx);
   study::coactivation_step(ctx, runs, thresholds);
+  study::null_model_step(ctx, thresholds);
   if (opt.figures) study::summary_figures(ctx, runs);
 
   write_study_report(*store, result.figures_dir, result.report);
