@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <map>
 #include <string>
@@ -399,9 +400,12 @@ class Report {
   }
 
   // One row per block, one column per k: "observed vs null mean [min–max]" of `metric`.
-  void null_table(const std::string& metric, const std::string& decimals) {
+  void null_table(const std::string& metric, const std::string& title, const std::string& decimals) {
     const json r = rows(store_, fmt::format("SELECT layer, k, observed, null_mean, null_lo, null_hi, z FROM cluster_null "
                                             "WHERE run_id = {} AND metric = '{}' ORDER BY layer, k", null_run(), metric));
+    if (r.empty()) return;
+    line(title);
+    line();
     std::map<int64_t, std::map<int, std::string>> cells;
     std::map<int, bool> ks;
     for (const auto& row : r) {
@@ -422,6 +426,8 @@ class Report {
     if (run.empty() || num(run[0][2]) < 1) return;
     const double seconds = num(run[0][0]), blocks = num(run[0][2]);
     const int shuffles = static_cast<int>(num(run[0][3]));
+    const std::string options = str(run[0][1]);
+    const int seedings = std::atoi(option_value(options, "runs").c_str()) * std::atoi(option_value(options, "inits").c_str());
     line();
     line("### Null model: are the clusters more than chance?");
     line();
@@ -430,16 +436,11 @@ class Report {
         "bits are shuffled across the tokens independently: each feature keeps its exact density, but which features "
         "are active together is left to chance. Each cell: observed vs the shuffles' mean [min–max] and z = (observed "
         "− mean) / sd. With {} shuffles the interval is the range of {} draws (an observed value above all of them has a "
-        "one-sided permutation p-value of 1/{}); the same k-means ({} runs of {} seedings, best objective) on every copy.",
-        shuffles, shuffles, shuffles, shuffles + 1, option_value(str(run[0][1]), "runs"),
-        option_value(str(run[0][1]), "inits")));
+        "one-sided permutation p-value of 1/{}); the same k-means (the best of {} k-means++ seedings) on every copy.",
+        shuffles, shuffles, shuffles, shuffles + 1, seedings));
     line();
-    line("Separation ratio (between / within cluster distance):");
-    line();
-    null_table("separation_ratio", "3");
-    line("Agreement between two k-means runs with different seeds (ARI; stability of the clusters):");
-    line();
-    null_table("ari", "3");
+    null_table("separation_ratio", "Separation ratio (between / within cluster distance):", "3");
+    null_table("ari", "Agreement between k-means runs with different seeds (ARI; stability of the clusters):", "3");
     const json above = rows(store_, "SELECT count(*), count(*) FILTER (WHERE observed > null_hi) FROM cluster_null WHERE "
                                     "metric = 'separation_ratio' AND run_id = " + null_run());
     if (!above.empty())

@@ -26,7 +26,9 @@ namespace sparsa::study {
 using Clock = std::chrono::steady_clock;
 
 inline constexpr int kKMeansInits = 4;                // k-means++ seedings per k-means run
-inline constexpr int kNullKMeansRuns = 2;             // k-means runs per matrix and k in the null model
+// k-means runs per matrix and k in the null model. 1: the separation ratio only; the stability (ARI
+// between runs) would need 2 and twice the time (docs/coactivation.md).
+inline constexpr int kNullKMeansRuns = 1;
 inline constexpr int64_t kNeighbourhoodSize = 128;    // features per neighbourhood (the seed's procedure)
 
 // A pruning run of the study (computed now or found in the database).

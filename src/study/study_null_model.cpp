@@ -53,7 +53,7 @@ std::vector<ClusterNullRow> null_rows(const Context& ctx, int64_t layer, const s
   std::vector<ClusterNullRow> rows;
   for (const ClusterNull& c : cluster_null_model(bits, o)) {
     rows.push_back(null_row(layer, source, c.k, "separation_ratio", c.separation));
-    rows.push_back(null_row(layer, source, c.k, "ari", c.agreement));
+    if (kNullKMeansRuns > 1) rows.push_back(null_row(layer, source, c.k, "ari", c.agreement));
   }
   return rows;
 }
