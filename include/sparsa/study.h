@@ -70,7 +70,7 @@ struct StudyOptions {
   // The permutation null model of cluster quality and the neighbourhood procedure (below) run on
   // the down_in bitset of every block (true), or of the analysis layer only (false).
   bool null_every_block = true;
-  int null_shuffles = 5;                // R: density-keeping shuffled copies per block (>= 1)
+  int null_shuffles = 4;                // R: density-keeping shuffled copies per block (>= 1)
   int neighbour_references = 8;         // reference features per block whose 128 Hamming neighbours
                                         // are clustered with every k (>= 1)
   std::vector<int> ks{4, 8, 16};        // k-means cluster counts

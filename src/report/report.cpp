@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -382,8 +383,16 @@ class Report {
     return "(SELECT max(run_id) FROM runs WHERE kind = 'analysis' AND method = 'coactivation-null')";
   }
 
-  // A table with one row per block and one column per k (k = 4 | k = 8 | ...); "–" where a cell is missing.
-  void block_by_k_table(const std::map<int64_t, std::map<int, std::string>>& cells, const std::map<int, bool>& ks) {
+  // A table with one row per block and one column per k (k = 4 | k = 8 | ...) from rows whose first
+  // two columns are (layer, k); each cell is format(row); "–" where a (block, k) has no row.
+  void block_by_k_table(const json& r, const std::function<std::string(const json&)>& format) {
+    std::map<int64_t, std::map<int, std::string>> cells;
+    std::map<int, bool> ks;
+    for (const auto& row : r) {
+      const int k = static_cast<int>(num(row[1]));
+      ks[k] = true;
+      cells[static_cast<int64_t>(num(row[0]))][k] = format(row);
+    }
     std::string head = "| block |", rule = "| ---: |";
     for (const auto& [k, unused] : ks) {
       head += fmt::format(" k = {} |", k);
@@ -400,23 +409,16 @@ class Report {
   }
 
   // One row per block, one column per k: "observed vs null mean [min–max]" of `metric`.
-  void null_table(const std::string& metric, const std::string& title, const std::string& decimals) {
+  void null_table(const std::string& metric, const std::string& title) {
     const json r = rows(store_, fmt::format("SELECT layer, k, observed, null_mean, null_lo, null_hi, z FROM cluster_null "
                                             "WHERE run_id = {} AND metric = '{}' ORDER BY layer, k", null_run(), metric));
     if (r.empty()) return;
     line(title);
     line();
-    std::map<int64_t, std::map<int, std::string>> cells;
-    std::map<int, bool> ks;
-    for (const auto& row : r) {
-      const int k = static_cast<int>(num(row[1]));
-      ks[k] = true;
+    block_by_k_table(r, [&](const json& row) {
       const std::string z = std::isfinite(num(row[6])) ? fmt::format(", z = {:.1f}", num(row[6])) : std::string();
-      cells[static_cast<int64_t>(num(row[0]))][k] =
-          fmt::format(fmt::runtime("{:." + decimals + "f} vs {:." + decimals + "f} [{:." + decimals + "f}–{:." + decimals + "f}]{}"),
-                      num(row[2]), num(row[3]), num(row[4]), num(row[5]), z);
-    }
-    block_by_k_table(cells, ks);
+      return fmt::format("{:.3f} vs {:.3f} [{:.3f}–{:.3f}]{}", num(row[2]), num(row[3]), num(row[4]), num(row[5]), z);
+    });
   }
 
   void null_model() {
@@ -439,15 +441,18 @@ class Report {
         "one-sided permutation p-value of 1/{}); the same k-means (the best of {} k-means++ seedings) on every copy.",
         shuffles, shuffles, shuffles, shuffles + 1, seedings));
     line();
-    null_table("separation_ratio", "Separation ratio (between / within cluster distance):", "3");
-    null_table("ari", "Agreement between k-means runs with different seeds (ARI; stability of the clusters):", "3");
-    const json above = rows(store_, "SELECT count(*), count(*) FILTER (WHERE observed > null_hi) FROM cluster_null WHERE "
-                                    "metric = 'separation_ratio' AND run_id = " + null_run());
+    null_table("separation_ratio", "Separation ratio (between / within cluster distance):");
+    null_table("ari", "Agreement between k-means runs with different seeds (ARI; stability of the clusters):");
+    const json above = rows(store_, "SELECT count(*), count(*) FILTER (WHERE observed > null_hi), min(observed - null_mean), "
+                                    "max(observed - null_mean) FROM cluster_null WHERE metric = 'separation_ratio' AND "
+                                    "run_id = " + null_run());
     if (!above.empty())
-      line(fmt::format("The observed separation ratio is above every shuffle in {} of {} (block, k) cases. The null "
-                       "model and the neighbourhoods below took {:.1f} s for {} blocks ({:.1f} s per block).",
-                       static_cast<int64_t>(num(above[0][1])), static_cast<int64_t>(num(above[0][0])), seconds,
-                       static_cast<int64_t>(blocks), seconds / blocks));
+      line(fmt::format("The observed separation ratio is above every shuffle in {} of {} (block, k) cases; it exceeds the "
+                       "null mean by {:.4f} to {:.4f}, which says whether the co-activation structure is there, not how "
+                       "large it is. The null model and the neighbourhoods below took {:.1f} s for {} blocks ({:.1f} s "
+                       "per block).",
+                       static_cast<int64_t>(num(above[0][1])), static_cast<int64_t>(num(above[0][0])), num(above[0][2]),
+                       num(above[0][3]), seconds, static_cast<int64_t>(blocks), seconds / blocks));
   }
 
   void neighbourhoods() {
@@ -464,15 +469,9 @@ class Report {
                      "k-means. Each cell: separation ratio mean ± sd (min–max) over the references.",
                      static_cast<int64_t>(num(r[0][6])), static_cast<int64_t>(num(r[0][7]))));
     line();
-    std::map<int64_t, std::map<int, std::string>> cells;
-    std::map<int, bool> ks;
-    for (const auto& row : r) {
-      const int k = static_cast<int>(num(row[1]));
-      ks[k] = true;
-      cells[static_cast<int64_t>(num(row[0]))][k] =
-          fmt::format("{:.3f} ± {:.3f} ({:.3f}–{:.3f})", num(row[2]), num(row[3]), num(row[4]), num(row[5]));
-    }
-    block_by_k_table(cells, ks);
+    block_by_k_table(r, [](const json& row) {
+      return fmt::format("{:.3f} ± {:.3f} ({:.3f}–{:.3f})", num(row[2]), num(row[3]), num(row[4]), num(row[5]));
+    });
     line("The co-activation gradient and clustered spy figures below show the neighbourhood of the first reference "
          "feature of the in-depth block: rows by distance to it, then grouped by cluster.");
   }

@@ -112,8 +112,9 @@ viz::SpyOptions spy_options(const Source& s, std::string title) {
   return o;
 }
 
-// The seed's figures: the neighbourhood of the source's first reference feature (the same as the
-// first row of its neighbour_clusters), rows by Hamming distance to it, then grouped by each k.
+// The seed's figures: the neighbourhood of the source's first reference feature (for the activation
+// bitset, the first reference of its block's neighbour_clusters rows), rows by Hamming distance to
+// it, then grouped by each k.
 void draw_source_figures(const Context& ctx, const Source& s) {
   const fs::path& dir = ctx.figures_dir;
   ctx.save_figure(viz::spy_plot(s.bits, spy_options(s, fmt::format("{}: {}", s.label, s.source))), dir / fmt::format("spy_{}.png", s.label));

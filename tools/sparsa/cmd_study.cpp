@@ -31,7 +31,7 @@ struct StudyArgs {
   double bitset_sparsity = 0.5;
   int kmeans_runs = 5, tsne_iterations = 1000, threads = 0;
   uint64_t seed = 0;
-  int null_shuffles = 5, neighbour_references = 8;
+  int null_shuffles = 4, neighbour_references = 8;
   bool nsamples_given = false, calib_given = false, no_figures = false, json = false;
 };
 
