@@ -414,6 +414,7 @@ NUMBER_RANGE = {
     "--blocksize": (1, 128), "--percdamp": (0.0, 0.1), "--seed": (0, 1000), "--temperature": (0.0, 2.0),
     "--top-p": (0.0, 1.0), "--eval-limit": (0, 2), "--bitset-windows": (1, 2),
     "--bitset-sparsity": (0.1, 0.9), "--analysis-layer": (0, 5), "--kmeans-runs": (1, 2),
+    "--null-shuffles": (1, 2), "--neighbour-references": (1, 2),
     "--tsne-iterations": (1, 20), "--layer": (0, 5), "--cols": (1, 512), "--width": (200, 400),
     "--height": (200, 400), "--vocab-size": (1, 512), "--chunk-tokens": (1, 4096), "--gpus": (1, 2),
     "--layers": (1, 2), "--hidden": (8, 64), "--intermediate": (8, 128), "--heads": (1, 4), "--kv-heads": (1, 4),

@@ -479,6 +479,167 @@ TEST(Tsne, ExactAndBarnesHutKeepSeparatedGroupsApart) {
     }
 }
 
+// ---- permutation null model and neighbourhoods ----
+
+TEST(NullModel, ShuffleKeepsEveryFeaturesDensityAndMovesItsBits) {
+  for (int64_t cols : {1, 63, 64, 65, 1000}) {
+    const Bools b = random_bools(40, cols, 500 + cols);
+    const BitMatrix m = pack(b);
+    const BitMatrix s = sparsa::shuffle_rows(m, 7);
+    ASSERT_EQ(s.rows(), m.rows());
+    ASSERT_EQ(s.cols(), m.cols());
+    int64_t moved_rows = 0, movable_rows = 0;
+    for (int64_t r = 0; r < m.rows(); ++r) {
+      int64_t count = 0;
+      for (int64_t c = 0; c < cols; ++c) count += s.get(r, c);
+      EXPECT_EQ(count, m.row_count(r)) << "row " << r << " cols " << cols;
+      EXPECT_EQ(s.row_count(r), m.row_count(r));
+      // Padding bits of the last word stay clear (popcounts over whole words stay exact).
+      if (cols % 64) EXPECT_EQ(s.row(r)[s.words_per_row() - 1] >> (cols % 64), 0u);
+      if (m.row_count(r) > 0 && m.row_count(r) < cols) {
+        ++movable_rows;
+        bool differs = false;
+        for (int64_t c = 0; c < cols; ++c) differs |= s.get(r, c) != m.get(r, c);
+        moved_rows += differs;
+      }
+    }
+    // A row with 0 < set bits < cols keeps its exact arrangement with probability 1 / C(cols, set).
+    if (cols >= 64) EXPECT_EQ(moved_rows, movable_rows) << cols;
+  }
+  const BitMatrix m = pack(random_bools(30, 500, 3));
+  EXPECT_EQ(sparsa::shuffle_rows(m, 11).words(), sparsa::shuffle_rows(m, 11).words());
+  EXPECT_NE(sparsa::shuffle_rows(m, 11).words(), sparsa::shuffle_rows(m, 12).words());
+  // Rows are shuffled independently: two identical rows end up different.
+  BitMatrix twins(2, 500);
+  for (int64_t c = 0; c < 500; c += 3) twins.set(0, c), twins.set(1, c);
+  const BitMatrix st = sparsa::shuffle_rows(twins, 5);
+  EXPECT_NE(std::vector<uint64_t>(st.row(0), st.row(0) + st.words_per_row()),
+            std::vector<uint64_t>(st.row(1), st.row(1) + st.words_per_row()));
+}
+
+TEST(NullModel, ShuffleIsIndependentOfThreadCount) {
+  const BitMatrix m = pack(random_bools(64, 777, 9));
+  omp_set_num_threads(1);
+  const auto one = sparsa::shuffle_rows(m, 3).words();
+  omp_set_num_threads(2);
+  const auto two = sparsa::shuffle_rows(m, 3).words();
+  omp_set_num_threads(omp_get_num_procs());
+  EXPECT_EQ(one, two);
+}
+
+sparsa::ClusterNullOptions null_options(std::vector<int> ks) {
+  sparsa::ClusterNullOptions o;
+  o.ks = std::move(ks);
+  o.kmeans.n_init = 2;
+  o.kmeans.seed = 4;
+  o.shuffles = 5;
+  o.seed = 21;
+  return o;
+}
+
+TEST(NullModel, PlantedClustersStandFarAboveTheNull) {
+  std::vector<int32_t> truth;
+  const BitMatrix m = pack(grouped_bools(4, 25, 400, 0.1, 17, &truth));
+  const auto result = sparsa::cluster_null_model(m, null_options({4, 8}));
+  ASSERT_EQ(result.size(), 2u);
+  for (const auto& r : result) {
+    SCOPED_TRACE(r.k);
+    ASSERT_EQ(r.separation.null.size(), 5u);
+    EXPECT_GT(r.separation.observed, 1.5);
+    EXPECT_GT(r.separation.observed, r.separation.summary.max + 0.3);
+    EXPECT_GT(r.separation.z, 10);
+    EXPECT_DOUBLE_EQ(r.separation.p_value, 1.0 / 6);  // above every shuffle: the floor 1 / (1 + R)
+    EXPECT_LT(r.separation.summary.max, 1.1);         // shuffled, no structure is left
+    EXPECT_LE(r.separation.summary.min, r.separation.summary.mean);
+    EXPECT_LE(r.separation.summary.mean, r.separation.summary.max);
+  }
+  EXPECT_DOUBLE_EQ(result[0].agreement.observed, 1.0);  // k = 4 finds the 4 planted groups every time
+  EXPECT_GT(result[0].agreement.observed, result[0].agreement.summary.max);
+}
+
+TEST(NullModel, RandomDataStaysWithinTheNull) {
+  // Independent features, all of density 0.3: the data are themselves a draw from the null.
+  std::mt19937_64 g(99);
+  BitMatrix m(80, 600);
+  for (int64_t r = 0; r < m.rows(); ++r)
+    for (int64_t c = 0; c < m.cols(); ++c) m.set(r, c, g() % 10 < 3);
+  auto o = null_options({4, 8});
+  o.shuffles = 9;
+  const auto result = sparsa::cluster_null_model(m, o);
+  for (const auto& r : result) {
+    SCOPED_TRACE(r.k);
+    const double spread = r.separation.summary.max - r.separation.summary.min;
+    EXPECT_GT(r.separation.observed, r.separation.summary.min - spread);
+    EXPECT_LT(r.separation.observed, r.separation.summary.max + spread);
+    EXPECT_LT(std::abs(r.separation.z), 3.5);
+    EXPECT_GT(r.separation.p_value, 0.1);
+    EXPECT_LT(r.separation.observed, 1.2);
+  }
+  // Deterministic for the seeds.
+  const auto again = sparsa::cluster_null_model(m, o);
+  EXPECT_EQ(again[1].separation.null, result[1].separation.null);
+  EXPECT_EQ(again[1].agreement.observed, result[1].agreement.observed);
+}
+
+TEST(Neighbourhood, ExactNearestByHammingTiesByIndex) {
+  const Bools b = random_bools(300, 40, 13);  // 40 columns: many equal distances
+  const BitMatrix m = pack(b);
+  for (int64_t ref : {0, 57, 299}) {
+    const std::vector<int64_t> got = sparsa::neighbourhood(m, ref, 128);
+    ASSERT_EQ(got.size(), 128u);
+    std::vector<std::pair<int, int64_t>> want;  // (distance, index) of every other feature
+    for (size_t j = 0; j < b.size(); ++j)
+      if (static_cast<int64_t>(j) != ref) want.emplace_back(brute_hamming(b, ref, j), j);
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(got[0], ref);
+    for (size_t i = 1; i < got.size(); ++i) ASSERT_EQ(got[i], want[i - 1].second) << "ref " << ref << " rank " << i;
+  }
+  // Identical features: the reference still comes first, its twins next by index.
+  BitMatrix twins(6, 10);
+  for (int64_t r = 0; r < 6; ++r) twins.set(r, r < 4 ? 0 : 9);
+  EXPECT_EQ(sparsa::neighbourhood(twins, 2, 4), (std::vector<int64_t>{2, 0, 1, 3}));
+  EXPECT_EQ(sparsa::neighbourhood(twins, 2, 100).size(), 6u);
+}
+
+TEST(Neighbourhood, ReferencesAreDeterministicDistinctAndNonTrivial) {
+  BitMatrix m(50, 100);
+  for (int64_t r = 0; r < 50; ++r)
+    for (int64_t c = 0; c < (r % 5 == 0 ? 0 : r % 5 == 1 ? 100 : r); ++c) m.set(r, c);  // every 5th empty, next full
+  const auto a = sparsa::reference_features(m, 8, 3), b = sparsa::reference_features(m, 8, 3);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, sparsa::reference_features(m, 8, 4));
+  ASSERT_EQ(a.size(), 8u);
+  for (int64_t r : a) {
+    EXPECT_NE(r % 5, 0);
+    EXPECT_NE(r % 5, 1);
+    EXPECT_EQ(std::count(a.begin(), a.end(), r), 1);
+  }
+  EXPECT_EQ(sparsa::reference_features(m, 100, 3).size(), 30u);  // every eligible feature, no more
+  EXPECT_TRUE(sparsa::reference_features(BitMatrix(3, 10), 2, 0).empty());
+}
+
+TEST(Neighbourhood, ClusteringsOfEachReferenceAndK) {
+  std::vector<int32_t> truth;
+  const BitMatrix m = pack(grouped_bools(4, 50, 300, 0.05, 5, &truth));
+  sparsa::NeighbourhoodOptions o;
+  o.ks = {2, 4};
+  o.size = 60;
+  o.kmeans.n_init = 2;
+  const std::vector<int64_t> refs{3, 10};
+  const auto c = sparsa::neighbourhood_clusterings(m, refs, o);
+  ASSERT_EQ(c.size(), 4u);
+  for (size_t i = 0; i < c.size(); ++i) {
+    EXPECT_EQ(c[i].reference, refs[i / 2]);
+    EXPECT_EQ(c[i].k, o.ks[i % 2]);
+    EXPECT_EQ(c[i].members, sparsa::neighbourhood(m, c[i].reference, 60));
+    ASSERT_EQ(c[i].labels.size(), 60u);
+    const auto q = sparsa::cluster_quality(sparsa::select_rows(m, c[i].members), c[i].labels, c[i].k);
+    EXPECT_EQ(q.separation, c[i].quality.separation);
+  }
+  // A reference's 49 group mates come first, then 10 of another group: k = 2 splits them.
+  EXPECT_GT(c[0].quality.separation, 2.0);
+}
+
 TEST(Determinism, ResultsIndependentOfThreadCount) {
   std::vector<int32_t> truth;
   const BitMatrix m = pack(grouped_bools(5, 30, 300, 0.15, 3, &truth));
@@ -520,6 +681,15 @@ TEST(BadInput, ClearErrors) {
   expect_bad_input([&] { sparsa::tsne_2d(empty, {}); }, "empty");
   expect_bad_input([&] { sparsa::kmeans_from(m, std::vector<float>(15), {}); }, "whole number");
   expect_bad_input([&] { sparsa::cluster_quality(m, std::vector<int32_t>{0, 1, 2, 3, 9}, 4); }, "label 9");
+  expect_bad_input([&] { sparsa::shuffle_rows(empty, 0); }, "empty");
+  expect_bad_input([&] { sparsa::cluster_null_model(m, null_options({6})); }, "k = 6 is not in [2, 5]");
+  auto no_shuffles = null_options({2});
+  no_shuffles.shuffles = 0;
+  expect_bad_input([&] { sparsa::cluster_null_model(m, no_shuffles); }, "0 shuffles");
+  expect_bad_input([&] { sparsa::neighbourhood(m, 5, 3); }, "feature 5 is out of range");
+  expect_bad_input([&] { sparsa::neighbourhood(m, 0, 0); }, "size 0");
+  expect_bad_input([&] { sparsa::reference_features(m, 0, 0); }, "count 0");
+  expect_bad_input([&] { sparsa::select_rows(m, std::vector<int64_t>{7}); }, "feature 7 is out of range");
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -140,8 +141,9 @@ std::string error_of(F&& f, ErrorKind kind) {
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 const std::vector<std::string> kTables = {
-    "act_histograms", "act_thresholds", "benchmarks", "bytes_model", "cluster_summary", "clusters", "coherence", "comparisons",
-    "feature_metrics", "matrices", "perplexities", "runs", "sparsa_meta", "task_choices", "task_scores", "tsne"};
+    "act_histograms", "act_thresholds", "benchmarks", "bytes_model", "cluster_null", "cluster_summary", "clusters",
+    "coherence", "comparisons", "feature_metrics", "matrices", "neighbour_clusters", "perplexities", "runs",
+    "sparsa_meta", "task_choices", "task_scores", "tsne"};
 
 // ---- schema, version, bad files ----
 
@@ -280,8 +282,8 @@ TEST(Store, MigratesVersionTwoWithoutTaskTables) {
     auto store = Store::open(db, Mode::kReadWrite);
     id = write_prune_run(*store, old, 1);
   }
-  raw_exec(db, {"DROP TABLE task_choices", "DROP TABLE task_scores", "DROP TABLE bytes_model",
-                "UPDATE sparsa_meta SET value = '2' WHERE key = 'schema_version'"});
+  raw_exec(db, {"DROP TABLE task_choices", "DROP TABLE task_scores", "DROP TABLE bytes_model", "DROP TABLE cluster_null",
+                "DROP TABLE neighbour_clusters", "UPDATE sparsa_meta SET value = '2' WHERE key = 'schema_version'"});
   const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
   EXPECT_TRUE(contains(m, "schema version 2 is older")) << m;
   {
@@ -311,7 +313,8 @@ TEST(Store, MigratesVersionThreeWithoutTheBytesModel) {
     auto store = Store::open(db, Mode::kReadWrite);
     id = write_prune_run(*store, old, 1);
   }
-  raw_exec(db, {"DROP TABLE bytes_model", "UPDATE sparsa_meta SET value = '3' WHERE key = 'schema_version'"});
+  raw_exec(db, {"DROP TABLE bytes_model", "DROP TABLE cluster_null", "DROP TABLE neighbour_clusters",
+                "UPDATE sparsa_meta SET value = '3' WHERE key = 'schema_version'"});
   const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
   EXPECT_TRUE(contains(m, "schema version 3 is older")) << m;
   {
@@ -332,6 +335,45 @@ TEST(Store, MigratesVersionThreeWithoutTheBytesModel) {
                        "coalesce(decode_params::VARCHAR, 'NULL'), mlp_speedup, coalesce(decode_speedup::VARCHAR, 'NULL')) "
                        "FROM bytes_model ORDER BY layer NULLS LAST"),
             (std::vector<std::string>{"3 8 1024 300 NULL 2.5 NULL", "all 8 1024 1800 3000 2.5 1.25"}));
+}
+
+// Version 4: no null-model tables. Read-write adds them; the old runs are kept and rows can be
+// stored, non-finite numbers as NULL.
+TEST(Store, MigratesVersionFourWithoutNullModelTables) {
+  test::TempDir dir;
+  const fs::path db = dir / "v4.duckdb";
+  const RunInfo old = prune_info("wanda", unstructured(0.5));
+  int64_t id = 0;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    id = write_prune_run(*store, old, 1);
+  }
+  raw_exec(db, {"DROP TABLE cluster_null", "DROP TABLE neighbour_clusters",
+                "UPDATE sparsa_meta SET value = '4' WHERE key = 'schema_version'"});
+  const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(m, "schema version 4 is older")) << m;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    EXPECT_EQ(store->find_run(old), id);
+    RunWriter w = store->begin_run({.kind = RunKind::kAnalysis, .model_path = "/m"});
+    const ClusterNullRow null_rows[] = {
+        {.layer = 3, .source = "acts", .k = 4, .metric = "separation_ratio", .observed = 1.5, .null_mean = 1.01,
+         .null_sd = 0.01, .null_lo = 1.0, .null_hi = 1.02, .p_value = 1.0 / 6, .z = 49, .shuffles = 5},
+        {.layer = 3, .source = "acts", .k = 4, .metric = "ari", .observed = 1, .null_mean = 1, .null_lo = 1,
+         .null_hi = 1, .p_value = 1, .z = std::numeric_limits<double>::infinity(), .shuffles = 5}};
+    w.add_cluster_null(null_rows);
+    const NeighbourClusterRow near[] = {{.layer = 3, .source = "acts", .reference_feature = 17, .k = 4, .size = 128,
+                                         .separation_ratio = std::numeric_limits<double>::quiet_NaN(), .objective = 2}};
+    w.add_neighbour_clusters(near);
+    w.commit();
+  }
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.scalar("SELECT value FROM sparsa_meta WHERE key = 'schema_version'"), std::to_string(kStoreSchemaVersion));
+  EXPECT_EQ(raw.column("SELECT metric || ':' || coalesce(z::VARCHAR, 'NULL') FROM cluster_null ORDER BY metric"),
+            (std::vector<std::string>{"ari:NULL", "separation_ratio:49.0"}));
+  EXPECT_EQ(raw.scalar("SELECT reference_feature::VARCHAR || ':' || coalesce(separation_ratio::VARCHAR, 'NULL') "
+                       "FROM neighbour_clusters"),
+            "17:NULL");
 }
 
 TEST(Store, RefusesADatabaseWithClashingTables) {

@@ -40,10 +40,13 @@ using test::TempDir;
 std::vector<std::string> study_args(const fs::path& out) {
   return {"study", "--out", out.string(), "--methods", "wanda,sparsegpt", "--targets", "0.5", "--sweep", "none", "--nsamples", "8",
           "--eval-limit", "4", "--act-sparsities", "0.25,0.5", "--bitset-windows", "2", "--ks", "4,8",
-          "--kmeans-runs", "2", "--tsne-iterations", "500", "--figure-format", "png,pdf", "--json"};
+          "--kmeans-runs", "2", "--tsne-iterations", "500", "--figure-format", "png,pdf", "--null-shuffles", "3",
+          "--neighbour-references", "2", "--json"};
 }
 
-constexpr int64_t kRunsPerStudy = 7;  // dense, wanda, sparsegpt, their comparison, activations, analysis, speed
+// dense, wanda, sparsegpt, their comparison, activations, analysis of the middle block, null model
+// and neighbourhoods of every block, speed
+constexpr int64_t kRunsPerStudy = 8;
 
 int64_t count(const Store& s, const std::string& sql) {
   const json j = s.query_json(sql);
@@ -107,8 +110,10 @@ TEST_F(StudyTest, DatabaseHoldsEveryStep) {
   ASSERT_EQ(result_.exit_code, 0) << result_.err;
   const auto s = Store::open(out() / "study.duckdb", Store::Mode::kReadOnly);
   EXPECT_EQ(count(*s, "SELECT count(*) FROM runs"), kRunsPerStudy);
-  for (const char* kind : {"dense", "acts", "compare", "analysis", "bench"})
+  for (const char* kind : {"dense", "acts", "compare", "bench"})
     EXPECT_EQ(count(*s, std::string("SELECT count(*) FROM runs WHERE kind = '") + kind + "'"), 1) << kind;
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM runs WHERE kind = 'analysis' AND method = 'coactivation'"), 1);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM runs WHERE kind = 'analysis' AND method = 'coactivation-null'"), 1);
   EXPECT_EQ(count(*s, "SELECT count(*) FROM runs WHERE kind = 'prune'"), 2);
   // Each prune run records its mask file (the dashboard draws from it); no other run does.
   const json files = s->query_json("SELECT method, mask_file FROM runs WHERE mask_file IS NOT NULL ORDER BY method")["rows"];
@@ -201,6 +206,55 @@ TEST_F(StudyTest, ReportStatesTheNumbers) {
   EXPECT_NE(test::read_file(out() / "REPORT.md").find(dense), std::string::npos);
 }
 
+// The null model and the seed's neighbourhood procedure on every block (--analysis-layer all, the
+// default): one cluster_null row per block, k and metric, 128-feature neighbourhoods, and their
+// tables in REPORT.md.
+TEST_F(StudyTest, NullModelAndNeighbourhoodsOfEveryBlock) {
+  ASSERT_EQ(result_.exit_code, 0) << result_.err;
+  const auto s = Store::open(out() / "study.duckdb", Store::Mode::kReadOnly);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_null WHERE metric = 'separation_ratio'"), 6 * 2);  // 6 blocks x k in {4, 8}
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_null"), 6 * 2);  // the study runs one k-means per copy: no 'ari' rows
+  EXPECT_EQ(count(*s, "SELECT count(DISTINCT layer) FROM cluster_null"), 6);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_null WHERE shuffles <> 3 OR NOT (null_lo <= null_mean AND "
+                      "null_mean <= null_hi) OR p_value < 0.25 - 1e-12 OR p_value > 1"), 0);
+  // The middle block's source is the one cluster_summary clustered.
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_null n JOIN cluster_summary c USING (source, k) WHERE n.layer = 3 "
+                      "AND n.metric = 'separation_ratio'"), 2);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM neighbour_clusters"), 6 * 2 * 2);  // 6 blocks x 2 references x 2 ks
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM neighbour_clusters WHERE size <> 128"), 0);
+  EXPECT_EQ(count(*s, "SELECT count(DISTINCT (layer, reference_feature)) FROM neighbour_clusters"), 6 * 2);
+  const std::string report = test::read_file(out() / "REPORT.md");
+  for (const char* part : {"### Null model: are the clusters more than chance?",
+                           "### The seed's procedure: clusters among a feature's nearest neighbours", "| block | k = 4 | k = 8 |",
+                           "s per block)", "128 nearest features"})
+    EXPECT_NE(report.find(part), std::string::npos) << part;
+  for (int block = 0; block < 6; ++block)
+    EXPECT_NE(report.find("\n| " + std::to_string(block) + " | "), std::string::npos) << block;
+}
+
+// One block index runs the whole analysis, null model included, on that block alone.
+TEST(StudySingleBlock, AnalysisLayerIndexLimitsTheNullModelToIt) {
+  TempDir d;
+  const auto r = run_sparsa({"study", "--out", (d / "s").string(), "--methods", "wanda", "--sparsities", "0.5", "--sweep",
+                             "none", "--nsamples", "2", "--eval-windows", "1", "--act-sparsities", "0.5",
+                             "--bitset-windows", "1", "--ks", "4", "--kmeans-runs", "1", "--tsne-iterations", "300",
+                             "--no-figures", "--analysis-layer", "2", "--null-shuffles", "2", "--neighbour-references",
+                             "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto s = Store::open(d / "s" / "study.duckdb", Store::Mode::kReadOnly);
+  EXPECT_EQ(s->query_json("SELECT DISTINCT layer, shuffles FROM cluster_null")["rows"], json::parse("[[2, 2]]"));
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM neighbour_clusters WHERE layer = 2"), 1);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_summary WHERE source LIKE 'activations of block 2 %'"), 1);
+  for (const char* bad : {"-2", "6", "some"}) {
+    const auto b = run_sparsa({"study", "--out", (d / "b").string(), "--analysis-layer", bad});
+    EXPECT_EQ(b.exit_code, 2) << bad << ": " << b.err;
+    EXPECT_TRUE(test::one_line(b.err)) << b.err;
+  }
+  const auto zero = run_sparsa({"study", "--out", (d / "z").string(), "--null-shuffles", "0"});
+  EXPECT_EQ(zero.exit_code, 2) << zero.err;
+  EXPECT_NE(zero.err.find("at least 1 shuffle"), std::string::npos) << zero.err;
+}
+
 TEST_F(StudyTest, RerunReusesEveryRun) {
   ASSERT_EQ(result_.exit_code, 0) << result_.err;
   const auto again = run_sparsa(study_args(out()));
@@ -228,7 +282,7 @@ TEST_F(StudyTest, RerunOnOtherEvalWindowsReusesNoPerplexity) {
   const auto again = run_sparsa(args);
   ASSERT_EQ(again.exit_code, 0) << again.err;
   const json j = json::parse(again.out);
-  EXPECT_EQ(j["runs_reused"], 0);
+  EXPECT_EQ(j["runs_reused"], 1);    // the null model: bitsets of the calibration windows, no perplexity
   EXPECT_EQ(j["runs_computed"], 5);  // dense, wanda, activations, analysis, speed
   const auto s = Store::open(copy / "study.duckdb", Store::Mode::kReadOnly);
   EXPECT_EQ(count(*s, "SELECT count(*) FROM runs WHERE kind = 'prune' AND method = 'wanda'"), 2);

@@ -153,6 +153,76 @@ KMeansRuns kmeans_repeated(const BitMatrix& m, const KMeansOptions& options, int
 // Features sorted by (label, index): the layout a co-activation-aware kernel would use. [rows]
 std::vector<int64_t> cluster_order(std::span<const int32_t> labels);
 
+// ---- permutation null model and neighbourhoods (src/analysis/null_model.cpp) ----------------
+
+// Each row's set bits moved to columns drawn uniformly without replacement (a partial
+// Fisher-Yates shuffle), independently per row, with row r's mt19937_64 seeded from a mix of
+// (seed, r): every feature keeps its exact number of set bits (its density), while which features
+// are active together becomes chance. OpenMP across rows; the result does not depend on the thread
+// count. [rows, cols]
+BitMatrix shuffle_rows(const BitMatrix& m, uint64_t seed);
+
+// One statistic on the data against its values on shuffled copies (shuffle_rows).
+struct NullComparison {
+  double observed = 0;
+  std::vector<double> null;  // [shuffles] in shuffle order
+  Summary summary;           // of `null`: mean, population stddev, min, max (the reported interval)
+  // One-sided permutation p-value, (1 + #{null >= observed}) / (1 + shuffles): its floor is
+  // 1 / (1 + shuffles), so 19 shuffles are needed before it can fall below 0.05.
+  double p_value = 1;
+  double z = 0;  // (observed - null mean) / null stddev; +-inf when the stddev is 0 and they differ, 0 when equal
+};
+
+struct ClusterNullOptions {
+  std::vector<int> ks{4, 8, 16};  // each in [2, rows]
+  KMeansOptions kmeans;           // n_init, seed, max_iter, tol (k is taken from ks)
+  int runs = 2;                   // kmeans_repeated runs per matrix and k (>= 1; 1: agreement is 1)
+  int shuffles = 5;               // R, >= 1
+  uint64_t seed = 0;              // shuffle r is shuffle_rows(m, seed + r), shared by every k
+};
+struct ClusterNull {
+  int k = 0;
+  // Separation ratio (cluster_quality) of the run with the lowest objective among `runs` runs.
+  NullComparison separation;
+  // Mean adjusted Rand index between the runs (their seeds differ by 1000, as kmeans_repeated).
+  NullComparison agreement;
+};
+// The same k-means (same k, n_init, seeds) on m and on each of `shuffles` shuffled copies. [ks]
+std::vector<ClusterNull> cluster_null_model(const BitMatrix& m, const ClusterNullOptions& options);
+
+// The seed's "multi-execution" procedure: the `size` features nearest to `reference` by Hamming
+// distance, the reference itself first (it is at distance 0), then hamming_nearest(m, reference,
+// size - 1) (nearest first, ties by index). [min(size, rows)]
+std::vector<int64_t> neighbourhood(const BitMatrix& m, int64_t reference, int64_t size = 128);
+
+// `count` distinct reference features drawn uniformly (a partial Fisher-Yates shuffle with
+// mt19937_64(seed)) among the features whose density d (set bits / cols) has 0 < d < 1 and
+// min_density <= d <= 1 - min_density; fewer when fewer are eligible, none when none is.
+// min_density in [0, 0.5]. [<= count]
+std::vector<int64_t> reference_features(const BitMatrix& m, int count, uint64_t seed, double min_density = 0.01);
+
+// The listed rows as a new matrix, in the listed order. [rows.size(), cols]
+BitMatrix select_rows(const BitMatrix& m, std::span<const int64_t> rows);
+
+struct NeighbourhoodOptions {
+  std::vector<int> ks{4, 8, 16};  // each in [2, size]
+  int64_t size = 128;             // features per neighbourhood
+  KMeansOptions kmeans;           // n_init, seed, max_iter, tol (k is taken from ks)
+};
+struct NeighbourhoodClustering {
+  int64_t reference = 0;
+  int k = 0;
+  std::vector<int64_t> members;  // neighbourhood(m, reference, size) [n]
+  std::vector<int32_t> labels;   // k-means labels of members [n]
+  ClusterQuality quality;        // of the members' rows
+  double objective = 0;
+};
+// For each reference and each k: k-means (options.kmeans, best of n_init) on the reference's
+// neighbourhood. [references.size() * ks.size()], reference-major.
+std::vector<NeighbourhoodClustering> neighbourhood_clusterings(const BitMatrix& m,
+                                                               std::span<const int64_t> references,
+                                                               const NeighbourhoodOptions& options);
+
 // ---- MMM block coherence (src/analysis/coherence.cpp) ----------------------------------------
 
 // Cuts `order` (a permutation of the rows) into consecutive blocks of B features (the last block

@@ -42,7 +42,7 @@
 namespace sparsa {
 
 // The schema version this build writes (sparsa_meta.schema_version); see docs/schema.md.
-inline constexpr int kStoreSchemaVersion = 4;
+inline constexpr int kStoreSchemaVersion = 5;
 
 enum class RunKind : uint8_t { kDense, kPrune, kActs, kCompare, kAnalysis, kBench };
 std::string_view run_kind_name(RunKind k);  // "dense", "prune", "acts", "compare", "analysis", "bench"
@@ -213,6 +213,29 @@ struct TaskChoiceRow {      // one choice of one item
   bool greedy = false, truncated = false;
 };
 
+// A cluster-quality statistic of one source against its permutation null model
+// (sparsa/coactivation.h cluster_null_model). Non-finite numbers are stored as NULL.
+struct ClusterNullRow {
+  int64_t layer = 0;         // the block whose features were clustered
+  std::string source{};      // as cluster_summary.source
+  int64_t k = 0;
+  std::string metric{};      // "separation_ratio" or "ari"
+  double observed = 0;
+  double null_mean = 0, null_sd = 0, null_lo = 0, null_hi = 0;  // over the shuffles (lo/hi: min/max)
+  double p_value = 1;        // one-sided permutation p-value
+  double z = 0;              // (observed - null_mean) / null_sd
+  int64_t shuffles = 0;
+};
+// One k-means clustering of a reference feature's Hamming neighbourhood (the seed's procedure).
+struct NeighbourClusterRow {
+  int64_t layer = 0;
+  std::string source{};
+  int64_t reference_feature = 0;
+  int64_t k = 0;
+  int64_t size = 0;          // features in the neighbourhood (the reference included)
+  double separation_ratio = 0, within = 0, between = 0, objective = 0;  // non-finite: NULL
+};
+
 class Store;
 
 // One run being written: one open DuckDB transaction on its own connection. Rows become
@@ -243,6 +266,8 @@ class RunWriter {
   void add_bytes_model(std::span<const BytesModelRow> rows);
   // One task's scores and the rows of its choices (task_scores, task_choices).
   void add_task_scores(const TaskScoreRow& score, std::span<const TaskChoiceRow> choices);
+  void add_cluster_null(std::span<const ClusterNullRow> rows);
+  void add_neighbour_clusters(std::span<const NeighbourClusterRow> rows);
   void set_timings(const RunTimings& t);
 
   // Marks the run complete (finished_at = now), creates the per-feature views of a prune

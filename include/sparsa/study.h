@@ -65,7 +65,14 @@ struct StudyOptions {
   int64_t act_bitset_windows = 32;      // calibration windows in the activation bitsets
   double act_bitset_sparsity = 0.5;     // the target whose thresholds make the bitsets
 
-  int64_t analysis_layer = -1;          // the block analysed in depth; -1 = the middle one
+  int64_t analysis_layer = -1;          // the block analysed in depth (mask clusters, t-SNE, coherence,
+                                        // figures); -1 = the middle one
+  // The permutation null model of cluster quality and the neighbourhood procedure (below) run on
+  // the down_in bitset of every block (true), or of the analysis layer only (false).
+  bool null_every_block = true;
+  int null_shuffles = 4;                // R: density-keeping shuffled copies per block (>= 1)
+  int neighbour_references = 8;         // reference features per block whose 128 Hamming neighbours
+                                        // are clustered with every k (>= 1)
   std::vector<int> ks{4, 8, 16};        // k-means cluster counts
   int kmeans_runs = 5;                  // repeated k-means runs (seeds) for stability
   int tsne_iterations = 1000;           // t-SNE gradient steps (the first 250 exaggerated)

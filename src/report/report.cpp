@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -42,6 +44,14 @@ constexpr std::string_view kPooledJaccard =
     "CASE WHEN count(m.rows) < count(*) THEN NULL ELSE coalesce(sum(m.rows * m.cols - round(m.rows * m.cols * "
     "(c.sparsity_a + c.sparsity_b + c.hamming) / 2))::DOUBLE / nullif(sum(m.rows * m.cols - round(m.rows * m.cols * "
     "(c.sparsity_a + c.sparsity_b + c.hamming) / 2) + round(m.rows * m.cols * c.hamming)), 0), 1.0) END";
+
+// The value of `key=value` in a run's options ("" when absent).
+std::string option_value(const std::string& options, const std::string& key) {
+  const std::string needle = key + "=";
+  for (size_t at = options.find(needle); at != std::string::npos; at = options.find(needle, at + 1))
+    if (at == 0 || options[at - 1] == ' ') return options.substr(at + needle.size(), options.find(' ', at) - at - needle.size());
+  return "";
+}
 
 std::string pct(double x) { return fmt::format("{:+.1f} %", 100.0 * x); }
 
@@ -317,7 +327,8 @@ class Report {
   void coactivation() {
     const json r = rows(store_,
                         "SELECT source, k, separation_ratio, within_distance, between_distance, ari FROM cluster_summary "
-                        "WHERE run_id = (SELECT max(run_id) FROM runs WHERE kind = 'analysis') ORDER BY source, k");
+                        "WHERE run_id = (SELECT max(run_id) FROM runs WHERE kind = 'analysis' AND method = 'coactivation') "
+                        "ORDER BY source, k");
     if (r.empty()) return;
     line("## Co-activation and clustering");
     line();
@@ -347,7 +358,8 @@ class Report {
     const json coh = rows(store_,
                           "SELECT block_size, max(CASE WHEN ordering = 'natural' THEN fraction END), "
                           "max(CASE WHEN ordering = 'cluster' THEN fraction END) FROM coherence WHERE run_id = "
-                          "(SELECT max(run_id) FROM runs WHERE kind = 'analysis') GROUP BY block_size ORDER BY block_size");
+                          "(SELECT max(run_id) FROM runs WHERE kind = 'analysis' AND method = 'coactivation') GROUP BY block_size "
+                          "ORDER BY block_size");
     if (!coh.empty()) {
       line();
       line("Block coherence of the activation bitset: the fraction of (token, block of B features) cells in which every "
@@ -372,6 +384,8 @@ class Report {
                              "percentage points).", best_b, 100 * best_gain)
                : "Grouping the features by cluster does not raise the skippable share at any block size.");
     }
+    null_model();
+    neighbourhoods();
     line();
     figure("separation_ratio.png", "separation ratio against k");
     figure("cluster_sizes.png", "cluster sizes");
@@ -395,6 +409,104 @@ class Report {
                        "figure; rerun with more t-SNE iterations.", cell(source)));
     }
     if (warned) line();
+  }
+
+  // The latest null-model run: "(SELECT ...)" for a WHERE clause, and its seconds and block count.
+  static std::string null_run() {
+    return "(SELECT max(run_id) FROM runs WHERE kind = 'analysis' AND method = 'coactivation-null')";
+  }
+
+  // A table with one row per block and one column per k (k = 4 | k = 8 | ...) from rows whose first
+  // two columns are (layer, k); each cell is format(row); "–" where a (block, k) has no row.
+  void block_by_k_table(const json& r, const std::function<std::string(const json&)>& format) {
+    std::map<int64_t, std::map<int, std::string>> cells;
+    std::map<int, bool> ks;
+    for (const auto& row : r) {
+      const int k = static_cast<int>(num(row[1]));
+      ks[k] = true;
+      cells[static_cast<int64_t>(num(row[0]))][k] = format(row);
+    }
+    std::string head = "| block |", rule = "| ---: |";
+    for (const auto& [k, unused] : ks) {
+      head += fmt::format(" k = {} |", k);
+      rule += " ---: |";
+    }
+    line(head);
+    line(rule);
+    for (const auto& [layer, by_k] : cells) {
+      std::string row = fmt::format("| {} |", layer);
+      for (const auto& [k, unused] : ks) row += " " + (by_k.count(k) ? by_k.at(k) : std::string("–")) + " |";
+      line(row);
+    }
+    line();
+  }
+
+  // One row per block, one column per k: "observed vs null mean [min–max]" of `metric`.
+  void null_table(const std::string& metric, const std::string& title) {
+    const json r = rows(store_, fmt::format("SELECT layer, k, observed, null_mean, null_lo, null_hi, z FROM cluster_null "
+                                            "WHERE run_id = {} AND metric = '{}' ORDER BY layer, k", null_run(), metric));
+    if (r.empty()) return;
+    line(title);
+    line();
+    block_by_k_table(r, [&](const json& row) {
+      const std::string z = std::isfinite(num(row[6])) ? fmt::format(", z = {:.1f}", num(row[6])) : std::string();
+      return fmt::format("{:.3f} vs {:.3f} [{:.3f}–{:.3f}]{}", num(row[2]), num(row[3]), num(row[4]), num(row[5]), z);
+    });
+  }
+
+  void null_model() {
+    const json run = rows(store_, "SELECT seconds_total, options, (SELECT count(DISTINCT layer) FROM cluster_null WHERE "
+                                  "run_id = " + null_run() + "), (SELECT max(shuffles) FROM cluster_null WHERE run_id = " +
+                                  null_run() + ") FROM runs WHERE run_id = " + null_run());
+    if (run.empty() || num(run[0][2]) < 1) return;
+    const double seconds = num(run[0][0]), blocks = num(run[0][2]);
+    const int shuffles = static_cast<int>(num(run[0][3]));
+    const std::string options = str(run[0][1]);
+    const int seedings = std::atoi(option_value(options, "runs").c_str()) * std::atoi(option_value(options, "inits").c_str());
+    line();
+    line("### Null model: are the clusters more than chance?");
+    line();
+    line(fmt::format(
+        "Each block's down_in activation bitset is clustered as above, and so are {} copies in which every feature's "
+        "bits are shuffled across the tokens independently: each feature keeps its exact density, but which features "
+        "are active together is left to chance. Each cell: observed vs the shuffles' mean [min–max] and z = (observed "
+        "− mean) / sd. With {} shuffles the interval is the range of {} draws (an observed value above all of them has a "
+        "one-sided permutation p-value of 1/{}); the same k-means (the best of {} k-means++ seedings) on every copy.",
+        shuffles, shuffles, shuffles, shuffles + 1, seedings));
+    line();
+    null_table("separation_ratio", "Separation ratio (between / within cluster distance):");
+    null_table("ari", "Agreement between k-means runs with different seeds (ARI; stability of the clusters):");
+    const json above = rows(store_, "SELECT count(*), count(*) FILTER (WHERE observed > null_hi), min(observed - null_mean), "
+                                    "max(observed - null_mean) FROM cluster_null WHERE metric = 'separation_ratio' AND "
+                                    "run_id = " + null_run());
+    if (!above.empty())
+      line(fmt::format("The observed separation ratio is above every shuffle in {} of {} (block, k) cases; it exceeds the "
+                       "null mean by {:.4f} to {:.4f}, which says whether the co-activation structure is there, not how "
+                       "large it is. The null model and the neighbourhoods below took {:.1f} s for {} blocks ({:.1f} s "
+                       "per block).",
+                       static_cast<int64_t>(num(above[0][1])), static_cast<int64_t>(num(above[0][0])), num(above[0][2]),
+                       num(above[0][3]), seconds, static_cast<int64_t>(blocks), seconds / blocks));
+  }
+
+  void neighbourhoods() {
+    const json r = rows(store_,
+                        "SELECT layer, k, avg(separation_ratio), stddev_pop(separation_ratio), min(separation_ratio), "
+                        "max(separation_ratio), count(*), max(size) FROM neighbour_clusters WHERE run_id = " + null_run() +
+                        " GROUP BY layer, k ORDER BY layer, k");
+    if (r.empty()) return;
+    line();
+    line("### The seed's procedure: clusters among a feature's nearest neighbours");
+    line();
+    line(fmt::format("For each of {} reference features per block (drawn by the seed among features with a density in "
+                     "[1 %, 99 %]), its {} nearest features by Hamming distance (itself included) are clustered with "
+                     "k-means. Each cell: separation ratio mean ± sd (min–max) over the references.",
+                     static_cast<int64_t>(num(r[0][6])), static_cast<int64_t>(num(r[0][7]))));
+    line();
+    block_by_k_table(r, [](const json& row) {
+      return fmt::format("{:.3f} ± {:.3f} ({:.3f}–{:.3f})", num(row[2]), num(row[3]), num(row[4]), num(row[5]));
+    });
+    line("The co-activation gradient and clustered spy figures below show the neighbourhood of the first reference "
+         "feature of the in-depth block: rows by distance to it, then grouped by cluster.");
   }
 
   void runs_table() {

@@ -214,8 +214,43 @@ CREATE TABLE bytes_model (
 );
 )sql";
 
+// Version 5: the permutation null model of cluster quality (observed against shuffled copies that
+// keep each feature's density) and the clusterings of reference features' Hamming neighbourhoods.
+// No declared foreign key, as for version 3.
+constexpr std::string_view kSchemaV5 = R"sql(
+CREATE TABLE cluster_null (
+  run_id BIGINT NOT NULL,
+  layer INTEGER NOT NULL,
+  source VARCHAR NOT NULL,
+  k INTEGER NOT NULL,
+  metric VARCHAR NOT NULL CHECK (metric IN ('separation_ratio', 'ari')),
+  observed DOUBLE,
+  null_mean DOUBLE,
+  null_sd DOUBLE,
+  null_lo DOUBLE,
+  null_hi DOUBLE,
+  p_value DOUBLE NOT NULL,
+  z DOUBLE,
+  shuffles INTEGER NOT NULL,
+  PRIMARY KEY (run_id, source, k, metric)
+);
+CREATE TABLE neighbour_clusters (
+  run_id BIGINT NOT NULL,
+  layer INTEGER NOT NULL,
+  source VARCHAR NOT NULL,
+  reference_feature INTEGER NOT NULL,
+  k INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  separation_ratio DOUBLE,
+  within_distance DOUBLE,
+  between_distance DOUBLE,
+  objective DOUBLE NOT NULL,
+  PRIMARY KEY (run_id, source, reference_feature, k)
+);
+)sql";
+
 // kMigrations[v] brings version v to v + 1.
-constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
+constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
 static_assert(std::size(kMigrations) == kStoreSchemaVersion, "one migration per schema version");
 
 // Lower-case letters, digits and '_' only (a view name needs no quoting then).
@@ -234,7 +269,7 @@ const std::vector<std::string_view>& schema_tables() {
   static const std::vector<std::string_view> tables = {
       "sparsa_meta",    "runs",     "matrices", "perplexities", "feature_metrics", "comparisons",
       "act_thresholds", "act_histograms", "cluster_summary", "clusters", "tsne", "coherence", "benchmarks",
-      "task_scores",    "task_choices", "bytes_model"};
+      "task_scores",    "task_choices", "bytes_model", "cluster_null", "neighbour_clusters"};
   return tables;
 }
 

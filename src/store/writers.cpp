@@ -1,4 +1,5 @@
 // RunWriter: one run written in one DuckDB transaction, bulk rows through appenders.
+#include <cmath>
 #include <chrono>
 #include <limits>
 #include <map>
@@ -324,6 +325,49 @@ void RunWriter::add_task_scores(const TaskScoreRow& s, std::span<const TaskChoic
         .add(c.chars)
         .add(c.greedy)
         .add(c.truncated)
+        .end_row();
+  }
+}
+
+namespace {
+std::optional<double> finite_or_null(double v) { return std::isfinite(v) ? std::optional<double>(v) : std::nullopt; }
+}  // namespace
+
+void RunWriter::add_cluster_null(std::span<const ClusterNullRow> rows) {
+  impl_->check_open();
+  store::Appender& app = impl_->appender("cluster_null");
+  for (const ClusterNullRow& r : rows) {
+    app.add(impl_->run_id)
+        .add(as_int32(r.layer, "layer"))
+        .add(std::string_view(r.source))
+        .add(as_int32(r.k, "k"))
+        .add(std::string_view(r.metric))
+        .add(finite_or_null(r.observed))
+        .add(finite_or_null(r.null_mean))
+        .add(finite_or_null(r.null_sd))
+        .add(finite_or_null(r.null_lo))
+        .add(finite_or_null(r.null_hi))
+        .add(r.p_value)
+        .add(finite_or_null(r.z))
+        .add(as_int32(r.shuffles, "shuffles"))
+        .end_row();
+  }
+}
+
+void RunWriter::add_neighbour_clusters(std::span<const NeighbourClusterRow> rows) {
+  impl_->check_open();
+  store::Appender& app = impl_->appender("neighbour_clusters");
+  for (const NeighbourClusterRow& r : rows) {
+    app.add(impl_->run_id)
+        .add(as_int32(r.layer, "layer"))
+        .add(std::string_view(r.source))
+        .add(as_int32(r.reference_feature, "reference feature"))
+        .add(as_int32(r.k, "k"))
+        .add(as_int32(r.size, "neighbourhood size"))
+        .add(finite_or_null(r.separation_ratio))
+        .add(finite_or_null(r.within))
+        .add(finite_or_null(r.between))
+        .add(r.objective)
         .end_row();
   }
 }

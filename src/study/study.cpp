@@ -89,6 +89,9 @@ void check_options(const StudyOptions& o) {
   for (int k : o.ks)
     if (k < 2) bad_input("k-means with k = {} is too small (at least 2 clusters)", k);
   if (o.kmeans_runs < 1) bad_input("k-means runs must be at least 1, got {}", o.kmeans_runs);
+  if (o.analysis_layer < -1) bad_input("analysis layer {} is not a block index (>= 0) nor -1 (the middle one)", o.analysis_layer);
+  if (o.null_shuffles < 1) bad_input("the null model needs at least 1 shuffle, got {}", o.null_shuffles);
+  if (o.neighbour_references < 1) bad_input("the neighbourhood procedure needs at least 1 reference feature, got {}", o.neighbour_references);
   if (o.tsne_iterations < kTsneMinIterations)
     bad_input("t-SNE iterations must be at least {} ({} steps of early exaggeration + {} to converge), got {}",
               kTsneMinIterations, kTsneExaggerationSteps, kTsneMinIterations - kTsneExaggerationSteps,
@@ -174,8 +177,8 @@ std::vector<PruneRun> run_steps(Context& ctx) {
   for (const SparsityTarget& t : opt.targets)
     for (PruneMethod m : opt.methods) planned.emplace_back(m, t);
   const auto pairs = comparison_pairs(planned);
-  // dense, prunes, comparisons, activations, co-activation, speed, (figures,) report
-  StepProgress progress(ctx, 1 + static_cast<int64_t>(planned.size() + pairs.size()) + 4 + (opt.figures ? 1 : 0));
+  // dense, prunes, comparisons, activations, co-activation, null model, speed, (figures,) report
+  StepProgress progress(ctx, 1 + static_cast<int64_t>(planned.size() + pairs.size()) + 5 + (opt.figures ? 1 : 0));
   progress.begin("dense perplexity");
   dense_step(ctx);
   std::vector<PruneRun> runs;
@@ -192,6 +195,8 @@ std::vector<PruneRun> run_steps(Context& ctx) {
   const ActivationThresholds thresholds = acts_step(ctx);
   progress.begin("co-activation analysis");
   coactivation_step(ctx, runs, thresholds);
+  progress.begin("null model and neighbourhoods of every block");
+  null_model_step(ctx, thresholds);
   progress.begin("speed (bytes model)");
   speed_step(ctx);
   if (opt.figures) {

@@ -19,7 +19,6 @@ namespace sparsa::study {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr int kKMeansInits = 4;                        // k-means++ seedings per run
 constexpr std::array<int64_t, 4> kCoherenceBlocks{4, 8, 16, 32};  // features per block
 constexpr int kTsneClusters = 8;                       // the clustering that colours the t-SNE plot (as sparsa/study_figures.h)
 
@@ -114,17 +113,29 @@ viz::SpyOptions spy_options(const Source& s, std::string title) {
   return o;
 }
 
-void draw_source_figures(const Context& ctx, const Source& s, const std::vector<Clustering>& clusters) {
+// The seed's figures: the neighbourhood of the source's first reference feature (for the activation
+// bitset, the first reference of its block's neighbour_clusters rows), rows by Hamming distance to
+// it, then grouped by each k.
+void draw_source_figures(const Context& ctx, const Source& s) {
   const fs::path& dir = ctx.figures_dir;
   ctx.save_figure(viz::spy_plot(s.bits, spy_options(s, s.source)), dir / fmt::format("spy_{}.png", s.label));
-  const int64_t ref = median_feature(s.bits);
-  ctx.save_figure(viz::gradient_spy_plot(s.bits, coactivation_order(s.bits, ref), ref,
-                         spy_options(s, fmt::format("{}: features by Hamming distance to feature {}", s.label, ref))), dir / fmt::format("gradient_spy_{}.png", s.label));
-  for (const Clustering& c : clusters) {
+  const std::vector<int64_t> refs = reference_features(s.bits, 1, ctx.opt.seed);
+  if (refs.empty()) return;
+  const NeighbourhoodOptions o = neighbourhood_options(ctx.opt, s.bits.rows());
+  const std::vector<NeighbourhoodClustering> near =
+      o.ks.empty() ? std::vector<NeighbourhoodClustering>{} : neighbourhood_clusterings(s.bits, refs, o);
+  const std::vector<int64_t> members = neighbourhood(s.bits, refs[0], o.size);
+  const BitMatrix group = select_rows(s.bits, members);
+  const std::string what = fmt::format("the {} features nearest to feature {}", group.rows(), refs[0]);
+  ctx.save_figure(viz::gradient_spy_plot(group, natural_order(group.rows()), 0,
+                                         spy_options(s, fmt::format("{}: {}, by Hamming distance", s.label, what))),
+                  dir / fmt::format("gradient_spy_{}.png", s.label));
+  for (const NeighbourhoodClustering& c : near) {
     const std::vector<int> labels(c.labels.begin(), c.labels.end());
-    ctx.save_figure(viz::clustered_spy_plot(s.bits, labels,
-                            spy_options(s, fmt::format("{}: k-means, k = {} (separation ratio {:.2f})", s.label, c.k,
-                                                       c.quality.separation))), dir / fmt::format("clusters_{}_k{}.png", s.label, c.k));
+    ctx.save_figure(viz::clustered_spy_plot(group, labels,
+                                            spy_options(s, fmt::format("{}: {}, k-means k = {} (separation ratio {:.2f})",
+                                                                       s.label, what, c.k, c.quality.separation))),
+                    dir / fmt::format("clusters_{}_k{}.png", s.label, c.k));
   }
 }
 
@@ -231,15 +242,11 @@ std::vector<Source> mask_sources(const Context& ctx, const std::vector<PruneRun>
 }
 
 Source activation_source(const Context& ctx, const ActivationThresholds& t) {
-  const int64_t n = std::min(ctx.opt.act_bitset_windows, ctx.calib.tokens.dim(0));
-  const int64_t seqlen = ctx.calib.tokens.dim(1);
-  TensorI32 windows({n, seqlen});
-  std::copy_n(ctx.calib.tokens.data.begin(), n * seqlen, windows.data.begin());
+  const TensorI32 windows = bitset_windows(ctx);
   const float threshold = t.t[static_cast<size_t>(ctx.analysis_layer)][static_cast<size_t>(ObsPoint::kDownIn)];
   Source s;
   s.label = "activations";
-  s.source = fmt::format("activations of block {} at down_in, active above {:.4g} ({:g} % sparsity), {} tokens",
-                         ctx.analysis_layer, threshold, 100 * t.sparsity, n * seqlen);
+  s.source = activation_source_name(ctx.analysis_layer, threshold, t.sparsity, static_cast<int64_t>(windows.numel()));
   s.set_meaning = "active";
   s.clear_meaning = "zero";
   s.activations = true;
@@ -256,6 +263,30 @@ std::string analysis_options(const StudyOptions& o, int64_t layer) {
 }
 
 }  // namespace
+
+TensorI32 bitset_windows(const Context& ctx) {
+  const int64_t n = std::min(ctx.opt.act_bitset_windows, ctx.calib.tokens.dim(0));
+  const int64_t seqlen = ctx.calib.tokens.dim(1);
+  TensorI32 windows({n, seqlen});
+  std::copy_n(ctx.calib.tokens.data.begin(), n * seqlen, windows.data.begin());
+  return windows;
+}
+
+std::string activation_source_name(int64_t layer, float threshold, double sparsity, int64_t tokens) {
+  return fmt::format("activations of block {} at down_in, active above {:.4g} ({:g} % sparsity), {} tokens", layer,
+                     threshold, 100 * sparsity, tokens);
+}
+
+NeighbourhoodOptions neighbourhood_options(const StudyOptions& opt, int64_t features) {
+  NeighbourhoodOptions o;
+  o.size = std::min(kNeighbourhoodSize, features);
+  o.ks.clear();
+  for (int k : opt.ks)
+    if (k <= o.size) o.ks.push_back(k);
+  o.kmeans.n_init = kKMeansInits;
+  o.kmeans.seed = opt.seed;
+  return o;
+}
 
 void coactivation_step(Context& ctx, const std::vector<PruneRun>& runs, const ActivationThresholds& thresholds) {
   RunInfo info = ctx.run_info(RunKind::kAnalysis);
@@ -285,7 +316,7 @@ void coactivation_step(Context& ctx, const std::vector<PruneRun>& runs, const Ac
       w.add_tsne(s.source, pts);
       if (ctx.opt.figures && shown != cs.end()) draw_tsne(ctx, s, pts, *shown);
     }
-    if (ctx.opt.figures) draw_source_figures(ctx, s, cs);
+    if (ctx.opt.figures) draw_source_figures(ctx, s);
   }
   if (ctx.opt.figures) draw_comparison_figures(ctx, sources, clusters);
   w.set_timings({.total = seconds_since(t0)});

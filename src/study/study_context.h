@@ -13,6 +13,7 @@
 
 #include "sparsa/activations.h"
 #include "sparsa/calibration.h"
+#include "sparsa/coactivation.h"
 #include "sparsa/model.h"
 #include "sparsa/progress.h"
 #include "sparsa/prune.h"
@@ -23,6 +24,12 @@
 namespace sparsa::study {
 
 using Clock = std::chrono::steady_clock;
+
+inline constexpr int kKMeansInits = 4;                // k-means++ seedings per k-means run
+// k-means runs per matrix and k in the null model. 1: the separation ratio only; the stability (ARI
+// between runs) would need 2 and twice the time (docs/coactivation.md).
+inline constexpr int kNullKMeansRuns = 1;
+inline constexpr int64_t kNeighbourhoodSize = 128;    // features per neighbourhood (the seed's procedure)
 
 // A pruning run of the study (computed now or found in the database).
 struct PruneRun {
@@ -106,6 +113,18 @@ void speed_step(Context& ctx);
 // analysis layer's up projection, for Wanda and SparseGPT at the first unstructured target)
 // and of the analysis layer's down_in activation bitset.
 void coactivation_step(Context& ctx, const std::vector<PruneRun>& runs, const ActivationThresholds& thresholds);
+// The calibration windows of the activation bitsets ([min(opt.act_bitset_windows, nsamples), seqlen]),
+// the cluster_summary / cluster_null source name of one block's bitset, and the neighbourhood
+// settings of a source with `features` rows (ks above the neighbourhood's size dropped).
+TensorI32 bitset_windows(const Context& ctx);
+std::string activation_source_name(int64_t layer, float threshold, double sparsity, int64_t tokens);
+NeighbourhoodOptions neighbourhood_options(const StudyOptions& opt, int64_t features);
+
+// study_null_model.cpp: the permutation null model of cluster quality (cluster_null) and the
+// seed's neighbourhood procedure (neighbour_clusters) on the down_in activation bitset of every
+// block (opt.null_every_block) or of the analysis layer; its own analysis run, method
+// "coactivation-null".
+void null_model_step(Context& ctx, const ActivationThresholds& thresholds);
 
 // study_figures.cpp (sparsa/study_figures.h): the figures drawn from the database alone — the
 // perplexity charts and the Wanda vs SparseGPT Jaccard heatmap of the study's runs; the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -30,6 +31,7 @@ struct StudyArgs {
   double bitset_sparsity = 0.5;
   int kmeans_runs = 5, tsne_iterations = 1000, threads = 0;
   uint64_t seed = 0;
+  int null_shuffles = 4, neighbour_references = 8;
   bool nsamples_given = false, calib_given = false, no_figures = false, json = false;
 };
 
@@ -103,6 +105,9 @@ StudyOptions options_from(const StudyArgs& a) {
   o.act_bitset_windows = a.bitset_windows;
   o.act_bitset_sparsity = a.bitset_sparsity;
   o.analysis_layer = a.analysis_layer;
+  o.null_every_block = a.analysis_layer < 0;
+  o.null_shuffles = a.null_shuffles;
+  o.neighbour_references = a.neighbour_references;
   o.ks.clear();
   for (double k : number_list(a.ks, "--ks")) {
     if (k != static_cast<int>(k)) bad_input("--ks: {} is not a whole number", k);
@@ -219,7 +224,17 @@ void register_study(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--bitset-windows", a->bitset_windows, "calibration windows in the co-activation bitset")
       ->capture_default_str();
-  cmd->add_option("--analysis-layer", a->analysis_layer, "block analysed in depth (default: the middle one)");
+  cmd->add_option("--analysis-layer", a->analysis_layer,
+                  "all (default): the null model and neighbourhoods on every block, the in-depth analysis (mask "
+                  "clusters, t-SNE, coherence, figures) on the middle one; or one block index for all of it")
+      ->transform(CLI::Transformer(std::map<std::string, std::string>{{"all", "-1"}}))
+      ->default_str("all");
+  cmd->add_option("--null-shuffles", a->null_shuffles,
+                  "density-keeping shuffled copies of each bitset for the null model of cluster quality")
+      ->capture_default_str();
+  cmd->add_option("--neighbour-references", a->neighbour_references,
+                  "reference features per block whose 128 Hamming neighbours are clustered (the seed's procedure)")
+      ->capture_default_str();
   list_option(cmd->add_option("--ks", a->ks, "k-means cluster counts, a list"))->capture_default_str();
   cmd->add_option("--kmeans-runs", a->kmeans_runs, "repeated k-means runs (seeds) for the stability (ARI)")
       ->capture_default_str();
