@@ -214,14 +214,4 @@ class DecodeSparsifier : public Observer {
   int64_t steps_ = 0;
 };
 
-// Weight bytes of one decode step whose linears skip the weights of inactive inputs: for every
-// linear of block l fed by point p, in × out × bytes_per_weight × (1 − inactive[l][p]); the
-// lm_head (and OPT's project_out) read in full. `dense` is the same with nothing inactive.
-// inactive: [num_layers][4] fractions in [0, 1].
-struct DecodeBytes {
-  double dense = 0, read = 0;
-};
-DecodeBytes decode_weight_bytes(const Model& m, const std::vector<std::array<double, kNumObsPoints>>& inactive,
-                                double bytes_per_weight);
-
 }  // namespace sparsa

@@ -23,6 +23,7 @@
 // or windows run_windows() refuses.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -64,6 +65,8 @@ class BlockReadCounter {
 
 // The parameters one decode step reads, by what activation sparsity can skip.
 struct DecodeWeights {
+  std::vector<std::array<int64_t, kNumObsPoints>> by_point;  // [n_layers][point] elements of the block
+                                                             // linears each observation point feeds
   std::vector<int64_t> mlp_in;   // [n_layers] elements of the linears fed by mlp_in (gate + up, or fc1)
   std::vector<int64_t> down_in;  // [n_layers] elements of the linear fed by down_in (down, or fc2)
   int64_t dense = 0;             // everything else, read once per token (see the header comment)
@@ -73,6 +76,17 @@ struct DecodeWeights {
 // From the weights `m` holds (any family: the linears are found by the observation point that feeds
 // them, sparsa/model.h role_info).
 DecodeWeights decode_weights(const Model& m);
+
+// The weight bytes of one decode step whose block linears (all of them: q/k/v, o, gate/up, down)
+// skip the weights of inactive inputs, as the GPU decoder's GEMVs do row by row (B = 1): each
+// linear fed by point p of block l reads (1 − inactive[l][p]) of its weights; everything else of
+// decode_weights().dense is read whole. `dense` is the step with nothing inactive. inactive:
+// [num_layers][4] fractions in [0, 1]; bytes_per_weight: the storage type's size.
+struct DecodeBytes {
+  double dense = 0, read = 0;
+};
+DecodeBytes decode_weight_bytes(const Model& m, const std::vector<std::array<double, kNumObsPoints>>& inactive,
+                                double bytes_per_weight);
 
 // The bytes model at several activation sparsities and block sizes.
 struct BytesModel {

@@ -1,5 +1,4 @@
-// The observers that sparsify activations (|x| <= t -> 0 at every point of every block), and the
-// weight bytes a decode step reads when the linears skip inactive inputs.
+// The observers that sparsify activations (|x| <= t -> 0 at every point of every block).
 #include <cmath>
 
 #include "sparsa/activations.h"
@@ -45,23 +44,6 @@ std::vector<std::array<double, kNumObsPoints>> DecodeSparsifier::inactive_fracti
     for (size_t p = 0; p < kNumObsPoints; ++p)
       f[l][p] = seen_[l][p] ? static_cast<double>(zeroed_[l][p]) / static_cast<double>(seen_[l][p]) : 0.0;
   return f;
-}
-
-DecodeBytes decode_weight_bytes(const Model& m, const std::vector<std::array<double, kNumObsPoints>>& inactive,
-                                double bytes_per_weight) {
-  SPARSA_ASSERT(static_cast<int64_t>(inactive.size()) == m.config.num_layers);
-  DecodeBytes b;
-  for (int64_t l = 0; l < m.config.num_layers; ++l)
-    for (LinearRole r : arch_info(m.config.arch).roles) {
-      const Linear& lin = m.blocks[static_cast<size_t>(l)].linear(r);
-      const double bytes = static_cast<double>(lin.weight.numel()) * bytes_per_weight;
-      b.dense += bytes;
-      b.read += bytes * (1.0 - inactive[static_cast<size_t>(l)][static_cast<size_t>(role_info(r).input)]);
-    }
-  const double head = static_cast<double>(m.lm_head.numel() + m.project_out.numel()) * bytes_per_weight;
-  b.dense += head;
-  b.read += head;
-  return b;
 }
 
 }  // namespace sparsa

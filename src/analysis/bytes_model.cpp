@@ -122,17 +122,18 @@ DecodeWeights decode_weights(const Model& m) {
   using bytes_model_impl::elements;
   const int64_t n_layers = m.config.num_layers;
   DecodeWeights w;
+  w.by_point.assign(static_cast<size_t>(n_layers), std::array<int64_t, kNumObsPoints>{});
   w.mlp_in.assign(static_cast<size_t>(n_layers), 0);
   w.down_in.assign(static_cast<size_t>(n_layers), 0);
   int64_t all = 0;
   for (const HfConstTensor& t : hf_tensors(m)) all += elements(*t.tensor);
-  for (int64_t l = 0; l < n_layers; ++l)
-    for (LinearRole r : arch_info(m.config.arch).roles) {
-      const int64_t n = elements(m.blocks[static_cast<size_t>(l)].linear(r).weight);
-      const ObsPoint p = role_info(r).input;
-      if (p == ObsPoint::kMlpIn) w.mlp_in[static_cast<size_t>(l)] += n;
-      if (p == ObsPoint::kDownIn) w.down_in[static_cast<size_t>(l)] += n;
-    }
+  for (int64_t l = 0; l < n_layers; ++l) {
+    auto& row = w.by_point[static_cast<size_t>(l)];
+    for (LinearRole r : arch_info(m.config.arch).roles)
+      row[static_cast<size_t>(role_info(r).input)] += elements(m.blocks[static_cast<size_t>(l)].linear(r).weight);
+    w.mlp_in[static_cast<size_t>(l)] = row[static_cast<size_t>(ObsPoint::kMlpIn)];
+    w.down_in[static_cast<size_t>(l)] = row[static_cast<size_t>(ObsPoint::kDownIn)];
+  }
   // A step reads one row of the embeddings (and of the learned positions), not the tables, and the
   // whole lm_head, which hf_tensors() leaves out when it is the tied embeddings.
   all -= elements(m.embed) - m.embed.dim(1);
@@ -140,6 +141,20 @@ DecodeWeights decode_weights(const Model& m) {
   if (m.config.tie_word_embeddings) all += elements(m.lm_head);
   w.dense = all - w.mlp();
   return w;
+}
+
+DecodeBytes decode_weight_bytes(const Model& m, const std::vector<std::array<double, kNumObsPoints>>& inactive,
+                                double bytes_per_weight) {
+  const DecodeWeights w = decode_weights(m);
+  SPARSA_ASSERT(inactive.size() == w.by_point.size());
+  double linears = 0, read = 0;
+  for (size_t l = 0; l < w.by_point.size(); ++l)
+    for (size_t p = 0; p < kNumObsPoints; ++p) {
+      linears += static_cast<double>(w.by_point[l][p]);
+      read += static_cast<double>(w.by_point[l][p]) * (1.0 - inactive[l][p]);
+    }
+  const double rest = static_cast<double>(w.total()) - linears;
+  return {.dense = static_cast<double>(w.total()) * bytes_per_weight, .read = (read + rest) * bytes_per_weight};
 }
 
 double BytesModel::mlp_in_at(size_t s, size_t b, int64_t layer) const {

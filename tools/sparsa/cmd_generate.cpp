@@ -12,6 +12,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "sparsa/activations.h"
+#include "sparsa/bytes_model.h"
 #include "sparsa/calibration.h"
 #include "sparsa/decode.h"
 #include "sparsa/error.h"
