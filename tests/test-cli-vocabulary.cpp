@@ -357,7 +357,7 @@ TEST(Vocabulary, CompareSeriesPrintsWholeLabels) {
   int rows = 0;
   for (std::string line; std::getline(lines, line);)
     if (line.starts_with(long_a + " ") || line.starts_with(long_b + " ")) ++rows;
-  EXPECT_EQ(rows, 4) << r.out;  // a row per label in the jaccard and the hamming tables
+  EXPECT_EQ(rows, 6) << r.out;  // a row per label in the jaccard (pooled, mean) and hamming tables
   EXPECT_NE(r.out.find(" " + long_a + " " + long_b + "\n"), std::string::npos) << r.out;
 }
 
