@@ -572,20 +572,20 @@ TEST(Store, ViewsShowTheLatestRunOfEachMethodAndSparsity) {
   }
   RawDb raw(db.string());
   EXPECT_EQ(raw.column("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"),
-            (std::vector<std::string>{"cluster_sizes", "sparsegpt_0_5_down_proj", "sparsegpt_0_5_down_proj_features",
-                                      "sparsegpt_0_5_up_proj", "sparsegpt_0_5_up_proj_features", "wanda_0_5_down_proj",
-                                      "wanda_0_5_down_proj_features", "wanda_0_5_up_proj", "wanda_0_5_up_proj_features",
-                                      "wanda_2_4_down_proj", "wanda_2_4_down_proj_features", "wanda_2_4_up_proj",
-                                      "wanda_2_4_up_proj_features"}));
+            (std::vector<std::string>{"cluster_sizes", "sparsegpt_u50_down_proj", "sparsegpt_u50_down_proj_features",
+                                      "sparsegpt_u50_up_proj", "sparsegpt_u50_up_proj_features", "wanda_2_4_down_proj",
+                                      "wanda_2_4_down_proj_features", "wanda_2_4_up_proj", "wanda_2_4_up_proj_features",
+                                      "wanda_u50_down_proj", "wanda_u50_down_proj_features", "wanda_u50_up_proj",
+                                      "wanda_u50_up_proj_features"}));
   // Latest wanda u50 run (base 2): rows of layers 0 and 1, down_proj only, pruned = 2 + feature.
-  EXPECT_EQ(raw.column("SELECT DISTINCT run_id FROM wanda_0_5_down_proj"),
+  EXPECT_EQ(raw.column("SELECT DISTINCT run_id FROM wanda_u50_down_proj"),
             std::vector<std::string>{std::to_string(wanda_new)});
-  EXPECT_EQ(raw.column("SELECT layer || ':' || feature || ':' || pruned FROM wanda_0_5_down_proj "
+  EXPECT_EQ(raw.column("SELECT layer || ':' || feature || ':' || pruned FROM wanda_u50_down_proj "
                        "ORDER BY layer, feature"),
             (std::vector<std::string>{"0:0:2", "0:1:3", "0:2:4", "0:3:5", "1:0:2", "1:1:3", "1:2:4", "1:3:5"}));
-  EXPECT_EQ(raw.column("SELECT DISTINCT hf_name FROM sparsegpt_0_5_up_proj ORDER BY 1"),
+  EXPECT_EQ(raw.column("SELECT DISTINCT hf_name FROM sparsegpt_u50_up_proj ORDER BY 1"),
             (std::vector<std::string>{"model.layers.0.mlp.up_proj", "model.layers.1.mlp.up_proj"}));
-  EXPECT_EQ(raw.scalar("SELECT sum(pruned) FROM sparsegpt_0_5_up_proj"), std::to_string(2 * (3 + 4 + 5 + 6)));
+  EXPECT_EQ(raw.scalar("SELECT sum(pruned) FROM sparsegpt_u50_up_proj"), std::to_string(2 * (3 + 4 + 5 + 6)));
   EXPECT_EQ(raw.scalar("SELECT min(pruned) FROM wanda_2_4_down_proj"), "4");
 }
 
@@ -624,15 +624,15 @@ TEST(Store, FeatureAndComparisonRowsHaveTheirOwnViews) {
   }
   RawDb raw(db.string());
   EXPECT_EQ(raw.column("SELECT view_name FROM duckdb_views() WHERE NOT internal AND view_name LIKE '%_vs_%' ORDER BY 1"),
-            (std::vector<std::string>{"wanda_0_5_down_proj_vs_sparsegpt_0_5", "wanda_0_5_up_proj_vs_sparsegpt_0_5"}));
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_0_5_down_proj"), std::to_string(2 * 4 + 2 * 2 * 4));  // mixed
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_0_5_down_proj_features"), "8");
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_0_5_down_proj_features WHERE run_id <> " + std::to_string(wanda)), "0");
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_0_5_down_proj_vs_sparsegpt_0_5"), "8");
+            (std::vector<std::string>{"wanda_u50_down_proj_vs_sparsegpt_u50", "wanda_u50_up_proj_vs_sparsegpt_u50"}));
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_u50_down_proj"), std::to_string(2 * 4 + 2 * 2 * 4));  // mixed
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_u50_down_proj_features"), "8");
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_u50_down_proj_features WHERE run_id <> " + std::to_string(wanda)), "0");
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM wanda_u50_down_proj_vs_sparsegpt_u50"), "8");
   EXPECT_EQ(raw.column("SELECT DISTINCT compare_run_id || ':' || other_run_id || ':' || jaccard FROM "
-                       "wanda_0_5_down_proj_vs_sparsegpt_0_5"),
+                       "wanda_u50_down_proj_vs_sparsegpt_u50"),
             std::vector<std::string>{std::to_string(newer) + ":" + std::to_string(sgpt) + ":0.75"});
-  EXPECT_EQ(raw.scalar("SELECT count(*) FROM sparsegpt_0_5_down_proj_features"), "8");  // b's own rows only
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM sparsegpt_u50_down_proj_features"), "8");  // b's own rows only
 }
 
 TEST(Store, FindsRunsByTheirIdentity) {

@@ -142,8 +142,8 @@ TEST_F(StudyTest, DatabaseHoldsEveryStep) {
   // Measured GEMV rows only with a GPU.
   EXPECT_EQ(count(*s, "SELECT count(*) FROM benchmarks"), cuda_device_count() > 0 ? 2 * 2 : 0);
   // The Python study's view names, with the per-feature rows of the newest run.
-  EXPECT_EQ(count(*s, "SELECT count(*) FROM wanda_0_5_down_proj WHERE axis = 'row' AND other_run_id IS NULL"), 6 * 384);
-  EXPECT_GT(count(*s, "SELECT count(*) FROM sparsegpt_0_5_up_proj"), 0);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM wanda_u50_down_proj WHERE axis = 'row' AND other_run_id IS NULL"), 6 * 384);
+  EXPECT_GT(count(*s, "SELECT count(*) FROM sparsegpt_u50_up_proj"), 0);
   // Achieved sparsity: Wanda prunes exactly half of every row; SparseGPT, as the reference, prunes
   // |w|²/d² <= the value at index floor(0.5 n) of each 128-column block, so one weight or so more.
   EXPECT_EQ(count(*s, "SELECT count(*) FROM matrices JOIN runs USING (run_id) WHERE method = 'wanda' AND "

@@ -308,8 +308,7 @@ void migrate_schema(Connection& con, int from) {
 }
 
 std::string feature_view_name(std::string_view method, const SparsityTarget& target, std::string_view component) {
-  const std::string level = target.is_nm() ? fmt::format("{}_{}", target.n, target.m)
-                                           : fmt::format("{:g}", target.ratio);
+  const std::string level = target.label();  // "u50", "2-4": the runs' and files' spelling
   const size_t dot = component.rfind('.');
   const std::string_view short_component = dot == std::string_view::npos ? component : component.substr(dot + 1);
   return identifier_part(fmt::format("{}_{}_{}", method, level, short_component));
@@ -353,9 +352,7 @@ void create_feature_views(Connection& con, std::string_view method, const Sparsi
 std::string comparison_view_name(std::string_view method_a, const SparsityTarget& target_a, std::string_view component,
                                  std::string_view method_b, const SparsityTarget& target_b) {
   return feature_view_name(method_a, target_a, component) + "_vs_" +
-         identifier_part(fmt::format("{}_{}", method_b,
-                                     target_b.is_nm() ? fmt::format("{}_{}", target_b.n, target_b.m)
-                                                      : fmt::format("{:g}", target_b.ratio)));
+         identifier_part(fmt::format("{}_{}", method_b, target_b.label()));
 }
 
 void create_comparison_views(Connection& con, std::string_view method_a, const SparsityTarget& target_a,
