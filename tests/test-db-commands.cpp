@@ -312,7 +312,7 @@ TEST(DbCommands, BadAndLockedDatabasesAreOneLineErrors) {
 TEST(DbCommands, TaskRerunPrintsTheStoredScores) {
   TempDir tmp;
   const std::vector<std::string> args = {"eval", "--task", (test::repo_dir() / "data" / "tasks" / "persuasion-next.jsonl").string(),
-                                         "--limit", "3", "--json", "--db", (tmp / "db.duckdb").string()};
+                                         "--eval-limit", "3", "--json", "--db", (tmp / "db.duckdb").string()};
   const auto first = run_sparsa(args);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   const auto again = run_sparsa(args);

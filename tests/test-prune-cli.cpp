@@ -255,7 +255,7 @@ TEST(PruneCli, ConfigRecordsTheSparsityAsLlmCompressorDoes) {
   EXPECT_EQ(again_config["quantization_config"]["sparsity_config"]["sparsity_structure"], "unstructured");
   EXPECT_NEAR(again_config["quantization_config"]["sparsity_config"]["global_sparsity"].get<double>(),
               zero_fraction(again), 1e-12);
-  const CommandResult ev = run_sparsa({"eval", "--model", again.string(), "--limit", "1", "--json"});
+  const CommandResult ev = run_sparsa({"eval", "--model", again.string(), "--eval-limit", "1", "--json"});
   ASSERT_EQ(ev.exit_code, 0) << ev.err;
   EXPECT_TRUE(std::isfinite(json::parse(ev.out)["ppl"].get<double>()));
 }

@@ -221,7 +221,7 @@ TEST(SparseDecode, WeightBytesSkipTheInactiveInputs) {
 TEST(SparseDecodeCli, ThresholdsFromActsDecodeAndReportTheirMeasurements) {
   TempDir tmp;
   const fs::path th = tmp / "thresholds.json";
-  const auto acts = test::run_sparsa({"acts", "--tokens", calib_tokens().string(), "--nsamples", "4", "--sparsities",
+  const auto acts = test::run_sparsa({"acts", "--calib", calib_tokens().string(), "--nsamples", "4", "--act-sparsities",
                                       "0.5,0.25", "--thresholds-out", th.string(), "--json"});
   ASSERT_EQ(acts.exit_code, 0) << acts.err;
   const ThresholdsFile f = read_thresholds_file(th);

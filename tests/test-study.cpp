@@ -235,9 +235,9 @@ TEST_F(StudyTest, NullModelAndNeighbourhoodsOfEveryBlock) {
 // One block index runs the whole analysis, null model included, on that block alone.
 TEST(StudySingleBlock, AnalysisLayerIndexLimitsTheNullModelToIt) {
   TempDir d;
-  const auto r = run_sparsa({"study", "--out", (d / "s").string(), "--methods", "wanda", "--sparsities", "0.5", "--sweep",
-                             "none", "--nsamples", "2", "--eval-windows", "1", "--act-sparsities", "0.5",
-                             "--bitset-windows", "1", "--ks", "4", "--kmeans-runs", "1", "--tsne-iterations", "300",
+  const auto r = run_sparsa({"study", "--out", (d / "s").string(), "--methods", "wanda", "--targets", "0.5", "--sweep",
+                             "none", "--nsamples", "2", "--eval-limit", "1", "--act-sparsities", "0.5",
+                             "--bitset-windows", "1", "--ks", "4", "--kmeans-runs", "1", "--tsne-iterations", "500",
                              "--no-figures", "--analysis-layer", "2", "--null-shuffles", "2", "--neighbour-references",
                              "1", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

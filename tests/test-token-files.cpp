@@ -131,8 +131,8 @@ TEST(TokenFileCli, TokenizeOutIsCheckedByEveryCommand) {
   const auto commands = [&](const fs::path& file) {
     const std::string f = file.string();
     return std::vector<std::vector<std::string>>{
-        {"eval", "--tokens", f, "--key", "calib", "--limit", "1"},
-        {"acts", "--tokens", f, "--key", "calib", "--nsamples", "1", "--sparsities", "0.5"},
+        {"eval", "--eval-tokens", f, "--eval-key", "calib", "--eval-limit", "1"},
+        {"acts", "--calib", f, "--calib-key", "calib", "--nsamples", "1", "--act-sparsities", "0.5"},
         {"prune", "--method", "wanda", "--sparsity", "0.5", "--calib", f, "--calib-key", "calib", "--nsamples", "1",
          "--out", (tmp / ("pruned-" + file.stem().string())).string()}};
   };
@@ -149,7 +149,7 @@ TEST(TokenFileCli, TokenizeOutIsCheckedByEveryCommand) {
   }
   // A file recording no tokenizer: one warning line (beside the progress summary), and the command works.
   const fs::path bare = token_file(tmp, "bare.safetensors", {}, "eval");
-  const auto r = run_sparsa({"eval", "--tokens", bare.string(), "--limit", "1", "--json"});
+  const auto r = run_sparsa({"eval", "--eval-tokens", bare.string(), "--eval-limit", "1", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const std::string warning = "warning: " + bare.string() + " records no tokenizer";
   const size_t at = r.err.find(warning);
