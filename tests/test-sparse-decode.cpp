@@ -167,7 +167,7 @@ TEST(SparseDecode, MeasuredSparsityLandsOnTheTarget) {
   std::copy_n(c.tokens.data.begin() + 64 * c.tokens.dim(1), held_out.numel(), held_out.data.begin());
   for (double s : {0.25, 0.5}) {
     SCOPED_TRACE(s);
-    DecodeSparsifier sparsifier(decode_thresholds(model(), calib_windows(), PointTargets{s, s, s, s}, 1));
+    DecodeSparsifier sparsifier(decode_thresholds(model(), calib_windows(), profile(), PointTargets{s, s, s, s}, 1));
     perplexity(model(), held_out, &sparsifier);  // DecodeSparsifier is not concurrent: one window at a time
     EXPECT_EQ(sparsifier.steps(), 32);
     const auto f = sparsifier.inactive_fractions();
@@ -230,7 +230,7 @@ TEST(SparseDecodeCli, ThresholdsFromActsDecodeAndReportTheirMeasurements) {
   EXPECT_EQ(f.calibration.windows, 4);
   EXPECT_EQ(f.calibration.refinement_passes, 1);
   // The same windows give the same thresholds.
-  EXPECT_EQ(f.sets[1].t, decode_thresholds(model(), calib_windows(), PointTargets{0.5, 0.5, 0.5, 0.5}, 1).t);
+  EXPECT_EQ(f.sets[1].t, decode_thresholds(model(), calib_windows(), profile(), PointTargets{0.5, 0.5, 0.5, 0.5}, 1).t);
 
   const std::vector<std::string> base = {"generate", "--prompt", "Once upon a time", "--steps", "24"};
   auto with = [&](std::vector<std::string> extra) {

@@ -164,10 +164,12 @@ ActivationProfile capture_activation_profile(const Model& m, const TensorI32& wi
 // Thresholds calibrated for sparse decoding. Thresholds from dense activations undershoot
 // downstream: once q/k/v read a sparsified input, o_in's magnitudes shrink and more of them fall
 // below a dense-calibrated threshold (on the demo model, o_in measures 0.57 at a 0.5 target).
-// So: the dense profile's thresholds for `targets`, then `passes` rounds of re-calibrating every
-// point on activations sparsified upstream by the previous round's thresholds (a fixed-point
-// iteration). `progress(done, total)` counts windows over all rounds. passes >= 0.
-ActivationThresholds decode_thresholds(const Model& m, const TensorI32& windows, const PointTargets& targets, int passes,
+// So: the thresholds of `dense` (capture_activation_profile of the same windows, which the caller
+// already has or shares between targets) for `targets`, then `passes` rounds of re-calibrating
+// every point on activations sparsified upstream by the previous round's thresholds (a fixed-point
+// iteration). `progress(done, total)` counts windows over the rounds. passes >= 0.
+ActivationThresholds decode_thresholds(const Model& m, const TensorI32& windows, const ActivationProfile& dense,
+                                       const PointTargets& targets, int passes,
                                        const std::function<void(int64_t, int64_t)>& progress = {});
 
 // A bitset to capture: features × tokens, bit (f, w * seqlen + i) = |x[i, f]| > threshold for

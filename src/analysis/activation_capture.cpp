@@ -146,19 +146,18 @@ ActivationProfile capture_activation_profile(const Model& m, const TensorI32& wi
   return capture_profile(m, windows, &sparsifier, progress);
 }
 
-ActivationThresholds decode_thresholds(const Model& m, const TensorI32& windows, const PointTargets& targets, int passes,
+ActivationThresholds decode_thresholds(const Model& m, const TensorI32& windows, const ActivationProfile& dense,
+                                       const PointTargets& targets, int passes,
                                        const std::function<void(int64_t, int64_t)>& progress) {
-  SPARSA_ASSERT(passes >= 0);
-  const int64_t total = (passes + 1) * windows.dim(0);
+  SPARSA_ASSERT(passes >= 0 && dense.n_layers == m.config.num_layers);
+  const int64_t total = passes * windows.dim(0);
   int64_t base = 0;
   const auto step = [&](int64_t done, int64_t) {
     if (progress) progress(base + done, total);
   };
-  ActivationThresholds t = capture_profile(m, windows, nullptr, step).thresholds(targets);
-  for (int i = 0; i < passes; ++i) {
-    base += windows.dim(0);
+  ActivationThresholds t = dense.thresholds(targets);
+  for (int i = 0; i < passes; ++i, base += windows.dim(0))
     t = capture_activation_profile(m, windows, t, step).thresholds(targets);
-  }
   return t;
 }
 

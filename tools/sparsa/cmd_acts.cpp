@@ -142,9 +142,11 @@ json thresholds_json(const std::vector<ActivationThresholds>& ts) {
   return out;
 }
 
-// --thresholds-out: thresholds for sparse decoding (decode_thresholds: one refinement pass on
-// activations sparsified upstream, per target) with the model and calibration they belong to.
-void write_thresholds(const ActsArgs& a, const Model& m, const TensorI32& calib, std::vector<double> sparsities) {
+// --thresholds-out: thresholds for sparse decoding (decode_thresholds from the dense profile of
+// the same windows: one refinement pass on activations sparsified upstream, per target) with the
+// model and calibration they belong to.
+void write_thresholds(const ActsArgs& a, const Model& m, const TensorI32& calib, const ActivationProfile& profile,
+                      std::vector<double> sparsities) {
   std::sort(sparsities.begin(), sparsities.end());
   sparsities.erase(std::unique(sparsities.begin(), sparsities.end()), sparsities.end());
   constexpr int kPasses = 1;
@@ -152,13 +154,13 @@ void write_thresholds(const ActsArgs& a, const Model& m, const TensorI32& calib,
   f.model = {fs::weakly_canonical(a.model).filename().string(), m.config.model_type, m.config.num_layers,
              m.config.hidden_size, m.config.intermediate_size};
   f.calibration = {calib_source(a), calib.dim(0), calib.dim(1), token_hash(calib.data), kPasses};
-  Progress bar("acts decode thresholds", static_cast<int64_t>(sparsities.size()) * (kPasses + 1) * calib.dim(0));
+  Progress bar("acts decode thresholds", static_cast<int64_t>(sparsities.size()) * kPasses * calib.dim(0));
   int64_t done = 0;
   for (double s : sparsities) {
-    f.sets.push_back(decode_thresholds(m, calib, PointTargets{s, s, s, s}, kPasses,
+    f.sets.push_back(decode_thresholds(m, calib, profile, PointTargets{s, s, s, s}, kPasses,
                                        [&](int64_t d, int64_t) { bar.update(done + d); }));
     f.sets.back().sparsity = s;
-    done += (kPasses + 1) * calib.dim(0);
+    done += kPasses * calib.dim(0);
   }
   bar.finish();
   write_thresholds_file(a.thresholds_out, f);
@@ -333,7 +335,7 @@ void run_acts(const ActsArgs& a) {
   seconds["calibration"] = seconds_since(t0);
   std::vector<ActivationThresholds> thresholds;
   for (double s : sparsities) thresholds.push_back(profile.thresholds(s));
-  if (!a.thresholds_out.empty()) write_thresholds(a, m, calib, sparsities);
+  if (!a.thresholds_out.empty()) write_thresholds(a, m, calib, profile, sparsities);
 
   json ppl = json::object(), ppl_seconds = json::object();
   std::vector<PerplexityRow> ppl_rows;  // for --db

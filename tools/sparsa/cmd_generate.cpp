@@ -67,7 +67,10 @@ ChosenThresholds choose_thresholds(const GenerateArgs& a, const Model& m, const 
   const Calibration calib = load_calibration(spec, m.config);
   constexpr int kPasses = 1;
   Progress bar("generate calibration", (kPasses + 1) * calib.tokens.dim(0));
-  ActivationThresholds t = decode_thresholds(m, calib.tokens, targets, kPasses, [&](int64_t done, int64_t) { bar.update(done); });
+  const int64_t windows = calib.tokens.dim(0);
+  const ActivationProfile dense = capture_activation_profile(m, calib.tokens, [&](int64_t done, int64_t) { bar.update(done); });
+  ActivationThresholds t = decode_thresholds(m, calib.tokens, dense, targets, kPasses,
+                                             [&](int64_t done, int64_t) { bar.update(windows + done); });
   bar.finish();
   return {std::move(t),
           {{"calibration", {{"source", fmt::format("{}:{}", fs::path(a.calib).filename().string(), a.calib_key)},
