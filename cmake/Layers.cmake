@@ -71,7 +71,7 @@ sparsa_subsystem(viz DEPS io HEADERS viz LIBS sparsa::cairo)
 sparsa_subsystem(store DEPS analysis HEADERS store LIBS stdc++ sparsa::duckdb)
 sparsa_subsystem(cuda DEPS io HEADERS cuda sparse_gemv sparse_gemv_blocks sparse_gemv_2to4 sparse_gemv_masked
   CUDA_LIBS CUDA::cudart CUDA::cublas)
-sparsa_subsystem(gpu DEPS cuda prune HEADERS gpu decode
+sparsa_subsystem(gpu DEPS cuda analysis HEADERS gpu decode
   CUDA_LIBS CUDA::cudart CUDA::cublas CUDA::cusolver ${CMAKE_DL_LIBS})
 sparsa_subsystem(runs DEPS store HEADERS runs)
 sparsa_subsystem(report DEPS store HEADERS report)

@@ -18,11 +18,13 @@
 #include <nlohmann/json.hpp>
 
 #include "sparsa/checkpoint.h"
+#include "sparsa/decode.h"
 #include "sparsa/error.h"
 #include "sparsa/gpu.h"
 #include "sparsa/model.h"
 #include "sparsa/prune.h"
 #include "sparsa/safetensors.h"
+#include "family_fixtures.h"
 #include "test_support.h"
 
 namespace sparsa {
@@ -31,23 +33,16 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-const std::vector<std::string> kFamilies = {"llama3", "llama32", "mistral", "qwen2", "qwen3", "gemma3", "opt350m"};
+using test::family_fixture;
+using test::max_relative_logit_error;
 
-fs::path fixture(const std::string& family) { return test::repo_dir() / "tests" / "data" / "families" / family; }
+const std::vector<std::string>& kFamilies = test::family_names();
 
-json reference_info(const std::string& family) {
-  return json::parse(test::read_file(fixture(family) / "reference.json"));
-}
+fs::path fixture(const std::string& family) { return family_fixture(family); }
+json reference_info(const std::string& family) { return test::family_reference_info(family); }
 
-struct Reference {
-  TensorI32 tokens;  // [windows, seqlen]
-  Tensor logits;     // [windows, seqlen, vocab]
-};
-
-Reference load_reference(const std::string& family) {
-  const auto store = TensorStore::open(fixture(family) / "reference.safetensors");
-  return {store->load_i32("tokens"), store->load_f32("logits")};
-}
+using Reference = test::FamilyReference;
+Reference load_reference(const std::string& family) { return test::load_family_reference(family); }
 
 // sparsa's fp32 CPU logits of every window: [windows, seqlen, vocab].
 Tensor cpu_logits(const Model& m, const TensorI32& tokens) {
@@ -60,22 +55,6 @@ Tensor cpu_logits(const Model& m, const TensorI32& tokens) {
     std::copy(logits.data.begin(), logits.data.end(), all.data.begin() + w * seqlen * vocab);
   }
   return all;
-}
-
-// max over positions of max |got - want| / max |want| (both [positions, vocab]).
-double max_relative_logit_error(const Tensor& want, const Tensor& got, int64_t vocab) {
-  EXPECT_EQ(want.shape, got.shape);
-  double worst = 0;
-  for (size_t p = 0; p < want.numel() / static_cast<size_t>(vocab); ++p) {
-    double diff = 0, scale = 0;
-    for (size_t v = 0; v < static_cast<size_t>(vocab); ++v) {
-      const size_t i = p * static_cast<size_t>(vocab) + v;
-      diff = std::max(diff, std::fabs(static_cast<double>(got.data[i]) - want.data[i]));
-      scale = std::max(scale, std::fabs(static_cast<double>(want.data[i])));
-    }
-    worst = std::max(worst, diff / scale);
-  }
-  return worst;
 }
 
 class Family : public ::testing::TestWithParam<std::string> {};
@@ -263,15 +242,20 @@ TEST(FamilyConfig, LayerTypesWithoutTheList) {
 
 // The GPU path runs none of the new features yet: it must refuse each one, naming it, rather
 // than compute it wrongly.
-TEST(FamilyRefusals, GpuNamesTheFeatureItDoesNotRun) {
+// The GPU forward (perplexity, pruning) runs every family; the GPU decoder the LLaMA family only,
+// and it names the feature it lacks.
+TEST(FamilyRefusals, GpuDecoderNamesTheFeatureItDoesNotRun) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"llama3", "llama3 RoPE scaling"}, {"llama32", "llama3 RoPE scaling"},
       {"mistral", "sliding-window attention"}, {"qwen3", "q/k RMSNorm"},
       {"gemma3", "(1 + w) RMSNorm"},           {"opt350m", "OPT"},
   };
+  DecodeOptions opt;
+  opt.max_seq = 64;
   for (const auto& [family, feature] : cases) {
     const ModelConfig c = load_hf_config(fixture(family) / "config.json");
-    const std::string msg = test::bad_input_message([&] { check_gpu_supported(c); });
+    EXPECT_NO_THROW(check_gpu_supported(c)) << family;
+    const std::string msg = test::bad_input_message([&] { check_decode_supported(c, opt); });
     EXPECT_NE(msg.find(feature), std::string::npos) << family << ": " << msg;
     EXPECT_NE(msg.find("--device cpu"), std::string::npos) << msg;
   }

@@ -26,7 +26,9 @@
 #include "cuda/decode_attention.cuh"
 #include "cuda/elementwise.cuh"
 #include "cuda/fill_random.cuh"
+#include "cuda/gelu_tanh_mul.cuh"
 #include "cuda/get_rows.cuh"
+#include "cuda/layernorm.cuh"
 #include "cuda/nll.cuh"
 #include "cuda/rmsnorm.cuh"
 #include "cuda/rope.cuh"
@@ -242,6 +244,39 @@ void check_silu_mul() {
   expect_close(want, dout.download(), Tol{1e-7, 4e-6}, "silu_mul");  // CUDA expf: 2 ulp
 }
 
+// ---- gelu_tanh_mul.cuh ----
+
+void check_gelu_tanh_mul() {
+  const int64_t n = 4 * 1001 + 3;
+  const auto g = nonzero(static_cast<size_t>(n), 0.01f, 6.0f, 40), u = nonzero(static_cast<size_t>(n), 0.01f, 2.0f, 41);
+  std::vector<float> want(g.size());
+  gelu_tanh_mul(g.data(), u.data(), want.data(), 1, n);
+  DeviceBuffer<float> dg(g), du(u), dout(g.size());
+  cuda::launch_gelu_tanh_mul(dg.data(), du.data(), dout.data(), n);
+  // CUDA tanhf: 2 ulp; near g ≈ -3 the product 0.5 g (1 + tanh) cancels, hence the absolute term.
+  expect_close(want, dout.download(), Tol{1e-6, 1e-5}, "gelu_tanh_mul");
+}
+
+// ---- layernorm.cuh ----
+
+void check_layernorm() {
+  for (const auto [n, dim] : {std::pair<int64_t, int64_t>{5, 1031}, {3, 7}}) {
+    // An offset mean, as OPT's residual stream has: the centring must not lose it.
+    auto x = nonzero(static_cast<size_t>(n * dim), 0.01f, 3.0f, 42);
+    for (float& v : x) v += 1.5f;
+    const auto w = positive(static_cast<size_t>(dim), 0.5f, 1.5f, 43), b = nonzero(static_cast<size_t>(dim), 0.01f, 0.5f, 44);
+    for (const bool with_bias : {true, false}) {
+      std::vector<float> want(x.size());
+      layernorm(x.data(), w.data(), with_bias ? b.data() : nullptr, want.data(), n, dim, 1e-5f);
+      DeviceBuffer<float> dx(x), dw(w), db(b);
+      cuda::launch_layernorm(dx.data(), dw.data(), with_bias ? db.data() : nullptr, dx.data(), n, dim, 1e-5f);
+      // Mean and variance reduced in another order: a few fp32 ulp.
+      expect_close(want, dx.download(), Tol{1e-5, 1e-5},
+                   "layernorm in place " + std::to_string(dim) + (with_bias ? " with bias" : ""));
+    }
+  }
+}
+
 // ---- convert.cuh ----
 
 void check_convert() {
@@ -291,6 +326,32 @@ void check_elementwise() {
   DeviceBuffer<float> ds(w);
   cuda::launch_scale(ds.data(), ds.data(), 0.37f, n);
   expect_close(scaled, ds.download(), kExact, "scale in place");
+
+  std::vector<float> sum = w, rectified = w, capped = w;
+  for (size_t i = 0; i < w.size(); ++i) sum[i] += b[i % static_cast<size_t>(cols)];
+  std::vector<float> bias_rows(w.size());
+  for (size_t i = 0; i < w.size(); ++i) bias_rows[i] = b[i % static_cast<size_t>(cols)];
+  DeviceBuffer<float> da(w), dr(bias_rows);
+  cuda::launch_add(da.data(), dr.data(), n);
+  expect_close(sum, da.download(), kExact, "add");
+  std::vector<float> zeroed = w;
+  for (float& v : zeroed) v = std::fabs(v) <= 0.4f ? 0.0f : v;
+  DeviceBuffer<float> dzs(w);
+  cuda::launch_zero_small(dzs.data(), n, 0.4f);
+  expect_close(zeroed, dzs.download(), kExact, "zero_small");
+  cuda::launch_zero_small(dzs.data(), n, -1.0f);  // dense: nothing changes
+  expect_close(zeroed, dzs.download(), kExact, "zero_small dense");
+  relu(rectified.data(), n);
+  DeviceBuffer<float> dz(w);
+  cuda::launch_relu(dz.data(), n);
+  expect_close(rectified, dz.download(), kExact, "relu");
+  std::vector<float> big = w;
+  for (float& v : big) v *= 40.0f;  // past the cap, where tanh bends
+  capped = big;
+  softcap(capped.data(), n, 30.0f);
+  DeviceBuffer<float> dc(big);
+  cuda::launch_softcap(dc.data(), n, 30.0f);
+  expect_close(capped, dc.download(), Tol{1e-6, 1e-6}, "softcap");  // CUDA tanhf: 2 ulp
 }
 
 // ---- get_rows.cuh ----
@@ -306,6 +367,17 @@ void check_get_rows() {
   cuda::launch_gather_rows(dt.data(), dtok.data(), dx.data(), n, dim);
   expect_close(want, dx.download(), kExact, "gather_rows");
 
+  // Learned positions (OPT: offset 2): windows of 4 tokens, each from position 0.
+  const int64_t seqlen = 4, offset = 2, n_pos = seqlen + offset;
+  const auto pos_table = nonzero(static_cast<size_t>(n_pos * dim), 0.01f, 1.0f, 45);
+  std::vector<float> with_pos = want;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < dim; ++i)
+      with_pos[static_cast<size_t>(t * dim + i)] += pos_table[static_cast<size_t>((t % seqlen + offset) * dim + i)];
+  DeviceBuffer<float> dpt(pos_table);
+  cuda::launch_add_position_rows(dpt.data(), offset, seqlen, dx.data(), n, dim);
+  expect_close(with_pos, dx.download(), kExact, "add_position_rows");
+
   // The decoder's lookup: the token at device position 2, from a bf16 table.
   const auto table16 = to_bf16(table);
   DeviceBuffer<uint16_t> dt16(table16);
@@ -319,28 +391,45 @@ void check_get_rows() {
 
 // ---- softmax.cuh ----
 
-void check_causal_softmax() {
-  const int64_t heads = 3, seqlen = 19, rows = heads * seqlen;
-  const float scale = 0.3f;
-  const auto scores = nonzero(static_cast<size_t>(rows * seqlen), 0.01f, 8.0f, 16);
+// The CPU attention's softmax (src/model/attention.cpp) in double: rows of `seqlen` keys, row r
+// the query at position r % seqlen, window and soft-capping as AttentionOptions.
+std::vector<float> causal_softmax_ref(const std::vector<float>& scores, int64_t rows, int64_t seqlen,
+                                      const cuda::CausalSoftmaxOptions& o) {
   std::vector<float> want(scores.size(), 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
     const float* s = scores.data() + r * seqlen;
-    const int64_t visible = r % seqlen + 1;
-    const float mx = *std::max_element(s, s + visible);
-    double sum = 0.0;
-    for (int64_t j = 0; j < visible; ++j) sum += std::exp(static_cast<double>((s[j] - mx) * scale));
-    for (int64_t j = 0; j < visible; ++j) {
-      const double p = std::exp(static_cast<double>((s[j] - mx) * scale)) / sum;
-      want[static_cast<size_t>(r * seqlen + j)] = static_cast<float>(p);
+    const int64_t end = r % seqlen + 1, first = o.window > 0 ? std::max<int64_t>(0, end - o.window) : 0;
+    std::vector<double> v(static_cast<size_t>(end - first));
+    for (int64_t j = first; j < end; ++j) {
+      const double x = s[j];
+      v[static_cast<size_t>(j - first)] = o.softcap > 0 ? o.softcap * std::tanh(x * o.scale / o.softcap) : x * o.scale;
     }
+    const double mx = *std::max_element(v.begin(), v.end());
+    double sum = 0.0;
+    for (double x : v) sum += std::exp(x - mx);
+    for (int64_t j = first; j < end; ++j)
+      want[static_cast<size_t>(r * seqlen + j)] = static_cast<float>(std::exp(v[static_cast<size_t>(j - first)] - mx) / sum);
   }
-  DeviceBuffer<float> ds(scores), dp(scores.size());
-  cuda::launch_causal_softmax(ds.data(), dp.data(), rows, seqlen, scale, false, false);
-  expect_close(want, dp.download(), Tol{1e-7, 1e-5}, "causal_softmax fp32");
-  DeviceBuffer<uint16_t> dh(scores.size());
-  cuda::launch_causal_softmax(ds.data(), dh.data(), rows, seqlen, scale, true, true);
-  expect_close(want, from_bf16(dh.download()), kBf16Ulp, "causal_softmax bf16");
+  return want;
+}
+
+void check_causal_softmax() {
+  const int64_t heads = 3, seqlen = 19, rows = heads * seqlen;
+  const auto scores = nonzero(static_cast<size_t>(rows * seqlen), 0.01f, 8.0f, 16);
+  cuda::CausalSoftmaxOptions plain, window, capped;
+  plain.scale = window.scale = capped.scale = 0.3f;
+  window.window = 5;  // shorter than the window of 19: rows past position 4 drop their first keys
+  capped.softcap = 1.5f;
+  for (const auto& [o, what] : {std::pair{plain, "causal"}, std::pair{window, "sliding window 5"},
+                                std::pair{capped, "soft-capped"}}) {
+    const std::vector<float> want = causal_softmax_ref(scores, rows, seqlen, o);
+    DeviceBuffer<float> ds(scores), dp(scores.size());
+    cuda::launch_causal_softmax(ds.data(), dp.data(), rows, seqlen, o, false, false);
+    expect_close(want, dp.download(), Tol{1e-7, 1e-5}, std::string("causal_softmax fp32 ") + what);
+    DeviceBuffer<uint16_t> dh(scores.size());
+    cuda::launch_causal_softmax(ds.data(), dh.data(), rows, seqlen, o, true, true);
+    expect_close(want, from_bf16(dh.download()), kBf16Ulp, std::string("causal_softmax bf16 ") + what);
+  }
 }
 
 // ---- nll.cuh ----
@@ -772,9 +861,14 @@ const std::vector<OpCase>& op_table() {
       {"rope", {"launch_rope", "rope_freqs"}, OP_CHECK(check_rope)},
       {"rope_append", {"launch_rope_append"}, OP_CHECK(check_rope_append)},
       {"silu_mul", {"launch_silu_mul"}, OP_CHECK(check_silu_mul)},
+      {"gelu_tanh_mul", {"launch_gelu_tanh_mul"}, OP_CHECK(check_gelu_tanh_mul)},
+      {"layernorm", {"launch_layernorm"}, OP_CHECK(check_layernorm)},
       {"convert", {"launch_to_half", "launch_from_half"}, OP_CHECK(check_convert)},
-      {"elementwise", {"launch_apply_mask", "launch_add_bias", "launch_scale"}, OP_CHECK(check_elementwise)},
-      {"get_rows", {"launch_gather_rows", "launch_embed_row"}, OP_CHECK(check_get_rows)},
+      {"elementwise",
+       {"launch_apply_mask", "launch_add_bias", "launch_scale", "launch_add", "launch_zero_small", "launch_relu",
+        "launch_softcap"},
+       OP_CHECK(check_elementwise)},
+      {"get_rows", {"launch_gather_rows", "launch_add_position_rows", "launch_embed_row"}, OP_CHECK(check_get_rows)},
       {"causal_softmax", {"launch_causal_softmax"}, OP_CHECK(check_causal_softmax)},
       {"row_nll", {"launch_row_nll"}, OP_CHECK(check_row_nll)},
       {"sqsum", {"launch_col_sqsum", "launch_mean_sqrt"}, OP_CHECK(check_sqsum)},

@@ -19,11 +19,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "sparsa/bitmatrix.h"
+#include "sparsa/device.h"
 #include "sparsa/model.h"
 #include "sparsa/tensor.h"
 
@@ -142,24 +144,47 @@ class WindowObserver {
                        int64_t dim) = 0;
 };
 
-// Runs the dense model's blocks 0 .. n_layers-1 over every window [n_windows, seqlen] (no head),
-// windows in parallel with single-threaded kernels, calling obs at every point. Throws
-// Error(kBadInput) for a token outside the vocabulary or a window longer than the context.
-// `progress(done, total)` counts windows.
+// How the blocks run over windows for a WindowObserver: on the CPU (cpu_window_runner(), the default
+// of every function below) or on the GPU (make_window_runner(DeviceOptions)). run() checks the
+// windows (Error(kBadInput) for a token outside the vocabulary or a window longer than the
+// context), runs blocks 0 .. n_layers-1 over every window (no head) and calls obs at every point;
+// with `applied` it then zeroes the point's inputs with |x| <= t as ActivationSparsifier does, so
+// later points see a sparsified model. `progress(done, total)` counts windows.
+class WindowRunner {
+ public:
+  virtual ~WindowRunner() = default;
+  virtual void run(const Model& m, const TensorI32& windows, int64_t n_layers, WindowObserver& obs,
+                   const ActivationThresholds* applied, const std::function<void(int64_t, int64_t)>& progress) const = 0;
+};
+// Windows in parallel with single-threaded kernels. Stateless; any thread.
+const WindowRunner& cpu_window_runner();
+// cpu_window_runner() for Device::kCpu; with Device::kCuda the GPU forward of sparsa/gpu.h (every
+// family; windows in chunks of device.chunk_tokens, blocks 0 .. n_layers-1 resident) copying each
+// point's activations to the host for the observer, which is then called from one thread.
+// Defined with the other device-dispatching entry points (src/gpu/device_dispatch.cpp).
+std::unique_ptr<WindowRunner> make_window_runner(const DeviceOptions& device);
+// The checks run() starts with: Error(kBadInput) naming the window, position or length.
+void check_activation_windows(const Model& m, const TensorI32& windows, int64_t n_layers);
+
+// Runs the dense model's blocks 0 .. n_layers-1 over every window [n_windows, seqlen] (no head)
+// on `runner`, calling obs at every point.
 void run_windows(const Model& m, const TensorI32& windows, int64_t n_layers, WindowObserver& obs,
-                 const std::function<void(int64_t, int64_t)>& progress = {});
+                 const std::function<void(int64_t, int64_t)>& progress = {},
+                 const WindowRunner& runner = cpu_window_runner());
 
 // One calibration pass: the histograms of all layers and points. windows: [n, seqlen].
 // Memory: one set of histograms (n_layers × 4 × 2 × kBinsPerSign × 8 bytes ≈ 0.66 MB per point)
 // per thread that observes at the same time; they are merged at the end.
 ActivationProfile capture_activation_profile(const Model& m, const TensorI32& windows,
-                                             const std::function<void(int64_t, int64_t)>& progress = {});
+                                             const std::function<void(int64_t, int64_t)>& progress = {},
+                                             const WindowRunner& runner = cpu_window_runner());
 
 // The profile of a model sparsified with `applied` as the sparse decoder runs it: each point is
 // recorded before it is sparsified, after every earlier point (this block's earlier points
 // included) was. applied.t must have num_layers rows.
 ActivationProfile capture_activation_profile(const Model& m, const TensorI32& windows, const ActivationThresholds& applied,
-                                             const std::function<void(int64_t, int64_t)>& progress = {});
+                                             const std::function<void(int64_t, int64_t)>& progress = {},
+                                             const WindowRunner& runner = cpu_window_runner());
 
 // Thresholds calibrated for sparse decoding. Thresholds from dense activations undershoot
 // downstream: once q/k/v read a sparsified input, o_in's magnitudes shrink and more of them fall
@@ -170,7 +195,8 @@ ActivationProfile capture_activation_profile(const Model& m, const TensorI32& wi
 // iteration). `progress(done, total)` counts windows over the rounds. passes >= 0.
 ActivationThresholds decode_thresholds(const Model& m, const TensorI32& windows, const ActivationProfile& dense,
                                        const PointTargets& targets, int passes,
-                                       const std::function<void(int64_t, int64_t)>& progress = {});
+                                       const std::function<void(int64_t, int64_t)>& progress = {},
+                                       const WindowRunner& runner = cpu_window_runner());
 
 // A bitset to capture: features × tokens, bit (f, w * seqlen + i) = |x[i, f]| > threshold for
 // window w, token i, at (layer, point).
@@ -183,7 +209,8 @@ struct BitsetRequest {
 // [dim(point), n_windows * seqlen] per request, in request order. Memory: only these bitsets.
 std::vector<BitMatrix> capture_activation_bits(const Model& m, const TensorI32& windows,
                                                const std::vector<BitsetRequest>& requests,
-                                               const std::function<void(int64_t, int64_t)>& progress = {});
+                                               const std::function<void(int64_t, int64_t)>& progress = {},
+                                               const WindowRunner& runner = cpu_window_runner());
 
 // Sets every activation with |x| <= t[layer][point] to zero at all four points of every block.
 // Stateless and concurrent: perplexity() may run windows in parallel with it.
@@ -196,6 +223,14 @@ class ActivationSparsifier : public Observer {
  private:
   ActivationThresholds t_;
 };
+
+// Perplexity (as perplexity() in sparsa/model.h) with every point's inputs |x| <= t zeroed, on the
+// device the options name: the CPU with ActivationSparsifier, or the GPU forward with the same
+// zeroing before each linear. t.t must have num_layers rows (Error(kBadInput) otherwise). Defined
+// with the other device-dispatching entry points (src/gpu/device_dispatch.cpp).
+PerplexityResult sparsified_perplexity(const Model& m, const TensorI32& windows, const ActivationThresholds& t,
+                                       const DeviceOptions& device,
+                                       const std::function<void(int64_t, int64_t)>& progress = {});
 
 // The sparsifier of a decode loop that recomputes the whole prefix at each step (sparsa::generate
 // on the CPU, the reference of the GPU decoder): zeroes every row as ActivationSparsifier does,

@@ -60,7 +60,8 @@ struct DecodeOptions {
   GemvTuneTable tune;                            // GEMV configs; untuned shapes take the defaults
 };
 
-// Error(kBadInput) naming what the decoder cannot run: another family, project_in/out, biases,
+// Error(kBadInput) naming what the decoder cannot run: another family than LLaMA's, RoPE scaling,
+// sliding windows, soft-capping, project_in/out, biases,
 // head_dim beyond kRopeMaxHeadDim, or max_seq outside 1..min(config.max_position, kDecodeMaxSeq).
 void check_decode_supported(const ModelConfig& c, const DecodeOptions& opt);
 

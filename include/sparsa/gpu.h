@@ -1,4 +1,4 @@
-// sparsa/gpu.h — the model on the GPU: the LLaMA-family forward pass, perplexity, and the
+// sparsa/gpu.h — the model on the GPU: the forward pass of every family, perplexity, and the
 // CUDA backend of the sequential calibration + pruning driver (Wanda, SparseGPT) with the
 // statistics, selection and SparseGPT updates on the device. They are reached through the
 // device-dispatching entry points, perplexity(m, windows, DeviceOptions) (sparsa/model.h) and
@@ -17,8 +17,10 @@
 // - Runs on the current CUDA device, default stream; not thread-safe (one call at a time per
 //   process). Every CUDA/cuBLAS/cuSOLVER failure throws Error(kRuntime); running out of device
 //   memory names the size asked for, what is free, and what to lower.
-// - Families: the LLaMA family only (RMSNorm, RoPE, gated SiLU MLP, GQA; optional q/k/v/o
-//   biases). OPT and models with project_in/out throw Error(kBadInput).
+// - Families: every row of the architecture table, with the CPU forward's operations (LLaMA-2/3
+//   with RoPE scaling, Mistral's and Qwen's sliding windows, Qwen2 biases, Qwen3 q/k norms,
+//   Gemma 3, OPT pre- and post-LN with project_in/out). head_dim above kRopeMaxHeadDim throws
+//   Error(kBadInput). The decoder (sparsa/decode.h) runs the LLaMA family only.
 // - Without CUDA (SPARSA_WITH_CUDA undefined) every GPU path throws Error(kRuntime).
 #pragma once
 
@@ -33,8 +35,15 @@
 
 namespace sparsa {
 
-// Refuses (Error(kBadInput)) a model the GPU path does not run, naming what is missing.
+// Refuses (Error(kBadInput)) a model the GPU forward does not run, naming what is missing.
 void check_gpu_supported(const ModelConfig& c);
+
+// The fp32 logits [n, seqlen, vocab] of windows [n, seqlen] (each window from position 0) on GPU 0,
+// every block resident, windows in chunks of device.chunk_tokens: the GPU twin of forward() for
+// tests and small evaluations (the host tensor holds n · seqlen · vocab floats). Error(kBadInput)
+// for a model check_gpu_supported refuses, a window longer than the context, or a token outside
+// the vocabulary.
+Tensor logits_cuda(const Model& m, const TensorI32& windows, const DeviceOptions& device);
 
 // True when NCCL (libnccl.so.2, or SPARSA_NCCL_LIBRARY) can be loaded: what devices > 1 needs.
 bool gpu_nccl_available();

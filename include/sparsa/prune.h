@@ -137,7 +137,7 @@ struct PruneResult {
 // result.linears holds the blocks k.. only.
 //
 // `device` picks the backend (sparsa/prune_backend.h): the CPU, or with Device::kCuda the GPU
-// (sparsa/gpu.h: the LLaMA family; the calibration activations of all samples stay on the
+// (sparsa/gpu.h: every family; the calibration activations of all samples stay on the
 // device(s), [n_samples, seqlen, d_model] fp32 split over device.devices; one block's weights
 // are resident at a time). Magnitude needs no forward pass and selects on the host with either
 // device. On the GPU, with several devices the results equal one device's up to the order in

@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sparsa/calibration.h"
+#include "sparsa/device.h"
 #include "sparsa/prune.h"
 #include "sparsa/report.h"
 #include "sparsa/store.h"
@@ -48,6 +49,11 @@ struct StudyOptions {
   CalibrationSpec calib;                // pruning calibration (and activation thresholds)
   int64_t blocksize = 128;              // SparseGPT
   double percdamp = 0.01;               // SparseGPT
+  // Where the model runs (sparsa/device.h): the dense and pruned evaluations, every pruning run,
+  // the activation histograms and sparsified perplexities, and the activation bitsets. The dense
+  // weights stay in host memory and every pruning run starts from them. A run's identity holds the
+  // device (and the GPU precision when it is not fp32), so a study moved to the GPU recomputes.
+  DeviceOptions device;
 
   std::filesystem::path eval_text;      // held-out text, tokenized without BOS ...
   std::filesystem::path eval_tokens;    // ... or int32 safetensors windows [n, seqlen] ...

@@ -66,7 +66,8 @@ class BitsetCollector : public WindowObserver {
 
 std::vector<BitMatrix> capture_activation_bits(const Model& m, const TensorI32& windows,
                                                const std::vector<BitsetRequest>& requests,
-                                               const std::function<void(int64_t, int64_t)>& progress) {
+                                               const std::function<void(int64_t, int64_t)>& progress,
+                                               const WindowRunner& runner) {
   int64_t n_layers = 0;
   for (const BitsetRequest& r : requests) {
     if (r.layer < 0 || r.layer >= m.config.num_layers)
@@ -76,7 +77,7 @@ std::vector<BitMatrix> capture_activation_bits(const Model& m, const TensorI32& 
   if (requests.empty()) return {};
   if (windows.rank() != 2) bad_input("activation capture needs token windows [n_windows, seqlen], got {}", shape_string(windows.shape));
   BitsetCollector collector(requests, windows.dim(1), static_cast<int64_t>(windows.numel()));
-  run_windows(m, windows, n_layers, collector, progress);
+  run_windows(m, windows, n_layers, collector, progress, runner);
   return collector.take();
 }
 

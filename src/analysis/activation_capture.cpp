@@ -2,6 +2,7 @@
 // calibration pass that fills one histogram per (layer, point).
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "sparsa/activations.h"
 #include "sparsa/parallel.h"
@@ -27,7 +28,9 @@ class WindowAdapter : public Observer {
   ActivationSparsifier* applied_;
 };
 
-void check_windows(const Model& m, const TensorI32& windows, int64_t n_layers) {
+}  // namespace
+
+void check_activation_windows(const Model& m, const TensorI32& windows, int64_t n_layers) {
   if (windows.rank() != 2 || windows.dim(0) == 0 || windows.dim(1) == 0)
     bad_input("activation capture needs token windows [n_windows, seqlen], got {}", shape_string(windows.shape));
   if (windows.dim(1) > m.config.max_position)
@@ -39,6 +42,8 @@ void check_windows(const Model& m, const TensorI32& windows, int64_t n_layers) {
                 static_cast<int64_t>(i) / windows.dim(1), static_cast<int64_t>(i) % windows.dim(1),
                 m.config.vocab_size);
 }
+
+namespace {
 
 // One histogram per (layer, point), accumulated into per-thread copies: a thread borrows a
 // free copy for the duration of one observe() call, so any threading works and at most
@@ -91,64 +96,76 @@ class HistogramCollector : public WindowObserver {
 
 namespace {
 
-void run_windows_sparsified(const Model& m, const TensorI32& windows, int64_t n_layers, WindowObserver& obs,
-                            ActivationSparsifier* applied, const std::function<void(int64_t, int64_t)>& progress) {
-  check_windows(m, windows, n_layers);
-  const int64_t n_windows = windows.dim(0), seqlen = windows.dim(1);
-  std::mutex progress_mutex;
-  int64_t done = 0;
-  // Whole windows per thread with single-threaded kernels (nested regions stay serial), as perplexity() does.
-  ParallelFailure failure;
+// Whole windows per thread with single-threaded kernels (nested regions stay serial), as perplexity() does.
+class CpuWindowRunner final : public WindowRunner {
+ public:
+  void run(const Model& m, const TensorI32& windows, int64_t n_layers, WindowObserver& obs,
+           const ActivationThresholds* applied, const std::function<void(int64_t, int64_t)>& progress) const override {
+    check_activation_windows(m, windows, n_layers);
+    std::optional<ActivationSparsifier> sparsifier;
+    if (applied) sparsifier.emplace(*applied);
+    const int64_t n_windows = windows.dim(0), seqlen = windows.dim(1);
+    std::mutex progress_mutex;
+    int64_t done = 0;
+    ParallelFailure failure;
 #pragma omp parallel
-  {
-    ForwardBuffers buf;
-    Tensor x;  // [seqlen, d_model]
+    {
+      ForwardBuffers buf;
+      Tensor x;  // [seqlen, d_model]
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t w = 0; w < n_windows; ++w)
-      failure.run([&] {
-        WindowAdapter adapter(obs, w, applied);
-        embed_tokens(m, windows.ptr() + w * seqlen, seqlen, x);
-        for (int64_t l = 0; l < n_layers; ++l) block_forward(m, l, x, buf, &adapter);
-        if (progress) {
-          std::lock_guard<std::mutex> lock(progress_mutex);
-          progress(++done, n_windows);
-        }
-      });
+      for (int64_t w = 0; w < n_windows; ++w)
+        failure.run([&] {
+          WindowAdapter adapter(obs, w, sparsifier ? &*sparsifier : nullptr);
+          embed_tokens(m, windows.ptr() + w * seqlen, seqlen, x);
+          for (int64_t l = 0; l < n_layers; ++l) block_forward(m, l, x, buf, &adapter);
+          if (progress) {
+            std::lock_guard<std::mutex> lock(progress_mutex);
+            progress(++done, n_windows);
+          }
+        });
+    }
+    failure.rethrow_if_any([&] {
+      return fmt::format("capturing activations of {} windows of {} tokens over {} blocks", n_windows, seqlen, n_layers);
+    });
   }
-  failure.rethrow_if_any([&] {
-    return fmt::format("capturing activations of {} windows of {} tokens over {} blocks", n_windows, seqlen, n_layers);
-  });
-}
+};
 
-ActivationProfile capture_profile(const Model& m, const TensorI32& windows, ActivationSparsifier* applied,
-                                  const std::function<void(int64_t, int64_t)>& progress) {
+ActivationProfile capture_profile(const Model& m, const TensorI32& windows, const ActivationThresholds* applied,
+                                  const std::function<void(int64_t, int64_t)>& progress, const WindowRunner& runner) {
+  if (applied) SPARSA_ASSERT(static_cast<int64_t>(applied->t.size()) == m.config.num_layers);
   HistogramCollector collector(m.config.num_layers);
-  run_windows_sparsified(m, windows, m.config.num_layers, collector, applied, progress);
+  runner.run(m, windows, m.config.num_layers, collector, applied, progress);
   return collector.merged(static_cast<int64_t>(windows.numel()));
 }
 
 }  // namespace
 
+const WindowRunner& cpu_window_runner() {
+  static const CpuWindowRunner runner;
+  return runner;
+}
+
 void run_windows(const Model& m, const TensorI32& windows, int64_t n_layers, WindowObserver& obs,
-                 const std::function<void(int64_t, int64_t)>& progress) {
-  run_windows_sparsified(m, windows, n_layers, obs, nullptr, progress);
+                 const std::function<void(int64_t, int64_t)>& progress, const WindowRunner& runner) {
+  runner.run(m, windows, n_layers, obs, nullptr, progress);
 }
 
 ActivationProfile capture_activation_profile(const Model& m, const TensorI32& windows,
-                                             const std::function<void(int64_t, int64_t)>& progress) {
-  return capture_profile(m, windows, nullptr, progress);
+                                             const std::function<void(int64_t, int64_t)>& progress,
+                                             const WindowRunner& runner) {
+  return capture_profile(m, windows, nullptr, progress, runner);
 }
 
 ActivationProfile capture_activation_profile(const Model& m, const TensorI32& windows, const ActivationThresholds& applied,
-                                             const std::function<void(int64_t, int64_t)>& progress) {
-  SPARSA_ASSERT(static_cast<int64_t>(applied.t.size()) == m.config.num_layers);
-  ActivationSparsifier sparsifier(applied);
-  return capture_profile(m, windows, &sparsifier, progress);
+                                             const std::function<void(int64_t, int64_t)>& progress,
+                                             const WindowRunner& runner) {
+  return capture_profile(m, windows, &applied, progress, runner);
 }
 
 ActivationThresholds decode_thresholds(const Model& m, const TensorI32& windows, const ActivationProfile& dense,
                                        const PointTargets& targets, int passes,
-                                       const std::function<void(int64_t, int64_t)>& progress) {
+                                       const std::function<void(int64_t, int64_t)>& progress,
+                                       const WindowRunner& runner) {
   SPARSA_ASSERT(passes >= 0 && dense.n_layers == m.config.num_layers);
   const int64_t total = passes * windows.dim(0);
   int64_t base = 0;
@@ -157,7 +174,7 @@ ActivationThresholds decode_thresholds(const Model& m, const TensorI32& windows,
   };
   ActivationThresholds t = dense.thresholds(targets);
   for (int i = 0; i < passes; ++i, base += windows.dim(0))
-    t = capture_activation_profile(m, windows, t, step).thresholds(targets);
+    t = capture_activation_profile(m, windows, t, step, runner).thresholds(targets);
   return t;
 }
 

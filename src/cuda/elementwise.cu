@@ -29,6 +29,30 @@ __global__ void scale_kernel(float* y, const float* x, float s, int64_t n) {
     y[i] = x[i] * s;
 }
 
+__global__ void add_kernel(float* y, const float* __restrict__ x, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    y[i] += x[i];
+}
+
+__global__ void zero_small_kernel(float* x, int64_t n, float t) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    if (fabsf(x[i]) <= t) x[i] = 0.0f;
+}
+
+__global__ void relu_kernel(float* x, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] = fmaxf(x[i], 0.0f);
+}
+
+__global__ void softcap_kernel(float* x, int64_t n, float cap) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    x[i] = cap * tanhf(x[i] / cap);
+}
+
 }  // namespace
 
 void launch_apply_mask(void* w, const uint8_t* mask, int64_t n, int element_bytes) {
@@ -47,6 +71,26 @@ void launch_add_bias(float* y, const float* b, int64_t rows, int64_t cols) {
 
 void launch_scale(float* y, const float* x, float s, int64_t n) {
   scale_kernel<<<grid_stride_blocks(n, kThreads, kMaxBlocks), kThreads>>>(y, x, s, n);
+  SPARSA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_add(float* y, const float* x, int64_t n) {
+  add_kernel<<<grid_stride_blocks(n, kThreads, kMaxBlocks), kThreads>>>(y, x, n);
+  SPARSA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_zero_small(float* x, int64_t n, float t) {
+  zero_small_kernel<<<grid_stride_blocks(n, kThreads, kMaxBlocks), kThreads>>>(x, n, t);
+  SPARSA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_relu(float* x, int64_t n) {
+  relu_kernel<<<grid_stride_blocks(n, kThreads, kMaxBlocks), kThreads>>>(x, n);
+  SPARSA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_softcap(float* x, int64_t n, float cap) {
+  softcap_kernel<<<grid_stride_blocks(n, kThreads, kMaxBlocks), kThreads>>>(x, n, cap);
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,5 +1,5 @@
 // src/cuda/elementwise.cuh — in-place element-wise updates of the GPU model (op: elementwise.cu):
-// masking pruned weights, adding a bias, scaling. CPU reference: the loops of the same names in
+// masking pruned weights, adding a bias or a residual, scaling, ReLU, soft-capping. CPU reference: the loops of the same names in
 // test-gpu-ops (each a one-line expression). Default stream.
 #pragma once
 
@@ -13,5 +13,13 @@ void launch_apply_mask(void* w, const uint8_t* mask, int64_t n, int element_byte
 void launch_add_bias(float* y, const float* b, int64_t rows, int64_t cols);
 // y[i] = x[i] * s; y may alias x. x, y: [n].
 void launch_scale(float* y, const float* x, float s, int64_t n);
+// y[i] += x[i]. x, y: [n].
+void launch_add(float* y, const float* x, int64_t n);
+// x[i] = 0 where |x[i]| <= t (ActivationSparsifier's zeroing; a negative t keeps every value).
+void launch_zero_small(float* x, int64_t n, float t);
+// x[i] = max(x[i], 0) (sparsa::relu). x: [n].
+void launch_relu(float* x, int64_t n);
+// x[i] = cap · tanh(x[i] / cap) (sparsa::softcap). x: [n].
+void launch_softcap(float* x, int64_t n, float cap);
 
 }  // namespace sparsa::cuda

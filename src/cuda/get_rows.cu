@@ -17,6 +17,14 @@ __global__ void gather_rows_kernel(const float* __restrict__ table, const int32_
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) dst[i] = src[i];
 }
 
+// One block per token row: its window position's row added.
+__global__ void add_position_rows_kernel(const float* __restrict__ table, int64_t offset, int64_t seqlen,
+                                         float* __restrict__ x, int64_t dim) {
+  const float* src = table + (static_cast<int64_t>(blockIdx.x) % seqlen + offset) * dim;
+  float* dst = x + static_cast<int64_t>(blockIdx.x) * dim;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) dst[i] += src[i];
+}
+
 // The row of the token at position *pos, grid-stride over its dim elements.
 template <typename T>
 __global__ void embed_row_kernel(const T* __restrict__ table, const int32_t* __restrict__ tokens,
@@ -31,6 +39,11 @@ __global__ void embed_row_kernel(const T* __restrict__ table, const int32_t* __r
 
 void launch_gather_rows(const float* table, const int32_t* tokens, float* x, int64_t n, int64_t dim) {
   gather_rows_kernel<<<static_cast<unsigned>(n), kThreads>>>(table, tokens, x, dim);
+  SPARSA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_add_position_rows(const float* table, int64_t offset, int64_t seqlen, float* x, int64_t n, int64_t dim) {
+  add_position_rows_kernel<<<static_cast<unsigned>(n), kThreads>>>(table, offset, seqlen, x, dim);
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,6 +1,7 @@
 // The parts of sparsa/decode.h that need no GPU: the supported-model check, dense thresholds and
 // the list of matrices one decode step multiplies.
 #include <algorithm>
+#include <string_view>
 
 #include "sparsa/decode.h"
 #include "sparsa/error.h"
@@ -17,10 +18,32 @@ DType weight_dtype(GpuPrecision p) {
   return DType::F32;
 }
 
+// The first feature of `c` the CUDA decoder (one token a step, KV cache, fused kernels) does not
+// compute, or "" when it runs it all.
+std::string_view unsupported_decode_feature(const ModelConfig& c) {
+  switch (c.arch) {
+    case Arch::kOpt: return "OPT (LayerNorm, learned positions, ReLU MLP)";
+    case Arch::kQwen3: return "per-head q/k RMSNorm (q_norm, k_norm)";
+    case Arch::kGemma3: return "(1 + w) RMSNorm, GeGLU and Gemma 3's pre/post norms";
+    case Arch::kLlama: break;
+  }
+  if (c.rope.type == RopeType::kLlama3) return "llama3 RoPE scaling";
+  if (c.rope.type == RopeType::kLinear) return "linear RoPE scaling";
+  if (!c.sliding_layers.empty()) return "sliding-window attention";
+  if (c.query_pre_attn_scalar > 0 || c.attn_logit_softcap > 0 || c.final_logit_softcap > 0)
+    return "query_pre_attn_scalar and logit soft-capping";
+  if (c.has_projections()) return "project_in / project_out";
+  return {};
+}
+
 }  // namespace
 
 void check_decode_supported(const ModelConfig& c, const DecodeOptions& opt) {
   check_gpu_supported(c);
+  const std::string_view feature = unsupported_decode_feature(c);
+  if (!feature.empty())
+    bad_input("{}: the CUDA decoder does not support {} yet; use --device cpu (perplexity and pruning run it on "
+              "the GPU)", c.model_type, feature);
   if (c.attention_bias || c.o_proj_bias || c.mlp_bias)
     bad_input("GPU decoding does not run models with linear biases ({})", c.model_type);
   if (c.hidden_size < 1 || c.intermediate_size < 1 || c.num_layers < 1 || c.vocab_size < 1 || c.num_heads < 1 ||

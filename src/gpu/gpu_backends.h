@@ -1,5 +1,6 @@
 // src/gpu/gpu_backends.h — the GPU implementations behind the device-dispatching entry points
-// (prune_model in sparsa/prune.h, perplexity in sparsa/model.h; private to src/gpu). Without
+// (prune_model in sparsa/prune.h, perplexity in sparsa/model.h, make_window_runner and
+// sparsified_perplexity in sparsa/activations.h; private to src/gpu). Without
 // CUDA they throw Error(kRuntime) (gpu_stub.cpp). check_gpu_supported has passed (prune_model
 // runs it; perplexity_cuda runs it itself).
 #pragma once
@@ -8,6 +9,7 @@
 #include <functional>
 #include <memory>
 
+#include "sparsa/activations.h"
 #include "sparsa/device.h"
 #include "sparsa/model.h"
 #include "sparsa/prune_backend.h"
@@ -18,8 +20,13 @@ namespace sparsa {
 // Error(kBadInput) for a SparseGPT blocksize outside 1..128. `m` and `opt` must outlive it.
 std::unique_ptr<PruneBackend> make_cuda_prune_backend(Model& m, const PruneOptions& opt, const DeviceOptions& device);
 
-// perplexity() on GPU 0: every block resident, windows in chunks of device.chunk_tokens.
+// perplexity() on GPU 0: every block resident, windows in chunks of device.chunk_tokens; with
+// `sparsify` (num_layers rows), each point's inputs |x| <= t zeroed (sparsified_perplexity).
 PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const DeviceOptions& device,
-                                 const std::function<void(int64_t, int64_t)>& progress);
+                                 const std::function<void(int64_t, int64_t)>& progress,
+                                 const ActivationThresholds* sparsify = nullptr);
+
+// The GPU WindowRunner of make_window_runner (sparsa/activations.h).
+std::unique_ptr<WindowRunner> make_cuda_window_runner(const DeviceOptions& device);
 
 }  // namespace sparsa

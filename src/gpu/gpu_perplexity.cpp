@@ -1,10 +1,12 @@
-// Perplexity on the GPU: every block resident, windows in chunks, the reference definition.
+// Perplexity and logits on the GPU, every family: every block resident, windows in chunks;
+// perplexity by the reference definition.
 #ifdef SPARSA_WITH_CUDA
 
 #include <chrono>
 #include <cmath>
+#include <memory>
+#include <vector>
 
-#include "cuda/get_rows.cuh"
 #include "cuda/nll.cuh"
 #include "gpu/gpu_backends.h"
 #include "gpu/gpu_forward.h"
@@ -13,47 +15,81 @@
 #include "sparsa/gpu.h"
 
 namespace sparsa {
+namespace {
+
+// The whole model resident on the device, run over chunks of whole windows: embedding, every
+// block, head. Validates the windows (shape, context, vocabulary) on construction.
+class ResidentModel {
+ public:
+  ResidentModel(const Model& m, const TensorI32& windows, const DeviceOptions& gpu,
+                const ActivationThresholds* sparsify = nullptr)
+      : windows_(windows), sparsify_(sparsify), p_(gpu.precision), embedding_(m, staging_), head_(m, gpu.precision, staging_) {
+    const ModelConfig& c = m.config;
+    check_gpu_supported(c);
+    if (sparsify && static_cast<int64_t>(sparsify->t.size()) != c.num_layers)
+      bad_input("activation thresholds for {} layers, the model has {}", sparsify->t.size(), c.num_layers);
+    if (windows.rank() != 2 || windows.dim(1) < 2)
+      bad_input("perplexity needs windows [n, seqlen >= 2], got {}", shape_string(windows.shape));
+    L_ = windows.dim(1);
+    if (L_ > c.max_position) bad_input("seqlen {} is above the model's context length {}", L_, c.max_position);
+    for (size_t i = 0; i < windows.numel(); ++i)
+      if (windows.data[i] < 0 || windows.data[i] >= c.vocab_size)
+        bad_input("token id {} at window {}, position {} is outside the vocabulary (size {})", windows.data[i],
+                  static_cast<int64_t>(i) / L_, static_cast<int64_t>(i) % L_, c.vocab_size);
+    blocks_.resize(static_cast<size_t>(c.num_layers));
+    for (int64_t l = 0; l < c.num_layers; ++l) blocks_[static_cast<size_t>(l)].upload(m, l, p_, staging_);
+    per_chunk_ = std::max<int64_t>(1, std::min(gpu.chunk_tokens / L_, windows.dim(0)));
+    fw_ = std::make_unique<gpu::GpuForward>(c, p_, per_chunk_, L_);
+    tokens_ = DeviceBuffer<int32_t>(static_cast<size_t>(per_chunk_ * L_));
+    x_ = DeviceBuffer<float>(static_cast<size_t>(per_chunk_ * L_ * c.hidden_size));
+    logits_ = DeviceBuffer<float>(static_cast<size_t>(per_chunk_ * L_ * c.vocab_size));
+  }
+
+  int64_t per_chunk() const { return per_chunk_; }
+  int64_t seqlen() const { return L_; }
+
+  // Windows [w0, w0 + S) -> logits [S * seqlen, vocab] fp32 on the device (valid until the next run).
+  const float* run(int64_t w0, int64_t S) {
+    const int64_t T = S * L_;
+    tokens_.upload(std::vector<int32_t>(windows_.ptr() + w0 * L_, windows_.ptr() + w0 * L_ + T));
+    embedding_.embed(tokens_.data(), T, L_, x_.data());
+    for (const gpu::GpuBlock& b : blocks_)
+      fw_->block(b, x_.data(), S, nullptr, false, sparsify_ ? &sparsify_->t[static_cast<size_t>(b.layer)] : nullptr);
+    head_.logits(x_.data(), T, *fw_, logits_.data());
+    return logits_.data();
+  }
+
+ private:
+  const TensorI32& windows_;
+  const ActivationThresholds* sparsify_;
+  GpuPrecision p_;
+  gpu::HostStaging staging_;
+  gpu::GpuEmbedding embedding_;
+  gpu::GpuHead head_;
+  std::vector<gpu::GpuBlock> blocks_;
+  int64_t L_ = 0, per_chunk_ = 0;
+  std::unique_ptr<gpu::GpuForward> fw_;
+  DeviceBuffer<int32_t> tokens_;
+  DeviceBuffer<float> x_, logits_;
+};
+
+}  // namespace
 
 PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const DeviceOptions& gpu,
-                                 const std::function<void(int64_t, int64_t)>& progress) {
-  const ModelConfig& c = m.config;
-  check_gpu_supported(c);
-  if (windows.rank() != 2 || windows.dim(1) < 2) bad_input("perplexity needs windows [n, seqlen >= 2], got {}", shape_string(windows.shape));
-  const int64_t n_windows = windows.dim(0), L = windows.dim(1), d = c.hidden_size, V = c.vocab_size;
-  if (L > c.max_position) bad_input("seqlen {} is above the model's context length {}", L, c.max_position);
-  for (size_t i = 0; i < windows.numel(); ++i)
-    if (windows.data[i] < 0 || windows.data[i] >= V)
-      bad_input("token id {} at window {}, position {} is outside the vocabulary (size {})", windows.data[i],
-                static_cast<int64_t>(i) / L, static_cast<int64_t>(i) % L, V);
+                                 const std::function<void(int64_t, int64_t)>& progress,
+                                 const ActivationThresholds* sparsify) {
   const auto start = std::chrono::steady_clock::now();
-
-  const GpuPrecision p = gpu.precision;
-  gpu::HostStaging staging;
-  std::vector<gpu::GpuBlock> blocks(static_cast<size_t>(c.num_layers));
-  for (int64_t l = 0; l < c.num_layers; ++l) blocks[static_cast<size_t>(l)].upload(m.blocks[static_cast<size_t>(l)], p, staging);
-  DeviceBuffer<float> embed(m.embed.data), final_norm(m.final_norm.data);
-  gpu::GpuLinear lm_head;
-  lm_head.weight.upload(m.lm_head, p, staging);
-
-  const int64_t per_chunk = std::max<int64_t>(1, std::min(gpu.chunk_tokens / L, n_windows));
-  gpu::GpuForward fw(c, p, per_chunk, L);
-  DeviceBuffer<int32_t> tokens(static_cast<size_t>(per_chunk * L)), targets(static_cast<size_t>(per_chunk * L));
-  DeviceBuffer<float> x(static_cast<size_t>(per_chunk * L * d)), logits(static_cast<size_t>(per_chunk * L * V));
-  DeviceBuffer<uint8_t> xh(gpu::is_half(p) ? static_cast<size_t>(per_chunk * L * d) * 2 : 0);
+  ResidentModel rm(m, windows, gpu, sparsify);
+  const int64_t n_windows = windows.dim(0), L = rm.seqlen(), per_chunk = rm.per_chunk(), V = m.config.vocab_size;
+  DeviceBuffer<int32_t> targets(static_cast<size_t>(per_chunk * L));
   DeviceBuffer<double> nll(static_cast<size_t>(per_chunk * L));
   std::vector<double> window_nll(static_cast<size_t>(n_windows));
   for (int64_t w0 = 0; w0 < n_windows; w0 += per_chunk) {
     const int64_t S = std::min(per_chunk, n_windows - w0), T = S * L;
-    std::vector<int32_t> tok(windows.ptr() + w0 * L, windows.ptr() + (w0 + S) * L), next(tok.size(), 0);
-    for (int64_t t = 0; t + 1 < T; ++t) next[static_cast<size_t>(t)] = tok[static_cast<size_t>(t + 1)];  // last of each window unused
-    tokens.upload(tok);
+    std::vector<int32_t> next(static_cast<size_t>(T), 0);  // the last of each window is unused
+    for (int64_t t = 0; t + 1 < T; ++t) next[static_cast<size_t>(t)] = windows.data[static_cast<size_t>(w0 * L + t + 1)];
     targets.upload(next);
-    cuda::launch_gather_rows(embed.data(), tokens.data(), x.data(), T, d);
-    for (const gpu::GpuBlock& b : blocks) fw.block(b, x.data(), S, nullptr);
-    rmsnorm_cuda(x.data(), final_norm.data(), x.data(), T, d, c.norm_eps);
-    const void* h = fw.to_half(x.data(), xh, T * d);
-    gpu::linear_cuda(lm_head, p, x.data(), h, logits.data(), T, 0.0f);
-    cuda::launch_row_nll(logits.data(), targets.data(), nll.data(), T, V);
+    cuda::launch_row_nll(rm.run(w0, S), targets.data(), nll.data(), T, V);
     std::vector<double> row(static_cast<size_t>(T));
     copy_to_host(row.data(), nll.data(), row.size() * sizeof(double));
     for (int64_t s = 0; s < S; ++s) {
@@ -73,6 +109,17 @@ PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const
   r.ppl = std::exp(r.mean_nll);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
+}
+
+Tensor logits_cuda(const Model& m, const TensorI32& windows, const DeviceOptions& gpu) {
+  ResidentModel rm(m, windows, gpu);
+  const int64_t n_windows = windows.dim(0), L = rm.seqlen(), V = m.config.vocab_size;
+  Tensor out({n_windows, L, V});
+  for (int64_t w0 = 0; w0 < n_windows; w0 += rm.per_chunk()) {
+    const int64_t S = std::min(rm.per_chunk(), n_windows - w0);
+    copy_to_host(out.ptr() + w0 * L * V, rm.run(w0, S), static_cast<size_t>(S * L * V) * sizeof(float));
+  }
+  return out;
 }
 
 }  // namespace sparsa

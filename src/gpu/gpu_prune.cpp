@@ -217,9 +217,10 @@ void CudaPruneBackend::setup_rank(int r, const TensorI32& calib) {
   const int64_t L = seqlen_, d = c.hidden_size;
   k.xs = DeviceBuffer<float>(static_cast<size_t>(share.samples * L * d));
   {
-    DeviceBuffer<float> embed(m_.embed.data);
+    gpu::HostStaging staging;
+    gpu::GpuEmbedding embedding(m_, staging);
     DeviceBuffer<int32_t> tokens(std::vector<int32_t>(calib.ptr() + share.first * L, calib.ptr() + (share.first + share.samples) * L));
-    gpu::launch_gather_rows(embed.data(), tokens.data(), k.xs.data(), share.samples * L, d);
+    embedding.embed(tokens.data(), share.samples * L, L, k.xs.data());
     cuda_synchronize();
   }
   k.fw = std::make_unique<gpu::GpuForward>(c, p_, per_chunk_, L);
@@ -236,9 +237,8 @@ std::future<void> CudaPruneBackend::pack(int64_t layer) {
 
 void CudaPruneBackend::load_block(int64_t layer) {
   packing_.get();
-  const Block& b = m_.blocks[static_cast<size_t>(layer)];
   const void* packed = packed_[static_cast<size_t>(layer % 2)].data();
-  group_->for_each([&](int r) { ranks_[static_cast<size_t>(r)].block.upload_packed(b, p_, packed); });
+  group_->for_each([&](int r) { ranks_[static_cast<size_t>(r)].block.upload_packed(m_, layer, p_, packed); });
   if (layer + 1 < m_.config.num_layers) packing_ = pack(layer + 1);
 }
 

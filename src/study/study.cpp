@@ -12,6 +12,7 @@
 #include "sparsa/coactivation.h"
 #include "sparsa/error.h"
 #include "sparsa/eval_set.h"
+#include "sparsa/gpu.h"
 #include "sparsa/runs.h"
 #include "study_context.h"
 
@@ -31,11 +32,16 @@ RunInfo Context::run_info(RunKind kind) const {
   i.calib_hash = calib_hash;
   i.nsamples = calib.tokens.dim(0);
   i.seqlen = calib.tokens.dim(1);
+  i.device = std::string(device_name(opt.device.device));
   i.options = eval_identity();
   return i;
 }
 
-std::string Context::eval_identity() const { return eval_options(eval_name, eval); }
+std::string Context::eval_identity() const {
+  const bool half = opt.device.cuda() && opt.device.precision != GpuPrecision::kFp32;
+  return eval_options(eval_name, eval) +
+         (half ? fmt::format(" gpu_precision={}", gpu_precision_name(opt.device.precision)) : "");
+}
 
 void Context::save_figure(const viz::Image& figure, const fs::path& png) const {
   figure.save(png);
@@ -236,6 +242,8 @@ StudyResult run_study(const StudyOptions& options, const std::function<void(cons
   const auto store = Store::open(result.db, Store::Mode::kReadWrite);
   Model model = load_hf_model(opt.model);
   study::Context ctx(opt, *store, std::move(model));
+  if (opt.device.cuda()) check_gpu_supported(ctx.dense.config);
+  ctx.runner = make_window_runner(opt.device);
   ctx.model_name = fs::weakly_canonical(opt.model).filename().string();
   ctx.calib = load_calibration(opt.calib, ctx.dense.config);
   ctx.calib_hash = token_hash(ctx.calib.tokens.data);

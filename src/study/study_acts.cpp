@@ -55,7 +55,7 @@ ActivationThresholds acts_step(Context& ctx) {
   }
 
   const auto t0 = Clock::now();
-  const ActivationProfile profile = capture_activation_profile(ctx.dense, ctx.calib.tokens);
+  const ActivationProfile profile = capture_activation_profile(ctx.dense, ctx.calib.tokens, {}, *ctx.runner);
   const double capture_seconds = seconds_since(t0);
   RunWriter w = ctx.store.begin_run(info);
   add_act_histogram_rows(w, profile);
@@ -63,8 +63,7 @@ ActivationThresholds acts_step(Context& ctx) {
   for (double s : ctx.opt.act_sparsities) {
     const ActivationThresholds t = profile.thresholds(s);
     add_act_threshold_rows(w, t);
-    ActivationSparsifier sparsify(t);
-    const PerplexityResult r = perplexity(ctx.dense, ctx.eval, &sparsify);
+    const PerplexityResult r = sparsified_perplexity(ctx.dense, ctx.eval, t, ctx.opt.device);
     eval_seconds += r.seconds;
     w.add_perplexity({ctx.eval_name, PplKind::kActSparsified, s, r.ppl, r.predicted_tokens, r.seconds});
     ctx.note(fmt::format("activations sparsified to {:g}: perplexity {:.4f}", s, r.ppl));

@@ -250,7 +250,7 @@ Source activation_source(const Context& ctx, const ActivationThresholds& t) {
   s.set_meaning = "active";
   s.clear_meaning = "zero";
   s.activations = true;
-  s.bits = std::move(capture_activation_bits(ctx.dense, windows, {{ctx.analysis_layer, ObsPoint::kDownIn, threshold}})[0]);
+  s.bits = std::move(capture_activation_bits(ctx.dense, windows, {{ctx.analysis_layer, ObsPoint::kDownIn, threshold}}, {}, *ctx.runner)[0]);
   return s;
 }
 

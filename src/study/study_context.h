@@ -56,6 +56,7 @@ struct Context {
   std::filesystem::path masks_dir, figures_dir;
   int64_t analysis_layer = 0;
   std::function<void(const std::string&)> log;
+  std::unique_ptr<WindowRunner> runner;  // make_window_runner(opt.device): activations and bitsets
   int64_t computed = 0, reused = 0;
   double dense_ppl = 0;             // set by dense_step
   int64_t dense_run = 0;            // set by dense_step

@@ -87,7 +87,7 @@ void null_model_step(Context& ctx, const ActivationThresholds& thresholds) {
   std::vector<BitsetRequest> requests;
   for (int64_t b : blocks)
     requests.push_back({b, ObsPoint::kDownIn, thresholds.t[static_cast<size_t>(b)][static_cast<size_t>(ObsPoint::kDownIn)]});
-  const std::vector<BitMatrix> bits = capture_activation_bits(ctx.dense, windows, requests);
+  const std::vector<BitMatrix> bits = capture_activation_bits(ctx.dense, windows, requests, {}, *ctx.runner);
   const double capture_seconds = seconds_since(t0);
   RunWriter w = ctx.store.begin_run(info);
   for (size_t i = 0; i < blocks.size(); ++i) {

@@ -38,7 +38,7 @@ double dense_step(Context& ctx) {
     }
   }
   const auto t0 = Clock::now();
-  const PerplexityResult r = perplexity(ctx.dense, ctx.eval);
+  const PerplexityResult r = perplexity(ctx.dense, ctx.eval, ctx.opt.device);
   RunWriter w = ctx.store.begin_run(info);
   w.add_perplexity({ctx.eval_name, PplKind::kDense, std::nullopt, r.ppl, r.predicted_tokens, r.seconds});
   score_tasks(ctx, ctx.dense, w, "dense");
@@ -75,9 +75,9 @@ PruneRun prune_step(Context& ctx, PruneMethod method, const SparsityTarget& targ
   po.target = target;
   po.blocksize = ctx.opt.blocksize;
   po.percdamp = ctx.opt.percdamp;
-  const PruneResult pr = prune_model(m, ctx.calib.tokens, po);
+  const PruneResult pr = prune_model(m, ctx.calib.tokens, po, ctx.opt.device);
   write_mask_file(run.mask_file, pr, method, target);
-  const PerplexityResult ev = perplexity(m, ctx.eval);
+  const PerplexityResult ev = perplexity(m, ctx.eval, ctx.opt.device);
 
   RunWriter w = ctx.store.begin_run(info);
   add_prune_rows(w, pr);

@@ -80,7 +80,7 @@ std::vector<BenchmarkRow> measured_rows(const Context& ctx, const std::vector<Ac
                                         const std::string& device) {
   const int64_t layer = ctx.analysis_layer;
   MlpInputs inputs(layer);
-  run_windows(ctx.dense, ctx.first_calib_windows(1), layer + 1, inputs);
+  run_windows(ctx.dense, ctx.first_calib_windows(1), layer + 1, inputs, {}, *ctx.runner);
   const Block& block = ctx.dense.blocks[static_cast<size_t>(layer)];
   std::vector<BenchmarkRow> rows;
   for (const ActivationThresholds& t : thresholds)

@@ -39,6 +39,7 @@ struct ActsArgs {
   int threads = 0;
   std::string thresholds_out;
   bool dense = false, json = false;
+  DeviceArgs device;
 };
 
 
@@ -146,7 +147,7 @@ json thresholds_json(const std::vector<ActivationThresholds>& ts) {
 // the same windows: one refinement pass on activations sparsified upstream, per target) with the
 // model and calibration they belong to.
 void write_thresholds(const ActsArgs& a, const Model& m, const TensorI32& calib, const ActivationProfile& profile,
-                      std::vector<double> sparsities) {
+                      std::vector<double> sparsities, const WindowRunner& runner) {
   std::sort(sparsities.begin(), sparsities.end());
   sparsities.erase(std::unique(sparsities.begin(), sparsities.end()), sparsities.end());
   constexpr int kPasses = 1;
@@ -158,7 +159,7 @@ void write_thresholds(const ActsArgs& a, const Model& m, const TensorI32& calib,
   int64_t done = 0;
   for (double s : sparsities) {
     f.sets.push_back(decode_thresholds(m, calib, profile, PointTargets{s, s, s, s}, kPasses,
-                                       [&](int64_t d, int64_t) { bar.update(done + d); }));
+                                       [&](int64_t d, int64_t) { bar.update(done + d); }, runner));
     f.sets.back().sparsity = s;
     done += kPasses * calib.dim(0);
   }
@@ -178,10 +179,13 @@ void print_text(const std::vector<ActivationThresholds>& ts, const json& ppl) {
   }
 }
 
-PerplexityResult eval_ppl(const Model& m, const TensorI32& windows, Observer* obs, const std::string& label) {
+// The dense perplexity (no thresholds) or the one with activations sparsified at `t`.
+PerplexityResult eval_ppl(const Model& m, const TensorI32& windows, const ActivationThresholds* t,
+                          const DeviceOptions& device, const std::string& label) {
   Progress bar(label, windows.dim(0));
   PerplexityResult r = hint_out_of_memory("computing the perplexity", "try a smaller --eval-limit or --seqlen", [&] {
-    return perplexity(m, windows, obs, [&](int64_t done, int64_t) { bar.update(done); });
+    const auto step = [&](int64_t done, int64_t) { bar.update(done); };
+    return t ? sparsified_perplexity(m, windows, *t, device, step) : perplexity(m, windows, device, step);
   });
   bar.finish();
   return r;
@@ -233,8 +237,10 @@ RunInfo acts_info(const ActsArgs& a, const Model& m, const TensorI32& calib, std
   info.calib_hash = token_hash(calib.data);
   info.nsamples = calib.dim(0);
   info.seqlen = calib.dim(1);
+  info.device = a.device.device;
   info.options = act_sparsities_option(sparsities);
   if (eval_windows) info.options += " " + eval_options(eval_dataset(a), *eval_windows) + (a.dense ? " dense" : "");
+  if (!a.device.run_options().empty()) info.options += " " + a.device.run_options();
   return info;
 }
 
@@ -325,31 +331,32 @@ void run_acts(const ActsArgs& a) {
 
   json seconds = json::object();
   auto t0 = Clock::now();
+  const DeviceOptions device = a.device.options();
+  const std::unique_ptr<WindowRunner> runner = make_window_runner(device);
   ActivationProfile profile;
   {
     Progress bar("acts calibration", calib.dim(0));
     profile = hint_out_of_memory("capturing activations", "try a smaller --nsamples or --seqlen", [&] {
-      return capture_activation_profile(m, calib, [&](int64_t done, int64_t) { bar.update(done); });
+      return capture_activation_profile(m, calib, [&](int64_t done, int64_t) { bar.update(done); }, *runner);
     });
   }
   seconds["calibration"] = seconds_since(t0);
   std::vector<ActivationThresholds> thresholds;
   for (double s : sparsities) thresholds.push_back(profile.thresholds(s));
-  if (!a.thresholds_out.empty()) write_thresholds(a, m, calib, profile, sparsities);
+  if (!a.thresholds_out.empty()) write_thresholds(a, m, calib, profile, sparsities, *runner);
 
   json ppl = json::object(), ppl_seconds = json::object();
   std::vector<PerplexityRow> ppl_rows;  // for --db
   json out = {{"thresholds", thresholds_json(thresholds)}};
   if (eval && a.dense) {
-    const PerplexityResult r = eval_ppl(m, eval_windows, nullptr, "acts dense");
+    const PerplexityResult r = eval_ppl(m, eval_windows, nullptr, device, "acts dense");
     out["ppl_dense"] = r.ppl;
     ppl_seconds["dense"] = r.seconds;
     ppl_rows.push_back({eval_dataset(a), PplKind::kDense, std::nullopt, r.ppl, r.predicted_tokens, r.seconds});
   }
   for (const ActivationThresholds& t : thresholds) {
     if (!eval) break;
-    ActivationSparsifier sparsifier(t);
-    const PerplexityResult r = eval_ppl(m, eval_windows, &sparsifier, "acts ppl @" + sparsity_key(t.sparsity));
+    const PerplexityResult r = eval_ppl(m, eval_windows, &t, device, "acts ppl @" + sparsity_key(t.sparsity));
     ppl[sparsity_key(t.sparsity)] = r.ppl;
     ppl_seconds[sparsity_key(t.sparsity)] = r.seconds;
     ppl_rows.push_back({eval_dataset(a), PplKind::kActSparsified, t.sparsity, r.ppl, r.predicted_tokens, r.seconds});
@@ -363,7 +370,8 @@ void run_acts(const ActsArgs& a) {
     std::vector<BitsetRequest> reqs;
     for (const BitsSpec& b : bit_specs) reqs.push_back({b.layer, b.point, profile.at(b.layer, b.point).threshold(b.sparsity)});
     Progress bar("acts bitsets", calib.dim(0));
-    const std::vector<BitMatrix> bits = capture_activation_bits(m, calib, reqs, [&](int64_t done, int64_t) { bar.update(done); });
+    const std::vector<BitMatrix> bits =
+        capture_activation_bits(m, calib, reqs, [&](int64_t done, int64_t) { bar.update(done); }, *runner);
     bar.finish();
     write_bits(a.bits_out, bit_specs, reqs, bits);
     seconds["bitsets"] = seconds_since(t0);
@@ -372,6 +380,7 @@ void run_acts(const ActsArgs& a) {
   else if (store) record_acts(*store, *info, profile, thresholds, ppl_rows, seconds_since(t_start), seconds["calibration"].get<double>());
   add_window_counts(out, calib, eval ? &eval_windows : nullptr);
   out["seconds"] = seconds;
+  if (a.device.cuda()) out.update(a.device.describe());
   if (a.json) print_json(nlohmann::json(out));
   else print_text(thresholds, ppl);
 }
@@ -423,6 +432,7 @@ void register_acts(CLI::App& app) {
                   "safetensors file for --bits: U8 [features, ceil(tokens / 8)], packbits MSB first, 1 = active, "
                   "keys layers.{l}.{point}.s{sparsity}");
   cmd->add_option("--threads", args->threads, "CPU threads (default: all cores)");
+  add_device_options(cmd, args->device);
   add_db_option(cmd, args->db,
                 "an acts run (histograms per layer and point, thresholds per layer x point x target, the perplexities "
                 "measured); --bits files are not stored");

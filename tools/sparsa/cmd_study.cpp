@@ -33,6 +33,7 @@ struct StudyArgs {
   uint64_t seed = 0;
   int null_shuffles = 4, neighbour_references = 8;
   bool nsamples_given = false, calib_given = false, no_figures = false, json = false;
+  DeviceArgs device;
 };
 
 std::vector<std::string> split_list(const std::string& s, const char* flag) {
@@ -60,6 +61,7 @@ std::vector<double> number_list(const std::string& s, const char* flag) {
 
 StudyOptions options_from(const StudyArgs& a) {
   StudyOptions o;
+  o.device = a.device.options();
   o.model = a.model;
   o.out_dir = a.out;
   o.db = a.db;
@@ -148,6 +150,7 @@ void run(const StudyArgs& a) {
     j["runs_reused"] = r.runs_reused;
     if (r.runs_computed == 0) j["reused"] = true;  // every result came from the database
     j["seconds"] = r.seconds;
+    if (a.device.cuda()) j.update(a.device.describe());
     print_json(j);
     return;
   }
@@ -247,6 +250,7 @@ void register_study(CLI::App& app) {
                               "pdf (vector, for papers; written beside each PNG with the same name)"))
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  add_device_options(cmd, a->device);
   cmd->add_flag("--json", a->json, "print a JSON summary (perplexities, paths, timings) on stdout");
   cmd->callback([a] { run(*a); });
 }
