@@ -100,10 +100,20 @@ TEST(SynthCli, WritesModelAndCalibrationThatPruneUses) {
 
 TEST(DeviceCli, CudaWithoutAGpuIsAClearError) {
   if (cuda_device_count() > 0) GTEST_SKIP() << "this machine has a GPU";
-  const auto r = test::run_sparsa({"eval", "--device", "cuda", "--eval-limit", "1"});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("no CUDA device"), std::string::npos) << r.err;
-  EXPECT_TRUE(test::one_line(r.err)) << r.err;
+  test::TempDir dir;
+  // Every command that runs a model takes --device, and refuses it the same way before any work.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"eval", "--device", "cuda", "--eval-limit", "1"},
+        {"acts", "--device", "cuda", "--calib", (test::repo_dir() / "data" / "calib-tokens.safetensors").string(),
+         "--nsamples", "1"},
+        {"study", "--device", "cuda", "--out", (dir.path() / "study").string()},
+        {"generate", "--device", "cuda", "--prompt", "Once", "--steps", "4"}}) {
+    const auto r = test::run_sparsa(args);
+    EXPECT_EQ(r.exit_code, 1) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("no CUDA device"), std::string::npos) << args[0] << ": " << r.err;
+    EXPECT_TRUE(test::one_line(r.err)) << args[0] << ": " << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "study" / "study.duckdb")) << "study started before refusing";
   const auto bad = test::run_sparsa({"eval", "--gpu-precision", "fp8"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
 }
