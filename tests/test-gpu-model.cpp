@@ -5,14 +5,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <span>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "family_fixtures.h"
 #include "golden_prune.h"
 #include "sparsa/activations.h"
+#include "sparsa/checkpoint.h"
 #include "sparsa/cuda.h"
 #include "sparsa/gpu.h"
 #include "sparsa/model.h"
@@ -423,6 +428,17 @@ TEST_P(GpuFamily, PruningMatchesCpu) {
     std::printf("%s %s: worst mask agreement %.5f, pruned perplexity cpu %.6f, gpu-pruned %.6f\n", family.c_str(),
                 std::string(prune_method_name(method)).c_str(), worst, ppl_cpu, ppl_gpu);
     EXPECT_NEAR(ppl_gpu, ppl_cpu, ppl_cpu * 1e-3) << family << " " << prune_method_name(method);
+    // For the transformers reload check on the GPU machine (tests/data/families/check_reload.py):
+    // the GPU-pruned checkpoint, its masks, and the perplexity sparsa gives the checkpoint as
+    // written (weights in the fixture's bf16) on these windows.
+    if (const char* keep = std::getenv("SPARSA_KEEP_PRUNED_FAMILIES")) {
+      const std::filesystem::path dir =
+          std::filesystem::path(keep) / (family + "-" + std::string(prune_method_name(method)));
+      save_pruned_checkpoint(gpu, test::family_fixture(family), dir);
+      write_mask_file(dir / "masks.safetensors", b, method, opt.target);
+      const double saved = perplexity(load_model(dir), calib).ppl;  // the weights as written (bf16)
+      std::ofstream(dir / "sparsa.json") << fmt::format("{{\"ppl\": {:.17g}}}\n", saved);
+    }
   }
 }
 

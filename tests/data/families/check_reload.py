@@ -14,7 +14,7 @@ Run where torch and transformers are installed (the GPU machine):
 
 The perplexity is the one sparsa and the fixtures use: exp of the mean NLL of tokens 1..T-1 of each
 window, computed here in float64 from transformers' fp32 logits. Also checks that every pruned linear
-holds at least the zeros masks.safetensors names. Prints one line; exit 0 when the relative
+holds the zeros masks.safetensors names (packed bits, MSB first, 1 = pruned). Prints one line; exit 0 when the relative
 difference is within --tol and the zeros are there, 1 otherwise.
 """
 import argparse
@@ -59,7 +59,10 @@ def main():
         if weight is None:
             print(f"FAIL: masks.safetensors names {name}, which the reloaded model does not have")
             sys.exit(1)
-        m = mask.bool()
+        # U8 [rows, ceil(cols / 8)], packbits MSB first, 1 = pruned (docs/checkpoints.md)
+        rows, cols = weight.shape
+        shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
+        m = ((mask.unsqueeze(-1) >> shifts) & 1).reshape(rows, -1)[:, :cols].bool()
         pruned += int(m.sum())
         missing_zeros += int((weight.detach()[m] != 0).sum())
     ok = rel <= a.tol and missing_zeros == 0 and pruned > 0
