@@ -314,6 +314,15 @@ TEST(GpuPrune, ResumedRunEqualsUninterruptedOne) {
 // The goldens of the original implementations, on the GPU in fp32, with the CPU tests' floors.
 // ---- activations on the GPU: `acts --device cuda` (issue #17 item 3) ----
 
+// max over layers and points of |y - x| / |x|.
+double worst_relative(const ActivationThresholds& x, const ActivationThresholds& y) {
+  double worst = 0;
+  for (size_t l = 0; l < x.t.size(); ++l)
+    for (size_t p = 0; p < kNumObsPoints; ++p)
+      worst = std::max(worst, std::fabs(static_cast<double>(x.t[l][p]) - y.t[l][p]) / std::fabs(x.t[l][p]));
+  return worst;
+}
+
 // The GPU window runner against the CPU's on the demo model (fp32): the histograms' thresholds,
 // the thresholds re-calibrated on sparsified activations, the sparsified perplexity and a bitset.
 TEST(GpuActs, ProfilePerplexityAndBitsMatchCpu) {
@@ -325,13 +334,6 @@ TEST(GpuActs, ProfilePerplexityAndBitsMatchCpu) {
   const std::unique_ptr<WindowRunner> gpu = make_window_runner(g);
   const ActivationProfile a = capture_activation_profile(m, w), b = capture_activation_profile(m, w, {}, *gpu);
   ASSERT_EQ(a.tokens, b.tokens);
-  auto worst_relative = [&](const ActivationThresholds& x, const ActivationThresholds& y) {
-    double worst = 0;
-    for (size_t l = 0; l < x.t.size(); ++l)
-      for (size_t p = 0; p < kNumObsPoints; ++p)
-        worst = std::max(worst, std::fabs(static_cast<double>(x.t[l][p]) - y.t[l][p]) / std::fabs(x.t[l][p]));
-    return worst;
-  };
   const ActivationThresholds ta = a.thresholds(0.5), tb = b.thresholds(0.5);
   const double dense_err = worst_relative(ta, tb);
   const ActivationThresholds sa = capture_activation_profile(m, w, ta).thresholds(0.5);
@@ -392,10 +394,7 @@ TEST_P(GpuFamily, ActivationsMatchCpu) {
   const std::unique_ptr<WindowRunner> gpu = make_window_runner(cuda());
   const ActivationThresholds a = capture_activation_profile(m, w).thresholds(0.5);
   const ActivationThresholds b = capture_activation_profile(m, w, {}, *gpu).thresholds(0.5);
-  double worst = 0;
-  for (size_t l = 0; l < a.t.size(); ++l)
-    for (size_t p = 0; p < kNumObsPoints; ++p)
-      worst = std::max(worst, std::fabs(static_cast<double>(a.t[l][p]) - b.t[l][p]) / std::fabs(a.t[l][p]));
+  const double worst = worst_relative(a, b);
   const double ppl_cpu = sparsified_perplexity(m, w, a, DeviceOptions{}).ppl, ppl_gpu = sparsified_perplexity(m, w, a, cuda()).ppl;
   std::printf("%s acts: thresholds worst relative difference %.2e; sparsified perplexity cpu %.6f gpu %.6f\n",
               family.c_str(), worst, ppl_cpu, ppl_gpu);

@@ -18,24 +18,14 @@ namespace sparsa {
 namespace {
 
 // The whole model resident on the device, run over chunks of whole windows: embedding, every
-// block, head. Validates the windows (shape, context, vocabulary) on construction.
+// block, head. Validates the windows (shape, context, vocabulary) before it uploads anything.
 class ResidentModel {
  public:
   ResidentModel(const Model& m, const TensorI32& windows, const DeviceOptions& gpu,
                 const ActivationThresholds* sparsify = nullptr)
-      : windows_(windows), sparsify_(sparsify), p_(gpu.precision), embedding_(m, staging_), head_(m, gpu.precision, staging_) {
+      : windows_(windows), sparsify_(sparsify), p_(gpu.precision), L_(checked_seqlen(m, windows, sparsify)),
+        embedding_(m, staging_), head_(m, gpu.precision, staging_) {
     const ModelConfig& c = m.config;
-    check_gpu_supported(c);
-    if (sparsify && static_cast<int64_t>(sparsify->t.size()) != c.num_layers)
-      bad_input("activation thresholds for {} layers, the model has {}", sparsify->t.size(), c.num_layers);
-    if (windows.rank() != 2 || windows.dim(1) < 2)
-      bad_input("perplexity needs windows [n, seqlen >= 2], got {}", shape_string(windows.shape));
-    L_ = windows.dim(1);
-    if (L_ > c.max_position) bad_input("seqlen {} is above the model's context length {}", L_, c.max_position);
-    for (size_t i = 0; i < windows.numel(); ++i)
-      if (windows.data[i] < 0 || windows.data[i] >= c.vocab_size)
-        bad_input("token id {} at window {}, position {} is outside the vocabulary (size {})", windows.data[i],
-                  static_cast<int64_t>(i) / L_, static_cast<int64_t>(i) % L_, c.vocab_size);
     blocks_.resize(static_cast<size_t>(c.num_layers));
     for (int64_t l = 0; l < c.num_layers; ++l) blocks_[static_cast<size_t>(l)].upload(m, l, p_, staging_);
     per_chunk_ = std::max<int64_t>(1, std::min(gpu.chunk_tokens / L_, windows.dim(0)));
@@ -47,6 +37,24 @@ class ResidentModel {
 
   int64_t per_chunk() const { return per_chunk_; }
   int64_t seqlen() const { return L_; }
+
+  // The checks, before any weight is uploaded: the model, the thresholds' rows, the windows' shape,
+  // context and vocabulary. Returns the window length.
+  static int64_t checked_seqlen(const Model& m, const TensorI32& windows, const ActivationThresholds* sparsify) {
+    const ModelConfig& c = m.config;
+    check_gpu_supported(c);
+    if (sparsify && static_cast<int64_t>(sparsify->t.size()) != c.num_layers)
+      bad_input("activation thresholds for {} layers, the model has {}", sparsify->t.size(), c.num_layers);
+    if (windows.rank() != 2 || windows.dim(1) < 2)
+      bad_input("perplexity needs windows [n, seqlen >= 2], got {}", shape_string(windows.shape));
+    const int64_t L = windows.dim(1);
+    if (L > c.max_position) bad_input("seqlen {} is above the model's context length {}", L, c.max_position);
+    for (size_t i = 0; i < windows.numel(); ++i)
+      if (windows.data[i] < 0 || windows.data[i] >= c.vocab_size)
+        bad_input("token id {} at window {}, position {} is outside the vocabulary (size {})", windows.data[i],
+                  static_cast<int64_t>(i) / L, static_cast<int64_t>(i) % L, c.vocab_size);
+    return L;
+  }
 
   // Windows [w0, w0 + S) -> logits [S * seqlen, vocab] fp32 on the device (valid until the next run).
   const float* run(int64_t w0, int64_t S) {
@@ -63,11 +71,12 @@ class ResidentModel {
   const TensorI32& windows_;
   const ActivationThresholds* sparsify_;
   GpuPrecision p_;
+  int64_t L_;  // checked before anything is uploaded
   gpu::HostStaging staging_;
   gpu::GpuEmbedding embedding_;
   gpu::GpuHead head_;
   std::vector<gpu::GpuBlock> blocks_;
-  int64_t L_ = 0, per_chunk_ = 0;
+  int64_t per_chunk_ = 0;
   std::unique_ptr<gpu::GpuForward> fw_;
   DeviceBuffer<int32_t> tokens_;
   DeviceBuffer<float> x_, logits_;
