@@ -24,6 +24,8 @@
 #include "sparsa/model.h"
 #include "sparsa/prune.h"
 #include "sparsa/safetensors.h"
+#include "sparsa/store.h"
+#include "sparsa/study.h"
 #include "family_fixtures.h"
 #include "test_support.h"
 
@@ -88,6 +90,25 @@ TEST_P(Family, CheckpointRoundTripsUnchanged) {
     EXPECT_EQ(a[i].name, b[i].name);
     EXPECT_EQ(a[i].tensor->data, b[i].tensor->data) << a[i].name;
   }
+}
+
+// The whole study on each family (small sizes; every step of the default study): the dense
+// perplexity is transformers', every run is computed and stored, and the report is written.
+TEST_P(Family, StudyRunsEveryStep) {
+  const std::string family = GetParam();
+  test::TempDir tmp;
+  const StudyResult r = run_study(test::family_study_options(family, tmp.path()));
+  const json& s = r.summary;
+  const double want = reference_info(family)["perplexity"].get<double>();
+  EXPECT_LE(std::fabs(s["dense_ppl"].get<double>() - want) / want, 1e-5) << family;
+  ASSERT_EQ(s["runs"].size(), 4u) << family;
+  for (const json& run : s["runs"]) EXPECT_TRUE(std::isfinite(run["ppl"].get<double>())) << family << " " << run.dump();
+  EXPECT_TRUE(std::isfinite(s["act_ppl"]["0.5"].get<double>())) << family;
+  EXPECT_EQ(r.runs_reused, 0);
+  const auto store = Store::open(r.db, Store::Mode::kReadOnly);
+  const int64_t blocks = load_hf_config(fixture(family) / "config.json").num_layers;
+  EXPECT_EQ(store->query_json("SELECT count(DISTINCT layer) FROM cluster_null")["rows"][0][0].get<int64_t>(), blocks);
+  EXPECT_NE(test::read_file(r.report).find("## Co-activation and clustering"), std::string::npos) << family;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Family, ::testing::ValuesIn(kFamilies),

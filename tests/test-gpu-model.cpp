@@ -23,6 +23,7 @@
 #include "sparsa/model.h"
 #include "sparsa/prune.h"
 #include "sparsa/safetensors.h"
+#include "sparsa/study.h"
 #include "sparsa/synth.h"
 #include "test_support.h"
 
@@ -325,6 +326,13 @@ double worst_relative(const ActivationThresholds& x, const ActivationThresholds&
 
 // The GPU window runner against the CPU's on the demo model (fp32): the histograms' thresholds,
 // the thresholds re-calibrated on sparsified activations, the sparsified perplexity and a bitset.
+// The dense profile is well conditioned (1e-5). Anything computed with activations zeroed at a
+// hard threshold is not: half the values sit at the median of |x|, where they are densest, so a
+// rounding difference flips some, and each flip moves the values downstream. Measured on the CPU
+// alone: thresholds scaled by 1 + 1e-6 move the sparsified perplexity by 0.34 % and the
+// re-calibrated thresholds by 1.5e-3; the same CPU code gave 21.79 on the GPU machine's 16-thread host and
+// 21.91 on a 2-core one. So these compare within the golden tolerance of sparsified perplexity
+// (golden/README.md: 1 %), and the re-calibrated thresholds within 1e-2.
 TEST(GpuActs, ProfilePerplexityAndBitsMatchCpu) {
   SKIP_WITHOUT_GPU();
   const Model m = load_model(test::llama_demo_model());
@@ -353,8 +361,8 @@ TEST(GpuActs, ProfilePerplexityAndBitsMatchCpu) {
               "sparsified activations); sparsified perplexity cpu %.6f gpu %.6f; bitset bits differing %.2e\n",
               dense_err, sparse_err, ppl_cpu, ppl_gpu, bit_share);
   EXPECT_LE(dense_err, 1e-5);
-  EXPECT_LE(sparse_err, 1e-5);
-  EXPECT_LE(std::fabs(ppl_gpu - ppl_cpu) / ppl_cpu, 1e-5);
+  EXPECT_LE(sparse_err, 1e-2);
+  EXPECT_LE(std::fabs(ppl_gpu - ppl_cpu) / ppl_cpu, 1e-2);
   EXPECT_LE(bit_share, 1e-4);
 }
 
@@ -403,6 +411,11 @@ TEST_P(GpuFamily, ActivationsMatchCpu) {
 }
 
 // Wanda and SparseGPT on the GPU (fp32) against the CPU driver, calibrated on the fixture's windows.
+// Wanda's masks are equal. SparseGPT's drift with the fp32 summation order, more with each block
+// pruned before (its pruned outputs are the next block's calibration inputs): the fixtures calibrate
+// on 128 tokens against 256-wide inputs, so the Hessians are rank-deficient and held up by the 1 %
+// damping alone. Measured on an H100: every matrix of the 2-block fixtures >= 0.9999, the 4-block
+// gemma3's last block 0.9926 (down_proj), its pruned perplexity 0.19 % from the CPU-pruned one.
 TEST_P(GpuFamily, PruningMatchesCpu) {
   SKIP_WITHOUT_GPU();
   const std::string family = GetParam();
@@ -421,12 +434,14 @@ TEST_P(GpuFamily, PruningMatchesCpu) {
       EXPECT_EQ(a.linears[i].name, b.linears[i].name);
       const double agree = agreement(a.linears[i].mask, b.linears[i].mask);
       worst = std::min(worst, agree);
-      EXPECT_GE(agree, 0.995) << family << " " << prune_method_name(method) << " " << a.linears[i].name;
+      EXPECT_GE(agree, method == PruneMethod::kWanda ? 1.0 : 0.99)
+          << family << " " << prune_method_name(method) << " " << a.linears[i].name;
     }
     const double ppl_cpu = perplexity(cpu, calib).ppl, ppl_gpu = perplexity(gpu, calib).ppl;
     std::printf("%s %s: worst mask agreement %.5f, pruned perplexity cpu %.6f, gpu-pruned %.6f\n", family.c_str(),
                 std::string(prune_method_name(method)).c_str(), worst, ppl_cpu, ppl_gpu);
-    EXPECT_NEAR(ppl_gpu, ppl_cpu, ppl_cpu * 1e-3) << family << " " << prune_method_name(method);
+    EXPECT_NEAR(ppl_gpu, ppl_cpu, ppl_cpu * (method == PruneMethod::kWanda ? 1e-6 : 5e-3))
+        << family << " " << prune_method_name(method);
     // For the transformers reload check on the GPU machine (tests/data/families/check_reload.py):
     // the GPU-pruned checkpoint, its masks, and the perplexity sparsa gives the checkpoint as
     // written (weights in the fixture's bf16) on these windows.
@@ -439,6 +454,35 @@ TEST_P(GpuFamily, PruningMatchesCpu) {
       std::ofstream(dir / "sparsa.json") << fmt::format("{{\"ppl\": {:.17g}}}\n", saved);
     }
   }
+}
+
+// The whole study on the GPU against the same study on the CPU (fp32): dense and Wanda perplexities
+// as the CPU's; SparseGPT's within its mask drift (PruningMatchesCpu); the sparsified perplexity
+// within the golden tolerance (GpuActs).
+TEST_P(GpuFamily, StudyMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const std::string family = GetParam();
+  test::TempDir tmp;
+  StudyOptions o = test::family_study_options(family, tmp / "cpu");
+  const StudyResult cpu = run_study(o);
+  o.out_dir = tmp / "gpu";
+  o.device = cuda();
+  const StudyResult gpu = run_study(o);
+  using json = nlohmann::json;
+  const auto rel = [](const json& a, const json& b) { return std::fabs(a.get<double>() - b.get<double>()) / a.get<double>(); };
+  EXPECT_LE(rel(cpu.summary["dense_ppl"], gpu.summary["dense_ppl"]), 1e-6) << family;
+  ASSERT_EQ(cpu.summary["runs"].size(), gpu.summary["runs"].size());
+  for (size_t i = 0; i < cpu.summary["runs"].size(); ++i) {
+    const json &a = cpu.summary["runs"][i], &b = gpu.summary["runs"][i];
+    EXPECT_EQ(a["method"], b["method"]);
+    EXPECT_EQ(a["structure"], b["structure"]);
+    EXPECT_LE(rel(a["ppl"], b["ppl"]), a["method"] == "wanda" ? 1e-6 : 5e-3) << family << " " << a.dump() << " " << b.dump();
+  }
+  EXPECT_LE(rel(cpu.summary["act_ppl"]["0.5"], gpu.summary["act_ppl"]["0.5"]), 1e-2) << family;
+  std::printf("%s study: dense cpu %.6f gpu %.6f; %zu runs; sparsified cpu %.6f gpu %.6f; %.1f s cpu, %.1f s gpu\n",
+              family.c_str(), cpu.summary["dense_ppl"].get<double>(), gpu.summary["dense_ppl"].get<double>(),
+              cpu.summary["runs"].size(), cpu.summary["act_ppl"]["0.5"].get<double>(),
+              gpu.summary["act_ppl"]["0.5"].get<double>(), cpu.seconds, gpu.seconds);
 }
 
 // Pre-LN OPT (the opt-125m ... 66b layout) beside the post-LN fixture: the opt350m fixture with

@@ -306,7 +306,8 @@ TEST(CommandRuns, TwoPruneRunsOfOneMethodAndTargetAreBothViewable) {
       runs.push_back(rows[i][0].get<int64_t>());
       RunWriter w = store->begin_run({.kind = RunKind::kAnalysis, .method = "coactivation",
                                       .options = "layer=2" + analysis_mask_run_option(mask_file, runs.back())});
-      analyses.push_back(w.add_clustering({.source = "wanda u50 " + matrix + " rows", .hf_name = matrix, .k = 1}, {}));
+      w.add_cluster_source({.source = "wanda/u50", .layer = 2, .hf_name = matrix, .description = "wanda u50 " + matrix + " rows"});
+      analyses.push_back(w.add_clustering({.source = "wanda/u50", .hf_name = matrix, .k = 1}, {}));
       w.commit();
     }
   }

@@ -34,7 +34,8 @@ using test::TempDir;
 
 constexpr int64_t kRows = 16, kCols = 24;
 const std::string kMatrix = "model.layers.0.mlp.up_proj";
-const std::string kSource = "wanda u50 model.layers.0.mlp.up_proj rows";
+const std::string kSource = "wanda/u50";  // the masks of the Wanda run (sparsa/runs.h mask_source_key)
+const std::string kSourceDescription = "wanda u50 model.layers.0.mlp.up_proj rows";
 
 // Row r prunes its first (r % 8) + 4 columns: row r keeps kCols - (r % 8) - 4 of kCols.
 Mask test_mask() {
@@ -104,6 +105,7 @@ StudyIds write_study(const fs::path& dir) {
       assignment.push_back(static_cast<int32_t>(r % 2));
       pts.push_back({r, static_cast<double>(r), static_cast<double>(-r)});
     }
+    w.add_cluster_source({.source = kSource, .layer = 0, .hf_name = kMatrix, .description = kSourceDescription});
     ids.analysis_k2 = w.add_clustering({.source = kSource, .hf_name = kMatrix, .k = 2, .separation_ratio = 1.5},
                                        assignment);
     w.add_tsne(kSource, pts);
@@ -244,6 +246,13 @@ TEST_F(ServeTest, NamedQueriesReturnTheStudy) {
   const json cmp = get_json(s, "/api/q/comparison?a=" + std::to_string(ids_.wanda) + "&b=" + std::to_string(ids_.sgpt));
   ASSERT_EQ(cmp["rows"].size(), 1u);
   EXPECT_DOUBLE_EQ(cmp["rows"][0][3].get<double>(), 0.75);
+  // A clustering names its source by key and by description (the dashboard's picker shows the latter).
+  const json clusterings = get_json(s, "/api/q/clusterings");
+  ASSERT_EQ(clusterings["rows"].size(), 1u);
+  const json& cols = clusterings["columns"];
+  const auto at = [&](const char* name) { return std::find(cols.begin(), cols.end(), name) - cols.begin(); };
+  EXPECT_EQ(clusterings["rows"][0][at("source")], kSource);
+  EXPECT_EQ(clusterings["rows"][0][at("description")], kSourceDescription);
   const json tsne = get_json(s, "/api/q/tsne?analysis=" + std::to_string(ids_.analysis_k2));
   ASSERT_EQ(tsne["rows"].size(), static_cast<size_t>(kRows));
   EXPECT_EQ(tsne["rows"][3][3], 1);  // feature 3 is in cluster 3 % 2

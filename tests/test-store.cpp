@@ -141,7 +141,7 @@ std::string error_of(F&& f, ErrorKind kind) {
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 const std::vector<std::string> kTables = {
-    "act_histograms", "act_thresholds", "benchmarks", "bytes_model", "cluster_null", "cluster_summary", "clusters",
+    "act_histograms", "act_thresholds", "benchmarks", "bytes_model", "cluster_null", "cluster_sources", "cluster_summary", "clusters",
     "coherence", "comparisons", "feature_metrics", "matrices", "neighbour_clusters", "perplexities", "runs",
     "sparsa_meta", "task_choices", "task_scores", "tsne"};
 
@@ -257,7 +257,10 @@ TEST(Store, MigratesVersionOneRunsWithoutMaskFiles) {
                 "CREATE TABLE sparsa_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
                 "INSERT INTO sparsa_meta VALUES ('schema_version', '1')",
                 "CREATE SEQUENCE run_id_seq START 100",
-                "CREATE TABLE runs AS SELECT * EXCLUDE (mask_file) FROM current_db.runs", "DETACH current_db"});
+                "CREATE TABLE runs AS SELECT * EXCLUDE (mask_file) FROM current_db.runs",
+                "CREATE TABLE cluster_summary AS SELECT * FROM current_db.cluster_summary",
+                "CREATE TABLE tsne AS SELECT * FROM current_db.tsne",
+                "CREATE TABLE coherence AS SELECT * FROM current_db.coherence", "DETACH current_db"});
   const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
   EXPECT_TRUE(contains(m, "schema version 1 is older")) << m;
   {
@@ -283,7 +286,7 @@ TEST(Store, MigratesVersionTwoWithoutTaskTables) {
     id = write_prune_run(*store, old, 1);
   }
   raw_exec(db, {"DROP TABLE task_choices", "DROP TABLE task_scores", "DROP TABLE bytes_model", "DROP TABLE cluster_null",
-                "DROP TABLE neighbour_clusters", "UPDATE sparsa_meta SET value = '2' WHERE key = 'schema_version'"});
+                "DROP TABLE neighbour_clusters", "DROP TABLE cluster_sources", "UPDATE sparsa_meta SET value = '2' WHERE key = 'schema_version'"});
   const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
   EXPECT_TRUE(contains(m, "schema version 2 is older")) << m;
   {
@@ -314,7 +317,7 @@ TEST(Store, MigratesVersionThreeWithoutTheBytesModel) {
     id = write_prune_run(*store, old, 1);
   }
   raw_exec(db, {"DROP TABLE bytes_model", "DROP TABLE cluster_null", "DROP TABLE neighbour_clusters",
-                "UPDATE sparsa_meta SET value = '3' WHERE key = 'schema_version'"});
+                "DROP TABLE cluster_sources", "UPDATE sparsa_meta SET value = '3' WHERE key = 'schema_version'"});
   const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
   EXPECT_TRUE(contains(m, "schema version 3 is older")) << m;
   {
@@ -348,7 +351,7 @@ TEST(Store, MigratesVersionFourWithoutNullModelTables) {
     auto store = Store::open(db, Mode::kReadWrite);
     id = write_prune_run(*store, old, 1);
   }
-  raw_exec(db, {"DROP TABLE cluster_null", "DROP TABLE neighbour_clusters",
+  raw_exec(db, {"DROP TABLE cluster_null", "DROP TABLE neighbour_clusters", "DROP TABLE cluster_sources",
                 "UPDATE sparsa_meta SET value = '4' WHERE key = 'schema_version'"});
   const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
   EXPECT_TRUE(contains(m, "schema version 4 is older")) << m;
@@ -374,6 +377,57 @@ TEST(Store, MigratesVersionFourWithoutNullModelTables) {
   EXPECT_EQ(raw.scalar("SELECT reference_feature::VARCHAR || ':' || coalesce(separation_ratio::VARCHAR, 'NULL') "
                        "FROM neighbour_clusters"),
             "17:NULL");
+}
+
+// Version 5: co-activation sources were sentences. Read-write turns them into short keys in every
+// table, moves the sentences to cluster_sources with the block they name, and gives cluster_null and
+// neighbour_clusters primary keys with the block (so one key can hold every block's rows).
+TEST(Store, MigratesVersionFiveSentenceSourcesToKeys) {
+  test::TempDir dir;
+  const fs::path db = dir / "v5.duckdb";
+  const std::string mask = "wanda u50 model.layers.3.mlp.up_proj rows";
+  const auto acts = [](int block) {
+    return "activations of block " + std::to_string(block) + " at down_in, active above 0.0123 (50 % sparsity), 1024 tokens";
+  };
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    RunWriter w = store->begin_run({.kind = RunKind::kAnalysis, .model_path = "/m", .method = "coactivation"});
+    const std::vector<int32_t> assignment = {0, 1};
+    const int64_t a = w.add_clustering({.source = mask, .hf_name = "model.layers.3.mlp.up_proj", .k = 2}, assignment);
+    w.add_clustering({.source = acts(3), .k = 2}, assignment);
+    const TsnePoint pts[] = {{0, 0.5, -0.5}};
+    w.add_tsne(mask, pts);
+    const CoherenceRow coherence[] = {{acts(3), CoherenceOrdering::kCluster, a, 16, 0.25}};
+    w.add_coherence(coherence);
+    const ClusterNullRow null_rows[] = {{.layer = 2, .source = acts(2), .k = 2, .metric = "separation_ratio", .shuffles = 3},
+                                        {.layer = 3, .source = acts(3), .k = 2, .metric = "separation_ratio", .shuffles = 3}};
+    w.add_cluster_null(null_rows);
+    const NeighbourClusterRow near[] = {{.layer = 2, .source = acts(2), .reference_feature = 1, .k = 2, .size = 2}};
+    w.add_neighbour_clusters(near);
+    w.commit();
+  }
+  raw_exec(db, {"DROP TABLE cluster_sources", "UPDATE sparsa_meta SET value = '5' WHERE key = 'schema_version'"});
+  const std::string m = error_of([&] { Store::open(db, Mode::kReadOnly); }, ErrorKind::kBadInput);
+  EXPECT_TRUE(contains(m, "schema version 5 is older")) << m;
+  {
+    auto store = Store::open(db, Mode::kReadWrite);
+    EXPECT_EQ(store->schema_version(), kStoreSchemaVersion);
+  }
+  RawDb raw(db.string());
+  EXPECT_EQ(raw.column("SELECT source FROM cluster_summary ORDER BY analysis_id"),
+            (std::vector<std::string>{"wanda/u50", "activations/down_in"}));
+  EXPECT_EQ(raw.scalar("SELECT source FROM tsne"), "wanda/u50");
+  EXPECT_EQ(raw.scalar("SELECT source FROM coherence"), "activations/down_in");
+  EXPECT_EQ(raw.column("SELECT layer || ' ' || source FROM cluster_null ORDER BY layer"),
+            (std::vector<std::string>{"2 activations/down_in", "3 activations/down_in"}));
+  EXPECT_EQ(raw.scalar("SELECT layer || ' ' || source FROM neighbour_clusters"), "2 activations/down_in");
+  EXPECT_EQ(raw.column("SELECT concat_ws(' | ', source, layer, coalesce(hf_name, 'NULL'), description) FROM cluster_sources "
+                       "ORDER BY layer, source"),
+            (std::vector<std::string>{"activations/down_in | 2 | NULL | " + acts(2),
+                                      "activations/down_in | 3 | NULL | " + acts(3),
+                                      "wanda/u50 | 3 | model.layers.3.mlp.up_proj | " + mask}));
+  EXPECT_EQ(raw.scalar("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'cluster_null' AND "
+                       "constraint_type = 'PRIMARY KEY' AND list_contains(constraint_column_names, 'layer')"), "1");
 }
 
 TEST(Store, RefusesADatabaseWithClashingTables) {

@@ -129,6 +129,15 @@ TEST_F(StudyTest, DatabaseHoldsEveryStep) {
   EXPECT_EQ(count(*s, "SELECT count(*) FROM clusters"), 3 * 2 * 1024);  // 1024 features each
   EXPECT_EQ(count(*s, "SELECT count(*) FROM coherence WHERE ordering = 'cluster'"), 4);
   EXPECT_EQ(count(*s, "SELECT count(DISTINCT source) FROM tsne"), 2);
+  // Sources are short keys; cluster_sources says what each is, with the block (the middle one, 3).
+  EXPECT_EQ(s->query_json("SELECT DISTINCT source FROM cluster_summary ORDER BY 1")["rows"],
+            json::parse(R"([["activations/down_in"], ["sparsegpt/u50"], ["wanda/u50"]])"));
+  EXPECT_EQ(s->query_json("SELECT d.source, d.layer, d.hf_name, d.description FROM cluster_sources d JOIN runs r USING "
+                          "(run_id) WHERE r.method = 'coactivation' ORDER BY 1")["rows"][2],
+            json::parse(R"(["wanda/u50", 3, "model.layers.3.mlp.up_proj", "wanda u50 model.layers.3.mlp.up_proj rows"])"));
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_sources d JOIN runs r USING (run_id) WHERE r.method = "
+                      "'coactivation-null' AND d.source = 'activations/down_in' AND d.description LIKE 'activations of "
+                      "block ' || d.layer || ' at down_in, %'"), 6);
   // The bytes model: 2 activation sparsities x 6 block sizes x (6 blocks + the whole model).
   EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model"), 2 * 6 * (6 + 1));
   EXPECT_EQ(count(*s, "SELECT count(*) FROM bytes_model WHERE layer IS NULL AND decode_fraction >= mlp_fraction AND "
@@ -218,8 +227,9 @@ TEST_F(StudyTest, NullModelAndNeighbourhoodsOfEveryBlock) {
   EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_null WHERE shuffles <> 3 OR NOT (null_lo <= null_mean AND "
                       "null_mean <= null_hi) OR p_value < 0.25 - 1e-12 OR p_value > 1"), 0);
   // The middle block's source is the one cluster_summary clustered.
-  EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_null n JOIN cluster_summary c USING (source, k) WHERE n.layer = 3 "
-                      "AND n.metric = 'separation_ratio'"), 2);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_null n JOIN cluster_summary c USING (source, k) JOIN cluster_sources d "
+                      "ON d.run_id = c.run_id AND d.source = c.source AND d.layer = n.layer WHERE n.metric = "
+                      "'separation_ratio'"), 2);
   EXPECT_EQ(count(*s, "SELECT count(*) FROM neighbour_clusters"), 6 * 2 * 2);  // 6 blocks x 2 references x 2 ks
   EXPECT_EQ(count(*s, "SELECT count(*) FROM neighbour_clusters WHERE size <> 128"), 0);
   EXPECT_EQ(count(*s, "SELECT count(DISTINCT (layer, reference_feature)) FROM neighbour_clusters"), 6 * 2);
@@ -244,7 +254,8 @@ TEST(StudySingleBlock, AnalysisLayerIndexLimitsTheNullModelToIt) {
   const auto s = Store::open(d / "s" / "study.duckdb", Store::Mode::kReadOnly);
   EXPECT_EQ(s->query_json("SELECT DISTINCT layer, shuffles FROM cluster_null")["rows"], json::parse("[[2, 2]]"));
   EXPECT_EQ(count(*s, "SELECT count(*) FROM neighbour_clusters WHERE layer = 2"), 1);
-  EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_summary WHERE source LIKE 'activations of block 2 %'"), 1);
+  EXPECT_EQ(count(*s, "SELECT count(*) FROM cluster_summary c JOIN cluster_sources d USING (run_id, source) WHERE "
+                      "c.source = 'activations/down_in' AND d.layer = 2"), 1);
   for (const char* bad : {"-2", "6", "some"}) {
     const auto b = run_sparsa({"study", "--out", (d / "b").string(), "--analysis-layer", bad});
     EXPECT_EQ(b.exit_code, 2) << bad << ": " << b.err;

@@ -97,6 +97,15 @@ std::optional<MaskFileIdentity> parse_mask_file_name(const std::filesystem::path
 std::string analysis_mask_run_option(const std::filesystem::path& mask_file, int64_t run_id);
 std::vector<int64_t> analysis_mask_runs(std::string_view options);
 
+// ---- co-activation sources (the `source` key of the co-activation tables, docs/schema.md) ----
+
+// "wanda/u50", "sparsegpt/2-4": the rows of a prune run's masks.
+std::string mask_source_key(PruneMethod method, const SparsityTarget& target);
+// "activations/down_in": the activation bitsets at one observation point.
+std::string activation_source_key(ObsPoint point);
+// The method and target of a mask_source_key; nullopt for any other key.
+std::optional<MaskFileIdentity> parse_mask_source_key(std::string_view key);
+
 // ---- a pruned folder (`sparsa prune --out DIR`) ----
 
 // One "matrices" entry of summary.json: a pruned linear.

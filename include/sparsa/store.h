@@ -42,7 +42,7 @@
 namespace sparsa {
 
 // The schema version this build writes (sparsa_meta.schema_version); see docs/schema.md.
-inline constexpr int kStoreSchemaVersion = 5;
+inline constexpr int kStoreSchemaVersion = 6;
 
 enum class RunKind : uint8_t { kDense, kPrune, kActs, kCompare, kAnalysis, kBench };
 std::string_view run_kind_name(RunKind k);  // "dense", "prune", "acts", "compare", "analysis", "bench"
@@ -140,8 +140,18 @@ struct ActThresholdRow {
   double threshold = 0;
 };
 
+// What one co-activation source of a run is (table cluster_sources): `source` is the short key the
+// co-activation tables use (sparsa/runs.h: "wanda/u50", "activations/down_in"), `layer` the block
+// whose features were clustered, `description` the sentence a reader sees.
+struct ClusterSourceRow {
+  std::string source{};
+  int64_t layer = 0;
+  std::string hf_name{};      // the matrix, for a mask; empty = NULL
+  std::string description{};  // e.g. "wanda u50 model.layers.3.mlp.up_proj rows"
+};
+
 struct ClusterSummary {     // one k-means clustering of the features of one source
-  std::string source{};     // what was clustered, e.g. "wanda u50 model.layers.3.mlp.down_proj rows"
+  std::string source{};     // the source's key, e.g. "wanda/u50" (ClusterSourceRow)
   std::string hf_name{};    // the matrix, when the source is one; empty = NULL
   int64_t k = 0;
   uint64_t seed = 0;
@@ -217,7 +227,7 @@ struct TaskChoiceRow {      // one choice of one item
 // (sparsa/coactivation.h cluster_null_model). Non-finite numbers are stored as NULL.
 struct ClusterNullRow {
   int64_t layer = 0;         // the block whose features were clustered
-  std::string source{};      // as cluster_summary.source
+  std::string source{};      // the source's key, as cluster_summary.source
   int64_t k = 0;
   std::string metric{};      // "separation_ratio" or "ari"
   double observed = 0;
@@ -259,6 +269,7 @@ class RunWriter {
                          std::span<const int64_t> counts);
   // Stores a clustering and its assignment (assignment[f] = cluster of feature f, in [0, k));
   // returns its analysis_id.
+  void add_cluster_source(const ClusterSourceRow& row);
   int64_t add_clustering(const ClusterSummary& summary, std::span<const int32_t> assignment);
   void add_tsne(std::string_view source, std::span<const TsnePoint> points);
   void add_coherence(std::span<const CoherenceRow> rows);

@@ -326,9 +326,10 @@ class Report {
 
   void coactivation() {
     const json r = rows(store_,
-                        "SELECT source, k, separation_ratio, within_distance, between_distance, ari FROM cluster_summary "
-                        "WHERE run_id = (SELECT max(run_id) FROM runs WHERE kind = 'analysis' AND method = 'coactivation') "
-                        "ORDER BY source, k");
+                        "SELECT s.source, s.k, s.separation_ratio, s.within_distance, s.between_distance, s.ari, "
+                        "coalesce(d.description, s.source) FROM cluster_summary s LEFT JOIN cluster_sources d ON d.run_id "
+                        "= s.run_id AND d.source = s.source WHERE s.run_id = (SELECT max(run_id) FROM runs WHERE kind = "
+                        "'analysis' AND method = 'coactivation') ORDER BY s.source, s.k");
     if (r.empty()) return;
     line("## Co-activation and clustering");
     line();
@@ -336,12 +337,12 @@ class Report {
          "distance between clusters / mean distance within clusters (Hamming, as a fraction of the vector); "
          "ARI = adjusted Rand index between repeated runs with different seeds (1 = the same clusters every time).");
     line();
-    line("| features | k | separation ratio | within | between | ARI across runs |");
-    line("| --- | ---: | ---: | ---: | ---: | ---: |");
+    line("| source | features | k | separation ratio | within | between | ARI across runs |");
+    line("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
     std::map<std::string, std::vector<std::pair<int, double>>> ratio;  // source -> (k, ratio)
     for (const auto& row : r) {
-      line(fmt::format("| {} | {} | {:.3f} | {:.4f} | {:.4f} | {:.3f} |", cell(str(row[0])), static_cast<int>(num(row[1])),
-                       num(row[2]), num(row[3]), num(row[4]), num(row[5])));
+      line(fmt::format("| `{}` | {} | {} | {:.3f} | {:.4f} | {:.4f} | {:.3f} |", str(row[0]), cell(str(row[6])),
+                       static_cast<int>(num(row[1])), num(row[2]), num(row[3]), num(row[4]), num(row[5])));
       ratio[str(row[0])].emplace_back(static_cast<int>(num(row[1])), num(row[2]));
     }
     line();

@@ -1,4 +1,5 @@
-// The names of mask files and how an analysis run names the mask runs it clustered (sparsa/runs.h).
+// The names of mask files, the co-activation tables' source keys, and how an analysis run names the mask
+// runs it clustered (sparsa/runs.h).
 #include <charconv>
 
 #include <fmt/format.h>
@@ -42,6 +43,21 @@ std::optional<MaskFileIdentity> parse_mask_file_name(const fs::path& file) {
   const size_t first = before == std::string::npos ? 0 : before + 1;
   const auto method = method_named(std::string_view(stem).substr(first, last - first));
   const auto target = target_labelled(std::string_view(stem).substr(last + 1));
+  if (!method || !target) return std::nullopt;
+  return MaskFileIdentity{*method, *target};
+}
+
+std::string mask_source_key(PruneMethod method, const SparsityTarget& target) {
+  return fmt::format("{}/{}", prune_method_name(method), target.label());
+}
+
+std::string activation_source_key(ObsPoint point) { return fmt::format("activations/{}", obs_point_name(point)); }
+
+std::optional<MaskFileIdentity> parse_mask_source_key(std::string_view key) {
+  const size_t slash = key.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  const auto method = method_named(key.substr(0, slash));
+  const auto target = target_labelled(key.substr(slash + 1));
   if (!method || !target) return std::nullopt;
   return MaskFileIdentity{*method, *target};
 }

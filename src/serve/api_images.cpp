@@ -13,7 +13,6 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <sstream>
 
 #include "serve/api.h"
 #include "sparsa/coactivation.h"
@@ -83,7 +82,7 @@ viz::SpyOptions mask_spy_options(const Params& p, std::string title) {
 
 struct Clustered {
   MaskRef mask;
-  std::string source;
+  std::string source;  // the source's description (cluster_sources), else its key
   int64_t k = 0;
   double separation = 0;
 };
@@ -110,22 +109,23 @@ json clustered_run_row(const Store& store, const std::string& options, const std
 Clustered clustering(const Api& api, int64_t analysis) {
   const json row = only_row(
       api.store().query_json(fmt::format("SELECT s.source, s.hf_name, s.k, s.separation_ratio, r.model_path, "
-                                         "r.options FROM cluster_summary s JOIN runs r USING (run_id) WHERE "
-                                         "s.analysis_id = {}",
+                                         "r.options, (SELECT min(d.description) FROM cluster_sources d WHERE d.run_id = "
+                                         "s.run_id AND d.source = s.source) FROM cluster_summary s JOIN runs r USING "
+                                         "(run_id) WHERE s.analysis_id = {}",
                                          analysis),
                              kLookupLimits),
       fmt::format("no clustering with analysis_id {}", analysis));
   Clustered c;
-  c.source = row[0].get<std::string>();
+  const std::string key = row[0].get<std::string>();
+  c.source = row[6].is_string() ? row[6].get<std::string>() : key;
   c.k = row[2].get<int64_t>();
   c.separation = row[3].is_number() ? row[3].get<double>() : 0.0;
   const std::string matrix = text_or_empty(row[1]);
-  if (matrix.empty())
-    throw NotFound(fmt::format("'{}' is not a mask: its bits are not stored in the database", c.source));
-  std::string method, structure;
-  std::istringstream words(c.source);
-  words >> method >> structure;
-  json run = clustered_run_row(api.store(), text_or_empty(row[5]), method, structure);
+  const std::optional<MaskFileIdentity> masks = parse_mask_source_key(key);
+  if (matrix.empty() || !masks)
+    throw NotFound(fmt::format("'{}' is not a mask: its bits are not stored in the database", key));
+  json run = clustered_run_row(api.store(), text_or_empty(row[5]), std::string(prune_method_name(masks->method)),
+                               masks->target.label());
   if (run[2].is_null()) run[2] = row[4];  // the analysed model, when the prune run is not stored
   c.mask = run_mask(api, run, matrix);
   return c;

@@ -66,7 +66,9 @@ const std::vector<NamedQuery>& named_queries() {
        "SELECT bin, lo, hi, count FROM act_histograms WHERE run_id = (SELECT max(run_id) FROM act_histograms) "
        "AND layer = {layer} AND point = {point} ORDER BY bin"},
       {"clusterings", {},
-       "SELECT s.analysis_id, s.run_id, s.source, s.hf_name, s.k, s.seed, s.objective, s.within_distance, "
+       "SELECT s.analysis_id, s.run_id, s.source, coalesce((SELECT min(d.description) FROM cluster_sources d WHERE "
+       "d.run_id = s.run_id AND d.source = s.source), s.source) AS description, s.hf_name, s.k, s.seed, s.objective, "
+       "s.within_distance, "
        "s.between_distance, s.separation_ratio, s.ari, (SELECT count(*) FROM clusters c WHERE c.analysis_id = "
        "s.analysis_id) AS features, EXISTS (SELECT 1 FROM tsne t WHERE t.run_id = s.run_id AND t.source = s.source) AS "
        "has_tsne FROM cluster_summary s ORDER BY s.source, s.k, s.seed"},

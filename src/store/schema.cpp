@@ -214,11 +214,8 @@ CREATE TABLE bytes_model (
 );
 )sql";
 
-// Version 5: the permutation null model of cluster quality (observed against shuffled copies that
-// keep each feature's density) and the clusterings of reference features' Hamming neighbourhoods.
-// No declared foreign key, as for version 3.
-constexpr std::string_view kSchemaV5 = R"sql(
-CREATE TABLE cluster_null (
+// The columns of the two tables version 5 adds; version 6 keeps them and changes their keys.
+constexpr std::string_view kClusterNullColumns = R"sql(
   run_id BIGINT NOT NULL,
   layer INTEGER NOT NULL,
   source VARCHAR NOT NULL,
@@ -232,9 +229,8 @@ CREATE TABLE cluster_null (
   p_value DOUBLE NOT NULL,
   z DOUBLE,
   shuffles INTEGER NOT NULL,
-  PRIMARY KEY (run_id, source, k, metric)
-);
-CREATE TABLE neighbour_clusters (
+)sql";
+constexpr std::string_view kNeighbourClusterColumns = R"sql(
   run_id BIGINT NOT NULL,
   layer INTEGER NOT NULL,
   source VARCHAR NOT NULL,
@@ -245,13 +241,78 @@ CREATE TABLE neighbour_clusters (
   within_distance DOUBLE,
   between_distance DOUBLE,
   objective DOUBLE NOT NULL,
-  PRIMARY KEY (run_id, source, reference_feature, k)
-);
 )sql";
 
-// kMigrations[v] brings version v to v + 1.
-constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
-static_assert(std::size(kMigrations) == kStoreSchemaVersion, "one migration per schema version");
+std::string cluster_null_tables(std::string_view null_key, std::string_view neighbour_key) {
+  return fmt::format("CREATE TABLE cluster_null ({}  PRIMARY KEY ({})\n);\nCREATE TABLE neighbour_clusters ({}  PRIMARY KEY "
+                     "({})\n);\n",
+                     kClusterNullColumns, null_key, kNeighbourClusterColumns, neighbour_key);
+}
+
+// Version 5: the permutation null model of cluster quality (observed against shuffled copies that
+// keep each feature's density) and the clusterings of reference features' Hamming neighbourhoods.
+// No declared foreign key, as for version 3.
+std::string schema_v5() {
+  return cluster_null_tables("run_id, source, k, metric", "run_id, source, reference_feature, k");
+}
+
+// Version 6: `source` in the co-activation tables is a short key ("wanda/u50",
+// "activations/down_in"; sparsa/runs.h) instead of a sentence, the block is a column of every
+// table that holds rows of several blocks (hence the new primary keys of cluster_null and
+// neighbour_clusters), and the sentence moves to cluster_sources, one row per (run, source, block).
+// Older rows are rewritten: "wanda u50 model.layers.3.mlp.up_proj rows" becomes "wanda/u50",
+// "activations of block 3 at down_in, ..." becomes "activations/down_in"; a source of another shape
+// is kept as it was.
+constexpr std::string_view kSchemaV6Before = R"sql(
+CREATE TABLE cluster_sources (
+  run_id BIGINT NOT NULL,
+  source VARCHAR NOT NULL,
+  layer INTEGER,
+  hf_name VARCHAR,
+  description VARCHAR NOT NULL
+);
+CREATE TEMP MACRO sparsa_v6_key(s) AS CASE
+  WHEN s LIKE 'activations of block % at %,%' THEN 'activations/' || regexp_extract(s, ' at ([a-z_]+),', 1)
+  WHEN regexp_full_match(s, '[a-z]+ [^ ]+ [^ ]+ rows') THEN split_part(s, ' ', 1) || '/' || split_part(s, ' ', 2)
+  ELSE s END;
+CREATE TEMP MACRO sparsa_v6_layer(s) AS TRY_CAST(regexp_extract(s, '(block |layers\.)([0-9]+)', 2) AS INTEGER);
+INSERT INTO cluster_sources
+  SELECT run_id, sparsa_v6_key(source), sparsa_v6_layer(source), hf_name, source FROM (
+    SELECT run_id, source, hf_name FROM cluster_summary
+    UNION SELECT run_id, source, NULL FROM tsne
+    UNION SELECT run_id, source, NULL FROM cluster_null
+    UNION SELECT run_id, source, NULL FROM neighbour_clusters)
+  WHERE source <> sparsa_v6_key(source)
+  QUALIFY row_number() OVER (PARTITION BY run_id, source ORDER BY hf_name NULLS LAST) = 1;
+UPDATE cluster_summary SET source = sparsa_v6_key(source);
+UPDATE tsne SET source = sparsa_v6_key(source);
+UPDATE coherence SET source = sparsa_v6_key(source);
+CREATE TEMP TABLE sparsa_v6_null AS SELECT * REPLACE (sparsa_v6_key(source) AS source) FROM cluster_null;
+CREATE TEMP TABLE sparsa_v6_near AS SELECT * REPLACE (sparsa_v6_key(source) AS source) FROM neighbour_clusters;
+DROP TABLE cluster_null;
+DROP TABLE neighbour_clusters;
+)sql";
+constexpr std::string_view kSchemaV6After = R"sql(
+INSERT INTO cluster_null SELECT * FROM sparsa_v6_null;
+INSERT INTO neighbour_clusters SELECT * FROM sparsa_v6_near;
+DROP TABLE sparsa_v6_null;
+DROP TABLE sparsa_v6_near;
+DROP MACRO sparsa_v6_key;
+DROP MACRO sparsa_v6_layer;
+)sql";
+std::string schema_v6() {
+  return fmt::format("{}{}{}", kSchemaV6Before,
+                     cluster_null_tables("run_id, layer, source, k, metric", "run_id, layer, source, reference_feature, k"),
+                     kSchemaV6After);
+}
+
+// migrations()[v] brings version v to v + 1.
+const std::vector<std::string>& migrations() {
+  static const std::vector<std::string> m = {std::string(kSchemaV1), std::string(kSchemaV2), std::string(kSchemaV3),
+                                             std::string(kSchemaV4), schema_v5(),              schema_v6()};
+  SPARSA_ASSERT(m.size() == static_cast<size_t>(kStoreSchemaVersion));
+  return m;
+}
 
 // Lower-case letters, digits and '_' only (a view name needs no quoting then).
 std::string identifier_part(std::string_view s) {
@@ -269,7 +330,7 @@ const std::vector<std::string_view>& schema_tables() {
   static const std::vector<std::string_view> tables = {
       "sparsa_meta",    "runs",     "matrices", "perplexities", "feature_metrics", "comparisons",
       "act_thresholds", "act_histograms", "cluster_summary", "clusters", "tsne", "coherence", "benchmarks",
-      "task_scores",    "task_choices", "bytes_model", "cluster_null", "neighbour_clusters"};
+      "task_scores",    "task_choices", "bytes_model", "cluster_null", "neighbour_clusters", "cluster_sources"};
   return tables;
 }
 
@@ -293,7 +354,7 @@ void migrate_schema(Connection& con, int from) {
   SPARSA_ASSERT(from >= 0 && from < kStoreSchemaVersion);
   con.exec("BEGIN TRANSACTION", "starting the schema migration");
   for (int v = from; v < kStoreSchemaVersion; ++v) {
-    Result r = con.query(kMigrations[v]);
+    Result r = con.query(migrations()[static_cast<size_t>(v)]);
     if (!r.ok()) {
       const std::string message = r.error();
       con.query("ROLLBACK");

@@ -214,6 +214,14 @@ void RunWriter::add_act_histogram(int64_t layer, ObsPoint point, std::span<const
   }
 }
 
+void RunWriter::add_cluster_source(const ClusterSourceRow& r) {
+  impl_->check_open();
+  store::Appender& app = impl_->appender("cluster_sources");
+  app.add(impl_->run_id).add(std::string_view(r.source)).add(as_int32(r.layer, "layer"));
+  if (r.hf_name.empty()) app.add_null(); else app.add(std::string_view(r.hf_name));
+  app.add(std::string_view(r.description)).end_row();
+}
+
 int64_t RunWriter::add_clustering(const ClusterSummary& s, std::span<const int32_t> assignment) {
   impl_->check_open();
   for (int32_t c : assignment) SPARSA_ASSERT(c >= 0 && c < s.k);

@@ -25,7 +25,8 @@ constexpr int kTsneClusters = 8;                       // the clustering that co
 // A binary matrix whose rows are the features analysed.
 struct Source {
   std::string label;    // short, for figure titles and file names: "wanda", "activations"
-  std::string source;   // the store's description of what was clustered
+  std::string source;   // the store's key for it (sparsa/runs.h): "wanda/u50", "activations/down_in"
+  std::string description;  // what was clustered, in a sentence (cluster_sources.description)
   std::string hf_name;  // the matrix, for masks
   std::string set_meaning, clear_meaning;  // what a set / clear bit means (spy legends)
   BitMatrix bits;       // [features, observations]
@@ -118,7 +119,7 @@ viz::SpyOptions spy_options(const Source& s, std::string title) {
 // it, then grouped by each k.
 void draw_source_figures(const Context& ctx, const Source& s) {
   const fs::path& dir = ctx.figures_dir;
-  ctx.save_figure(viz::spy_plot(s.bits, spy_options(s, s.source)), dir / fmt::format("spy_{}.png", s.label));
+  ctx.save_figure(viz::spy_plot(s.bits, spy_options(s, s.description)), dir / fmt::format("spy_{}.png", s.label));
   const std::vector<int64_t> refs = reference_features(s.bits, 1, ctx.opt.seed);
   if (refs.empty()) return;
   const NeighbourhoodOptions o = neighbourhood_options(ctx.opt, s.bits.rows());
@@ -231,7 +232,8 @@ std::vector<Source> mask_sources(const Context& ctx, const std::vector<PruneRun>
     if (!info) runtime_failure("{}: no mask for {}", r.mask_file.string(), name);
     Source s;
     s.label = std::string(prune_method_name(r.method));
-    s.source = fmt::format("{} {} {} rows", s.label, r.target.label(), name);
+    s.source = mask_source_key(r.method, r.target);
+    s.description = fmt::format("{} {} {} rows", s.label, r.target.label(), name);
     s.hf_name = name;
     s.set_meaning = "pruned";
     s.clear_meaning = "kept";
@@ -246,7 +248,9 @@ Source activation_source(const Context& ctx, const ActivationThresholds& t) {
   const float threshold = t.t[static_cast<size_t>(ctx.analysis_layer)][static_cast<size_t>(ObsPoint::kDownIn)];
   Source s;
   s.label = "activations";
-  s.source = activation_source_name(ctx.analysis_layer, threshold, t.sparsity, static_cast<int64_t>(windows.numel()));
+  s.source = activation_source_key(ObsPoint::kDownIn);
+  s.description =
+      activation_source_name(ctx.analysis_layer, threshold, t.sparsity, static_cast<int64_t>(windows.numel()));
   s.set_meaning = "active";
   s.clear_meaning = "zero";
   s.activations = true;
@@ -306,6 +310,7 @@ void coactivation_step(Context& ctx, const std::vector<PruneRun>& runs, const Ac
   RunWriter w = ctx.store.begin_run(info);
   std::vector<std::vector<Clustering>> clusters;
   for (const Source& s : sources) {
+    w.add_cluster_source({s.source, ctx.analysis_layer, s.hf_name, s.description});
     clusters.push_back(cluster_source(w, ctx, s));
     const std::vector<Clustering>& cs = clusters.back();
     if (s.activations && !cs.empty()) w.add_coherence(coherence_rows(s, cs.back()));

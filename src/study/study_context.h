@@ -115,7 +115,7 @@ void speed_step(Context& ctx);
 // and of the analysis layer's down_in activation bitset.
 void coactivation_step(Context& ctx, const std::vector<PruneRun>& runs, const ActivationThresholds& thresholds);
 // The calibration windows of the activation bitsets ([min(opt.act_bitset_windows, nsamples), seqlen]),
-// the cluster_summary / cluster_null source name of one block's bitset, and the neighbourhood
+// the sentence that describes one block's bitset (cluster_sources.description), and the neighbourhood
 // settings of a source with `features` rows (ks above the neighbourhood's size dropped).
 TensorI32 bitset_windows(const Context& ctx);
 std::string activation_source_name(int64_t layer, float threshold, double sparsity, int64_t tokens);

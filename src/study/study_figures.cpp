@@ -290,7 +290,7 @@ std::vector<TsneKey> tsne_keys(const Store& store, const FigureRuns& runs) {
   std::vector<TsneKey> out;
   for (const auto& row : rows(store, fmt::format("SELECT DISTINCT source FROM tsne WHERE run_id = {} ORDER BY 1", *run))) {
     const std::string source = str(row[0]);
-    out.push_back({*run, source, source.substr(0, source.find(' '))});
+    out.push_back({*run, source, source.substr(0, source.find('/'))});  // "wanda/u50" -> "wanda"
   }
   return out;
 }

@@ -92,8 +92,10 @@ void null_model_step(Context& ctx, const ActivationThresholds& thresholds) {
   RunWriter w = ctx.store.begin_run(info);
   for (size_t i = 0; i < blocks.size(); ++i) {
     const auto tb = Clock::now();
-    const std::string source =
-        activation_source_name(blocks[i], requests[i].threshold, thresholds.sparsity, static_cast<int64_t>(windows.numel()));
+    const std::string source = activation_source_key(ObsPoint::kDownIn);
+    w.add_cluster_source({source, blocks[i], "",
+                          activation_source_name(blocks[i], requests[i].threshold, thresholds.sparsity,
+                                                 static_cast<int64_t>(windows.numel()))});
     w.add_cluster_null(null_rows(ctx, blocks[i], source, bits[i]));
     w.add_neighbour_clusters(neighbour_rows(ctx, blocks[i], source, bits[i]));
     ctx.note(fmt::format("null model and neighbourhoods of block {}: {:.1f} s", blocks[i], seconds_since(tb)));

@@ -28,6 +28,30 @@ FamilyReference load_family_reference(const std::string& family) {
   return {store->load_i32("tokens"), store->load_f32("logits")};
 }
 
+StudyOptions family_study_options(const std::string& family, const std::filesystem::path& out) {
+  const std::filesystem::path reference = family_fixture(family) / "reference.safetensors";
+  StudyOptions o;
+  o.model = family_fixture(family);
+  o.out_dir = out;
+  o.methods = {PruneMethod::kWanda, PruneMethod::kSparseGPT};
+  o.targets = {parse_sparsity("0.5"), parse_nm("2:4")};
+  o.sweep = {};
+  o.calib.tokens_file = reference;
+  o.calib.key = "tokens";
+  o.calib.nsamples = 2;
+  o.eval_tokens = reference;
+  o.eval_key = "tokens";
+  o.act_sparsities = {0.5};
+  o.act_bitset_windows = 2;
+  o.null_shuffles = 2;
+  o.neighbour_references = 1;
+  o.ks = {4};
+  o.kmeans_runs = 2;
+  o.tsne_iterations = 500;
+  o.figures = false;
+  return o;
+}
+
 double max_relative_logit_error(const Tensor& want, const Tensor& got, int64_t vocab) {
   EXPECT_EQ(want.shape, got.shape);
   if (want.shape != got.shape) return INFINITY;

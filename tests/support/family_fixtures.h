@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sparsa/study.h"
 #include "sparsa/tensor.h"
 
 namespace sparsa::test {
@@ -24,6 +25,11 @@ struct FamilyReference {
   Tensor logits;     // [windows, seqlen, vocab] transformers' fp32 logits
 };
 FamilyReference load_family_reference(const std::string& family);
+
+// A small whole study of a fixture into `out`: calibrated and evaluated on its reference windows,
+// Wanda and SparseGPT at 50 % and 2:4, one activation sparsity, the co-activation analysis with
+// every step of the default study (null model and neighbourhoods of every block) at minimal sizes.
+StudyOptions family_study_options(const std::string& family, const std::filesystem::path& out);
 
 // max over positions of max |got - want| / max |want| (both [positions, vocab]); the issue's
 // "relative, max over positions". Adds a gtest failure when the shapes differ.

@@ -9,7 +9,7 @@ function gradientCard(chosen, feature, features) {
   const img = h('img', { class: 'figure', id: 'gradient-spy', alt: 'gradient spy',
     src: imageUrl('gradient_spy', { analysis: chosen.analysis_id, feature }) });
   const input = h('input', { type: 'number', min: 0, max: features - 1, value: feature, style: 'width: 90px' });
-  const apply = () => go({ source: chosen.source, k: chosen.k, feature: input.value });
+  const apply = () => go({ source: chosen.description, k: chosen.k, feature: input.value });
   input.addEventListener('change', apply);
   return card('Gradient spy: features ordered by Hamming distance to a reference',
     h('div', { class: 'controls' }, h('label', {}, 'reference feature', input),
@@ -19,17 +19,18 @@ function gradientCard(chosen, feature, features) {
 export async function render(params) {
   const all = records(await query('clusterings'));
   if (!all.length) return h('div', {}, h('h1', {}, 'Co-activation'), note('This database has no clusterings.'));
+  // A source is picked by its description (it names the block; the key, e.g. "wanda/u50", does not).
   // By default a mask with a t-SNE map (masks come with spy images), else any source with one.
   const rank = (c) => (c.has_tsne ? 0 : 2) + (c.hf_name !== null ? 0 : 1);
-  const sources = [...new Set([...all].sort((a, b) => rank(a) - rank(b)).map((c) => c.source))];
+  const sources = [...new Set([...all].sort((a, b) => rank(a) - rank(b)).map((c) => c.description))];
   const source = sources.includes(params.source) ? params.source : sources[0];
-  const mine = all.filter((c) => c.source === source);
+  const mine = all.filter((c) => c.description === source);
   const ks = [...new Set(mine.map((c) => c.k))].sort((a, b) => a - b);
   const k = ks.includes(Number(params.k)) ? Number(params.k) : ks[Math.min(1, ks.length - 1)];
   const chosen = mine.find((c) => c.k === k);
   const isMask = chosen.hf_name !== null;
   const feature = Math.max(0, Math.min(chosen.features - 1, Number(params.feature ?? 0) || 0));
-  const [tsne, coherence] = await Promise.all([query('tsne', { analysis: chosen.analysis_id }), query('coherence', { source })]);
+  const [tsne, coherence] = await Promise.all([query('tsne', { analysis: chosen.analysis_id }), query('coherence', { source: chosen.source })]);
   const points = records(tsne);
 
   const cards = [
