@@ -203,10 +203,9 @@ TEST(PruneCli, KeepsTheSourceTensorsAndDtypesByDefault) {
     EXPECT_EQ(pruned->info(name).dtype, DType::BF16) << name;
     EXPECT_EQ(pruned->info(name).shape, source->info(name).shape) << name;
   }
-  // config.json: the source's, plus the sparsity metadata (ConfigRecordsTheSparsity...).
-  auto config = nlohmann::ordered_json::parse(test::read_file(run.out / "config.json"));
-  config.erase("quantization_config");
-  EXPECT_EQ(config, nlohmann::ordered_json::parse(test::read_file(demo_model() / "config.json")));
+  // config.json: the source's, byte for byte (the sparsity metadata only with --sparsity-config,
+  // ConfigRecordsTheSparsity...: transformers loads that only with compressed-tensors installed).
+  EXPECT_EQ(test::read_file(run.out / "config.json"), test::read_file(demo_model() / "config.json"));
   const Tensor embed_src = source->load_f32("model.embed_tokens.weight");
   EXPECT_EQ(pruned->load_f32("model.embed_tokens.weight").data, embed_src.data);
 }
@@ -223,13 +222,17 @@ double zero_fraction(const fs::path& checkpoint) {
   return static_cast<double>(zeros) / static_cast<double>(total);
 }
 
-// config.json carries the compressed-tensors sparsity metadata llm-compressor writes (dense
-// weights with zeros), so vLLM and llm-compressor can tell the structure; the rest of the file is
-// the source's, key for key in the same order.
+// With --sparsity-config, config.json carries the compressed-tensors sparsity metadata
+// llm-compressor writes (dense weights with zeros), so vLLM and llm-compressor can tell the
+// structure; the rest of the file is the source's, key for key in the same order.
 TEST(PruneCli, ConfigRecordsTheSparsityAsLlmCompressorDoes) {
-  const MagnitudeRun& run = magnitude_u50();
-  ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
-  const json config = read_json(run.out / "config.json");
+  TempDir tmp;
+  const fs::path u50 = tmp / "mag-u50";
+  expect_prune_ok(u50, {"--method", "magnitude", "--sparsity", "0.5", "--sparsity-config"});
+  nlohmann::ordered_json rest = nlohmann::ordered_json::parse(test::read_file(u50 / "config.json"));
+  rest.erase("quantization_config");
+  EXPECT_EQ(rest, nlohmann::ordered_json::parse(test::read_file(demo_model() / "config.json")));
+  const json config = read_json(u50 / "config.json");
   const json& q = config["quantization_config"];
   EXPECT_EQ(q["quant_method"], "compressed-tensors");
   EXPECT_EQ(q["transform_config"], json::object());
@@ -240,17 +243,22 @@ TEST(PruneCli, ConfigRecordsTheSparsityAsLlmCompressorDoes) {
   EXPECT_EQ(s["ignore"], json::array({"lm_head"}));
   EXPECT_EQ(s["registry_requires_subclass"], false);
   // a fraction (not a percentage) of every parameter, embeddings and norms included
-  EXPECT_NEAR(s["global_sparsity"].get<double>(), zero_fraction(run.out), 1e-12);
+  EXPECT_NEAR(s["global_sparsity"].get<double>(), zero_fraction(u50), 1e-12);
   EXPECT_GT(s["global_sparsity"].get<double>(), 0.3);
   EXPECT_LT(s["global_sparsity"].get<double>(), 0.5);
 
-  TempDir tmp;
   const fs::path nm = tmp / "mag-2-4";
-  expect_prune_ok(nm, {"--method", "magnitude", "--nm", "2:4"});
+  expect_prune_ok(nm, {"--method", "magnitude", "--nm", "2:4", "--sparsity-config"});
   EXPECT_EQ(read_json(nm / "config.json")["quantization_config"]["sparsity_config"]["sparsity_structure"], "2:4");
-  // Pruning a pruned checkpoint again replaces its metadata; sparsa loads the result.
+  // Pruning it again without the flag drops the stale metadata: the source's config.json again.
+  const fs::path plain = tmp / "plain";
+  expect_prune_ok(plain, {"--model", nm.string(), "--method", "magnitude", "--sparsity", "0.7"});
+  EXPECT_FALSE(read_json(plain / "config.json").contains("quantization_config"));
+  EXPECT_EQ(nlohmann::ordered_json::parse(test::read_file(plain / "config.json")),
+            nlohmann::ordered_json::parse(test::read_file(demo_model() / "config.json")));
+  // With the flag it replaces the metadata; sparsa loads the result.
   const fs::path again = tmp / "again";
-  expect_prune_ok(again, {"--model", nm.string(), "--method", "magnitude", "--sparsity", "0.7"});
+  expect_prune_ok(again, {"--model", nm.string(), "--method", "magnitude", "--sparsity", "0.7", "--sparsity-config"});
   const json again_config = read_json(again / "config.json");
   EXPECT_EQ(again_config["quantization_config"]["sparsity_config"]["sparsity_structure"], "unstructured");
   EXPECT_NEAR(again_config["quantization_config"]["sparsity_config"]["global_sparsity"].get<double>(),

@@ -70,8 +70,10 @@ nlohmann::ordered_json sparsity_quantization_config(const Model& m, const Sparsi
 //    neither is). fp32 -> bf16/f16 rounds to nearest even.
 //  - sparsity: when given, config.json also gets its "quantization_config" (SparsityMetadata),
 //    replacing one the source has (a sparsa-pruned source: llm-compressor overwrites it too; a
-//    quantized source does not load). Without it and without weight_dtype config.json is copied byte for byte;
-//    otherwise it is rewritten with 2-space indentation, key order kept.
+//    quantized source does not load). Without it, a sparsity-only compressed-tensors
+//    quantization_config of the source (an earlier prune's, now stale) is removed. When neither
+//    changes anything and there is no weight_dtype, config.json is copied byte for byte; otherwise
+//    it is rewritten with 2-space indentation, key order kept.
 // Throws Error(kBadInput) when source_folder is not an HF folder or does not match the model
 // (a model tensor missing from it, or a shape that differs), Error(kRuntime) on I/O failure.
 CheckpointWriteInfo save_pruned_checkpoint(const Model& pruned, const std::filesystem::path& source_folder,

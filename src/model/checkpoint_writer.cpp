@@ -137,13 +137,26 @@ void set_config_dtype(nlohmann::ordered_json& config, DType dtype) {
   if (!updated) config["torch_dtype"] = name;
 }
 
-// config.json with the dtype and the sparsity metadata set (key order and everything else kept).
-std::string edited_config(const fs::path& config_json, const Model& m, std::optional<DType> dtype,
-                          const SparsityMetadata* sparsity) {
+// A compressed-tensors "quantization_config" that describes sparsity only (no quantization groups),
+// as sparsa and llm-compressor write for a sparse model stored dense: stale once the model is
+// pruned again.
+bool has_sparsity_only_config(const nlohmann::ordered_json& config) {
+  const auto q = config.find("quantization_config");
+  return q != config.end() && q->is_object() && q->value("quant_method", "") == "compressed-tensors" &&
+         q->contains("sparsity_config") && !q->contains("config_groups");
+}
+
+// config.json with the dtype and the sparsity metadata set, or a stale sparsity-only
+// quantization_config removed (key order and everything else kept); nullopt when nothing changes.
+std::optional<std::string> edited_config(const fs::path& config_json, const Model& m, std::optional<DType> dtype,
+                                         const SparsityMetadata* sparsity) {
   nlohmann::ordered_json config = read_config(config_json);
   if (!config.is_object()) bad_input("{}: not a JSON object", config_json.string());
+  const bool stale = !sparsity && has_sparsity_only_config(config);
+  if (!dtype && !sparsity && !stale) return std::nullopt;
   if (dtype) set_config_dtype(config, *dtype);
   if (sparsity) config["quantization_config"] = sparsity_quantization_config(m, *sparsity);
+  if (stale) config.erase("quantization_config");
   return config.dump(2) + "\n";
 }
 
@@ -225,8 +238,10 @@ CheckpointWriteInfo save_pruned_checkpoint(const Model& pruned, const fs::path& 
   for (std::string_view file : kSideFiles) {
     const fs::path from = source_folder / file;
     if (!path_exists(from)) continue;
-    if (file == "config.json" && (weight_dtype || sparsity))
-      write_file_atomic(out_dir / file, edited_config(from, pruned, weight_dtype, sparsity));
+    std::optional<std::string> edited;
+    if (file == "config.json") edited = edited_config(from, pruned, weight_dtype, sparsity);
+    if (edited)
+      write_file_atomic(out_dir / file, *edited);
     else
       copy_file_into(from, out_dir / file);
     info.copied_files.emplace_back(file);

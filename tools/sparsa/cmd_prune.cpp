@@ -44,7 +44,7 @@ struct PruneArgs {
   double percdamp = 0.01;
   uint64_t seed = 0;
   int threads = 0;
-  bool nsamples_given = false, force = false, json = false, restart = false;
+  bool nsamples_given = false, force = false, json = false, restart = false, sparsity_config = false;
 };
 
 // ---- flags ----
@@ -261,7 +261,8 @@ void run_prune(const PruneArgs& a) {
   const auto t_save = Clock::now();
   const PrunedFolder staged(staging.path());
   const SparsityMetadata sparsity = sparsity_metadata(opt.target, result);
-  const CheckpointWriteInfo written = save_pruned_checkpoint(m, model_dir, staged.dir(), weight_dtype, &sparsity);
+  const CheckpointWriteInfo written =
+      save_pruned_checkpoint(m, model_dir, staged.dir(), weight_dtype, a.sparsity_config ? &sparsity : nullptr);
   write_mask_file(staged.mask_file(), result, opt.method, opt.target);
   const double save_seconds = seconds_since(t_save);
   PruneSummary summary = summarize_prune(result);
@@ -329,6 +330,11 @@ void register_prune(CLI::App& app) {
   add_device_options(cmd, args->device);
   add_multi_gpu_option(cmd, args->device);
   cmd->add_option("--out", args->out, "output folder (written as <out>.tmp-<pid>, renamed at the end)")->required();
+  cmd->add_flag("--sparsity-config", args->sparsity_config,
+                "also write the sparsity into config.json as llm-compressor does (compressed-tensors' "
+                "quantization_config.sparsity_config: format dense, structure, targets, ignore, global sparsity), so "
+                "vLLM and llm-compressor see the structure; transformers then loads the folder only with the "
+                "compressed-tensors package installed (docs/checkpoints.md). Without it config.json is the source's");
   cmd->add_flag("--force", args->force,
                 "replace --out if it holds an earlier prune's output (its summary.json); a folder holding anything "
                 "else, or any input of this command (--model, --calib, --calib-text, --db), is never deleted");
