@@ -293,6 +293,13 @@ void check_perplexity_finite(const PerplexityResult& r);
 PerplexityResult perplexity(const Model& m, const TensorI32& windows, const DeviceOptions& device,
                             const std::function<void(int64_t, int64_t)>& progress = {});
 
+// Error(kBadInput) unless `c` can run token windows [n, seqlen] (rank 2, checked by the caller):
+// seqlen within the context length and every id in the vocabulary. The messages say
+// "<prefix>seqlen ..." and "<prefix>token id ... at <row> w, position p": the evaluation and
+// activation windows' ("", "window"), the calibration samples' ("calibration ", "sample").
+void check_window_tokens(const ModelConfig& c, const TensorI32& windows, std::string_view prefix = "",
+                         std::string_view row = "window");
+
 // Cuts a token stream into non-overlapping windows of `seqlen` (the tail that does not fill a
 // window is dropped) -> [n_windows, seqlen].
 TensorI32 make_windows(const std::vector<int32_t>& tokens, int64_t seqlen);

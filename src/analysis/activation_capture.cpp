@@ -33,14 +33,8 @@ class WindowAdapter : public Observer {
 void check_activation_windows(const Model& m, const TensorI32& windows, int64_t n_layers) {
   if (windows.rank() != 2 || windows.dim(0) == 0 || windows.dim(1) == 0)
     bad_input("activation capture needs token windows [n_windows, seqlen], got {}", shape_string(windows.shape));
-  if (windows.dim(1) > m.config.max_position)
-    bad_input("seqlen {} is above the model's context length {}", windows.dim(1), m.config.max_position);
   SPARSA_ASSERT(n_layers >= 0 && n_layers <= m.config.num_layers);
-  for (size_t i = 0; i < windows.numel(); ++i)  // checked here: nothing may throw inside the parallel loop
-    if (windows.data[i] < 0 || windows.data[i] >= m.config.vocab_size)
-      bad_input("token id {} at window {}, position {} is outside the vocabulary (size {})", windows.data[i],
-                static_cast<int64_t>(i) / windows.dim(1), static_cast<int64_t>(i) % windows.dim(1),
-                m.config.vocab_size);
+  check_window_tokens(m.config, windows);  // here: nothing may throw inside the parallel loop
 }
 
 namespace {

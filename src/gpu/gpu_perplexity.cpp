@@ -47,13 +47,8 @@ class ResidentModel {
       bad_input("activation thresholds for {} layers, the model has {}", sparsify->t.size(), c.num_layers);
     if (windows.rank() != 2 || windows.dim(1) < 2)
       bad_input("perplexity needs windows [n, seqlen >= 2], got {}", shape_string(windows.shape));
-    const int64_t L = windows.dim(1);
-    if (L > c.max_position) bad_input("seqlen {} is above the model's context length {}", L, c.max_position);
-    for (size_t i = 0; i < windows.numel(); ++i)
-      if (windows.data[i] < 0 || windows.data[i] >= c.vocab_size)
-        bad_input("token id {} at window {}, position {} is outside the vocabulary (size {})", windows.data[i],
-                  static_cast<int64_t>(i) / L, static_cast<int64_t>(i) % L, c.vocab_size);
-    return L;
+    check_window_tokens(c, windows);
+    return windows.dim(1);
   }
 
   // Windows [w0, w0 + S) -> logits [S * seqlen, vocab] fp32 on the device (valid until the next run).

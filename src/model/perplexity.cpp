@@ -24,6 +24,15 @@ double window_nll(const Tensor& logits, const int32_t* tokens, int64_t n) {
 
 }  // namespace
 
+void check_window_tokens(const ModelConfig& c, const TensorI32& windows, std::string_view prefix, std::string_view row) {
+  const int64_t seqlen = windows.dim(1);
+  if (seqlen > c.max_position) bad_input("{}seqlen {} is above the model's context length {}", prefix, seqlen, c.max_position);
+  for (size_t i = 0; i < windows.numel(); ++i)
+    if (windows.data[i] < 0 || windows.data[i] >= c.vocab_size)
+      bad_input("{}token id {} at {} {}, position {} is outside the vocabulary (size {})", prefix, windows.data[i], row,
+                static_cast<int64_t>(i) / seqlen, static_cast<int64_t>(i) % seqlen, c.vocab_size);
+}
+
 TensorI32 make_windows(const std::vector<int32_t>& tokens, int64_t seqlen) {
   SPARSA_ASSERT(seqlen > 0);
   const int64_t n = static_cast<int64_t>(tokens.size()) / seqlen;
@@ -36,12 +45,7 @@ PerplexityResult perplexity(const Model& m, const TensorI32& windows, Observer* 
                             const std::function<void(int64_t, int64_t)>& progress) {
   if (windows.rank() != 2 || windows.dim(1) < 2) bad_input("perplexity needs windows [n, seqlen >= 2], got {}", shape_string(windows.shape));
   const int64_t n_windows = windows.dim(0), seqlen = windows.dim(1);
-  if (seqlen > m.config.max_position)
-    bad_input("seqlen {} is above the model's context length {}", seqlen, m.config.max_position);
-  for (size_t i = 0; i < windows.numel(); ++i)
-    if (windows.data[i] < 0 || windows.data[i] >= m.config.vocab_size)
-      bad_input("token id {} at window {}, position {} is outside the vocabulary (size {})", windows.data[i],
-                static_cast<int64_t>(i) / seqlen, static_cast<int64_t>(i) % seqlen, m.config.vocab_size);
+  check_window_tokens(m.config, windows);
   const auto start = std::chrono::steady_clock::now();
 
   std::vector<double> nll(static_cast<size_t>(n_windows));

@@ -85,12 +85,7 @@ void check_prune_inputs(const ModelConfig& c, const TensorI32& calib, const Prun
     bad_input("cannot resume at block {}: the model has {} blocks", opt.first_layer, c.num_layers);
   if (!needs_calibration(opt.method)) return;
   if (calib.rank() != 2 || calib.dim(0) == 0) bad_input("calibration tokens must be [n_samples, seqlen], got {}", shape_string(calib.shape));
-  const int64_t seqlen = calib.dim(1);
-  if (seqlen > c.max_position) bad_input("calibration seqlen {} is above the model's context length {}", seqlen, c.max_position);
-  for (size_t i = 0; i < calib.numel(); ++i)
-    if (calib.data[i] < 0 || calib.data[i] >= c.vocab_size)
-      bad_input("calibration token id {} at sample {}, position {} is outside the vocabulary (size {})", calib.data[i],
-                static_cast<int64_t>(i) / seqlen, static_cast<int64_t>(i) % seqlen, c.vocab_size);
+  check_window_tokens(c, calib, "calibration ", "sample");
 }
 
 PruneOptions with_block_checks(const Model& m, const PruneOptions& opt) {
