@@ -421,8 +421,10 @@ TEST_F(PruneCliBadInput, ExactlyOneTarget) {
   expect_bad_input(out, magnitude({}), "exactly one");
 }
 
-TEST_F(PruneCliBadInput, WandaWithoutCalibration) {
-  expect_bad_input(out, {"--method", "wanda", "--sparsity", "0.5"}, "--calib");
+// Without either, Wanda calibrates on the bundled windows (test-token-files); both at once is refused.
+TEST_F(PruneCliBadInput, CalibAndCalibTextTogether) {
+  expect_bad_input(out, {"--method", "wanda", "--sparsity", "0.5", "--calib", "a.safetensors", "--calib-text", "b.txt"},
+                   "alternatives");
 }
 
 TEST_F(PruneCliBadInput, MissingCalibrationKey) {

@@ -282,7 +282,6 @@ TEST(SparseDecodeCli, BadTargetsAndFilesExitTwoWithOneLine) {
       {"--act-sparsity", "1.2", "--thresholds", th.string()},
       {"--act-sparsity", "2:4", "--thresholds", th.string()},
       {"--act-sparsity", "qkv=0.5", "--thresholds", th.string()},
-      {"--act-sparsity", "0.5"},  // no thresholds
       {"--thresholds", th.string()},  // no target
       {"--act-sparsity", "0.4", "--thresholds", th.string()},  // not in the file
       {"--act-sparsity", "0.5", "--thresholds", (tmp / "other.json").string()},  // another model

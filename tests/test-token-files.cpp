@@ -157,6 +157,39 @@ TEST(TokenFileCli, TokenizeOutIsCheckedByEveryCommand) {
   EXPECT_EQ(r.err.find("warning", at + 1), std::string::npos) << r.err;
 }
 
+// Without --calib or --calib-text, acts, prune (Wanda) and generate --act-sparsity calibrate on
+// the bundled data/calib-tokens.safetensors, as study does; its recorded tokenizer refuses it for
+// the demo model with another tokenizer file beside it.
+TEST(TokenFileCli, TheBundledCalibrationIsEveryCommandsDefault) {
+  TempDir tmp;
+  const auto commands = [&](const fs::path& model) {
+    const std::string m = model.string();
+    return std::vector<std::vector<std::string>>{
+        {"acts", "--model", m, "--nsamples", "1", "--act-sparsities", "0.5", "--json"},
+        {"prune", "--model", m, "--method", "wanda", "--sparsity", "0.5", "--nsamples", "1", "--json", "--out",
+         (tmp / ("pruned-" + model.filename().string())).string()},
+        {"generate", "--model", m, "--prompt", "Once", "--steps", "2", "--act-sparsity", "0.5", "--nsamples", "1",
+         "--json"}};
+  };
+  for (const auto& args : commands(demo_dir())) {
+    const auto r = run_sparsa(args);
+    ASSERT_EQ(r.exit_code, 0) << args[0] << ": " << r.err;
+    EXPECT_NE(r.out.find("calib-tokens.safetensors"), std::string::npos) << args[0] << ": " << r.out;
+  }
+  // The demo model with another tokenizer.json: the same weights (linked), another tokenizer hash.
+  const fs::path other = tmp / "other-model";
+  fs::create_directories(other);
+  for (const auto& e : fs::directory_iterator(demo_dir()))
+    if (e.path().filename() != "tokenizer.json") fs::create_symlink(e.path(), other / e.path().filename());
+  fs::copy_file(other_tokenizer(tmp), other / "tokenizer.json");
+  for (const auto& args : commands(other)) {
+    const auto r = run_sparsa(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.err;
+    EXPECT_TRUE(test::one_line(r.err)) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("another tokenizer"), std::string::npos) << args[0] << ": " << r.err;
+  }
+}
+
 TEST(TokenFileCli, TokenizeOutRefusesBadRequests) {
   TempDir tmp;
   const std::string out = (tmp / "t.safetensors").string();

@@ -27,6 +27,12 @@ std::filesystem::path resource_dir();
 std::filesystem::path default_model_path();
 // A bundled data file: <resource_dir>/data/<name> (calib-tokens.safetensors, persuasion.txt).
 std::filesystem::path default_data_file(std::string_view name);
+// The bundled calibration windows, data/calib-tokens.safetensors (key "calib", 128 x 512 tokens of
+// the demo model's tokenizer): what study, acts, prune (Wanda, SparseGPT) and generate
+// --act-sparsity calibrate on when given neither --calib nor --calib-text. Its stored tokenizer
+// hash refuses it for a model whose tokenizer differs.
+std::filesystem::path default_calibration_file();
+inline constexpr const char* kDefaultCalibrationHelp = " (default: the bundled data/calib-tokens.safetensors)";
 
 // The tokenizer.json for `model`: `explicit_path` when given, else <model folder>/tokenizer.json.
 // Throws Error(kBadInput) when there is none (llama2.c .bin models need --tokenizer).

@@ -244,9 +244,9 @@ RunInfo acts_info(const ActsArgs& a, const Model& m, const TensorI32& calib, std
   return info;
 }
 
-// {"calib": {"windows", "seqlen"}, "eval": {...} (when measured)} of --json.
-void add_window_counts(json& out, const TensorI32& calib, const TensorI32* eval_windows) {
-  out["calib"] = {{"windows", calib.dim(0)}, {"seqlen", calib.dim(1)}};
+// {"calib": {"source", "windows", "seqlen"}, "eval": {...} (when measured)} of --json.
+void add_window_counts(json& out, const ActsArgs& a, const TensorI32& calib, const TensorI32* eval_windows) {
+  out["calib"] = {{"source", calib_source(a)}, {"windows", calib.dim(0)}, {"seqlen", calib.dim(1)}};
   if (eval_windows) out["eval"] = {{"windows", eval_windows->dim(0)}, {"seqlen", eval_windows->dim(1)}};
 }
 
@@ -298,8 +298,6 @@ void run_acts(const ActsArgs& a) {
                               {"--db", a.db}};
   if (!a.bits_out.empty()) refuse_output_over_inputs({"--bits-out", a.bits_out}, inputs);
   if (!a.thresholds_out.empty()) refuse_output_over_inputs({"--thresholds-out", a.thresholds_out}, inputs);
-  if (a.tokens.empty() && a.text.empty())
-    bad_input("pass the calibration windows: --calib FILE [--calib-key calib] or --calib-text FILE");
   std::vector<double> sparsities;
   for (const std::string& s : a.sparsities) sparsities.push_back(parse_fraction(s, "--act-sparsities"));
   const auto store = open_db(a.db);
@@ -322,7 +320,7 @@ void run_acts(const ActsArgs& a) {
     if (stored && a.thresholds_out.empty() && a.bits_out.empty()) {
       note_db_run("acts", *store, *stored, false);
       json out = stored_acts(*store, *stored, sparsities, m.config.num_layers);
-      add_window_counts(out, calib, eval ? &eval_windows : nullptr);
+      add_window_counts(out, a, calib, eval ? &eval_windows : nullptr);
       mark_reused(out, stored);
       if (a.json) return print_json(nlohmann::json(out));
       return print_text(stored_thresholds(*store, *stored, sparsities, m.config.num_layers), out.value("ppl", json::object()));
@@ -378,7 +376,7 @@ void run_acts(const ActsArgs& a) {
   }
   if (stored) note_db_run("acts", *store, *stored, false);
   else if (store) record_acts(*store, *info, profile, thresholds, ppl_rows, seconds_since(t_start), seconds["calibration"].get<double>());
-  add_window_counts(out, calib, eval ? &eval_windows : nullptr);
+  add_window_counts(out, a, calib, eval ? &eval_windows : nullptr);
   out["seconds"] = seconds;
   if (a.device.cuda()) out.update(a.device.describe());
   if (a.json) print_json(nlohmann::json(out));
@@ -397,7 +395,7 @@ void register_acts(CLI::App& app) {
   cmd->add_option("--model", args->model, "HF checkpoint folder or llama2.c .bin")->capture_default_str();
   cmd->add_option("--tokenizer", args->tokenizer,
                   "tokenizer.json for --calib-text / --eval-text (default: the model folder's)");
-  auto* tokens = cmd->add_option("--calib", args->tokens, "calibration tokens: int32 safetensors [n_samples, seqlen]");
+  auto* tokens = cmd->add_option("--calib", args->tokens, std::string("calibration tokens: int32 safetensors [n_samples, seqlen]") + kDefaultCalibrationHelp);
   cmd->add_option("--calib-key", args->key, "tensor in --calib")->capture_default_str();
   cmd->add_option("--calib-text", args->text,
                   "or: a calibration text file, tokenized and cut into consecutive --seqlen windows")
@@ -438,7 +436,10 @@ void register_acts(CLI::App& app) {
                 "measured); --bits files are not stored");
   cmd->add_flag("--json", args->json,
                 "print {\"thresholds\": {s: {layer: {point: t}}}, \"ppl\": {s: ppl}, ...} as JSON on stdout");
-  cmd->callback([args] { run_acts(*args); });
+  cmd->callback([args] {
+    if (args->tokens.empty() && args->text.empty()) args->tokens = default_calibration_file().string();
+    run_acts(*args);
+  });
 }
 SPARSA_COMMAND(70, register_acts);
 

@@ -55,13 +55,11 @@ ChosenThresholds choose_thresholds(const GenerateArgs& a, const Model& m, const 
              {"calibration", {{"source", f.calibration.source}, {"windows", f.calibration.windows},
                               {"seqlen", f.calibration.seqlen}, {"tokens_hash", f.calibration.tokens_hash}}}}};
   }
-  if (a.calib.empty())
-    bad_input("--act-sparsity needs thresholds: --thresholds FILE (from `sparsa acts --thresholds-out`) or --calib "
-              "FILE.safetensors to calibrate them now");
   if (a.nsamples < 1) bad_input("--nsamples must be at least 1, got {}", a.nsamples);
   CalibrationSpec spec;
   spec.tokens_file = a.calib;
   spec.key = a.calib_key;
+  spec.tokenizer = known_tokenizer_for(a.model, a.tokenizer);
   spec.nsamples = a.nsamples;
   spec.nsamples_given = true;
   const Calibration calib = load_calibration(spec, m.config);
@@ -259,7 +257,8 @@ void register_generate(CLI::App& app) {
                   "each target)");
   cmd->add_option("--calib", args->calib,
                   "with --act-sparsity and no --thresholds: int32 token windows to calibrate the thresholds on now "
-                  "(every position of each window, re-calibrated once on activations sparsified upstream)");
+                  "(every position of each window, re-calibrated once on activations sparsified upstream)" +
+                      std::string(kDefaultCalibrationHelp));
   cmd->add_option("--calib-key", args->calib_key, "the tensor of --calib")->capture_default_str();
   cmd->add_option("--nsamples", args->nsamples, "windows of --calib to calibrate on")->capture_default_str();
   cmd->add_flag("--stats", args->stats,
@@ -271,6 +270,8 @@ void register_generate(CLI::App& app) {
     if (!args->sparse() && (!args->thresholds.empty() || !args->calib.empty()))
       bad_input("--thresholds and --calib choose the thresholds of --act-sparsity; pass --act-sparsity too");
     if (args->sparse()) (void)parse_point_targets(args->act_sparsity);  // refuse a bad target before loading
+    if (args->sparse() && args->thresholds.empty() && args->calib.empty())
+      args->calib = default_calibration_file().string();
     set_threads(args->threads);
     const Model m = load_model(args->model);
     if (m.config.model_type == "llama2c") generate_llama2c(*args, m);

@@ -65,11 +65,8 @@ void check_numeric_flags(const PruneArgs& a) {
   if (!std::isfinite(a.percdamp) || a.percdamp < 0) bad_input("--percdamp must be a number >= 0, got {}", a.percdamp);
 }
 
-void check_calibration_flags(const PruneArgs& a, PruneMethod method) {
+void check_calibration_flags(const PruneArgs& a) {
   if (!a.calib.empty() && !a.calib_text.empty()) bad_input("--calib and --calib-text are alternatives; pass one");
-  if (needs_calibration(method) && a.calib.empty() && a.calib_text.empty())
-    bad_input("--method {} needs calibration data: pass --calib FILE.safetensors [--calib-key calib] or "
-              "--calib-text FILES...", prune_method_name(method));
 }
 
 // The HF folder to prune; a llama2.c .bin is refused (its output could not carry HF names).
@@ -189,6 +186,7 @@ void print_result(const PruneArgs& a, const PruneSummary& summary, const fs::pat
                     {"target", summary.target ? target_json(*summary.target) : json(nullptr)},
                     {"sparsity", summary.overall_sparsity},
                     {"matrices", summary.matrices.size()},
+                    {"calibration", summary.calibration},
                     {"timings", stage_seconds_json(summary.timings)},
                     {"out", out.string()}};
     mark_reused(compact, reused_run);
@@ -211,7 +209,7 @@ void run_prune(const PruneArgs& a) {
   check_numeric_flags(a);
   if (opt.method == PruneMethod::kSparseGPT)
     rephrase_bad_input("--blocksize: ", "", [&] { check_sparsegpt_blocksize(opt.blocksize, opt.target); });
-  check_calibration_flags(a, opt.method);
+  check_calibration_flags(a);
   const std::optional<DType> weight_dtype = parse_weight_dtype(a.dtype);
   const fs::path model_dir = hf_model_folder(a.model);
   const fs::path out = normalized_dir(a.out);
@@ -313,7 +311,8 @@ void register_prune(CLI::App& app) {
       ->check(CLI::IsMember({"magnitude", "wanda", "sparsegpt"}));
   cmd->add_option("--sparsity", args->sparsity, "unstructured target: fraction of each matrix to prune, in (0, 1)");
   cmd->add_option("--nm", args->nm, "N:M target: prune N of every M consecutive input columns (0 < N < M), e.g. 2:4");
-  cmd->add_option("--calib", args->calib, "calibration tokens: int32 safetensors [n_samples, seqlen] (Wanda, SparseGPT)");
+  cmd->add_option("--calib", args->calib, std::string("calibration tokens for Wanda and SparseGPT: int32 safetensors [n_samples, seqlen]") +
+                                              kDefaultCalibrationHelp);
   cmd->add_option("--calib-key", args->calib_key, "tensor in --calib")->capture_default_str();
   list_option(cmd->add_option("--calib-text", args->calib_text,
                               "or: calibration text files, a list: tokenized with the model's tokenizer, concatenated, "
@@ -355,6 +354,7 @@ void register_prune(CLI::App& app) {
                 "print {\"method\", \"target\", \"sparsity\", \"timings\", \"out\", ...} as JSON on stdout");
   cmd->callback([args, nsamples] {
     args->nsamples_given = nsamples->count() > 0;
+    if (args->calib.empty() && args->calib_text.empty()) args->calib = default_calibration_file().string();
     run_prune(*args);
   });
 }

@@ -182,7 +182,7 @@ void run_report(const ReportArgs& a) {
 void register_study(CLI::App& app) {
   auto a = std::make_shared<StudyArgs>();
   a->model = default_model_path().string();
-  a->calib = default_data_file("calib-tokens.safetensors").string();
+  a->calib = default_calibration_file().string();
   a->eval_text = default_data_file("persuasion.txt").string();
   auto* cmd = app.add_subcommand(
       "study",

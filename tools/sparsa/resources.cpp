@@ -37,5 +37,6 @@ fs::path resource_dir() {
 fs::path default_model_path() { return resource_dir() / "models" / "tiny-llama-15m"; }
 
 fs::path default_data_file(std::string_view name) { return resource_dir() / "data" / name; }
+fs::path default_calibration_file() { return default_data_file("calib-tokens.safetensors"); }
 
 }  // namespace sparsa::cli
