@@ -6,7 +6,8 @@
 // The model is generated on the device with the synth preset's shapes and scales (linears and
 // embeddings N(0, 0.02²), norms 1). Thresholds are calibrated the way `sparsa acts` defines them
 // (per block and observation point, t = sorted(|x|)[floor(s n)]) on the model's own activations
-// over --calib-steps dense decode steps from BOS. Each row captures the step into a CUDA graph and
+// over --calib-steps decode steps from BOS (default: the --tokens positions the rows decode), dense
+// and then --refine times decoded at the previous thresholds (calibrate_decode_thresholds). Each row captures the step into a CUDA graph and
 // times --tokens replays from position 0 (greedy from BOS) with CUDA events: the median step is
 // the ms/token. The inactive fractions are measured on a second run of the same row.
 // Rows: cuBLAS dense GEMV for every linear; the sparse kernel with every threshold -1 (dense);
@@ -14,10 +15,11 @@
 //
 // usage: bench-decode [--preset 7b] [--precision bf16|fp16|fp32] [--tokens N] [--calib-steps N]
 //                     [--sparsities 0.25,0.4,0.5] [--tune-file F] [--retune] [--bandwidth B]
-//                     [--seed N] [--no-cublas]
+//                     [--seed N] [--no-cublas] [--refine N]
 //   --tune-file  GEMV tuning table to read and extend (default sparse-gemv-tune.json, shared with
 //                bench-sparse-gemv); untuned (shape, sparsity) keys are tuned first and saved
-//   --bandwidth  read bandwidth in bytes/s for the ideal (default 4.3e12: cuBLAS on an H200, issue #8)
+//   --bandwidth  read bandwidth in bytes/s for the ideal (default: measured on this card in this run,
+//                read_bandwidth_cuda over 1 GiB)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -38,11 +40,12 @@ struct Args {
   std::string preset = "7b";
   GpuPrecision precision = GpuPrecision::kBf16;
   int64_t tokens = 256;
-  int64_t calib_steps = 64;
+  int64_t calib_steps = 0;  // 0: --tokens
+  int refine = 1;
   std::vector<double> sparsities = {0.25, 0.4, 0.5};
   std::string tune_file = "sparse-gemv-tune.json";
   bool retune = false;
-  double bandwidth = 4.3e12;
+  double bandwidth = 0;  // 0: measured
   uint64_t seed = 1;
   bool cublas = true;
 };
@@ -130,11 +133,15 @@ void run(const Args& a) {
               static_cast<long long>(c.intermediate_size), static_cast<long long>(c.num_heads),
               static_cast<long long>(c.num_kv_heads), static_cast<long long>(c.vocab_size),
               std::string(gpu_precision_name(a.precision)).c_str(), total_bytes / 1e9);
-  std::printf("GPU: %s, host %s\n", cuda_device_name(0).c_str(), bench::cpu_model().c_str());
+  const double bandwidth = a.bandwidth > 0 ? a.bandwidth : read_bandwidth_cuda();
+  std::printf("GPU: %s, host %s; read bandwidth %.0f GB/s (%s)\n", cuda_device_name(0).c_str(),
+              bench::cpu_model().c_str(), bandwidth / 1e9,
+              a.bandwidth > 0 ? "--bandwidth" : "measured: read_bandwidth_cuda, 1 GiB buffer");
+  const int64_t calib_steps = a.calib_steps > 0 ? a.calib_steps : a.tokens;
 
   DecodeOptions opt;
   opt.precision = a.precision;
-  opt.max_seq = std::min<int64_t>(c.max_position, std::max(a.calib_steps, a.tokens) + 16);
+  opt.max_seq = std::min<int64_t>(c.max_position, std::max(calib_steps, a.tokens) + 16);
   opt.tune = GemvTuneTable::load(a.tune_file);
   tune(a, mats, opt.tune);
 
@@ -144,10 +151,10 @@ void run(const Args& a) {
               static_cast<long long>(opt.max_seq));
 
   t0 = std::chrono::steady_clock::now();
-  const auto thresholds = calibrate_decode_thresholds(d, {c.bos_token_id}, a.calib_steps, a.sparsities);
-  std::printf("thresholds calibrated on %lld dense decode steps in %.1f s (block 0: attn_in %.4f, down_in %.4f at "
-              "s=%.2f)\n\n",
-              static_cast<long long>(a.calib_steps), seconds_since(t0), thresholds.back().t[0][0],
+  const auto thresholds = calibrate_decode_thresholds(d, {c.bos_token_id}, calib_steps, a.sparsities, a.refine);
+  std::printf("thresholds calibrated on %lld decode steps (dense, then %d refinement pass(es)) in %.1f s (block 0: "
+              "attn_in %.4f, down_in %.4f at s=%.2f)\n\n",
+              static_cast<long long>(calib_steps), a.refine, seconds_since(t0), thresholds.back().t[0][0],
               thresholds.back().t[0][3], a.sparsities.back());
 
   std::vector<Row> rows;
@@ -168,13 +175,13 @@ void run(const Args& a) {
 
   std::printf("%lld tokens from position 0 (greedy from BOS), median of per-token CUDA-event times; ideal = weight "
               "bytes needed / %.2f TB/s\n\n",
-              static_cast<long long>(a.tokens), a.bandwidth / 1e12);
+              static_cast<long long>(a.tokens), bandwidth / 1e12);
   std::printf("| row | ms/token | tokens/s | speed-up | 1/(1-s) | ideal ms | ideal speed-up | of ideal | inactive "
               "attn_in | o_in | mlp_in | down_in |\n");
   std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-  const double dense_ideal_ms = total_bytes / a.bandwidth * 1e3;
+  const double dense_ideal_ms = total_bytes / bandwidth * 1e3;
   for (const Row& r : rows) {
-    const double ideal_ms = needed_bytes(mats, r) / a.bandwidth * 1e3;
+    const double ideal_ms = needed_bytes(mats, r) / bandwidth * 1e3;
     std::printf("| %s | %.3f | %.1f | %.2fx | %.2fx | %.3f | %.2fx | %.0f %% | %.3f | %.3f | %.3f | %.3f |\n",
                 r.name.c_str(), r.ms, 1e3 / r.ms, dense_ms / r.ms, 1.0 / (1.0 - r.sparsity), ideal_ms,
                 dense_ideal_ms / ideal_ms, 100.0 * ideal_ms / r.ms, mean_inactive(r, ObsPoint::kAttnIn),
@@ -213,6 +220,7 @@ int main(int argc, char** argv) {
       else if (f == "--precision") a.precision = parse_gpu_precision(value());
       else if (f == "--tokens") a.tokens = std::stoll(value());
       else if (f == "--calib-steps") a.calib_steps = std::stoll(value());
+      else if (f == "--refine") a.refine = std::stoi(value());
       else if (f == "--sparsities") a.sparsities = parse_list(value());
       else if (f == "--tune-file") a.tune_file = value();
       else if (f == "--retune") a.retune = true;
@@ -221,8 +229,8 @@ int main(int argc, char** argv) {
       else if (f == "--no-cublas") a.cublas = false;
       else bad_input("unknown flag {} (see the comment at the top of bench/bench-decode.cpp)", f);
     }
-    if (a.tokens < 1 || a.calib_steps < 1 || a.sparsities.empty() || a.bandwidth <= 0)
-      bad_input("--tokens and --calib-steps must be >= 1, --sparsities non-empty, --bandwidth > 0");
+    if (a.tokens < 1 || a.calib_steps < 0 || a.refine < 0 || a.sparsities.empty() || a.bandwidth < 0)
+      bad_input("--tokens must be >= 1, --calib-steps, --refine and --bandwidth >= 0, --sparsities non-empty");
     for (double s : a.sparsities)
       if (s <= 0 || s >= 1) bad_input("sparsity {} is outside (0, 1)", s);
     if (cuda_device_count() == 0) {

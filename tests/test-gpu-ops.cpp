@@ -30,6 +30,7 @@
 #include "cuda/get_rows.cuh"
 #include "cuda/layernorm.cuh"
 #include "cuda/nll.cuh"
+#include "cuda/read_bandwidth.cuh"
 #include "cuda/rmsnorm.cuh"
 #include "cuda/rope.cuh"
 #include "cuda/silu_mul.cuh"
@@ -702,6 +703,27 @@ void check_argmax_advance() {
   }
 }
 
+// ---- read_bandwidth.cuh ----
+
+// The probe reads every word once: its XOR equals the host's, for sizes that are and are not a
+// multiple of its unrolled stride; read_bandwidth_cuda refuses a buffer the L2 would hold.
+void check_read_xor() {
+  for (const int64_t words : {int64_t{1}, int64_t{4097}, int64_t{1} << 20}) {
+    std::vector<uint32_t> host(static_cast<size_t>(words * 4));
+    std::mt19937 g(static_cast<uint32_t>(words));
+    for (uint32_t& v : host) v = g();
+    uint32_t want = 0;
+    for (uint32_t v : host) want ^= v;
+    DeviceBuffer<uint32_t> data(host), out(1);
+    cuda::launch_read_xor(data.data(), words, out.data(), nullptr);
+    EXPECT_EQ(out.download()[0], want) << "read_xor over " << words << " words";
+  }
+  EXPECT_NE(test::bad_input_message([] { read_bandwidth_cuda(1 << 20, 4); }).find("64 MiB"), std::string::npos);
+  const double bw = read_bandwidth_cuda(int64_t{256} << 20, 5);
+  std::printf("read bandwidth (256 MiB, median of 5): %.0f GB/s\n", bw / 1e9);
+  EXPECT_GT(bw, 1e11);  // any datacentre GPU reads far more than 100 GB/s
+}
+
 // ---- fill_random.cuh ----
 
 uint64_t splitmix64_mix(uint64_t z) {
@@ -880,6 +902,7 @@ const std::vector<OpCase>& op_table() {
       {"decode_attention", {"launch_decode_attention"}, OP_CHECK(check_decode_attention)},
       {"argmax_advance", {"launch_argmax_advance"}, OP_CHECK(check_argmax_advance)},
       {"fill_random", {"launch_fill_uniform", "launch_fill_normal"}, OP_CHECK(check_fill_random)},
+      {"read_bandwidth", {"launch_read_xor"}, OP_CHECK(check_read_xor)},
       {"sparse_gemv", {"launch_sparse_gemv"}, OP_CHECK(check_sparse_gemv)},
       {"sparse_gemv_2to4", {"launch_sparse_gemv_2to4"}, OP_CHECK(check_sparse_gemv_2to4)},
       {"sparse_gemv_masked", {"launch_sparse_gemv_masked"}, OP_CHECK(check_sparse_gemv_masked)},

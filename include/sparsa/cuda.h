@@ -154,4 +154,12 @@ void column_norm_cuda(const double* acc, float* norm, int64_t cols, int64_t samp
 // Error(kBadInput) for another type.
 void fill_uniform_cuda(void* data, DType type, int64_t n, uint32_t seed, void* stream = nullptr);
 
+// The read bandwidth of the current device in bytes/s: a kernel that only reads (16-byte
+// cache-streaming loads, the grid filling every SM) over a fresh buffer of `bytes` random values
+// (at least 64 MiB, so it streams from DRAM rather than the L2), timed as the GEMV tuner times
+// (a CUDA graph of 16 launches, the median of `runs` replays after a warm-up one). Allocates and
+// frees the buffer; synchronises the device. The
+// bytes bound of the benchmarks' decode rows (bench-decode) divides by it.
+double read_bandwidth_cuda(int64_t bytes = int64_t{1} << 30, int runs = 5);
+
 }  // namespace sparsa

@@ -138,11 +138,17 @@ class GpuDecoder {
 };
 
 // Thresholds like `sparsa acts` (ActivationHistogram: t = sorted(|x|)[floor(s n)] per block and
-// point, q/k/v sharing attn_in, gate/up sharing mlp_in), from the decoder's own activations: a
-// dense run of `steps` steps from `prompt`. One result per sparsity, in order. Leaves the decoder
-// dense (dense_thresholds) at position `steps`.
+// point, q/k/v sharing attn_in, gate/up sharing mlp_in), from the decoder's own activations over
+// positions 0 .. steps - 1 from `prompt`: first a dense run, then, per sparsity,
+// `refinement_passes` runs decoded with the previous thresholds, each point re-calibrated on what
+// it receives there (before its own masking, after every upstream point's), as decode_thresholds
+// (sparsa/activations.h) does on the CPU. Magnitudes depend on the position (o_in's grow as
+// attention averages over more of the cache), so calibrate over the positions the decode will
+// cover: from position 0 only, o_in measured 0.75 inactive at a 0.5 target. One result per
+// sparsity, in order. Leaves the decoder dense (dense_thresholds) at position `steps`.
 std::vector<ActivationThresholds> calibrate_decode_thresholds(GpuDecoder& d, const std::vector<int32_t>& prompt,
-                                                              int64_t steps, const std::vector<double>& sparsities);
+                                                              int64_t steps, const std::vector<double>& sparsities,
+                                                              int refinement_passes = 1);
 
 // The fraction of inputs with |x| <= t (the rows the GEMV skips), per [layer][point], over a run
 // of `steps` steps from `prompt` with the decoder's current thresholds.

@@ -17,8 +17,9 @@
 namespace sparsa {
 
 // Shapes of a preset: "7b" (LLaMA-2-7B: d 4096, d_ff 11008, 32 layers, 32 heads, vocab 32000,
-// context 4096), "13b" (5120, 13824, 40, 40), "70b" (8192, 28672, 80 layers, 64 heads, 8 KV
-// heads), "tiny" (d 256, d_ff 688, 2 layers, 4 heads, vocab 1024, context 512: for tests).
+// context 4096), "8b" (LLaMA-3-8B: 4096, 14336, 32 layers, 32 heads, 8 KV heads, vocab 128256,
+// context 8192, RoPE theta 500000), "13b" (5120, 13824, 40, 40), "70b" (8192, 28672, 80 layers,
+// 64 heads, 8 KV heads), "tiny" (d 256, d_ff 688, 2 layers, 4 heads, vocab 1024, context 512: for tests).
 // Error(kBadInput) for another name.
 ModelConfig synth_config(std::string_view preset);
 

@@ -33,6 +33,7 @@ void scale_cuda(float*, const float*, float, int64_t) { no_cuda("scale_cuda"); }
 void column_sqsum_cuda(const void*, DType, double*, float*, int64_t, int64_t) { no_cuda("column_sqsum_cuda"); }
 void column_norm_cuda(const double*, float*, int64_t, int64_t) { no_cuda("column_norm_cuda"); }
 void fill_uniform_cuda(void*, DType, int64_t, uint32_t, void*) { no_cuda("fill_uniform_cuda"); }
+double read_bandwidth_cuda(int64_t, int) { no_cuda("read_bandwidth_cuda"); }
 
 }  // namespace sparsa
 

@@ -6,11 +6,13 @@
 #include "cuda/convert.cuh"
 #include "cuda/elementwise.cuh"
 #include "cuda/fill_random.cuh"
+#include "cuda/read_bandwidth.cuh"
 #include "cuda/rmsnorm.cuh"
 #include "cuda/rope.cuh"
 #include "cuda/silu_mul.cuh"
 #include "cuda/sqsum.cuh"
 #include "sparsa/cuda.h"
+#include "cuda/launch_timer.h"
 #include "sparsa/error.h"
 
 #include <cmath>
@@ -104,6 +106,19 @@ void fill_uniform_cuda(void* data, DType type, int64_t n, uint32_t seed, void* s
   const cuda::Elem e = elem_of(type, "fill_uniform_cuda");
   SPARSA_ASSERT(n >= 0);
   cuda::launch_fill_uniform(data, e, n, seed, stream);
+}
+
+double read_bandwidth_cuda(int64_t bytes, int runs) {
+  if (bytes < (int64_t{64} << 20) || runs < 1)
+    bad_input("read_bandwidth_cuda: at least 64 MiB (past the L2) and one run, got {} bytes, {} runs", bytes, runs);
+  const int64_t words = bytes / 16;
+  DeviceBuffer<uint8_t> data(static_cast<size_t>(words * 16));
+  DeviceBuffer<uint32_t> out(1);
+  fill_uniform_cuda(data.data(), DType::F32, words * 4, 0x5eed);
+  cuda_synchronize();
+  const double seconds = cuda::median_launch_seconds(
+      runs, [&](int, cudaStream_t stream) { cuda::launch_read_xor(data.data(), words, out.data(), stream); });
+  return static_cast<double>(words * 16) / seconds;
 }
 
 }  // namespace sparsa

@@ -11,13 +11,10 @@ namespace {
 
 size_t slot(int64_t layer, ObsPoint p) { return static_cast<size_t>(layer * kNumObsPoints + static_cast<int>(p)); }
 
-}  // namespace
-
-std::vector<ActivationThresholds> calibrate_decode_thresholds(GpuDecoder& d, const std::vector<int32_t>& prompt,
-                                                              int64_t steps, const std::vector<double>& sparsities) {
-  if (steps < 1) bad_input("decode calibration needs at least one step, got {}", steps);
+// The histograms of what every point received over `steps` steps from `prompt`, decoded with the
+// decoder's current thresholds.
+ActivationProfile recorded_profile(GpuDecoder& d, const std::vector<int32_t>& prompt, int64_t steps) {
   const int64_t layers = d.config().num_layers;
-  d.set_thresholds(dense_thresholds(layers));
   d.reset(prompt);
   ActivationProfile profile;
   profile.n_layers = layers;
@@ -26,8 +23,29 @@ std::vector<ActivationThresholds> calibrate_decode_thresholds(GpuDecoder& d, con
   d.run_recorded(steps, [&](int64_t layer, ObsPoint p, const float* x, int64_t n, int64_t dim) {
     profile.hist[slot(layer, p)].add(x, n * dim);
   });
+  return profile;
+}
+
+}  // namespace
+
+std::vector<ActivationThresholds> calibrate_decode_thresholds(GpuDecoder& d, const std::vector<int32_t>& prompt,
+                                                              int64_t steps, const std::vector<double>& sparsities,
+                                                              int refinement_passes) {
+  if (steps < 1) bad_input("decode calibration needs at least one step, got {}", steps);
+  if (refinement_passes < 0) bad_input("decode calibration: refinement passes must be >= 0, got {}", refinement_passes);
+  const int64_t layers = d.config().num_layers;
+  d.set_thresholds(dense_thresholds(layers));
+  const ActivationProfile dense = recorded_profile(d, prompt, steps);
   std::vector<ActivationThresholds> out;
-  for (double s : sparsities) out.push_back(profile.thresholds(s));
+  for (double s : sparsities) {
+    ActivationThresholds t = dense.thresholds(s);
+    for (int pass = 0; pass < refinement_passes; ++pass) {
+      d.set_thresholds(t);
+      t = recorded_profile(d, prompt, steps).thresholds(s);
+    }
+    out.push_back(std::move(t));
+  }
+  d.set_thresholds(dense_thresholds(layers));
   return out;
 }
 

@@ -77,7 +77,13 @@ ModelConfig synth_config(std::string_view preset) {
   if (preset == "7b") return llama_shape(4096, 11008, 32, 32, 32, 32000, 4096);
   if (preset == "13b") return llama_shape(5120, 13824, 40, 40, 40, 32000, 4096);
   if (preset == "70b") return llama_shape(8192, 28672, 80, 64, 8, 32000, 4096);
-  bad_input("unknown synth preset '{}' (tiny, 7b, 13b, 70b)", preset);
+  if (preset == "8b") {  // LLaMA-3-8B: GQA and the 128k vocabulary
+    ModelConfig c = llama_shape(4096, 14336, 32, 32, 8, 128256, 8192);
+    c.rope.theta = 500000.0f;
+    c.local_rope = c.rope;
+    return c;
+  }
+  bad_input("unknown synth preset '{}' (tiny, 7b, 8b, 13b, 70b)", preset);
 }
 
 Model synth_model(const ModelConfig& config, uint64_t seed, float init_std) {

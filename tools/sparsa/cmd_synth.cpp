@@ -82,7 +82,7 @@ void register_synth(CLI::App& app) {
                                           "norms 1) plus random calibration tokens, to measure scale without a download");
   cmd->footer("Examples:\n  sparsa synth --preset 7b --out synth-7b\n"
               "  sparsa synth --preset 70b --layers 4 --out synth-70b-4l   (a few 70B-shaped blocks)");
-  cmd->add_option("--preset", args->preset, "shapes: tiny, 7b (LLaMA-2-7B), 13b, 70b")
+  cmd->add_option("--preset", args->preset, "shapes: tiny, 7b (LLaMA-2-7B), 8b (LLaMA-3-8B: GQA, vocabulary 128256), 13b, 70b")
       ->check(CLI::IsMember({"tiny", "7b", "13b", "70b"}))
       ->capture_default_str();
   cmd->add_option("--out", args->out, "output folder (config.json, model.safetensors, calib-tokens.safetensors)")->required();
