@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@
 #include "sparsa/cuda.h"
 #include "sparsa/decode.h"
 #include "sparsa/error.h"
+#include "sparsa/sparse_gemv.h"
 #include "sparsa/synth.h"
 
 namespace sparsa {
@@ -121,6 +123,23 @@ double mean_inactive(const Row& r, ObsPoint p) {
   return r.inactive.empty() ? 0.0 : sum / static_cast<double>(r.inactive.size());
 }
 
+// The lm_head alone (dense: it has no observation point, every row is read): the sparse kernel
+// at t = -1 and cuBLAS, each against the matrix's bytes at the measured bandwidth. Weight copies
+// rotated past the L2 (time_sparse_vs_dense_gemv).
+void print_lm_head(const DecodeMatrix& head, double bandwidth) {
+  std::mt19937 g(7);
+  std::uniform_real_distribution<float> u(0.1f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(4 * head.shape.in));
+  for (float& v : x) v = g() % 2 ? u(g) : -u(g);
+  const GemvSpeed s = time_sparse_vs_dense_gemv(head.shape, x, -1.0f, 0.0f, 30);
+  const double bound_us = static_cast<double>(head.bytes()) / bandwidth * 1e6;
+  std::printf("\nlm_head alone (%lld x %lld, %.0f MB; bytes bound %.1f us): sparse kernel at t = -1 %.1f us (%.0f %% "
+              "of the bound), cuBLAS %.1f us (%.0f %%)\n",
+              static_cast<long long>(head.shape.out), static_cast<long long>(head.shape.in),
+              static_cast<double>(head.bytes()) / 1e6, bound_us, s.sparse_us, 100.0 * bound_us / s.sparse_us,
+              s.dense_us, 100.0 * bound_us / s.dense_us);
+}
+
 void run(const Args& a) {
   const auto t_start = std::chrono::steady_clock::now();
   const ModelConfig c = synth_config(a.preset);
@@ -188,6 +207,7 @@ void run(const Args& a) {
                 mean_inactive(r, ObsPoint::kOIn), mean_inactive(r, ObsPoint::kMlpIn),
                 mean_inactive(r, ObsPoint::kDownIn));
   }
+  print_lm_head(mats.back(), bandwidth);
   std::printf("\nmean ms/token (all %lld tokens):", static_cast<long long>(a.tokens));
   for (const Row& r : rows) std::printf(" %s %.3f;", r.name.c_str(), r.mean_ms);
   std::printf("\ntotal run time %.1f s\n", seconds_since(t_start));

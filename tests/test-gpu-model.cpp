@@ -25,6 +25,8 @@
 #include "sparsa/safetensors.h"
 #include "sparsa/study.h"
 #include "sparsa/synth.h"
+#include "sparsa/tasks.h"
+#include "sparsa/tokenizer.h"
 #include "test_support.h"
 
 namespace sparsa {
@@ -333,6 +335,44 @@ double worst_relative(const ActivationThresholds& x, const ActivationThresholds&
 // re-calibrated thresholds by 1.5e-3; the same CPU code gave 21.79 on the GPU machine's 16-thread host and
 // 21.91 on a 2-core one. So these compare within the golden tolerance of sparsified perplexity
 // (golden/README.md: 1 %), and the re-calibrated thresholds within 1e-2.
+// Zero-shot task scores on the GPU (choices padded to one length, in several chunks) against the
+// CPU's, choice by choice: log-likelihoods within 1e-4 (the bound of the transformers check, issue
+// #21), the same greedy flags, predictions and accuracies.
+TEST(GpuTasks, ScoresMatchCpuChoiceByChoice) {
+  SKIP_WITHOUT_GPU();
+  const Model m = load_model(test::llama_demo_model());
+  const Task task = load_task(test::repo_dir() / "data" / "tasks" / "persuasion-next.jsonl");
+  const auto tokenizer = HfTokenizer::load(test::llama_demo_model() / "tokenizer.json");
+  const EncodedTask t = encode_task(task, *tokenizer, m.config);
+  DeviceOptions g = cuda();
+  g.chunk_tokens = 4096;  // a few dozen choices a chunk: several chunks, the last one partial
+  const TaskScore a = score_task(m, t), b = score_task(m, t, g);
+  ASSERT_EQ(a.items.size(), b.items.size());
+  double worst = 0;
+  int64_t greedy = 0;
+  for (size_t i = 0; i < a.items.size(); ++i) {
+    ASSERT_EQ(a.items[i].choices.size(), b.items[i].choices.size());
+    for (size_t c = 0; c < a.items[i].choices.size(); ++c) {
+      const ChoiceScore &x = a.items[i].choices[c], &y = b.items[i].choices[c];
+      worst = std::max(worst, std::fabs(x.loglik - y.loglik));
+      EXPECT_EQ(x.greedy, y.greedy) << "item " << i << " choice " << c;
+      EXPECT_EQ(x.tokens, y.tokens);
+      EXPECT_EQ(x.chars, y.chars);
+      greedy += y.greedy;
+    }
+    EXPECT_EQ(a.items[i].pred, b.items[i].pred) << "item " << i;
+    EXPECT_EQ(a.items[i].pred_norm, b.items[i].pred_norm) << "item " << i;
+  }
+  std::printf("task %s: %lld items, worst |loglik GPU - CPU| %.2e, %lld greedy choices, acc %.4f / %.4f, acc_norm "
+              "%.4f / %.4f, %.2f s GPU / %.2f s CPU\n",
+              a.name.c_str(), static_cast<long long>(a.n), worst, static_cast<long long>(greedy), b.acc, a.acc,
+              b.acc_norm, a.acc_norm, b.seconds, a.seconds);
+  EXPECT_LT(worst, 1e-4);
+  EXPECT_EQ(a.acc, b.acc);
+  EXPECT_EQ(a.acc_norm, b.acc_norm);
+  EXPECT_EQ(a.tokens, b.tokens);
+}
+
 TEST(GpuActs, ProfilePerplexityAndBitsMatchCpu) {
   SKIP_WITHOUT_GPU();
   const Model m = load_model(test::llama_demo_model());

@@ -436,9 +436,14 @@ void check_causal_softmax() {
 // ---- nll.cuh ----
 
 void check_row_nll() {
-  const int64_t n = 5, vocab = 1001;
-  const auto logits = nonzero(static_cast<size_t>(n * vocab), 0.01f, 5.0f, 17);
-  const auto targets = random_ids(static_cast<size_t>(n), static_cast<int32_t>(vocab), 18);
+  const int64_t n = 8, vocab = 1001;
+  auto logits = nonzero(static_cast<size_t>(n * vocab), 0.01f, 5.0f, 17);
+  auto targets = random_ids(static_cast<size_t>(n), static_cast<int32_t>(vocab), 18);
+  // Greedy rows: row 5's target is its maximum; rows 6 and 7 hold the maximum twice, at 300 and
+  // 700 (row 6's target is the first, row 7's the second: not greedy, as numpy's argmax says).
+  logits[5 * vocab + targets[5]] = 9.0f;
+  logits[6 * vocab + 300] = logits[6 * vocab + 700] = 9.0f, targets[6] = 300;
+  logits[7 * vocab + 300] = logits[7 * vocab + 700] = 9.0f, targets[7] = 700;
   std::vector<double> want(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) {
     const float* row = logits.data() + t * vocab;
@@ -452,6 +457,17 @@ void check_row_nll() {
   DeviceBuffer<double> dnll(static_cast<size_t>(n));
   cuda::launch_row_nll(dl.data(), dt.data(), dnll.data(), n, vocab);
   expect_close(want, dnll.download(), Tol{1e-5, 1e-6}, "row_nll");  // fp32 sum of exp
+  std::vector<uint8_t> want_greedy(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) {
+    const float* row = logits.data() + t * vocab;
+    want_greedy[static_cast<size_t>(t)] = std::max_element(row, row + vocab) - row == targets[static_cast<size_t>(t)];
+  }
+  EXPECT_EQ(want_greedy, (std::vector<uint8_t>{0, 0, 0, 0, 0, 1, 1, 0})) << "the cases above";
+  DeviceBuffer<uint8_t> dgreedy(static_cast<size_t>(n));
+  DeviceBuffer<double> dnll2(static_cast<size_t>(n));
+  cuda::launch_row_nll(dl.data(), dt.data(), dnll2.data(), n, vocab, dgreedy.data());
+  expect_close(want, dnll2.download(), Tol{1e-5, 1e-6}, "row_nll with greedy");
+  EXPECT_EQ(want_greedy, dgreedy.download()) << "row_nll greedy flags";
 }
 
 // ---- sqsum.cuh ----

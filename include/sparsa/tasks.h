@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "sparsa/device.h"
 #include "sparsa/model.h"
 #include "sparsa/tokenizer.h"
 
@@ -90,9 +91,19 @@ struct ChoiceScore {
   bool truncated = false;  // context + continuation was cut from the left to the model's context
 };
 
-// Scores one choice: one forward pass over (context + continuation) without its last token,
-// the last max_position tokens of it when longer. `chars` is left 0. Thread-safe for distinct
-// buffers.
+// What the model reads for one choice: context + continuation, the last max_position + 1 tokens of
+// it when longer (truncated), of which the first n_in are the input and row t of the logits
+// predicts tokens[t + 1]; the continuation is scored at rows n_in - n_continuation ... n_in - 1.
+// Every backend windows a choice this way.
+struct ChoiceWindow {
+  std::vector<int32_t> tokens;  // [n_in + 1]
+  int64_t n_in = 0, n_continuation = 0;
+  bool truncated = false;
+};
+ChoiceWindow choice_window(const EncodedChoice& c, int64_t max_position);
+
+// Scores one choice: one forward pass over its window (choice_window). `chars` is left 0.
+// Thread-safe for distinct buffers.
 ChoiceScore score_choice(const Model& m, const EncodedChoice& c, ForwardBuffers& buf, Tensor& logits);
 
 struct ItemScore {
@@ -120,6 +131,20 @@ struct TaskScore {
 // Scores every item of `t` on `m` (CPU). `progress(done, total)` is called after each forward
 // pass when given. A non-finite log-likelihood is Error(kRuntime) naming the item.
 TaskScore score_task(const Model& m, const EncodedTask& t, const std::function<void(int64_t, int64_t)>& progress = {});
+// The same on the device `device` names (sparsa/device.h): the CPU above, or the GPU (every
+// family the GPU forward runs): the choices' windows right-padded to the longest (causal
+// attention leaves the scored rows unchanged) and run in chunks of device.chunk_tokens, each
+// row's log-probability and greedy flag computed on the device. Error(kBadInput) for a model the
+// GPU path does not run.
+TaskScore score_task(const Model& m, const EncodedTask& t, const DeviceOptions& device,
+                     const std::function<void(int64_t, int64_t)>& progress = {});
+
+// The choices of `t` in scoring order: item by item, choice by choice.
+std::vector<const EncodedChoice*> task_choices(const EncodedTask& t);
+// The task's scores from every choice's score in task_choices order (`chars` filled in here):
+// predictions, acc, acc_norm, standard errors, chance, token counts; `seconds` left 0.
+// Error(kRuntime) naming the item for a non-finite log-likelihood.
+TaskScore task_score(const Model& m, const EncodedTask& t, const std::vector<ChoiceScore>& scores);
 
 // lm-eval's mean_stderr of a 0/1 metric with mean p over n items: sqrt(p (1 - p) / (n - 1)); NaN
 // for n < 2.

@@ -1,10 +1,13 @@
 // The entry points that run a model on the device the options name (sparsa/device.h): the
 // library, not its callers, picks the CPU or the CUDA backend.
+#include <chrono>
+
 #include "gpu/gpu_backends.h"
 #include "sparsa/activations.h"
 #include "sparsa/error.h"
 #include "sparsa/gpu.h"
 #include "sparsa/prune.h"
+#include "sparsa/tasks.h"
 
 namespace sparsa {
 
@@ -24,6 +27,18 @@ PerplexityResult perplexity(const Model& m, const TensorI32& windows, const Devi
   if (!device.cuda()) return perplexity(m, windows, nullptr, progress);
   PerplexityResult r = perplexity_cuda(m, windows, device, progress);
   check_perplexity_finite(r);
+  return r;
+}
+
+TaskScore score_task(const Model& m, const EncodedTask& t, const DeviceOptions& device,
+                     const std::function<void(int64_t, int64_t)>& progress) {
+  if (!device.cuda()) return score_task(m, t, progress);
+  const auto start = std::chrono::steady_clock::now();
+  check_gpu_supported(m.config);
+  std::vector<ChoiceWindow> windows;
+  for (const EncodedChoice* c : task_choices(t)) windows.push_back(choice_window(*c, m.config.max_position));
+  TaskScore r = task_score(m, t, score_choices_cuda(m, windows, device, progress));
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
 

@@ -1,7 +1,8 @@
-// Perplexity and logits on the GPU, every family: every block resident, windows in chunks;
-// perplexity by the reference definition.
+// Perplexity, logits and task-choice scores on the GPU, every family: every block resident,
+// windows in chunks; perplexity by the reference definition.
 #ifdef SPARSA_WITH_CUDA
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -113,6 +114,54 @@ PerplexityResult perplexity_cuda(const Model& m, const TensorI32& windows, const
   r.ppl = std::exp(r.mean_nll);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
+}
+
+std::vector<ChoiceScore> score_choices_cuda(const Model& m, const std::vector<ChoiceWindow>& choices,
+                                            const DeviceOptions& gpu,
+                                            const std::function<void(int64_t, int64_t)>& progress) {
+  const auto n = static_cast<int64_t>(choices.size());
+  std::vector<ChoiceScore> out(choices.size());
+  if (n == 0) return out;
+  int64_t L = 2;  // the resident model's windows need 2 tokens at least
+  for (const ChoiceWindow& w : choices) L = std::max(L, w.n_in);
+  // Inputs right-padded with token 0 (causal attention: the padding changes no scored row);
+  // targets[c, t] = tokens[t + 1] on the input rows, 0 on the padding (not read).
+  TensorI32 windows;
+  windows.shape = {n, L};
+  windows.data.assign(static_cast<size_t>(n * L), 0);
+  std::vector<int32_t> targets(static_cast<size_t>(n * L), 0);
+  for (int64_t c = 0; c < n; ++c) {
+    const ChoiceWindow& w = choices[static_cast<size_t>(c)];
+    std::copy_n(w.tokens.begin(), w.n_in, windows.data.begin() + c * L);
+    std::copy_n(w.tokens.begin() + 1, w.n_in, targets.begin() + c * L);
+  }
+  ResidentModel rm(m, windows, gpu);
+  const int64_t per_chunk = rm.per_chunk(), V = m.config.vocab_size;
+  DeviceBuffer<int32_t> d_targets(static_cast<size_t>(per_chunk * L));
+  DeviceBuffer<double> nll(static_cast<size_t>(per_chunk * L));
+  DeviceBuffer<uint8_t> greedy(static_cast<size_t>(per_chunk * L));
+  std::vector<double> row_nll(static_cast<size_t>(per_chunk * L));
+  std::vector<uint8_t> row_greedy(static_cast<size_t>(per_chunk * L));
+  for (int64_t c0 = 0; c0 < n; c0 += per_chunk) {
+    const int64_t S = std::min(per_chunk, n - c0), T = S * L;
+    d_targets.upload(std::vector<int32_t>(targets.begin() + c0 * L, targets.begin() + c0 * L + T));
+    cuda::launch_row_nll(rm.run(c0, S), d_targets.data(), nll.data(), T, V, greedy.data());
+    copy_to_host(row_nll.data(), nll.data(), static_cast<size_t>(T) * sizeof(double));
+    copy_to_host(row_greedy.data(), greedy.data(), static_cast<size_t>(T));
+    for (int64_t s = 0; s < S; ++s) {
+      const ChoiceWindow& w = choices[static_cast<size_t>(c0 + s)];
+      ChoiceScore& score = out[static_cast<size_t>(c0 + s)];
+      score.tokens = w.n_continuation;
+      score.truncated = w.truncated;
+      score.greedy = true;
+      for (int64_t t = w.n_in - w.n_continuation; t < w.n_in; ++t) {
+        score.loglik -= row_nll[static_cast<size_t>(s * L + t)];
+        score.greedy = score.greedy && row_greedy[static_cast<size_t>(s * L + t)] != 0;
+      }
+    }
+    if (progress) progress(c0 + S, n);
+  }
+  return out;
 }
 
 Tensor logits_cuda(const Model& m, const TensorI32& windows, const DeviceOptions& gpu) {

@@ -18,6 +18,10 @@ PerplexityResult perplexity_cuda(const Model&, const TensorI32&, const DeviceOpt
 }
 std::unique_ptr<WindowRunner> make_cuda_window_runner(const DeviceOptions&) { no_cuda("activation capture on the GPU"); }
 Tensor logits_cuda(const Model&, const TensorI32&, const DeviceOptions&) { no_cuda("logits on the GPU"); }
+std::vector<ChoiceScore> score_choices_cuda(const Model&, const std::vector<ChoiceWindow>&, const DeviceOptions&,
+                                            const std::function<void(int64_t, int64_t)>&) {
+  no_cuda("task scores on the GPU");
+}
 std::unique_ptr<PruneBackend> make_cuda_prune_backend(Model&, const PruneOptions&, const DeviceOptions&) {
   no_cuda("pruning on the GPU");
 }

@@ -213,39 +213,47 @@ EncodedTask encode_task(const Task& task, const HfTokenizer& tokenizer, const Mo
   return out;
 }
 
+ChoiceWindow choice_window(const EncodedChoice& c, int64_t max_position) {
+  ChoiceWindow w;
+  w.tokens = c.context;
+  w.tokens.insert(w.tokens.end(), c.continuation.begin(), c.continuation.end());
+  const auto whole = static_cast<int64_t>(w.tokens.size());
+  const int64_t keep = std::min<int64_t>(whole, max_position + 1);
+  w.truncated = keep < whole;
+  w.tokens.erase(w.tokens.begin(), w.tokens.begin() + (whole - keep));
+  w.n_in = keep - 1;
+  w.n_continuation = static_cast<int64_t>(c.continuation.size());
+  SPARSA_ASSERT(w.n_continuation <= w.n_in);
+  return w;
+}
+
 ChoiceScore score_choice(const Model& m, const EncodedChoice& c, ForwardBuffers& buf, Tensor& logits) {
-  const int64_t n_cont = static_cast<int64_t>(c.continuation.size());
-  std::vector<int32_t> seq = c.context;  // [context + continuation], the last max_position + 1 of it
-  seq.insert(seq.end(), c.continuation.begin(), c.continuation.end());
-  ChoiceScore s;
-  s.tokens = n_cont;
-  const int64_t keep = std::min<int64_t>(static_cast<int64_t>(seq.size()), m.config.max_position + 1);
-  s.truncated = keep < static_cast<int64_t>(seq.size());
-  const int32_t* window = seq.data() + (static_cast<int64_t>(seq.size()) - keep);
-  const int64_t n_in = keep - 1;  // the model reads window[0, n_in); row t predicts window[t + 1]
-  SPARSA_ASSERT(n_cont <= n_in);
-  forward(m, window, n_in, logits, buf);  // logits [n_in, vocab]
+  const ChoiceWindow w = choice_window(c, m.config.max_position);
+  forward(m, w.tokens.data(), w.n_in, logits, buf);  // logits [n_in, vocab]
   const int64_t vocab = logits.dim(1);
+  ChoiceScore s;
+  s.tokens = w.n_continuation;
+  s.truncated = w.truncated;
   s.greedy = true;
-  for (int64_t t = n_in - n_cont; t < n_in; ++t) {
+  for (int64_t t = w.n_in - w.n_continuation; t < w.n_in; ++t) {
     const float* row = logits.ptr() + t * vocab;
-    s.loglik -= token_nll(row, vocab, window[t + 1]);
-    s.greedy = s.greedy && row_argmax_is(row, vocab, window[t + 1]);
+    s.loglik -= token_nll(row, vocab, w.tokens[static_cast<size_t>(t + 1)]);
+    s.greedy = s.greedy && row_argmax_is(row, vocab, w.tokens[static_cast<size_t>(t + 1)]);
   }
   return s;
 }
 
+std::vector<const EncodedChoice*> task_choices(const EncodedTask& t) {
+  std::vector<const EncodedChoice*> out;
+  for (const EncodedItem& item : t.items)
+    for (const EncodedChoice& c : item.choices) out.push_back(&c);
+  return out;
+}
+
 TaskScore score_task(const Model& m, const EncodedTask& t, const std::function<void(int64_t, int64_t)>& progress) {
   const auto start = std::chrono::steady_clock::now();
-  TaskScore r;
-  r.name = t.task->name;
-  std::vector<std::pair<size_t, size_t>> jobs;  // (item, choice)
-  r.items.resize(t.items.size());
-  for (size_t i = 0; i < t.items.size(); ++i) {
-    r.items[i].item = t.items[i].item;
-    r.items[i].choices.resize(t.items[i].choices.size());
-    for (size_t c = 0; c < t.items[i].choices.size(); ++c) jobs.emplace_back(i, c);
-  }
+  const std::vector<const EncodedChoice*> jobs = task_choices(t);
+  std::vector<ChoiceScore> scores(jobs.size());
   const auto n_jobs = static_cast<int64_t>(jobs.size());
   std::mutex progress_mutex;
   int64_t done = 0;
@@ -257,10 +265,7 @@ TaskScore score_task(const Model& m, const EncodedTask& t, const std::function<v
 #pragma omp for schedule(dynamic, 1)
     for (int64_t j = 0; j < n_jobs; ++j)
       failure.run([&] {
-        const auto [i, c] = jobs[static_cast<size_t>(j)];
-        ChoiceScore s = score_choice(m, t.items[i].choices[c], buf, logits);
-        s.chars = utf8_length(t.items[i].item->choices[c]);
-        r.items[i].choices[c] = s;
+        scores[static_cast<size_t>(j)] = score_choice(m, *jobs[static_cast<size_t>(j)], buf, logits);
         if (progress) {
           std::lock_guard<std::mutex> lock(progress_mutex);
           progress(++done, n_jobs);
@@ -268,9 +273,29 @@ TaskScore score_task(const Model& m, const EncodedTask& t, const std::function<v
       });
   }
   failure.rethrow_if_any([&] {
-    return fmt::format("scoring {} choices of task '{}' (logits [<= {}, {}] per choice)", n_jobs, r.name,
+    return fmt::format("scoring {} choices of task '{}' (logits [<= {}, {}] per choice)", n_jobs, t.task->name,
                        m.config.max_position, m.config.vocab_size);
   });
+  TaskScore r = task_score(m, t, scores);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+TaskScore task_score(const Model& m, const EncodedTask& t, const std::vector<ChoiceScore>& scores) {
+  TaskScore r;
+  r.name = t.task->name;
+  r.items.resize(t.items.size());
+  size_t next = 0;
+  for (size_t i = 0; i < t.items.size(); ++i) {
+    r.items[i].item = t.items[i].item;
+    for (size_t c = 0; c < t.items[i].choices.size(); ++c) {
+      SPARSA_ASSERT(next < scores.size());
+      ChoiceScore s = scores[next++];
+      s.chars = utf8_length(t.items[i].item->choices[c]);
+      r.items[i].choices.push_back(s);
+    }
+  }
+  SPARSA_ASSERT(next == scores.size());
   for (ItemScore& s : r.items) {
     for (const ChoiceScore& c : s.choices) {
       if (!std::isfinite(c.loglik))
@@ -284,7 +309,6 @@ TaskScore score_task(const Model& m, const EncodedTask& t, const std::function<v
       r.tokens += std::min<int64_t>(static_cast<int64_t>(c.context.size() + c.continuation.size()),
                                     m.config.max_position + 1) - 1;
   summarise(r);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
 

@@ -24,7 +24,7 @@ std::string task_identity(const Context& ctx) { return task_options(ctx.encoded_
 
 void score_tasks(Context& ctx, const Model& m, RunWriter& w, const std::string& what) {
   for (const EncodedTask& t : ctx.encoded_tasks) {
-    const TaskScore s = score_task(m, t);
+    const TaskScore s = score_task(m, t, ctx.opt.device);
     add_task_rows(w, s);
     ctx.note(fmt::format("{}: {} acc {:.4f}, acc_norm {:.4f} over {} items ({:.1f} s)", what, s.name, s.acc, s.acc_norm,
                          s.n, s.seconds));

@@ -153,11 +153,8 @@ void print_task_result(const EvalArgs& a, nlohmann::json out) {
     std::printf("; already scored by run %lld\n", out["run"].get<long long>());
 }
 
-// --task: zero-shot accuracy on a multiple-choice task (sparsa/tasks.h), on the CPU.
+// --task: zero-shot accuracy on a multiple-choice task (sparsa/tasks.h), on --device.
 void run_task(const EvalArgs& a) {
-  if (a.device.cuda())
-    bad_input("--task runs on the CPU only (the GPU path computes perplexities, not the per-token log-probabilities a "
-              "task needs): drop --device cuda");
   set_threads(a.threads);
   if (a.limit < 0) bad_input("--eval-limit must be >= 0 (0 = every item), got {}", a.limit);
   if (!a.out.empty()) {
@@ -186,7 +183,10 @@ void run_task(const EvalArgs& a) {
   for (const EncodedItem& e : encoded.items) choices += static_cast<int64_t>(e.choices.size());
   Progress bar("eval", choices);
   const TaskScore r = hint_out_of_memory("scoring the task", "try a smaller --eval-limit",
-                                         [&] { return score_task(m, encoded, [&](int64_t done, int64_t) { bar.update(done); }); });
+                                         [&] {
+                                           return score_task(m, encoded, a.device.options(),
+                                                             [&](int64_t done, int64_t) { bar.update(done); });
+                                         });
   bar.finish();
   if (store) record_eval(*store, a, *run, r.seconds, seconds_since(t0), [&](RunWriter& w) { add_task_rows(w, r); });
   nlohmann::json out = task_score_json(r, /*items=*/true);
@@ -279,7 +279,7 @@ void register_eval(CLI::App& app) {
                   "the summed log-probability of its tokens after the context (tokenized as lm-evaluation-harness "
                   "does; contexts longer than the model's are cut from the left and counted as truncated); reports "
                   "acc, acc_norm (log-likelihood / characters of the choice), their standard errors and n. "
-                  "CPU only; one forward pass per choice. Format: docs/tasks.md; example: data/tasks/persuasion-next.jsonl")
+                  "One forward pass per choice (on the GPU with --device cuda, choices padded to one length). Format: docs/tasks.md; example: data/tasks/persuasion-next.jsonl")
       ->excludes(tokens)
       ->excludes(text)
       ->excludes(seqlen);
