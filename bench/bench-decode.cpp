@@ -207,7 +207,7 @@ void run(const Args& a) {
                 mean_inactive(r, ObsPoint::kOIn), mean_inactive(r, ObsPoint::kMlpIn),
                 mean_inactive(r, ObsPoint::kDownIn));
   }
-  print_lm_head(mats.back(), bandwidth);
+  if (mats.back().shape.weight_type != DType::F32) print_lm_head(mats.back(), bandwidth);  // cuBLAS side: half types
   std::printf("\nmean ms/token (all %lld tokens):", static_cast<long long>(a.tokens));
   for (const Row& r : rows) std::printf(" %s %.3f;", r.name.c_str(), r.mean_ms);
   std::printf("\ntotal run time %.1f s\n", seconds_since(t_start));

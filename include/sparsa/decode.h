@@ -142,9 +142,9 @@ class GpuDecoder {
 // positions 0 .. steps - 1 from `prompt`: first a dense run, then, per sparsity,
 // `refinement_passes` runs decoded with the previous thresholds, each point re-calibrated on what
 // it receives there (before its own masking, after every upstream point's), as decode_thresholds
-// (sparsa/activations.h) does on the CPU. Magnitudes depend on the position (o_in's grow as
+// (sparsa/activations.h) does on the CPU. Magnitudes depend on the position (o_in's shrink as
 // attention averages over more of the cache), so calibrate over the positions the decode will
-// cover: from position 0 only, o_in measured 0.75 inactive at a 0.5 target. One result per
+// cover: from 64 steps at position 0, o_in measured 0.75 inactive at a 0.5 target over 256. One result per
 // sparsity, in order. Leaves the decoder dense (dense_thresholds) at position `steps`.
 std::vector<ActivationThresholds> calibrate_decode_thresholds(GpuDecoder& d, const std::vector<int32_t>& prompt,
                                                               int64_t steps, const std::vector<double>& sparsities,
