@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "family_fixtures.h"
 #include "golden_prune.h"
 #include "sparsa/activations.h"
 #include "sparsa/cuda.h"
@@ -94,9 +95,14 @@ TEST(DecodePlan, RefusesWhatItCannotRun) {
   const ModelConfig c = load_hf_config(test::llama_demo_model() / "config.json");
   EXPECT_NO_THROW(check_decode_supported(c, DecodeOptions{}));
   ModelConfig biased = c;
-  biased.attention_bias = true;
-  EXPECT_NE(test::bad_input_message([&] { check_decode_supported(biased, DecodeOptions{}); }).find("bias"),
-            std::string::npos);
+  biased.attention_bias = true;  // q/k/v biases (Qwen2) run; o_proj's and the MLP's do not
+  EXPECT_NO_THROW(check_decode_supported(biased, DecodeOptions{}));
+  for (bool ModelConfig::*bias : {&ModelConfig::o_proj_bias, &ModelConfig::mlp_bias}) {
+    ModelConfig b = c;
+    b.*bias = true;
+    EXPECT_NE(test::bad_input_message([&] { check_decode_supported(b, DecodeOptions{}); }).find("bias"),
+              std::string::npos);
+  }
   ModelConfig opt = c;
   opt.arch = Arch::kOpt;
   test::bad_input_message([&] { check_decode_supported(opt, DecodeOptions{}); });
@@ -107,6 +113,23 @@ TEST(DecodePlan, RefusesWhatItCannotRun) {
   ASSERT_EQ(dense.t.size(), 3u);
   for (const auto& layer : dense.t)
     for (float t : layer) EXPECT_LT(t, 0.0f);
+}
+
+// The family fixtures the decoder runs (the LLaMA family: Llama 3, Llama 3.2's llama3 RoPE scaling
+// and tied embeddings, Mistral's sliding window, Qwen2's q/k/v biases) and the ones it refuses,
+// each naming what it lacks.
+const std::vector<std::string> kDecodedFamilies = {"llama3", "llama32", "mistral", "qwen2"};
+
+TEST(DecodePlan, FamiliesItRunsAndTheOnesItRefuses) {
+  for (const std::string& f : test::family_names()) {
+    const ModelConfig c = load_hf_config(test::family_fixture(f) / "config.json");
+    if (std::find(kDecodedFamilies.begin(), kDecodedFamilies.end(), f) != kDecodedFamilies.end()) {
+      EXPECT_NO_THROW(check_decode_supported(c, DecodeOptions{})) << f;
+    } else {
+      const std::string m = test::bad_input_message([&] { check_decode_supported(c, DecodeOptions{}); });
+      EXPECT_NE(m.find("does not support"), std::string::npos) << f << ": " << m;
+    }
+  }
 }
 
 TEST(DecodePlan, WithoutADeviceTheDecoderSaysSo) {
@@ -135,6 +158,33 @@ TEST(GpuDecode, DenseFp32MatchesCpuLogitsAndGenerate) {
   }
   EXPECT_EQ(d.tokens(), cpu_tokens);
 }
+
+// Every decoded family fixture, fp32: logits within 1e-4 of the CPU forward at every position and
+// the greedy tokens of generate(), over more positions than Mistral's 16-key window.
+class GpuDecodeFamily : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GpuDecodeFamily, DenseFp32MatchesCpuLogitsAndGenerate) {
+  SKIP_WITHOUT_GPU();
+  const Model m = load_model(test::family_fixture(GetParam()));
+  const test::FamilyReference ref = test::load_family_reference(GetParam());
+  const std::vector<int32_t> prompt(ref.tokens.data.begin(), ref.tokens.data.begin() + 4);
+  const int64_t steps = 40;
+  const std::vector<int32_t> cpu_tokens = cpu_greedy(m, prompt, steps);
+  const Tensor want = cpu_logits(m, cpu_tokens, steps);
+  GpuDecoder d(m, options(GpuPrecision::kFp32, steps + 8));
+  d.reset(prompt);
+  double worst = 0;
+  for (int64_t i = 0; i < steps; ++i) {
+    d.step();
+    worst = std::max(worst, max_rel_diff(d.logits(), want, i));
+  }
+  std::printf("%s: %lld steps, worst max|dlogit| / max|logit| %.2e\n", GetParam().c_str(), static_cast<long long>(steps),
+              worst);
+  EXPECT_LT(worst, 1e-4);
+  EXPECT_EQ(d.tokens(), cpu_tokens);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, GpuDecodeFamily, ::testing::ValuesIn(kDecodedFamilies));
 
 TEST(GpuDecode, Bf16CloseToCpu) {
   SKIP_WITHOUT_GPU();

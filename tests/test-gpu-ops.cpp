@@ -651,27 +651,28 @@ void check_sparsegpt_block() {
 // out [heads * hd] for q over cache rows 0..pos (fp64 softmax of q·k / sqrt(hd)).
 std::vector<float> decode_attention_ref(const std::vector<float>& q, const std::vector<float>& kc,
                                         const std::vector<float>& vc, int64_t heads, int64_t kv_heads, int64_t hd,
-                                        int64_t pos) {
+                                        int64_t pos, int64_t window = 0) {
   const int64_t kv_dim = kv_heads * hd, group = heads / kv_heads;
+  const int64_t first = window > 0 ? std::max<int64_t>(0, pos + 1 - window) : 0;  // keys first..pos
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   std::vector<float> out(static_cast<size_t>(heads * hd));
   for (int64_t h = 0; h < heads; ++h) {
     const int64_t kvh = h / group;
     const float* qh = q.data() + h * hd;
-    std::vector<double> s(static_cast<size_t>(pos + 1));
-    for (int64_t j = 0; j <= pos; ++j) {
+    std::vector<double> s(static_cast<size_t>(pos + 1 - first));  // s[j - first]
+    for (int64_t j = first; j <= pos; ++j) {
       const float* kj = kc.data() + j * kv_dim + kvh * hd;
       double dot = 0.0;
       for (int64_t i = 0; i < hd; ++i) dot += static_cast<double>(qh[i]) * kj[i];
-      s[static_cast<size_t>(j)] = dot * scale;
+      s[static_cast<size_t>(j - first)] = dot * scale;
     }
     const double mx = *std::max_element(s.begin(), s.end());
     double sum = 0.0;
     for (double& v : s) sum += v = std::exp(v - mx);
     for (int64_t i = 0; i < hd; ++i) {
       double o = 0.0;
-      for (int64_t j = 0; j <= pos; ++j)
-        o += s[static_cast<size_t>(j)] * vc[static_cast<size_t>(j * kv_dim + kvh * hd + i)];
+      for (int64_t j = first; j <= pos; ++j)
+        o += s[static_cast<size_t>(j - first)] * vc[static_cast<size_t>(j * kv_dim + kvh * hd + i)];
       out[static_cast<size_t>(h * hd + i)] = static_cast<float>(o / sum);
     }
   }
@@ -695,9 +696,14 @@ void check_decode_attention() {
     DeviceBuffer<int32_t> dpos(std::vector<int32_t>{static_cast<int32_t>(pos)});
     const void* k = bf16 ? static_cast<const void*>(dk16.data()) : dk32.data();
     const void* v = bf16 ? static_cast<const void*>(dv16.data()) : dv32.data();
-    cuda::launch_decode_attention(dq.data(), k, v, e, dpos.data(), dout.data(), heads, kv_heads, hd, max_seq, nullptr);
-    expect_close(decode_attention_ref(q, kc, vc, heads, kv_heads, hd, pos), dout.download(), Tol{1e-5, 1e-4},
-                 "decode_attention hd " + std::to_string(hd) + (bf16 ? " bf16" : " fp32"));
+    // window 0: every key; 7: keys 23..29 (split unevenly over the cluster); 30 and 1000: all again.
+    for (const int64_t window : {int64_t{0}, int64_t{7}, int64_t{30}, int64_t{1000}}) {
+      cuda::launch_decode_attention(dq.data(), k, v, e, dpos.data(), dout.data(), heads, kv_heads, hd, max_seq, window,
+                                    nullptr);
+      expect_close(decode_attention_ref(q, kc, vc, heads, kv_heads, hd, pos, window), dout.download(), Tol{1e-5, 1e-4},
+                   "decode_attention hd " + std::to_string(hd) + (bf16 ? " bf16" : " fp32") + " window " +
+                       std::to_string(window));
+    }
   }
 }
 

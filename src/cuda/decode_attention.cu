@@ -61,7 +61,7 @@ template <typename T, int N>
 __global__ void __cluster_dims__(kSplit, 1, 1) __launch_bounds__(kThreads)
 decode_attention_kernel(const float* __restrict__ q, const T* __restrict__ k_cache, const T* __restrict__ v_cache,
                         const int32_t* __restrict__ pos, float* __restrict__ out, int head_dim, int kv_dim, int group,
-                        int row_threads, float scale) {
+                        int row_threads, float scale, int window) {
   extern __shared__ float smem[];
   __shared__ float scratch[kThreads / 32];
   const int groups = kThreads / row_threads;
@@ -74,9 +74,10 @@ decode_attention_kernel(const float* __restrict__ q, const T* __restrict__ k_cac
   cg::cluster_group cluster = cg::this_cluster();
   const int rank = static_cast<int>(cluster.block_rank());
   const int h = blockIdx.y, tid = threadIdx.x;
-  const int n_keys = *pos + 1;
+  const int first = window > 0 ? max(0, *pos + 1 - window) : 0;  // the sliding window's first key
+  const int n_keys = *pos + 1 - first;
   const int per = (n_keys + kSplit - 1) / kSplit;
-  const int k0 = min(n_keys, rank * per), count = min(n_keys, k0 + per) - k0;
+  const int k0 = first + min(n_keys, rank * per), count = first + min(n_keys, rank * per + per) - k0;
   const T* keys = k_cache + static_cast<int64_t>(k0) * kv_dim + (h / group) * head_dim;
   const T* values = v_cache + static_cast<int64_t>(k0) * kv_dim + (h / group) * head_dim;
 
@@ -159,7 +160,8 @@ int next_pow2(int v) {
 
 template <typename T, int N>
 void launch(const float* q, const void* k_cache, const void* v_cache, const int32_t* pos, float* out,
-            int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t max_seq, cudaStream_t stream) {
+            int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t max_seq, int64_t window,
+            cudaStream_t stream) {
   const int row_threads = std::min(kThreads, next_pow2(static_cast<int>((head_dim + N - 1) / N)));
   const int groups = kThreads / row_threads;
   const int64_t floats = 2 * head_dim + groups * head_dim + 2 + (max_seq + kSplit - 1) / kSplit;
@@ -170,35 +172,37 @@ void launch(const float* q, const void* k_cache, const void* v_cache, const int3
   decode_attention_kernel<T, N><<<grid, kThreads, smem, stream>>>(q, static_cast<const T*>(k_cache), static_cast<const T*>(v_cache), pos, out,
                                            static_cast<int>(head_dim), static_cast<int>(n_kv_heads * head_dim),
                                            static_cast<int>(n_heads / n_kv_heads), row_threads,
-                                           1.0f / sqrtf(static_cast<float>(head_dim)));
+                                           1.0f / sqrtf(static_cast<float>(head_dim)),
+                                           static_cast<int>(std::min(window, max_seq)));
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
 void launch_typed(const float* q, const void* k_cache, const void* v_cache, const int32_t* pos, float* out,
-                  int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t max_seq, cudaStream_t stream) {
+                  int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t max_seq, int64_t window,
+                  cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
   if (head_dim % kVec == 0)  // every row 16-byte aligned (cudaMalloc'd caches)
-    launch<T, kVec>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, stream);
+    launch<T, kVec>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, window, stream);
   else
-    launch<T, 1>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, stream);
+    launch<T, 1>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, window, stream);
 }
 
 }  // namespace
 
 void launch_decode_attention(const float* q, const void* k_cache, const void* v_cache, Elem e,
                              const int32_t* pos, float* out, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                             int64_t max_seq, void* stream) {
+                             int64_t max_seq, int64_t window, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   switch (e) {
     case Elem::kF32:
-      launch_typed<float>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, s);
+      launch_typed<float>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, window, s);
       break;
     case Elem::kBf16:
-      launch_typed<__nv_bfloat16>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, s);
+      launch_typed<__nv_bfloat16>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, window, s);
       break;
     case Elem::kF16:
-      launch_typed<__half>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, s);
+      launch_typed<__half>(q, k_cache, v_cache, pos, out, n_heads, n_kv_heads, head_dim, max_seq, window, s);
       break;
   }
 }

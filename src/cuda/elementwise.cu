@@ -64,8 +64,9 @@ void launch_apply_mask(void* w, const uint8_t* mask, int64_t n, int element_byte
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 
-void launch_add_bias(float* y, const float* b, int64_t rows, int64_t cols) {
-  add_bias_kernel<<<grid_stride_blocks(rows * cols, kThreads, kMaxBlocks), kThreads>>>(y, b, rows, cols);
+void launch_add_bias(float* y, const float* b, int64_t rows, int64_t cols, void* stream) {
+  add_bias_kernel<<<grid_stride_blocks(rows * cols, kThreads, kMaxBlocks), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      y, b, rows, cols);
   SPARSA_CUDA_CHECK_LAUNCH();
 }
 

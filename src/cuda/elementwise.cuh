@@ -9,8 +9,9 @@ namespace sparsa::cuda {
 
 // w[i] = 0 where mask[i] != 0. w: [n] of `element_bytes` (4: fp32, 2: bf16/fp16) elements.
 void launch_apply_mask(void* w, const uint8_t* mask, int64_t n, int element_bytes);
-// y[r, c] += b[c]. y: [rows, cols], b: [cols].
-void launch_add_bias(float* y, const float* b, int64_t rows, int64_t cols);
+// y[r, c] += b[c]. y: [rows, cols], b: [cols]. Enqueues on `stream` (a cudaStream_t; nullptr: the
+// default stream).
+void launch_add_bias(float* y, const float* b, int64_t rows, int64_t cols, void* stream = nullptr);
 // y[i] = x[i] * s; y may alias x. x, y: [n].
 void launch_scale(float* y, const float* x, float s, int64_t n);
 // y[i] += x[i]. x, y: [n].

@@ -19,7 +19,8 @@ DType weight_dtype(GpuPrecision p) {
 }
 
 // The first feature of `c` the CUDA decoder (one token a step, KV cache, fused kernels) does not
-// compute, or "" when it runs it all.
+// compute, or "" when it runs it all. It runs the LLaMA family with scaled RoPE (llama3, linear:
+// Llama 3.1 / 3.2), sliding-window layers (Mistral) and q/k/v biases (Qwen2).
 std::string_view unsupported_decode_feature(const ModelConfig& c) {
   switch (c.arch) {
     case Arch::kOpt: return "OPT (LayerNorm, learned positions, ReLU MLP)";
@@ -27,9 +28,6 @@ std::string_view unsupported_decode_feature(const ModelConfig& c) {
     case Arch::kGemma3: return "(1 + w) RMSNorm, GeGLU and Gemma 3's pre/post norms";
     case Arch::kLlama: break;
   }
-  if (c.rope.type == RopeType::kLlama3) return "llama3 RoPE scaling";
-  if (c.rope.type == RopeType::kLinear) return "linear RoPE scaling";
-  if (!c.sliding_layers.empty()) return "sliding-window attention";
   if (c.query_pre_attn_scalar > 0 || c.attn_logit_softcap > 0 || c.final_logit_softcap > 0)
     return "query_pre_attn_scalar and logit soft-capping";
   if (c.has_projections()) return "project_in / project_out";
@@ -44,8 +42,8 @@ void check_decode_supported(const ModelConfig& c, const DecodeOptions& opt) {
   if (!feature.empty())
     bad_input("{}: the CUDA decoder does not support {} yet; use --device cpu (perplexity and pruning run it on "
               "the GPU)", c.model_type, feature);
-  if (c.attention_bias || c.o_proj_bias || c.mlp_bias)
-    bad_input("GPU decoding does not run models with linear biases ({})", c.model_type);
+  if (c.o_proj_bias || c.mlp_bias)
+    bad_input("GPU decoding runs q/k/v biases only, not biases on o_proj or the MLP ({})", c.model_type);
   if (c.hidden_size < 1 || c.intermediate_size < 1 || c.num_layers < 1 || c.vocab_size < 1 || c.num_heads < 1 ||
       c.num_kv_heads < 1 || c.num_heads % c.num_kv_heads != 0 || c.head_dim < 2 || c.head_dim % 2 != 0)
     bad_input("GPU decoding: inconsistent model shape (d_model {}, d_ff {}, layers {}, heads {}/{}, head_dim {})",

@@ -14,6 +14,7 @@
 #include "cuda/convert.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/decode_attention.cuh"
+#include "cuda/elementwise.cuh"
 #include "cuda/fill_random.cuh"
 #include "cuda/get_rows.cuh"
 #include "cuda/rmsnorm.cuh"
@@ -75,6 +76,8 @@ DeviceBuffer<uint8_t> device_bytes(int64_t elements, GpuPrecision p) {
 struct GpuDecoder::Impl {
   struct Layer {
     DeviceBuffer<float> attn_norm, mlp_norm;        // [d_model]
+    DeviceBuffer<float> qkv_bias;                   // [q_dim + 2 kv_dim] q | k | v; empty without biases
+    int64_t window = 0;                             // sliding-window keys, 0 = every position
     std::array<DeviceBuffer<uint8_t>, kBlockMats> w;  // Wᵀ of qkv, o, gate_up, down
     DeviceBuffer<uint8_t> k_cache, v_cache;         // [max_seq, kv_dim]
   };
@@ -123,12 +126,16 @@ struct GpuDecoder::Impl {
     max_seq = opt.max_seq > 0 ? opt.max_seq : std::min<int64_t>({c.max_position, 4096, kDecodeMaxSeq});
     opt.max_seq = max_seq;
     mats = decode_matrices(c, opt.precision);
-    freqs = cuda::rope_freqs(c.head_dim, c.rope.theta);
+    const std::vector<float> inv_freq = rope_inv_freq(c.rope, c.head_dim);  // scaled RoPE as the CPU's
+    SPARSA_ASSERT(static_cast<int64_t>(inv_freq.size()) <= cuda::kRopeMaxHalf);  // check_gpu_supported's bound
+    std::copy(inv_freq.begin(), inv_freq.end(), freqs.inv_freq);
     SPARSA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     const GpuPrecision p = opt.precision;
     const int64_t d = c.hidden_size, ff = c.intermediate_size, kv = c.kv_dim();
     layers.resize(static_cast<size_t>(c.num_layers));
-    for (Layer& l : layers) {
+    for (size_t li = 0; li < layers.size(); ++li) {
+      Layer& l = layers[li];
+      l.window = c.is_sliding(static_cast<int64_t>(li)) ? c.sliding_window : 0;
       l.attn_norm = DeviceBuffer<float>(static_cast<size_t>(d));
       l.mlp_norm = DeviceBuffer<float>(static_cast<size_t>(d));
       for (int m = 0; m < kBlockMats; ++m) l.w[m] = device_bytes(mats[m].shape.in * mats[m].shape.out, p);
@@ -236,10 +243,12 @@ struct GpuDecoder::Impl {
                                     d, c.norm_eps, stream);
       record(rec, li, ObsPoint::kAttnIn, normed.data());
       linear(kQkv, l.w[kQkv].data(), normed.data(), qkv.data(), threshold(ObsPoint::kAttnIn));
+      if (l.qkv_bias.size())
+        cuda::launch_add_bias(qkv.data(), l.qkv_bias.data(), 1, static_cast<int64_t>(l.qkv_bias.size()), stream);
       cuda::launch_rope_append(qkv.data(), l.k_cache.data(), l.v_cache.data(), elem, st.pos, c.num_heads,
                                c.num_kv_heads, c.head_dim, freqs, stream);
       cuda::launch_decode_attention(qkv.data(), l.k_cache.data(), l.v_cache.data(), elem, st.pos, attn.data(),
-                                    c.num_heads, c.num_kv_heads, c.head_dim, max_seq, stream);
+                                    c.num_heads, c.num_kv_heads, c.head_dim, max_seq, l.window, stream);
       record(rec, li, ObsPoint::kOIn, attn.data());
       linear(kO, l.w[kO].data(), attn.data(), delta.data(), threshold(ObsPoint::kOIn));
       cuda::launch_residual_rmsnorm(x.data(), delta.data(), l.mlp_norm.data(), normed.data(), 1, d, c.norm_eps, stream);
@@ -352,6 +361,14 @@ struct GpuDecoder::Impl {
       Layer& l = layers[static_cast<size_t>(li)];
       l.attn_norm.upload(b.attn_norm.data);
       l.mlp_norm.upload(b.mlp_norm.data);
+      if (c.attention_bias) {
+        std::vector<float> bias;  // q | k | v, as the fused q/k/v matrix's columns
+        for (const LinearRole r : {LinearRole::kQ, LinearRole::kK, LinearRole::kV}) {
+          const Tensor& t = b.linear(r).bias;
+          bias.insert(bias.end(), t.data.begin(), t.data.end());
+        }
+        l.qkv_bias = DeviceBuffer<float>(bias);
+      }
       auto put = [&](int mat, std::initializer_list<const Tensor*> ws) {
         const std::vector<float> t = transposed(ws);
         staging.upload(t.data(), static_cast<int64_t>(t.size()), l.w[mat].data(), p);
