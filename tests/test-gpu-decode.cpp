@@ -116,9 +116,9 @@ TEST(DecodePlan, RefusesWhatItCannotRun) {
 }
 
 // The family fixtures the decoder runs (the LLaMA family: Llama 3, Llama 3.2's llama3 RoPE scaling
-// and tied embeddings, Mistral's sliding window, Qwen2's q/k/v biases) and the ones it refuses,
-// each naming what it lacks.
-const std::vector<std::string> kDecodedFamilies = {"llama3", "llama32", "mistral", "qwen2"};
+// and tied embeddings, Mistral's sliding window, Qwen2's q/k/v biases, Qwen3's q/k norms) and the
+// ones it refuses (Gemma 3, OPT), each naming what it lacks.
+const std::vector<std::string> kDecodedFamilies = {"llama3", "llama32", "mistral", "qwen2", "qwen3"};
 
 TEST(DecodePlan, FamiliesItRunsAndTheOnesItRefuses) {
   for (const std::string& f : test::family_names()) {

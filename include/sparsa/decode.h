@@ -1,5 +1,5 @@
 // sparsa/decode.h — token-by-token greedy decoding on the GPU for the LLaMA family (LLaMA, Mistral,
-// Qwen2), with the
+// Qwen2, Qwen3), with the
 // activation-sparse GEMV (sparsa/sparse_gemv.h) for every linear and the whole step captured
 // once into a CUDA graph and replayed per token.
 //
@@ -12,7 +12,7 @@
 //   multiply the fp32 inputs by the stored weights with fp32 accumulation (no input rounding);
 //   the KV cache, [layers][max_seq, kv_dim] for K and for V, is kept in the weights' precision.
 // - One step = the token at the current position -> embedding row -> per block: RMSNorm,
-//   q/k/v GEMV (attn_in threshold) and its bias (Qwen2), RoPE at the position (scaled as
+//   q/k/v GEMV (attn_in threshold) and its bias (Qwen2), per-head q/k RMSNorm (Qwen3), RoPE at the position (scaled as
 //   rope_inv_freq scales it), KV-cache append, single-query GQA attention over positions 0..pos
 //   (a sliding layer: the last sliding_window of them), o GEMV (o_in), residual, RMSNorm, gate/up GEMV (mlp_in),
 //   SiLU·mul, down GEMV (down_in), residual -> final RMSNorm -> lm_head (dense) -> logits [vocab]
@@ -27,7 +27,7 @@
 //   decoder). Calls that return data wait for the decoder's work; step() does not. Every CUDA /
 //   cuBLAS failure throws Error(kRuntime); bad arguments throw Error(kBadInput).
 // - Families: the LLaMA family (RMSNorm, RoPE, gated SiLU MLP, GQA): LLaMA 2/3.x, Mistral (sliding
-//   windows), Qwen2 (q/k/v biases). Qwen3, Gemma 3 and OPT throw Error(kBadInput)
+//   windows), Qwen2 (q/k/v biases), Qwen3 (per-head q/k RMSNorm). Gemma 3 and OPT throw Error(kBadInput)
 //   (check_decode_supported says why).
 // - Without CUDA (SPARSA_WITH_CUDA undefined) the GpuDecoder constructors throw Error(kRuntime);
 //   check_decode_supported, dense_thresholds and decode_matrices work in every build.
@@ -63,8 +63,8 @@ struct DecodeOptions {
   GemvTuneTable tune;                            // GEMV configs; untuned shapes take the defaults
 };
 
-// Error(kBadInput) naming what the decoder cannot run: another family than LLaMA's (Qwen3's q/k
-// norms, Gemma 3, OPT), soft-capping, project_in/out, biases on o_proj or the MLP, head_dim beyond kRopeMaxHeadDim, or max_seq outside 1..min(config.max_position, kDecodeMaxSeq).
+// Error(kBadInput) naming what the decoder cannot run: another family than LLaMA's (Gemma 3,
+// OPT), soft-capping, project_in/out, biases on o_proj or the MLP, head_dim beyond kRopeMaxHeadDim, or max_seq outside 1..min(config.max_position, kDecodeMaxSeq).
 void check_decode_supported(const ModelConfig& c, const DecodeOptions& opt);
 
 // Every threshold -1 (dense), sparsity 0, for n_layers blocks.

@@ -20,11 +20,12 @@ DType weight_dtype(GpuPrecision p) {
 
 // The first feature of `c` the CUDA decoder (one token a step, KV cache, fused kernels) does not
 // compute, or "" when it runs it all. It runs the LLaMA family with scaled RoPE (llama3, linear:
-// Llama 3.1 / 3.2), sliding-window layers (Mistral) and q/k/v biases (Qwen2).
+// Llama 3.1 / 3.2), sliding-window layers (Mistral), q/k/v biases (Qwen2) and per-head q/k RMSNorm
+// (Qwen3).
 std::string_view unsupported_decode_feature(const ModelConfig& c) {
   switch (c.arch) {
     case Arch::kOpt: return "OPT (LayerNorm, learned positions, ReLU MLP)";
-    case Arch::kQwen3: return "per-head q/k RMSNorm (q_norm, k_norm)";
+    case Arch::kQwen3: break;  // its per-head q/k RMSNorm runs
     case Arch::kGemma3: return "(1 + w) RMSNorm, GeGLU and Gemma 3's pre/post norms";
     case Arch::kLlama: break;
   }

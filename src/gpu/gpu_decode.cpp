@@ -77,6 +77,7 @@ struct GpuDecoder::Impl {
   struct Layer {
     DeviceBuffer<float> attn_norm, mlp_norm;        // [d_model]
     DeviceBuffer<float> qkv_bias;                   // [q_dim + 2 kv_dim] q | k | v; empty without biases
+    DeviceBuffer<float> q_norm, k_norm;             // [head_dim] Qwen3's per-head RMSNorm; empty without
     int64_t window = 0;                             // sliding-window keys, 0 = every position
     std::array<DeviceBuffer<uint8_t>, kBlockMats> w;  // Wᵀ of qkv, o, gate_up, down
     DeviceBuffer<uint8_t> k_cache, v_cache;         // [max_seq, kv_dim]
@@ -245,6 +246,11 @@ struct GpuDecoder::Impl {
       linear(kQkv, l.w[kQkv].data(), normed.data(), qkv.data(), threshold(ObsPoint::kAttnIn));
       if (l.qkv_bias.size())
         cuda::launch_add_bias(qkv.data(), l.qkv_bias.data(), 1, static_cast<int64_t>(l.qkv_bias.size()), stream);
+      if (l.q_norm.size()) {  // RMSNorm over each head's head_dim values, in place, before RoPE
+        cuda::launch_rmsnorm(qkv.data(), l.q_norm.data(), qkv.data(), c.num_heads, c.head_dim, c.norm_eps, stream);
+        float* k = qkv.data() + c.q_dim();
+        cuda::launch_rmsnorm(k, l.k_norm.data(), k, c.num_kv_heads, c.head_dim, c.norm_eps, stream);
+      }
       cuda::launch_rope_append(qkv.data(), l.k_cache.data(), l.v_cache.data(), elem, st.pos, c.num_heads,
                                c.num_kv_heads, c.head_dim, freqs, stream);
       cuda::launch_decode_attention(qkv.data(), l.k_cache.data(), l.v_cache.data(), elem, st.pos, attn.data(),
@@ -368,6 +374,10 @@ struct GpuDecoder::Impl {
           bias.insert(bias.end(), t.data.begin(), t.data.end());
         }
         l.qkv_bias = DeviceBuffer<float>(bias);
+      }
+      if (b.q_norm.numel()) {
+        l.q_norm = DeviceBuffer<float>(b.q_norm.data);
+        l.k_norm = DeviceBuffer<float>(b.k_norm.data);
       }
       auto put = [&](int mat, std::initializer_list<const Tensor*> ws) {
         const std::vector<float> t = transposed(ws);

@@ -199,7 +199,7 @@ std::string DeviceArgs::run_options() const {
 }
 
 void add_device_options(CLI::App* cmd, DeviceArgs& args) {
-  cmd->add_option("--device", args.device, "cpu, or cuda (the first GPU; every family for eval, prune, acts and study; the LLaMA family, Mistral and Qwen2 for generate)")
+  cmd->add_option("--device", args.device, "cpu, or cuda (the first GPU; every family for eval, prune, acts and study; the LLaMA family, Mistral and Qwen2/3 for generate)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   cmd->add_option("--gpu-precision", args.precision,

@@ -118,7 +118,7 @@ Decoded decode_cpu(const Model& m, const std::vector<int32_t>& prompt, const Gen
   return d;
 }
 
-// The GPU decoder (greedy; the LLaMA family, Mistral, Qwen2): `steps` positions, then cut at the stop token.
+// The GPU decoder (greedy; the LLaMA family, Mistral, Qwen2, Qwen3): `steps` positions, then cut at the stop token.
 Decoded decode_cuda(const GenerateArgs& a, const Model& m, const std::vector<int32_t>& prompt, const GenerateOptions& opt,
                     const OnToken& on_token, const ActivationThresholds& t) {
   if (opt.temperature != 0.0f) bad_input("--device cuda decodes greedily; drop --temperature (or use --device cpu)");
