@@ -373,6 +373,9 @@ struct GpuDecoder::Impl {
           const Tensor& t = b.linear(r).bias;
           bias.insert(bias.end(), t.data.begin(), t.data.end());
         }
+        if (static_cast<int64_t>(bias.size()) != c.q_dim() + 2 * c.kv_dim())
+          bad_input("block {}: the q/k/v biases hold {} values, the decoder needs {} (one per q, k and v output)", li,
+                    bias.size(), c.q_dim() + 2 * c.kv_dim());
         l.qkv_bias = DeviceBuffer<float>(bias);
       }
       if (b.q_norm.numel()) {
