@@ -265,22 +265,25 @@ TEST(FamilyConfig, LayerTypesWithoutTheList) {
 // than compute it wrongly.
 // The GPU forward (perplexity, pruning) runs every family; the GPU decoder the LLaMA family only,
 // and it names the feature it lacks.
+// The GPU decoder runs the LLaMA family's fixtures (Llama 3's and 3.2's llama3 RoPE scaling,
+// Mistral's sliding window, Qwen2's q/k/v biases, Qwen3's q/k norms: test-gpu-decode compares each
+// with the CPU on a GPU) and names the feature it lacks for the others.
 TEST(FamilyRefusals, GpuDecoderNamesTheFeatureItDoesNotRun) {
-  const std::vector<std::pair<std::string, std::string>> cases = {
-      {"llama3", "llama3 RoPE scaling"}, {"llama32", "llama3 RoPE scaling"},
-      {"mistral", "sliding-window attention"}, {"qwen3", "q/k RMSNorm"},
-      {"gemma3", "(1 + w) RMSNorm"},           {"opt350m", "OPT"},
-  };
+  const std::vector<std::pair<std::string, std::string>> refused = {{"gemma3", "(1 + w) RMSNorm"}, {"opt350m", "OPT"}};
   DecodeOptions opt;
   opt.max_seq = 64;
-  for (const auto& [family, feature] : cases) {
+  for (const auto& [family, feature] : refused) {
     const ModelConfig c = load_hf_config(fixture(family) / "config.json");
     EXPECT_NO_THROW(check_gpu_supported(c)) << family;
     const std::string msg = test::bad_input_message([&] { check_decode_supported(c, opt); });
     EXPECT_NE(msg.find(feature), std::string::npos) << family << ": " << msg;
     EXPECT_NE(msg.find("--device cpu"), std::string::npos) << msg;
   }
-  EXPECT_NO_THROW(check_gpu_supported(load_hf_config(fixture("qwen2") / "config.json")));
+  for (const std::string family : {"llama3", "llama32", "mistral", "qwen2", "qwen3"}) {
+    const ModelConfig c = load_hf_config(fixture(family) / "config.json");
+    EXPECT_NO_THROW(check_gpu_supported(c)) << family;
+    EXPECT_NO_THROW(check_decode_supported(c, opt)) << family;
+  }
 }
 
 // ---- pruning ----
